@@ -1,0 +1,31 @@
+"""hone: fine-tune pretrained models on labelled tables, honestly evaluated, ready to score.
+
+Example:
+    >>> import hone
+    >>> model = hone.fit("reviews.csv", target="sentiment")       # doctest: +SKIP
+    >>> model.predict_proba("new_reviews.csv")                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["Model", "RunConfig", "__version__", "evaluate", "fit", "load", "predict"]
+
+if TYPE_CHECKING:
+    from hone.api import evaluate, fit, load, predict
+    from hone.artifact import Model
+    from hone.config import RunConfig
+
+_LAZY = {"fit": "hone.api", "predict": "hone.api", "evaluate": "hone.api", "load": "hone.api",
+         "Model": "hone.artifact", "RunConfig": "hone.config"}
+
+
+def __getattr__(name: str) -> Any:
+    # Heavy modules (torch, transformers) are imported on first use, so `import hone` stays instant.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hone' has no attribute {name!r}")

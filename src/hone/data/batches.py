@@ -1,0 +1,64 @@
+"""Bounded-memory streams of Arrow record batches from Parquet files, shuffled for training."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def iter_batches(path: Path, batch_size: int, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """Read ``path`` in file order, ``batch_size`` rows at a time."""
+    f = pq.ParquetFile(path)
+    yield from f.iter_batches(batch_size=batch_size, columns=columns)
+
+
+def shuffled_batches(
+    path: Path,
+    batch_size: int,
+    *,
+    seed: int,
+    epoch: int,
+    columns: list[str] | None = None,
+    buffer_groups: int = 8,
+    sort_key: Callable[[pa.Table], np.ndarray] | None = None,
+    drop_last: bool = False,
+) -> Iterator[pa.Table]:
+    """Yield training batches of ``batch_size`` rows in a seeded, epoch-dependent random order.
+
+    Row groups are visited in a random order and ``buffer_groups`` of them at a time are shuffled
+    together, so memory stays at a few row groups whatever the file size (the split already wrote
+    the training file in hash order, so this is close to a full shuffle).
+
+    With ``sort_key`` (for text: a length per row), each buffer is sorted by that key before it is
+    cut into batches, and the batches are then shuffled: similar lengths share a batch, so padding
+    stays short, while the batch order stays random.
+    """
+    f = pq.ParquetFile(path)
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(f.num_row_groups)
+    carry: pa.Table | None = None
+    for start in range(0, len(order), buffer_groups):
+        groups = [int(g) for g in order[start:start + buffer_groups]]
+        buf = f.read_row_groups(groups, columns=columns)
+        if carry is not None and carry.num_rows:
+            buf = pa.concat_tables([carry, buf])
+        perm = rng.permutation(buf.num_rows)
+        if sort_key is not None:
+            perm = perm[np.argsort(sort_key(buf.take(perm)), kind="stable")]
+        buf = buf.take(perm)
+        last = start + buffer_groups >= len(order)
+        n_full = buf.num_rows // batch_size
+        batches = [buf.slice(i * batch_size, batch_size) for i in range(n_full)]
+        rest = buf.slice(n_full * batch_size)
+        if last:
+            if rest.num_rows and not drop_last:
+                batches.append(rest)
+            carry = None
+        else:
+            carry = rest
+        for i in rng.permutation(len(batches)):
+            yield batches[int(i)]

@@ -1,0 +1,226 @@
+"""Column-role and task inference on a reservoir sample, with user overrides, as a JSON-able Schema."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from hone.data.sources import Table
+from hone.errors import DataError, SchemaError, did_you_mean
+
+Role = Literal["text", "categorical", "numeric", "boolean", "datetime"]
+TaskName = Literal["binary", "multiclass", "regression"]
+
+_ID_NAME = re.compile(r"(^|[_\s.-])(id|ids|key|uuid|guid|index|idx|rownames?|row_?num(ber)?)$", re.IGNORECASE)
+_NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                  "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL")
+_MAX_CLASSES = 1000
+
+
+@dataclass
+class ColumnSpec:
+    """One feature column: its name, the role it plays and its DuckDB type."""
+
+    name: str
+    role: Role
+    dtype: str
+    reason: str = "inferred"
+
+
+@dataclass
+class Schema:
+    """Feature columns, dropped columns (with the reason), the target and the task."""
+
+    target: str
+    task: TaskName
+    columns: list[ColumnSpec]
+    dropped: dict[str, str] = field(default_factory=dict)
+    classes: list[Any] = field(default_factory=list)
+    target_dtype: str = ""
+
+    def names(self, *roles: Role) -> list[str]:
+        """Feature column names, optionally only those with one of ``roles``."""
+        return [c.name for c in self.columns if not roles or c.role in roles]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Schema:
+        cols = [ColumnSpec(**c) for c in d["columns"]]
+        return cls(**{**d, "columns": cols})
+
+    def __str__(self) -> str:
+        width = max([len(c.name) for c in self.columns] + [len(k) for k in self.dropped] + [len(self.target), 6])
+        lines = [f"{'column':<{width}}  role         type       why"]
+        lines.append(f"{self.target:<{width}}  target       {self.target_dtype:<10} task {self.task}"
+                     + (f", {len(self.classes)} classes" if self.classes else ""))
+        lines += [f"{c.name:<{width}}  {c.role:<12} {c.dtype[:10]:<10} {c.reason}" for c in self.columns]
+        lines += [f"{k:<{width}}  dropped      {'':<10} {v}" for k, v in self.dropped.items()]
+        return "\n".join(lines)
+
+
+def is_numeric_type(dtype: str) -> bool:
+    return dtype.upper().startswith(_NUMERIC_TYPES)
+
+
+def _base_role(dtype: str) -> Role | None:
+    t = dtype.upper()
+    if t == "BOOLEAN":
+        return "boolean"
+    if t.startswith(("DATE", "TIMESTAMP")):
+        return "datetime"
+    if is_numeric_type(t):
+        return "numeric"
+    if t == "VARCHAR":
+        return "categorical"
+    return None
+
+
+def check_columns(table: Table, names: list[str], what: str) -> None:
+    """Raise a :class:`DataError` naming the first of ``names`` that is not a column of ``table``."""
+    for n in names:
+        if n not in table.columns:
+            raise DataError(
+                f"column {n!r} ({what}) not found in {table.name}; columns are: {', '.join(table.columns)}."
+                + did_you_mean(n, table.columns)
+            )
+
+
+def infer_schema(table: Table, *, target: str, task: str = "auto", overrides: dict[str, list[str]] | None = None,
+                 exclude: dict[str, str] | None = None, sample_rows: int = 50_000, seed: int = 0) -> Schema:
+    """Infer each column's role and the task from a reservoir sample of ``table``.
+
+    Args:
+        table: the opened input.
+        target: the column to predict.
+        task: ``auto`` or a task name that overrides inference.
+        overrides: ``{"text": [...], "categorical": [...], "numeric": [...], "ignore": [...]}``.
+        exclude: columns that are not features for another reason (``{name: reason}``), e.g. the split column.
+        sample_rows: rows of the reservoir sample.
+        seed: the sample's seed.
+
+    Example:
+        >>> import pyarrow as pa
+        >>> from hone.data.sources import connect, open_table
+        >>> t = open_table(pa.table({"x": [1.0, 2.5, 3.0, 4.2], "y": ["a", "b", "a", "b"]}), connect())
+        >>> infer_schema(t, target="y").task
+        'binary'
+    """
+    overrides = overrides or {}
+    check_columns(table, [target], "--target")
+    for role, cols in overrides.items():
+        check_columns(table, cols, f"--{role}")
+    forced = {c: r for r, cols in overrides.items() for c in cols}
+    exclude = {**(exclude or {}), target: "target"}
+    stats = _sample_stats(table, sample_rows, seed)
+    columns: list[ColumnSpec] = []
+    dropped: dict[str, str] = {}
+    for name, dtype in zip(table.columns, table.types):
+        if name in exclude:
+            if name != target:
+                dropped[name] = exclude[name]
+            continue
+        if forced.get(name) == "ignore":
+            dropped[name] = "ignored by --ignore"
+            continue
+        role, reason = _infer_role(name, dtype, stats[name], forced.get(name))
+        if role is None:
+            dropped[name] = reason
+        else:
+            columns.append(ColumnSpec(name, role, dtype, reason))
+    if not columns:
+        raise SchemaError(f"no usable feature columns left in {table.name} besides the target {target!r}"
+                          f" (dropped: {'; '.join(f'{k}: {v}' for k, v in dropped.items()) or 'none'})")
+    dtype = table.types[table.columns.index(target)]
+    inferred, classes = _infer_task(table, target, dtype, task)
+    return Schema(target, inferred, columns, dropped, classes, dtype)
+
+
+def _sample_stats(table: Table, sample_rows: int, seed: int) -> dict[str, dict[str, float]]:
+    sample = f"(SELECT * FROM {table.view} USING SAMPLE reservoir({int(sample_rows)} ROWS) REPEATABLE ({int(seed)}))"
+    parts = []
+    for i, (name, dtype) in enumerate(zip(table.columns, table.types)):
+        q = '"' + name.replace('"', '""') + '"'
+        parts.append(f"count({q}) AS n{i}, approx_count_distinct({q}) AS d{i}")
+        if dtype.upper() == "VARCHAR":
+            parts.append(f"avg(length({q})) AS l{i}, avg(len(string_split(trim({q}), ' '))) AS w{i}")
+    row = table.one(f"SELECT count(*) AS rows, {', '.join(parts)} FROM {sample}")
+    names = table.sql(f"SELECT count(*) AS rows, {', '.join(parts)} FROM {sample} LIMIT 0").columns
+    values = dict(zip(names, row or ()))
+    if not values.get("rows"):
+        from hone.errors import EmptyDataError
+
+        raise EmptyDataError(f"{table.name} has no rows")
+    out = {}
+    for i, name in enumerate(table.columns):
+        n = float(values[f"n{i}"] or 0)
+        out[name] = {"rows": float(values["rows"]), "count": n, "distinct": min(float(values[f"d{i}"] or 0), n),
+                     "length": float(values.get(f"l{i}") or 0), "words": float(values.get(f"w{i}") or 0)}
+    return out
+
+
+def _infer_role(name: str, dtype: str, s: dict[str, float], forced: str | None) -> tuple[Role | None, str]:
+    base = _base_role(dtype)
+    if forced:
+        if forced == "numeric" and base not in ("numeric", "boolean"):
+            raise SchemaError(f"column {name!r} has type {dtype} and cannot be --numeric")
+        return forced, "set by user"  # type: ignore[return-value]
+    if base is None:
+        return None, f"unsupported type {dtype}"
+    if s["count"] == 0:
+        return None, "all values missing"
+    if s["distinct"] <= 1:
+        return None, "constant"
+    ratio = s["distinct"] / s["count"]
+    if base == "numeric" and "INT" in dtype.upper() and ratio > 0.95 and _ID_NAME.search(name):
+        return None, "ID-like (unique integers named like an id)"
+    if base == "categorical":
+        if s["words"] >= 4 or (ratio > 0.5 and s["length"] >= 25 and s["words"] >= 2):
+            return "text", f"free text (mean {s['words']:.0f} words)"
+        if ratio > 0.95 and s["count"] >= 20:
+            return None, "ID-like (unique short strings)"
+        return "categorical", f"~{int(s['distinct'])} distinct values"
+    return base, "inferred"
+
+
+def _infer_task(table: Table, target: str, dtype: str, task: str) -> tuple[TaskName, list[Any]]:
+    q = '"' + target.replace('"', '""') + '"'
+    numeric = is_numeric_type(dtype)
+    if task == "regression" or (task == "auto" and numeric and _looks_continuous(table, q, dtype)):
+        if not numeric:
+            bad = table.one(f"SELECT count(*), any_value({q}) FROM {table.view} "
+                            f"WHERE {q} IS NOT NULL AND TRY_CAST({q} AS DOUBLE) IS NULL")
+            if bad and bad[0]:
+                raise DataError(f"target {target!r} in {table.name} must be numeric for regression, but {bad[0]} "
+                                f"values are not numbers, e.g. {bad[1]!r}")
+        return "regression", []
+    rows = table.sql(f"SELECT {q} AS v, count(*) AS n FROM {table.view} WHERE {q} IS NOT NULL "
+                     f"GROUP BY 1 ORDER BY 1 LIMIT {_MAX_CLASSES + 1}").fetchall()
+    if not rows:
+        raise DataError(f"target {target!r} in {table.name} has no non-missing values")
+    if len(rows) < 2:
+        raise DataError(f"target {target!r} has one class ({rows[0][0]!r}) in {table.name}; "
+                        "classification needs at least 2")
+    if len(rows) > _MAX_CLASSES:
+        raise SchemaError(f"target {target!r} in {table.name} has more than {_MAX_CLASSES} classes; "
+                          "if it is a number to predict, pass --task regression")
+    classes = [_plain(v) for v, _ in rows]
+    if task == "binary" and len(classes) != 2:
+        raise SchemaError(f"--task binary needs 2 classes in {target!r}, found {len(classes)}")
+    return ("binary" if len(classes) == 2 else "multiclass"), classes
+
+
+def _looks_continuous(table: Table, q: str, dtype: str) -> bool:
+    row = table.one(f"SELECT approx_count_distinct({q}), bool_and({q} = round({q})) FROM {table.view}")
+    distinct, integral = (row or (0, True))
+    return not integral or distinct > 20
+
+
+def _plain(v: Any) -> Any:
+    if hasattr(v, "item"):
+        return v.item()
+    if isinstance(v, (str, int, float, bool)):
+        return v
+    return str(v)

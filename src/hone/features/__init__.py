@@ -1,0 +1,1 @@
+"""Preprocessors fitted on the training split only, serialised as JSON."""

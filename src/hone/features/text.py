@@ -1,0 +1,57 @@
+"""Tokenisation of the text columns with the backbone's own tokenizer (dynamic padding per batch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hone.errors import ModelDirError
+
+
+@dataclass
+class TextPreprocessor:
+    """Tokenises each text column of a batch to ``(input_ids, attention_mask)`` arrays.
+
+    Missing text is the empty string. Each batch is padded to its own longest row (capped at
+    ``max_length``), never to ``max_length``: padding tokens cost as much compute as real ones.
+    """
+
+    columns: list[str]
+    max_length: int
+    tokenizer: Any = None  # a transformers tokenizer
+
+    @classmethod
+    def load(cls, columns: list[str], max_length: int, tokenizer_dir: Path | str) -> TextPreprocessor:
+        from transformers import AutoTokenizer
+
+        try:
+            tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        except (OSError, ValueError) as err:
+            raise ModelDirError(f"no usable tokenizer in {str(tokenizer_dir)!r}: {str(err).splitlines()[0]}") from err
+        return cls(columns, max_length, tok)
+
+    def encode(self, batch: pa.Table) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Return ``{column: (input_ids [B, T] int64, attention_mask [B, T] int64)}``."""
+        out = {}
+        for col in self.columns:
+            texts = pc.fill_null(pc.cast(batch.column(col), pa.string()), "").to_pylist()
+            enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding="longest",
+                                 return_tensors="np")
+            out[col] = (enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64))
+        return out
+
+    def lengths(self, batch: pa.Table) -> np.ndarray:
+        """A cheap per-row length proxy (characters over all text columns), for length bucketing."""
+        total = np.zeros(batch.num_rows, dtype=np.int64)
+        for col in self.columns:
+            n = pc.fill_null(pc.utf8_length(pc.cast(batch.column(col), pa.string())), 0)
+            total += np.asarray(n.to_numpy(zero_copy_only=False), dtype=np.int64)
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": self.columns, "max_length": self.max_length}

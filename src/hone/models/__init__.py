@@ -1,0 +1,1 @@
+"""Networks: per-modality encoders, fusion and task heads, built from the model config."""

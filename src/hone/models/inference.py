@@ -1,0 +1,47 @@
+"""Batched inference: Arrow batches through the preprocessor and the network to numpy outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from hone.features.pipeline import Preprocessor
+from hone.models.build import HoneNet
+from hone.models.precision import autocast
+
+
+def outputs_for(model: HoneNet, pre: Preprocessor, batch: pa.Table, *, precision: str, device: torch.device) -> np.ndarray:
+    """Probabilities ``[B, K]`` for classification or values ``[B]`` (original scale) for regression."""
+    order = None
+    if pre.text is not None and batch.num_rows > 1:
+        # Length-sorted sub-batches pad less; the original order is restored below.
+        order = np.argsort(pre.text.lengths(batch), kind="stable")
+        batch = batch.take(order)
+    with torch.inference_mode(), autocast(precision, device):
+        out = model(pre.inputs(batch, device)).float()
+    if pre.schema.task == "regression":
+        res = out[:, 0].cpu().numpy().astype(np.float64) * pre.target_std + pre.target_mean
+    else:
+        res = torch.softmax(out, dim=1).cpu().numpy().astype(np.float64)
+    if order is not None:
+        inv = np.empty_like(order)
+        inv[order] = np.arange(len(order))
+        res = res[inv]
+    return res
+
+
+def iter_outputs(model: HoneNet, pre: Preprocessor, batches: Iterable[pa.Table | pa.RecordBatch], *,
+                 precision: str, device: torch.device) -> Iterator[tuple[pa.Table, np.ndarray]]:
+    """Yield ``(batch, outputs)`` for each batch, the network in eval mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        for b in batches:
+            t = pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
+            if t.num_rows:
+                yield t, outputs_for(model, pre, t, precision=precision, device=device)
+    finally:
+        model.train(was_training)

@@ -1,0 +1,74 @@
+"""Stream-score any size of input to Parquet or CSV: kept input columns, prediction, proba_<class>."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from hone._io import atomic_path
+from hone.artifact import Model
+from hone.data.schema import check_columns
+from hone.data.sources import connect, open_table
+from hone.errors import DataError
+
+_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "tsv"}
+
+
+def output_columns(model: Model, batch: pa.Table, out: np.ndarray, keep: list[str] | None) -> pa.Table:
+    """The rows to write: ``keep`` (default: all input columns), ``prediction`` and ``proba_<class>``."""
+    cols = keep if keep is not None else batch.column_names
+    table = batch.select(cols)
+    if model.task == "regression":
+        return table.append_column("prediction", pa.array(out, type=pa.float64()))
+    labels = [model.classes[i] for i in out.argmax(axis=1)]
+    table = table.append_column("prediction", pa.array(labels))
+    for k, c in enumerate(model.classes):
+        table = table.append_column(f"proba_{c}", pa.array(out[:, k], type=pa.float64()))
+    return table
+
+
+def predict_file(model: Model, source: Any, output: str | Path, *, keep: list[str] | None = None,
+                 batch_rows: int = 1024) -> int:
+    """Score ``source`` batch by batch into ``output`` (.parquet, .csv or .tsv); returns the row count.
+
+    The file appears only when complete: it is written to a temporary name and renamed at the end.
+    """
+    output = Path(output)
+    fmt = _FORMATS.get(output.suffix.lower())
+    if fmt is None:
+        raise DataError(f"output {str(output)!r} must end in .parquet, .csv or .tsv")
+    con = connect()
+    n = 0
+    try:
+        table = open_table(source, con)
+        if keep:
+            check_columns(table, keep, "--keep")
+        with atomic_path(output) as tmp:
+            writer: Any = None
+            try:
+                for batch, out in model.iter_scored(table, batch_rows):
+                    rows = output_columns(model, batch, out, keep)
+                    if writer is None:
+                        writer = _open_writer(tmp, fmt, rows.schema)
+                    writer.write_table(rows)
+                    n += rows.num_rows
+                if writer is None:
+                    raise DataError(f"{table.name} has no rows to score")
+            finally:
+                if writer is not None:
+                    writer.close()
+    finally:
+        con.close()
+    return n
+
+
+def _open_writer(path: Path, fmt: str, schema: pa.Schema) -> Any:
+    if fmt == "parquet":
+        return pq.ParquetWriter(str(path), schema, compression="zstd")
+    opts = pacsv.WriteOptions(delimiter="\t" if fmt == "tsv" else ",")
+    return pacsv.CSVWriter(str(path), schema, write_options=opts)

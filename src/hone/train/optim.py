@@ -1,0 +1,63 @@
+"""Losses, AdamW parameter groups and the linear warm-up/decay schedule."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def class_weights(counts: list[int], mode: str) -> tuple[torch.Tensor | None, bool]:
+    """Balanced weights ``n / (K * n_k)`` when ``mode`` is balanced, or auto with a max/min ratio >= 1.5.
+
+    Example:
+        >>> w, used = class_weights([900, 100], "auto"); used, [round(x, 2) for x in w.tolist()]
+        (True, [0.56, 5.0])
+    """
+    c = np.asarray(counts, dtype=np.float64)
+    use = mode == "balanced" or (mode == "auto" and c.max() / max(c.min(), 1.0) >= 1.5)
+    if not use:
+        return None, False
+    return torch.tensor(c.sum() / (len(c) * np.maximum(c, 1.0)), dtype=torch.float32), True
+
+
+def make_loss(task: str, weights: torch.Tensor | None) -> nn.Module:
+    """Cross-entropy (optionally class-weighted) for classification, MSE for regression."""
+    if task == "regression":
+        return _MSE()
+    return nn.CrossEntropyLoss(weight=weights)
+
+
+class _MSE(nn.Module):
+    def forward(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return nn.functional.mse_loss(out[:, 0], y)
+
+
+def _no_decay(name: str, p: nn.Parameter) -> bool:
+    return p.ndim < 2 or "norm" in name.lower() or "embeddings" in name.lower()
+
+
+def make_optimizer(model: nn.Module, *, lr: float, head_lr: float, weight_decay: float,
+                   backbone_prefix: str = "text.") -> torch.optim.Optimizer:
+    """AdamW with the pretrained backbone at ``lr`` and new layers at ``head_lr``; no decay on biases,
+    norms and embeddings."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups.setdefault((name.startswith(backbone_prefix), _no_decay(name, p)), []).append(p)
+    params = [{"params": ps, "lr": lr if bb else head_lr, "weight_decay": 0.0 if nd else weight_decay}
+              for (bb, nd), ps in groups.items()]
+    kwargs = {"fused": True} if torch.cuda.is_available() and next(model.parameters()).is_cuda else {}
+    return torch.optim.AdamW(params, **kwargs)
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup_ratio`` of the steps, then linear decay to zero."""
+    warmup = int(total_steps * warmup_ratio)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
