@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hone.config import SplitConfig
+from hone.data.schema import infer_schema
+from hone.data.sources import connect, open_table
+from hone.data.split import split_table
+from hone.errors import DataError
+
+
+def _split(src, tmp: Path, cfg: SplitConfig | None = None, **kw):
+    t = open_table(src, connect())
+    schema = infer_schema(t, target="label", exclude={c: "split" for c in ("fold", "group") if c in t.columns})
+    return split_table(t, schema, cfg or SplitConfig(), tmp, **kw)
+
+
+def _assignment(res) -> dict[str, str]:
+    # the key column is not a feature, so rows are recognised by their content
+    out = {}
+    for name, path in res.paths.items():
+        for r in pq.read_table(path, columns=["review", "title", "price"]).to_pylist():
+            out[f"{r['review']}|{r['title']}|{r['price']}"] = name
+    return out
+
+
+def test_fractions_and_stratification(tmp_path: Path, table: pa.Table) -> None:
+    res = _split(table, tmp_path, key="id")
+    assert sum(res.counts.values()) == table.num_rows
+    assert abs(res.counts["train"] - 0.8 * table.num_rows) <= 3
+    for name in ("train", "validation", "test"):
+        cc = res.class_counts[name]
+        share = cc["pos"] / sum(cc.values())
+        overall = sum(1 for v in table.column("label").to_pylist() if v == "pos") / table.num_rows
+        assert abs(share - overall) < 0.03, (name, share, overall)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), n_parts=st.integers(1, 4))
+def test_split_ignores_row_order_and_partitioning(tmp_path_factory, table: pa.Table, seed: int, n_parts: int) -> None:
+    tmp = tmp_path_factory.mktemp("split")
+    base = _assignment(_split(table, tmp / "a", key="id"))
+    perm = np.random.default_rng(seed).permutation(table.num_rows)
+    shuffled = table.take(pa.array(perm))
+    parts = tmp / "parts"
+    parts.mkdir()
+    for i, chunk in enumerate(np.array_split(np.arange(table.num_rows), n_parts)):
+        pq.write_table(shuffled.take(pa.array(chunk)), parts / f"p{i}.parquet")
+    assert _assignment(_split(parts, tmp / "b", key="id")) == base
+
+
+def test_without_key_exact_duplicates_share_a_split(tmp_path: Path, table: pa.Table) -> None:
+    doubled = pa.concat_tables([table, table])
+    res = _split(doubled.drop_columns(["id"]), tmp_path)
+    seen: dict[str, set[str]] = {}
+    for name, path in res.paths.items():
+        for r in pq.read_table(path, columns=["review", "title"]).to_pylist():
+            seen.setdefault(r["review"] + r["title"], set()).add(name)
+    assert all(len(v) == 1 for v in seen.values())
+
+
+def test_group_stays_in_one_split(tmp_path: Path, table: pa.Table) -> None:
+    groups = [f"g{i % 37}" for i in range(table.num_rows)]
+    res = _split(table.append_column("group", pa.array(groups)), tmp_path, SplitConfig(group="group"))
+    content = [f"{r['review']}|{r['title']}|{r['price']}" for r in table.select(["review", "title", "price"]).to_pylist()]
+    assigned = _assignment(res)
+    where: dict[str, set[str]] = {}
+    for g, c in zip(groups, content):
+        where.setdefault(g, set()).add(assigned[c])
+    assert all(len(v) == 1 for v in where.values())
+    assert len({s for v in where.values() for s in v}) == 3
+
+
+def test_user_split_column(tmp_path: Path, table: pa.Table) -> None:
+    fold = pa.array(["train" if i % 4 else ("Valid" if i % 8 else "test") for i in range(table.num_rows)])
+    res = _split(table.append_column("fold", fold), tmp_path, SplitConfig(column="fold"))
+    assert res.counts == {"train": 300, "validation": 50, "test": 50}
+    bad = table.append_column("fold", pa.array(["train"] * (table.num_rows - 1) + ["holdout"]))
+    with pytest.raises(DataError, match=r"split column 'fold' .* has value 'holdout'"):
+        _split(bad, tmp_path / "bad", SplitConfig(column="fold"))
+
+
+def test_train_cap_is_a_deterministic_sample(tmp_path: Path, table: pa.Table) -> None:
+    a = _split(table, tmp_path / "a", key="id", max_rows={"train": 50})
+    b = _split(table, tmp_path / "b", key="id", max_rows={"train": 50})
+    assert a.counts["train"] == 50 and a.skipped["train_over_cap"] == 270
+    assert _assignment(a) == _assignment(b)
