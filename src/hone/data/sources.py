@@ -175,20 +175,23 @@ def count_rows(table: Table) -> int:
 
 
 def stream(table: Table, query: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """Stream a query's result as Arrow record batches through a cursor (bounded memory)."""
-    cur = table.con.cursor()
+    """Stream a query's result as Arrow record batches (bounded memory).
+
+    The reader holds the table's connection until it is drained or closed: run no other query on
+    that connection meanwhile (registered DataFrames are invisible to cursors, so none is used).
+    """
     try:
-        try:
-            reader = cur.sql(query).to_arrow_reader(batch_rows)
-        except duckdb.Error as err:
-            raise DataError(f"could not read {table.name}: {_first_lines(err)}") from err
+        reader = table.con.sql(query).to_arrow_reader(batch_rows)
+    except duckdb.Error as err:
+        raise DataError(f"could not read {table.name}: {_first_lines(err)}") from err
+    try:
         while True:
             try:
                 batch = reader.read_next_batch()
             except StopIteration:
                 break
-            except Exception as err:  # DuckDB surfaces broken rows mid-stream as Arrow errors
+            except (duckdb.Error, pa.ArrowException) as err:  # broken rows surface mid-stream
                 raise DataError(f"could not read {table.name}: {_first_lines(err)}") from err
             yield batch
     finally:
-        cur.close()
+        reader.close()

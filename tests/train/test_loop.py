@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hone.train.callbacks import EarlyStopping, TimeBudget
+from hone.train.loop import LoopConfig, fit_loop
+from hone.train.optim import class_weights, linear_schedule, make_optimizer
+
+
+class Line(nn.Module):
+    """y = a * x + b: two parameters, so the loop's effect is exact to check."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.zeros(1))
+        self.b = nn.Parameter(torch.zeros(1))
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return (self.a * batch["x"] + self.b).unsqueeze(1)
+
+
+def _data(n: int = 64):
+    x = torch.linspace(-1, 1, n)
+    return x, 3 * x + 1
+
+
+def _fit(metrics, epochs=10, callbacks=None, lr=0.1):
+    model = Line()
+    x, y = _data()
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    sched = linear_schedule(opt, epochs * 4, 0.0)
+    calls = iter(metrics)
+
+    def batches(epoch):
+        for i in range(4):
+            yield {"x": x[i::4]}, y[i::4], 16
+
+    def evaluate():
+        return {"rmse": next(calls), "a": model.a.item()}
+
+    loss = lambda out, t: nn.functional.mse_loss(out[:, 0], t)  # noqa: E731
+    cfg = LoopConfig(epochs=epochs, steps_per_epoch=4, metric="rmse", higher_is_better=False, grad_clip=None)
+    state = fit_loop(model, batches=batches, evaluate=evaluate, loss_fn=loss, optimizer=opt, scheduler=sched,
+                     cfg=cfg, callbacks=callbacks or [])
+    return model, state
+
+
+def test_loop_learns_and_counts() -> None:
+    model, state = _fit([1.0 / (i + 1) for i in range(10)], lr=0.3)
+    assert abs(float(model.a) - 3) < 0.5 and abs(float(model.b) - 1) < 0.3
+    assert state.step == 40 and state.rows_seen == 640 and len(state.history) == 10
+    assert state.train_seconds > 0 and state.best_epoch == 10
+
+
+def test_early_stopping_restores_the_best_weights() -> None:
+    model, state = _fit([0.5, 0.2, 0.3, 0.4, 0.35, 0.1, 0.1], callbacks=[EarlyStopping(patience=3)])
+    assert state.epoch + 1 == 5 and len(state.history) == 5
+    assert state.should_stop and state.best_epoch == 2 and "early stopping" in state.stop_reason
+    # the restored weights are the ones evaluated at epoch 2 (recorded in the history)
+    assert abs(float(model.a) - state.history[1]["a"]) < 1e-7
+
+
+def test_time_budget_stops_training() -> None:
+    _, state = _fit([1.0] * 50, epochs=50, callbacks=[TimeBudget(1e-9)])
+    assert state.step == 1 and "time budget" in state.stop_reason and len(state.history) == 1
+
+
+def test_class_weights_and_param_groups() -> None:
+    w, used = class_weights([50, 50], "auto")
+    assert not used and w is None
+    w, used = class_weights([50, 50], "balanced")
+    assert used and torch.allclose(w, torch.ones(2))
+    net = nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2))
+    opt = make_optimizer(net, lr=1e-5, head_lr=1e-3, weight_decay=0.1)
+    decays = sorted(g["weight_decay"] for g in opt.param_groups)
+    assert decays == [0.0, 0.1] and all(g["lr"] == 1e-3 for g in opt.param_groups)
