@@ -165,12 +165,17 @@ def _copy_backbone_files(src: Path, pre: Preprocessor, dst: Path) -> None:
 
 
 def _versions() -> dict[str, str]:
-    import transformers
+    from importlib.metadata import PackageNotFoundError, version
 
     from hone import __version__
 
-    return {"hone": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "python": platform.python_version()}
+    out = {"hone": __version__, "python": platform.python_version()}
+    for pkg in ("torch", "transformers", "duckdb", "pyarrow"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
 
 
 def load(path: str | Path, *, device: str | None = None, precision: str = "auto") -> Model:

@@ -54,7 +54,7 @@ class DataConfig(_Section):
     numeric: list[str] = Field(default_factory=list, description="Columns forced to the numeric role.")
     ignore: list[str] = Field(default_factory=list, description="Columns never used as features.")
     split: SplitConfig = Field(default_factory=SplitConfig)
-    memory_limit: str = Field("1GB", description="DuckDB memory limit; it spills to disk beyond it.")
+    memory_limit: str = Field("512MB", description="DuckDB memory limit; it spills to disk beyond it.")
     sample_rows: Annotated[int, Field(ge=100)] = Field(
         50_000, description="Rows sampled to infer the schema."
     )
