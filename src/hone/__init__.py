@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from hone._version import __version__
 __all__ = ["Model", "RunConfig", "__version__", "evaluate", "fit", "load", "predict"]
 
 if TYPE_CHECKING:

@@ -87,7 +87,7 @@ class Model:
         return f"SELECT * {'REPLACE (' + ', '.join(casts) + ')' if casts else ''} FROM {table.view}"
 
     def _outputs(self, data: Any, with_targets: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        con = connect()
+        con = connect(keep_order=True)
         try:
             table = open_table(data, con)
             if with_targets:
@@ -167,7 +167,7 @@ def _copy_backbone_files(src: Path, pre: Preprocessor, dst: Path) -> None:
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    from hone import __version__
+    from hone._version import __version__
 
     out = {"hone": __version__, "python": platform.python_version()}
     for pkg in ("torch", "transformers", "duckdb", "pyarrow"):

@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     a = parser.parse_args(argv)
     if a.version:
-        from hone import __version__
+        from hone._version import __version__
 
         print(f"hone {__version__}")
         return 0

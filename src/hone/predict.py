@@ -42,7 +42,7 @@ def predict_file(model: Model, source: Any, output: str | Path, *, keep: list[st
     fmt = _FORMATS.get(output.suffix.lower())
     if fmt is None:
         raise DataError(f"output {str(output)!r} must end in .parquet, .csv or .tsv")
-    con = connect()
+    con = connect(keep_order=True)
     n = 0
     try:
         table = open_table(source, con)

@@ -75,3 +75,19 @@ def test_class_weights_and_param_groups() -> None:
     opt = make_optimizer(net, lr=1e-5, head_lr=1e-3, weight_decay=0.1)
     decays = sorted(g["weight_decay"] for g in opt.param_groups)
     assert decays == [0.0, 0.1] and all(g["lr"] == 1e-3 for g in opt.param_groups)
+
+
+def test_eval_every_steps_and_progress_bar(capsys) -> None:
+    from hone.train.callbacks import ProgressBar
+
+    model = Line()
+    x, y = _data()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    cfg = LoopConfig(epochs=2, steps_per_epoch=4, metric="rmse", higher_is_better=False, eval_every_steps=3,
+                     loss_log_every=1)
+    state = fit_loop(model, batches=lambda e: (({"x": x[i::4]}, y[i::4], 16) for i in range(4)),
+                     evaluate=lambda: {"rmse": 1.0}, loss_fn=lambda o, t: nn.functional.mse_loss(o[:, 0], t),
+                     optimizer=opt, scheduler=linear_schedule(opt, 8, 0.25), cfg=cfg, callbacks=[ProgressBar(True)])
+    assert [h["step"] for h in state.history] == [3, 6, 8]  # every 3 steps, and at the very end
+    err = capsys.readouterr().err
+    assert "8/8" in err and "loss=" in err and "rows_s=" in err

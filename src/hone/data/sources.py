@@ -48,13 +48,18 @@ class Table:
             raise DataError(f"could not read {self.name}: {_first_lines(err)}") from err
 
 
-def connect(temp_dir: Path | None = None, memory_limit: str = "1GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection that spills to ``temp_dir`` beyond ``memory_limit``."""
+def connect(temp_dir: Path | None = None, memory_limit: str = "512MB", threads: int | None = None, *,
+            keep_order: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection that spills to ``temp_dir`` beyond ``memory_limit``.
+
+    ``keep_order`` keeps rows in input order (scoring needs it; splitting and statistics do not, and
+    run faster and leaner without it).
+    """
     con = duckdb.connect(config={"memory_limit": memory_limit})
     if temp_dir is not None:
         con.execute(f"SET temp_directory = {_quote(str(temp_dir))}")
     con.execute(f"SET threads = {int(threads or os.cpu_count() or 1)}")
-    con.execute("SET preserve_insertion_order = false")
+    con.execute(f"SET preserve_insertion_order = {'true' if keep_order else 'false'}")
     con.execute("SET partitioned_write_flush_threshold = 65536")
     return con
 
