@@ -92,3 +92,12 @@ def test_train_cap_is_a_deterministic_sample(tmp_path: Path, table: pa.Table) ->
     b = _split(table, tmp_path / "b", key="id", max_rows={"train": 50})
     assert a.counts["train"] == 50 and a.skipped["train_over_cap"] == 270
     assert _assignment(a) == _assignment(b)
+
+
+def test_capped_splits_are_stratified_samples(tmp_path: Path) -> None:
+    n = 2000
+    labels = ["rare" if i % 20 == 0 else "common" for i in range(n)]  # 5% rare
+    t = pa.table({"x": [float(i) for i in range(n)], "w": [f"v{i % 13}" for i in range(n)], "label": labels})
+    res = _split(t, tmp_path, max_rows={"train": 100, "validation": 40})
+    assert res.counts["train"] == 100 and res.class_counts["train"] == {"common": 95, "rare": 5}
+    assert res.class_counts["validation"] == {"common": 38, "rare": 2}

@@ -71,9 +71,13 @@ def split_table(table: Table, schema: Schema, cfg: SplitConfig, out_dir: Path, *
             cap = (max_rows or {}).get(name)
             res.skipped[f"{name}_over_cap"] = max(0, n - cap) if cap else 0
             limit = f"LIMIT {int(cap)}" if cap else ""
+            # A cap keeps a stratified random sample: rows are ordered by their random rank within
+            # their class, so any prefix holds every class in its share.
+            order = (f"percent_rank() OVER (PARTITION BY {tgt} ORDER BY __order), __order"
+                     if cap and schema.task != "regression" else "__order")
             path = out_dir / f"{name}.parquet"
-            table.execute(f"COPY (SELECT {', '.join(keep)} FROM hone_rows WHERE __split = '{name}' ORDER BY __order {limit}) "
-                      f"TO {_quote(str(path))} (FORMAT parquet, ROW_GROUP_SIZE 16384)")
+            table.execute(f"COPY (SELECT {', '.join(keep)} FROM hone_rows WHERE __split = '{name}' "
+                          f"ORDER BY {order} {limit}) TO {_quote(str(path))} (FORMAT parquet, ROW_GROUP_SIZE 16384)")
             res.paths[name] = path
             res.counts[name] = min(n, cap) if cap else n
         if schema.task != "regression":

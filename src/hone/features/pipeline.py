@@ -43,7 +43,14 @@ class Preprocessor:
         if self.schema.task == "regression":
             y = np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
             return ((y - self.target_mean) / self.target_std).astype(np.float32)
-        idx = pc.index_in(col, value_set=pa.array(self.schema.classes, type=col.type))
+        classes = pa.array(self.schema.classes)
+        if col.type != classes.type:  # e.g. labels read as numbers in one file and as text in another
+            try:
+                col = pc.cast(col, classes.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+                raise DataError(f"target {self.schema.target!r} holds {col.type} values; the model was trained on "
+                                f"{classes.type} labels: {', '.join(map(repr, self.schema.classes))}") from err
+        idx = pc.index_in(col, value_set=classes)
         if idx.null_count:
             unknown = pc.filter(col, pc.is_null(idx)).to_pylist()[0]
             raise DataError(f"target {self.schema.target!r} has label {unknown!r}, which the model was not trained "
