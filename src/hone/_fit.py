@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
 from hone._logging import get_logger
 from hone.artifact import Model
 from hone.config import RunConfig, dump_yaml, resolve
-from hone.data.batches import iter_batches, shuffled_batches
+from hone.data.batches import ROW_INDEX, iter_batches, shuffled_batches
 from hone.data.schema import Schema, check_columns, infer_schema
 from hone.data.sources import Table, connect, open_table
 from hone.data.split import SplitResult, split_table
@@ -23,8 +24,10 @@ from hone.features.pipeline import Preprocessor
 from hone.features.tabular import TabularPreprocessor
 from hone.features.text import TextPreprocessor
 from hone.models.build import HoneNet, NetSpec, build_model
+from hone.models.embedding_cache import backbone_fingerprint, cached_embeddings, default_cache_dir
 from hone.models.inference import iter_outputs
 from hone.models.precision import default_device, resolve_precision
+from hone.models.strategies import apply_strategy, finalize
 from hone.train.callbacks import Callback, EarlyStopping, ProgressBar, TimeBudget
 from hone.train.loop import LoopConfig, fit_loop
 from hone.train.optim import class_weights, linear_schedule, make_loss, make_optimizer
@@ -61,14 +64,22 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path) -> tuple[Model, dict[str, A
                    1 if schema.task == "regression" else len(schema.classes), cfg.model.hidden_size, cfg.model.dropout)
     backbone = Path(cfg.model.backbone) if pre.text else None
     net = build_model(spec, backbone, pretrained=True).to(device)
+    strategy = apply_strategy(net, cfg.model.strategy, top_k=cfg.model.top_k, lora_r=cfg.model.lora_r,
+                              lora_alpha=cfg.model.lora_alpha)
     model = Model(net, pre, {}, backbone_dir=backbone, precision=str(tr.precision))
-    logger.info("training %s on %d rows: %s", _describe(net), split.counts["train"], _settings(cfg))
-    state, weighted = _train(model, split, cfg, device)
+    logger.info("training %s on %d rows (%s; preset %s): %s", _describe(net), split.counts["train"], strategy,
+                cfg.preset, _settings(cfg))
+    t_emb = time.perf_counter()
+    cache = _embedding_cache(model, split, cfg) if cfg.model.strategy == "frozen" and pre.text else None
+    t_emb = time.perf_counter() - t_emb
+    state, weighted = _train(model, split, cfg, device, cache)
+    finalize(net)  # merge LoRA adapters, unfreeze: the saved network is a plain one
     metrics = {s: _evaluate(model, split.paths[s]) for s in ("validation", "test") if split.counts.get(s)}
     training = {"train_samples_per_second": round(state.rows_per_second, 2), "train_seconds": round(state.train_seconds, 2),
                 "eval_seconds": round(state.eval_seconds, 2), "total_seconds": round(time.perf_counter() - t_start, 2),
                 "peak_memory_mb": round(_peak_mb(), 1), "epochs_run": state.epoch + 1, "steps": state.step,
                 "best_epoch": state.best_epoch, "best_step": state.best_step, "stop_reason": state.stop_reason or "completed",
+                "embedding_seconds": round(t_emb, 2), "strategy": cfg.model.strategy, "preset": cfg.preset,
                 "precision": tr.precision, "threads": threads, "device": str(device), "class_weights": weighted,
                 "rows": split.counts, "skipped_rows": split.skipped}
     model.meta = {"task": schema.task, "target": schema.target, "classes": schema.classes,
@@ -109,7 +120,18 @@ def _fit_preprocessor(schema: Schema, split: SplitResult, cfg: RunConfig) -> Pre
     return pre
 
 
-def _train(model: Model, split: SplitResult, cfg: RunConfig, device: torch.device) -> tuple[Any, bool]:
+def _embedding_cache(model: Model, split: SplitResult, cfg: RunConfig) -> dict[str, dict[str, np.ndarray]]:
+    """Pooled embeddings of the train and validation rows, from the disk cache or computed once."""
+    assert model.net.text is not None and model.pre.text is not None
+    cache_dir = default_cache_dir() if cfg.model.embedding_cache == "auto" else Path(cfg.model.embedding_cache)
+    bid = backbone_fingerprint(Path(cfg.model.backbone))
+    return {s: cached_embeddings(model.net.text, model.pre.text, split.paths[s], backbone_id=bid,
+                                 precision=model.precision, device=model.device, cache_dir=cache_dir)
+            for s in ("train", "validation")}
+
+
+def _train(model: Model, split: SplitResult, cfg: RunConfig, device: torch.device,
+           cache: dict[str, dict[str, np.ndarray]] | None = None) -> tuple[Any, bool]:
     tr, pre, net = cfg.train, model.pre, model.net
     bs = int(tr.batch_size)  # type: ignore[arg-type]
     steps_per_epoch = max(1, -(-split.counts["train"] // bs))
@@ -117,14 +139,18 @@ def _train(model: Model, split: SplitResult, cfg: RunConfig, device: torch.devic
     if pre.schema.task != "regression":
         counts = [pre.class_counts.get(str(c), 0) for c in pre.schema.classes]
         weights, weighted = class_weights(counts, tr.class_weights)
-    sort_key = pre.text.lengths if pre.text else None
+    sort_key = pre.text.lengths if pre.text and cache is None else None
 
     def batches(epoch: int) -> Any:
-        for t in shuffled_batches(split.paths["train"], bs, seed=tr.seed, epoch=epoch, sort_key=sort_key):
-            yield pre.inputs(t, device), torch.from_numpy(pre.targets(t)).to(device), t.num_rows
+        for t in shuffled_batches(split.paths["train"], bs, seed=tr.seed, epoch=epoch, sort_key=sort_key,
+                                  with_row_index=cache is not None):
+            yield _inputs(pre, t, device, cache and cache["train"]), torch.from_numpy(pre.targets(t)).to(device), t.num_rows
 
     def evaluate() -> dict[str, float]:
-        m = _evaluate(model, split.paths["validation"])
+        if cache is None:
+            m = _evaluate(model, split.paths["validation"])
+        else:
+            m = _evaluate_cached(model, split.paths["validation"], cache["validation"])
         return {k: v for k, v in m.items() if isinstance(v, float)}
 
     opt = make_optimizer(net, lr=float(tr.lr), head_lr=tr.head_lr if pre.text else float(tr.lr),  # type: ignore[arg-type]
@@ -152,6 +178,31 @@ def _evaluate(model: Model, path: Path) -> dict[str, Any]:
     return model.score(np.concatenate(ys), np.concatenate(outs))
 
 
+def _inputs(pre: Preprocessor, t: Any, device: torch.device, cache: dict[str, np.ndarray] | None) -> dict[str, Any]:
+    if cache is None:
+        return pre.inputs(t, device)
+    rows = t.column(ROW_INDEX).to_numpy()
+    out = pre.inputs(t, device, with_text=False)
+    out["text_emb"] = {c: torch.from_numpy(np.ascontiguousarray(e[rows])).to(device) for c, e in cache.items()}
+    return out
+
+
+def _evaluate_cached(model: Model, path: Path, cache: dict[str, np.ndarray]) -> dict[str, Any]:
+    outs, ys, start = [], [], 0
+    model.net.eval()
+    with torch.inference_mode():
+        for b in iter_batches(path, 1024):
+            t = pa.Table.from_batches([b])
+            t = t.append_column(ROW_INDEX, pa.array(np.arange(start, start + t.num_rows)))
+            start += t.num_rows
+            out = model.net(_inputs(model.pre, t, model.device, cache)).float()
+            outs.append(out[:, 0].cpu().numpy() * model.pre.target_std + model.pre.target_mean
+                        if model.task == "regression" else torch.softmax(out, 1).cpu().numpy())
+            ys.append(model.pre.targets(t))
+    model.net.train()
+    return model.score(np.concatenate(ys), np.concatenate(outs).astype(np.float64))
+
+
 class _EpochLog(Callback):
     def __init__(self, metric: str) -> None:
         self.metric = metric
@@ -172,7 +223,7 @@ def _describe(net: HoneNet) -> str:
 
 def _settings(cfg: RunConfig) -> str:
     t = cfg.train
-    return (f"epochs={t.epochs} batch_size={t.batch_size} lr={t.lr} head_lr={t.head_lr} precision={t.precision} "
+    return (f"strategy={cfg.model.strategy} epochs={t.epochs} batch_size={t.batch_size} lr={t.lr} head_lr={t.head_lr} precision={t.precision} "
             f"max_length={cfg.model.max_length} class_weights={t.class_weights} metric={t.metric} seed={t.seed}")
 
 

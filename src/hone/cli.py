@@ -38,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--split-column", help="column holding train/validation/test")
     f.add_argument("--key", help="column identifying a row (for the split hash)")
     f.add_argument("--backbone", help="local Hugging Face model folder for text (default: bundled all-MiniLM-L6-v2)")
+    f.add_argument("--preset", choices=["auto", "fast", "balanced", "best"],
+                   help="fast = frozen backbone (cached embeddings), balanced = top-k layers, best = full fine-tune")
+    f.add_argument("--strategy", choices=["auto", "full", "lora", "top-k", "frozen"],
+                   help="which backbone weights train (overrides the preset's)")
     f.add_argument("--epochs", type=int)
     f.add_argument("--batch-size", type=int)
     f.add_argument("--lr", type=float, help="learning rate of the pretrained backbone")
@@ -72,7 +76,7 @@ def _fit_overrides(a: argparse.Namespace) -> dict[str, Any]:
            "group": a.group, "split_column": a.split_column, "key": a.key, "backbone": a.backbone,
            "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "max_length": a.max_length, "seed": a.seed,
            "max_rows": a.max_rows, "max_eval_rows": a.max_eval_rows, "time_budget": a.time_budget,
-           "precision": a.precision, "show_progress": False if a.no_progress else None}
+           "precision": a.precision, "preset": a.preset, "strategy": a.strategy, "show_progress": False if a.no_progress else None}
     for item in a.set:
         field, sep, value = item.partition("=")
         if not sep or not field:

@@ -19,6 +19,15 @@ Task = Literal["auto", "binary", "multiclass", "regression"]
 Auto = Literal["auto"]
 
 
+# What each preset sets when the user leaves the field on "auto" (text models only).
+PRESETS: dict[str, dict[str, Any]] = {
+    "fast": {"strategy": "frozen", "epochs": 10, "lr": 1e-3, "patience": 3},
+    "balanced": {"strategy": "top-k", "epochs": 4, "lr": 1e-4},
+    "best": {"strategy": "full", "epochs": 4, "lr": 5e-5},
+}
+DEFAULT_PRESET = "best"
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -67,6 +76,16 @@ class ModelConfig(_Section):
     max_length: Annotated[int, Field(ge=8, le=8192)] = Field(128, description="Maximum tokens per text column.")
     hidden_size: Annotated[int, Field(ge=1)] = Field(256, description="Width of the MLP head.")
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.1, description="Dropout in the head.")
+    strategy: Literal["auto", "full", "lora", "top-k", "frozen"] = Field(
+        "auto", description="Which backbone weights train: full, lora adapters, the top-k layers, or frozen "
+                            "(cached embeddings, head only); auto = the preset's."
+    )
+    top_k: Annotated[int, Field(ge=1)] = Field(2, description="Transformer layers that train with strategy top-k.")
+    lora_r: Annotated[int, Field(ge=1)] = Field(8, description="Rank of the LoRA adapters.")
+    lora_alpha: Annotated[int, Field(ge=1)] = Field(16, description="Scale (alpha) of the LoRA adapters.")
+    embedding_cache: str = Field(
+        "auto", description="Folder of the frozen strategy's embedding cache; auto = $HONE_CACHE_DIR or ~/.cache/hone."
+    )
     max_categories: Annotated[int, Field(ge=1)] = Field(
         10_000, description="Most frequent categories kept per column; the rest share the unknown bucket."
     )
@@ -120,6 +139,10 @@ class RunConfig(_Section):
     """Everything a run needs. The minimum is ``data.source`` and ``data.target``."""
 
     name: str | None = Field(None, description="Run name; default: the source's file stem.")
+    preset: Literal["auto", "fast", "balanced", "best"] = Field(
+        "auto", description="fast = frozen backbone, balanced = top-k layers, best = full fine-tune; auto = "
+                            f"{DEFAULT_PRESET!r}, the preset bench/finetune_speed.py found best."
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -235,10 +258,19 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
         threads: the thread count for ``auto``.
     """
     t = cfg.train
+    preset_name = DEFAULT_PRESET if cfg.preset == "auto" else cfg.preset
+    preset = PRESETS[preset_name] if has_text else {"strategy": "full", "epochs": 10, "lr": 1e-3}
+    strategy = preset["strategy"] if cfg.model.strategy == "auto" else cfg.model.strategy
+    if cfg.model.strategy == "auto" or not has_text:
+        epochs, lr = preset["epochs"], preset["lr"]
+    else:  # an explicit strategy takes the defaults of the preset that uses it
+        match = next((p for p in PRESETS.values() if p["strategy"] == strategy), PRESETS["balanced"])
+        epochs, lr = match["epochs"], (5e-4 if strategy == "lora" else match["lr"])
     train = t.model_copy(update={
-        "epochs": (4 if has_text else 10) if t.epochs == "auto" else t.epochs,
+        "epochs": epochs if t.epochs == "auto" else t.epochs,
         "batch_size": (32 if has_text else 256) if t.batch_size == "auto" else t.batch_size,
-        "lr": (5e-5 if has_text else 1e-3) if t.lr == "auto" else t.lr,
+        "lr": lr if t.lr == "auto" else t.lr,
+        "patience": preset.get("patience", t.patience) if "patience" not in t.model_fields_set else t.patience,
         "metric": ("rmse" if task == "regression" else "macro_f1") if t.metric == "auto" else t.metric,
         "precision": precision if t.precision == "auto" else t.precision,
         "num_threads": threads if t.num_threads == "auto" else t.num_threads,
@@ -248,8 +280,9 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
         raise ConfigError(f"train.metric {train.metric!r} does not apply to a {task} task")
     if train.metric == "roc_auc" and task != "binary":
         raise ConfigError(f"train.metric 'roc_auc' needs a binary task, this one is {task}")
-    model = cfg.model
+    model = cfg.model.model_copy(update={"strategy": strategy if has_text else "full"})
     if has_text and model.backbone == "auto":
         model = model.model_copy(update={"backbone": bundled_backbone()})
     data = cfg.data.model_copy(update={"task": task})
-    return cfg.model_copy(update={"train": train, "model": model, "data": data})
+    return cfg.model_copy(update={"train": train, "model": model, "data": data,
+                                  "preset": preset_name if has_text else cfg.preset})

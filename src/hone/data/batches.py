@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+ROW_INDEX = "__row"
+
 
 def iter_batches(path: Path, batch_size: int, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """Read ``path`` in file order, ``batch_size`` rows at a time."""
@@ -26,6 +28,7 @@ def shuffled_batches(
     buffer_groups: int = 8,
     sort_key: Callable[[pa.Table], np.ndarray] | None = None,
     drop_last: bool = False,
+    with_row_index: bool = False,
 ) -> Iterator[pa.Table]:
     """Yield training batches of ``batch_size`` rows in a seeded, epoch-dependent random order.
 
@@ -40,10 +43,15 @@ def shuffled_batches(
     f = pq.ParquetFile(path)
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(f.num_row_groups)
+    sizes = [f.metadata.row_group(i).num_rows for i in range(f.num_row_groups)]
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
     carry: pa.Table | None = None
     for start in range(0, len(order), buffer_groups):
         groups = [int(g) for g in order[start:start + buffer_groups]]
         buf = f.read_row_groups(groups, columns=columns)
+        if with_row_index:  # the row's position in the file, e.g. to look up cached embeddings
+            rows = np.concatenate([np.arange(offsets[g], offsets[g + 1]) for g in groups])
+            buf = buf.append_column(ROW_INDEX, pa.array(rows, type=pa.int64()))
         if carry is not None and carry.num_rows:
             buf = pa.concat_tables([carry, buf])
         perm = rng.permutation(buf.num_rows)

@@ -28,11 +28,12 @@ class Preprocessor:
     target_std: float = 1.0
     class_counts: dict[str, int] = field(default_factory=dict)
 
-    def inputs(self, batch: pa.Table, device: torch.device | str = "cpu") -> dict[str, Any]:
-        """Model inputs for an Arrow batch: text token arrays, numeric and categorical matrices."""
+    def inputs(self, batch: pa.Table, device: torch.device | str = "cpu", *, with_text: bool = True) -> dict[str, Any]:
+        """Model inputs for an Arrow batch: text token arrays (unless ``with_text`` is false), numeric and
+        categorical matrices."""
         num, cat = self.tabular.transform(batch)
         out: dict[str, Any] = {"num": torch.from_numpy(num).to(device), "cat": torch.from_numpy(cat).to(device)}
-        if self.text is not None:
+        if self.text is not None and with_text:
             out["text"] = {c: (torch.from_numpy(i).to(device), torch.from_numpy(m).to(device))
                            for c, (i, m) in self.text.encode(batch).items()}
         return out

@@ -49,14 +49,13 @@ class HoneNet(nn.Module):
     def forward(self, batch: dict) -> torch.Tensor:
         parts = []
         if self.text is not None:
-            parts += [self.text(*batch["text"][c]) for c in self.spec.text_columns]
+            # "text_emb" carries precomputed pooled embeddings (the frozen strategy's cache)
+            cached = batch.get("text_emb")
+            parts += [cached[c] if cached is not None else self.text(*batch["text"][c]) for c in self.spec.text_columns]
         if self.tabular is not None:
             parts.append(self.tabular(batch["num"], batch["cat"]))
         fused = torch.cat([p.float() for p in parts], dim=1)
         return self.head(fused)
-
-    def backbone_parameters(self) -> list[nn.Parameter]:
-        return list(self.text.parameters()) if self.text is not None else []
 
 
 def build_model(spec: NetSpec, backbone_dir: str | Path | None, *, pretrained: bool) -> HoneNet:
