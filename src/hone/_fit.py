@@ -134,7 +134,7 @@ def _train(model: Model, split: SplitResult, cfg: RunConfig, device: torch.devic
            cache: dict[str, dict[str, np.ndarray]] | None = None) -> tuple[Any, bool]:
     tr, pre, net = cfg.train, model.pre, model.net
     bs = int(tr.batch_size)  # type: ignore[arg-type]
-    steps_per_epoch = max(1, -(-split.counts["train"] // bs))
+    steps_per_epoch = max(1, -(-split.counts["train"] // bs) // tr.grad_accum_steps)
     weights, weighted = None, False
     if pre.schema.task != "regression":
         counts = [pre.class_counts.get(str(c), 0) for c in pre.schema.classes]
@@ -162,7 +162,7 @@ def _train(model: Model, split: SplitResult, cfg: RunConfig, device: torch.devic
         callbacks.append(TimeBudget(tr.time_budget))
     loop = LoopConfig(epochs=epochs, steps_per_epoch=steps_per_epoch, metric=tr.metric,
                       higher_is_better=HIGHER_IS_BETTER[tr.metric], precision=str(tr.precision), device=device,
-                      grad_clip=tr.grad_clip, eval_every_steps=tr.eval_every_steps)
+                      grad_clip=tr.grad_clip, grad_accum_steps=tr.grad_accum_steps, eval_every_steps=tr.eval_every_steps)
     loss_fn = make_loss(pre.schema.task, weights.to(device) if weights is not None else None)
     state = fit_loop(net, batches=batches, evaluate=evaluate, loss_fn=loss_fn, optimizer=opt, scheduler=sched,
                      cfg=loop, callbacks=[_EpochLog(tr.metric), *callbacks])

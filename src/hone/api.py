@@ -25,7 +25,7 @@ SHORTCUTS = {
     "batch_size": "train.batch_size", "lr": "train.lr", "seed": "train.seed", "max_rows": "train.max_rows",
     "max_eval_rows": "train.max_eval_rows", "time_budget": "train.time_budget", "precision": "train.precision",
     "show_progress": "train.show_progress", "name": "name", "preset": "preset", "strategy": "model.strategy",
-    "top_k": "model.top_k",
+    "top_k": "model.top_k", "grad_accum_steps": "train.grad_accum_steps",
 }
 
 

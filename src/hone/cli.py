@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--batch-size", type=int)
     f.add_argument("--lr", type=float, help="learning rate of the pretrained backbone")
     f.add_argument("--max-length", type=int, help="maximum tokens per text column")
+    f.add_argument("--grad-accum", type=int, help="batches per optimiser step (gradient accumulation)")
     f.add_argument("--seed", type=int)
     f.add_argument("--max-rows", type=int, help="cap on training rows (deterministic random sample)")
     f.add_argument("--max-eval-rows", type=int, help="cap on validation and test rows")
@@ -74,7 +75,7 @@ def _fit_overrides(a: argparse.Namespace) -> dict[str, Any]:
 
     out = {"task": a.task, "text": a.text, "categorical": a.categorical, "numeric": a.numeric, "ignore": a.ignore,
            "group": a.group, "split_column": a.split_column, "key": a.key, "backbone": a.backbone,
-           "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "max_length": a.max_length, "seed": a.seed,
+           "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "max_length": a.max_length, "grad_accum_steps": a.grad_accum, "seed": a.seed,
            "max_rows": a.max_rows, "max_eval_rows": a.max_eval_rows, "time_budget": a.time_budget,
            "precision": a.precision, "preset": a.preset, "strategy": a.strategy, "show_progress": False if a.no_progress else None}
     for item in a.set:

@@ -107,6 +107,9 @@ class TrainConfig(_Section):
     head_lr: Annotated[float, Field(gt=0, le=1)] = Field(
         1e-3, description="Learning rate of the freshly initialised layers when a backbone is fine-tuned."
     )
+    grad_accum_steps: Annotated[int, Field(ge=1)] = Field(
+        1, description="Batches whose gradients are summed per optimiser step (effective batch = batch_size x this)."
+    )
     weight_decay: Annotated[float, Field(ge=0)] = Field(0.01, description="AdamW weight decay (not on biases/norms).")
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = Field(0.1, description="Fraction of steps of linear warm-up.")
     grad_clip: Annotated[float, Field(gt=0)] | None = Field(1.0, description="Max gradient norm; null disables.")

@@ -91,3 +91,19 @@ def test_eval_every_steps_and_progress_bar(capsys) -> None:
     assert [h["step"] for h in state.history] == [3, 6, 8]  # every 3 steps, and at the very end
     err = capsys.readouterr().err
     assert "8/8" in err and "loss=" in err and "rows_s=" in err
+
+
+def test_gradient_accumulation_matches_one_big_batch() -> None:
+    x, y = _data(32)
+    results = []
+    for accum, parts in ((1, 1), (4, 4)):
+        model = Line()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        cfg = LoopConfig(epochs=1, steps_per_epoch=1, metric="rmse", higher_is_better=False, grad_clip=None,
+                         grad_accum_steps=accum)
+        state = fit_loop(model, batches=lambda e, p=parts: (({"x": x[i::p]}, y[i::p], 32 // p) for i in range(p)),
+                         evaluate=lambda: {"rmse": 0.0}, loss_fn=lambda o, t: nn.functional.mse_loss(o[:, 0], t),
+                         optimizer=opt, scheduler=linear_schedule(opt, 1, 0.0), cfg=cfg)
+        results.append((model.a.item(), model.b.item(), state.step, state.rows_seen))
+    assert results[0][2] == results[1][2] == 1 and results[0][3] == results[1][3] == 32
+    assert abs(results[0][0] - results[1][0]) < 1e-6 and abs(results[0][1] - results[1][1]) < 1e-6

@@ -34,18 +34,22 @@ class LoopConfig:
     precision: str = "fp32"
     device: torch.device = torch.device("cpu")
     grad_clip: float | None = 1.0
+    grad_accum_steps: int = 1  # batches whose gradients are summed before one optimiser step
     eval_every_steps: int | None = None
     loss_log_every: int = 10  # loss.item() is a host sync on a GPU: read it only this often
 
 
 def train_step(model: nn.Module, batch: Batch, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
-               scheduler: Any, cfg: LoopConfig) -> torch.Tensor:
-    """One optimisation step; returns the (detached) loss tensor without synchronising."""
+               scheduler: Any, cfg: LoopConfig, *, update: bool = True) -> torch.Tensor:
+    """Forward and backward on one batch, then (when ``update``) one optimiser step; returns the
+    detached loss tensor without synchronising."""
     inputs, y, _ = batch
     with autocast(cfg.precision, cfg.device):
         out = model(inputs)
     loss = loss_fn(out.float(), y)
-    loss.backward()
+    (loss / cfg.grad_accum_steps if cfg.grad_accum_steps > 1 else loss).backward()
+    if not update:
+        return loss.detach()
     if cfg.grad_clip:
         nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
@@ -103,10 +107,15 @@ def fit_loop(model: nn.Module, *, batches: Callable[[int], Iterable[Batch]], eva
             cb.on_epoch_start(state)
         evaluated_at = -1
         tick = time.perf_counter()
+        micro = 0
         for batch in batches(epoch):
-            loss = train_step(model, batch, loss_fn, optimizer, scheduler, cfg)
-            state.step += 1
+            micro += 1
+            update = micro % cfg.grad_accum_steps == 0
+            loss = train_step(model, batch, loss_fn, optimizer, scheduler, cfg, update=update)
             state.rows_seen += batch[2]
+            if not update:
+                continue
+            state.step += 1
             logged = state.step % cfg.loss_log_every == 0
             if logged:
                 state.last_loss = float(loss)

