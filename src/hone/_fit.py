@@ -218,7 +218,8 @@ def _describe(net: HoneNet) -> str:
     parts = [f"{len(net.spec.text_columns)} text column(s) through a {net.text.out_dim}-d backbone" if net.text else "",
              f"{net.spec.n_numeric // 2} numeric feature(s)" if net.spec.n_numeric else "",
              f"{len(net.spec.cardinalities)} categorical column(s)" if net.spec.cardinalities else ""]
-    return f"a {n / 1e6:.1f}M-parameter network with " + ", ".join(p for p in parts if p)
+    size = f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
+    return f"a {size}-parameter network with " + ", ".join(p for p in parts if p)
 
 
 def _settings(cfg: RunConfig) -> str:

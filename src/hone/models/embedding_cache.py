@@ -59,7 +59,7 @@ def _texts_fingerprint(path: Path, column: str) -> tuple[str, int]:
 
 
 def cached_embeddings(encoder: TextEncoder, text: TextPreprocessor, path: Path, *, backbone_id: str,
-                      precision: str, device: torch.device, cache_dir: Path, batch_rows: int = 128) -> dict[str, np.ndarray]:
+                      precision: str, device: torch.device, cache_dir: Path, batch_rows: int = 64) -> dict[str, np.ndarray]:
     """``{column: float32 [N, H]}`` pooled embeddings of every row of ``path`` (in file order)."""
     out = {}
     for col in text.columns:
@@ -88,11 +88,17 @@ def _compute(encoder: TextEncoder, text: TextPreprocessor, path: Path, col: str,
     was_training = encoder.training
     encoder.eval()
     with torch.inference_mode(), autocast(precision, device):
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=[col]):
-            t = pa.Table.from_batches([batch])
-            order = np.argsort(one.lengths(t), kind="stable")  # less padding; order restored below
-            ids, mask = one.encode(t.take(order))[col]
-            emb = encoder(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)).float().cpu().numpy()
+        # Chunks of many rows are sorted by token count and cut into small batches: almost no
+        # padding. The chunk's original row order is restored before it is stored.
+        for chunk in pq.ParquetFile(path).iter_batches(batch_size=8192, columns=[col]):
+            t = pa.Table.from_batches([chunk])
+            order = np.argsort(one.lengths(t), kind="stable")
+            t = t.take(order)
+            embs = []
+            for start in range(0, t.num_rows, batch_rows):
+                ids, mask = one.encode(t.slice(start, batch_rows))[col]
+                embs.append(encoder(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)).float().cpu().numpy())
+            emb = np.concatenate(embs)
             restored = np.empty_like(emb)
             restored[order] = emb
             parts.append(restored)

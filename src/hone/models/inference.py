@@ -13,15 +13,19 @@ from hone.models.build import HoneNet
 from hone.models.precision import autocast
 
 
-def outputs_for(model: HoneNet, pre: Preprocessor, batch: pa.Table, *, precision: str, device: torch.device) -> np.ndarray:
+def outputs_for(model: HoneNet, pre: Preprocessor, batch: pa.Table, *, precision: str, device: torch.device,
+                sub_batch: int = 64) -> np.ndarray:
     """Probabilities ``[B, K]`` for classification or values ``[B]`` (original scale) for regression."""
     order = None
+    step = batch.num_rows
     if pre.text is not None and batch.num_rows > 1:
-        # Length-sorted sub-batches pad less; the original order is restored below.
+        # Sub-batches of rows sorted by token count pad little; the original order is restored below.
         order = np.argsort(pre.text.lengths(batch), kind="stable")
         batch = batch.take(order)
+        step = sub_batch
     with torch.inference_mode(), autocast(precision, device):
-        out = model(pre.inputs(batch, device)).float()
+        out = torch.cat([model(pre.inputs(batch.slice(i, step), device)).float()
+                         for i in range(0, batch.num_rows, step)])
     if pre.schema.task == "regression":
         res = out[:, 0].cpu().numpy().astype(np.float64) * pre.target_std + pre.target_mean
     else:

@@ -70,7 +70,12 @@ def evaluate_step(model: nn.Module, evaluate: Callable[[], dict[str, float]], st
         better = state.best_metric is None
     if better:
         state.best_metric, state.best_step, state.best_epoch, state.evals_since_best = value, state.step, state.epoch + 1, 0
-        best.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+        # copy into the same buffers each time: fresh 90 MB clones per improvement fragment the heap
+        for k, v in model.state_dict().items():
+            if k in best and best[k].shape == v.shape:
+                best[k].copy_(v.detach())
+            else:
+                best[k] = v.detach().clone()
     else:
         state.evals_since_best += 1
     state.history.append({"epoch": state.epoch + 1, "step": state.step, "train_loss": state.last_loss, **metrics})
