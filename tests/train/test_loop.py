@@ -48,7 +48,7 @@ def _fit(metrics, epochs=10, callbacks=None, lr=0.1):
 
 def test_loop_learns_and_counts() -> None:
     model, state = _fit([1.0 / (i + 1) for i in range(10)], lr=0.3)
-    assert abs(float(model.a) - 3) < 0.5 and abs(float(model.b) - 1) < 0.3
+    assert abs(model.a.item() - 3) < 0.5 and abs(model.b.item() - 1) < 0.3
     assert state.step == 40 and state.rows_seen == 640 and len(state.history) == 10
     assert state.train_seconds > 0 and state.best_epoch == 10
 
