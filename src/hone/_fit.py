@@ -25,7 +25,7 @@ from hone.features.tabular import TabularPreprocessor
 from hone.features.text import TextPreprocessor
 from hone.models.build import HoneNet, NetSpec, build_model
 from hone.models.embedding_cache import backbone_fingerprint, cached_embeddings, default_cache_dir
-from hone.models.inference import iter_outputs
+from hone.models.inference import iter_outputs, to_outputs
 from hone.models.precision import default_device, resolve_precision
 from hone.models.strategies import apply_strategy, finalize
 from hone.train.callbacks import Callback, EarlyStopping, ProgressBar, TimeBudget
@@ -195,12 +195,10 @@ def _evaluate_cached(model: Model, path: Path, cache: dict[str, np.ndarray]) -> 
             t = pa.Table.from_batches([b])
             t = t.append_column(ROW_INDEX, pa.array(np.arange(start, start + t.num_rows)))
             start += t.num_rows
-            out = model.net(_inputs(model.pre, t, model.device, cache)).float()
-            outs.append(out[:, 0].cpu().numpy() * model.pre.target_std + model.pre.target_mean
-                        if model.task == "regression" else torch.softmax(out, 1).cpu().numpy())
+            outs.append(to_outputs(model.net(_inputs(model.pre, t, model.device, cache)), model.pre))
             ys.append(model.pre.targets(t))
     model.net.train()
-    return model.score(np.concatenate(ys), np.concatenate(outs).astype(np.float64))
+    return model.score(np.concatenate(ys), np.concatenate(outs))
 
 
 class _EpochLog(Callback):
@@ -245,4 +243,4 @@ def _summary(training: dict[str, Any]) -> str:
 def _peak_mb() -> float:
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB

@@ -26,15 +26,19 @@ def outputs_for(model: HoneNet, pre: Preprocessor, batch: pa.Table, *, precision
     with torch.inference_mode(), autocast(precision, device):
         out = torch.cat([model(pre.inputs(batch.slice(i, step), device)).float()
                          for i in range(0, batch.num_rows, step)])
-    if pre.schema.task == "regression":
-        res = out[:, 0].cpu().numpy().astype(np.float64) * pre.target_std + pre.target_mean
-    else:
-        res = torch.softmax(out, dim=1).cpu().numpy().astype(np.float64)
+    res = to_outputs(out, pre)
     if order is not None:
         inv = np.empty_like(order)
         inv[order] = np.arange(len(order))
         res = res[inv]
     return res
+
+
+def to_outputs(out: torch.Tensor, pre: Preprocessor) -> np.ndarray:
+    """Network output ``[B, K]`` -> probabilities ``[B, K]``, or ``[B, 1]`` -> values in the target's scale."""
+    if pre.schema.task == "regression":
+        return out[:, 0].float().cpu().numpy().astype(np.float64) * pre.target_std + pre.target_mean
+    return torch.softmax(out.float(), dim=1).cpu().numpy().astype(np.float64)
 
 
 def iter_outputs(model: HoneNet, pre: Preprocessor, batches: Iterable[pa.Table | pa.RecordBatch], *,
