@@ -58,7 +58,7 @@ def test_early_stopping_restores_the_best_weights() -> None:
     assert state.epoch + 1 == 5 and len(state.history) == 5
     assert state.should_stop and state.best_epoch == 2 and "early stopping" in state.stop_reason
     # the restored weights are the ones evaluated at epoch 2 (recorded in the history)
-    assert abs(float(model.a) - state.history[1]["a"]) < 1e-7
+    assert abs(model.a.item() - state.history[1]["a"]) < 1e-7
 
 
 def test_time_budget_stops_training() -> None:
