@@ -47,8 +47,8 @@ def make_optimizer(model: nn.Module, *, lr: float, head_lr: float, weight_decay:
             groups.setdefault((name.startswith(backbone_prefix), _no_decay(name, p)), []).append(p)
     params = [{"params": ps, "lr": lr if bb else head_lr, "weight_decay": 0.0 if nd else weight_decay}
               for (bb, nd), ps in groups.items()]
-    # The fused kernel updates all tensors in one pass: on a 2-core CPU it steps MiniLM's 22.7M
-    # weights about 6x faster than the default per-tensor loop (bench/finetune_speed.py).
+    # The fused kernel updates all tensors in one pass instead of a loop of small ops per tensor,
+    # which matters on a CPU where MiniLM's 11.7M-row embedding matrix is updated every step.
     return torch.optim.AdamW(params, fused=True)
 
 
