@@ -62,12 +62,11 @@ def test_sql_query_over_a_file(tmp_path: Path, table: pa.Table) -> None:
 
 
 def test_dataframes_and_arrow(table: pa.Table) -> None:
-    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pandas")
     pl = pytest.importorskip("polars")
     for obj in (table, table.to_pandas(), pl.from_arrow(table)):
         t, n = _open(obj)
-        assert n == table.num_rows and "review" in t.columns
-    assert isinstance(table.to_pandas(), pd.DataFrame)
+        assert n == table.num_rows and t.columns == table.column_names
 
 
 def test_missing_empty_and_broken_files(tmp_path: Path) -> None:

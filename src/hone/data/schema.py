@@ -140,15 +140,15 @@ def infer_schema(table: Table, *, target: str, task: str = "auto", overrides: di
 
 def _sample_stats(table: Table, sample_rows: int, seed: int) -> dict[str, dict[str, float]]:
     sample = f"(SELECT * FROM {table.view} USING SAMPLE reservoir({int(sample_rows)} ROWS) REPEATABLE ({int(seed)}))"
-    parts = []
+    parts, names = ["count(*)"], ["rows"]
     for i, (name, dtype) in enumerate(zip(table.columns, table.types)):
         q = '"' + name.replace('"', '""') + '"'
-        parts.append(f"count({q}) AS n{i}, approx_count_distinct({q}) AS d{i}")
+        parts += [f"count({q})", f"approx_count_distinct({q})"]
+        names += [f"n{i}", f"d{i}"]
         if dtype.upper() == "VARCHAR":
-            parts.append(f"avg(length({q})) AS l{i}, avg(len(string_split(trim({q}), ' '))) AS w{i}")
-    row = table.one(f"SELECT count(*) AS rows, {', '.join(parts)} FROM {sample}")
-    names = table.sql(f"SELECT count(*) AS rows, {', '.join(parts)} FROM {sample} LIMIT 0").columns
-    values = dict(zip(names, row or ()))
+            parts += [f"avg(length({q}))", f"avg(len(string_split(trim({q}), ' ')))"]
+            names += [f"l{i}", f"w{i}"]
+    values = dict(zip(names, table.one(f"SELECT {', '.join(parts)} FROM {sample}")))
     if not values.get("rows"):
         from hone.errors import EmptyDataError
 

@@ -125,7 +125,5 @@ def _arrow_values(col: pa.ChunkedArray | pa.Array, part: str) -> np.ndarray:
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
             col = pc.cast(col, pa.timestamp("us"))
         col = _DT_PARTS[part][1](col)
-    elif pa.types.is_boolean(col.type) or pa.types.is_string(col.type):
-        col = pc.cast(col, pa.float64(), safe=False) if not pa.types.is_string(col.type) else pc.cast(col, pa.float64())
     out = pc.cast(col, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
     return np.asarray(out, dtype=np.float64)
