@@ -17,7 +17,7 @@ from hone.predict import predict_file
 @pytest.fixture(scope="module")
 def tab_model(tmp_path_factory, tab_table: pa.Table):
     out = tmp_path_factory.mktemp("tab") / "run"
-    return hone.fit(tab_table, target="label", output=out, epochs=3, show_progress=False)
+    return hone.fit(tab_table, target="label", output=out, show_progress=False)
 
 
 def test_tabular_model_streams_many_batches_in_order(tmp_path: Path, tab_model, tab_table: pa.Table) -> None:

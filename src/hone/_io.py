@@ -19,9 +19,13 @@ def atomic_path(final: Path) -> Iterator[Path]:
     Works for files and directories. An existing ``final`` is replaced only after success.
     """
     final = Path(final)
+    # Parent folders made here are removed again on failure: a failed run leaves no empty runs/.
+    made = [p for p in reversed(final.parent.absolute().parents) if not p.exists()]
+    made += [final.parent.absolute()] if not final.parent.exists() else []
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     shutil.rmtree(tmp)  # callers create a file or a folder there themselves
+    ok = False
     try:
         yield tmp
         if final.is_dir() and tmp.is_dir():
@@ -32,11 +36,16 @@ def atomic_path(final: Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
+        ok = True
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+        if not ok:
+            for p in reversed(made):
+                with contextlib.suppress(OSError):
+                    p.rmdir()  # only if still empty
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -12,21 +12,13 @@ import numpy as np
 
 from hone._io import atomic_path, write_json, write_text
 from hone._logging import get_logger
-from hone.config import RunConfig, build_config
+from hone.config import FLAGS, RunConfig, build_config
 from hone.errors import ConfigError, did_you_mean
 
 logger = get_logger(__name__)
 
-# Short keyword names accepted by hone.fit(...) and mapped to dotted config fields.
-SHORTCUTS = {
-    "task": "data.task", "text": "data.text", "categorical": "data.categorical", "numeric": "data.numeric",
-    "ignore": "data.ignore", "key": "data.key", "group": "data.split.group", "split_column": "data.split.column",
-    "backbone": "model.backbone", "max_length": "model.max_length", "epochs": "train.epochs",
-    "batch_size": "train.batch_size", "lr": "train.lr", "seed": "train.seed", "max_rows": "train.max_rows",
-    "max_eval_rows": "train.max_eval_rows", "time_budget": "train.time_budget", "precision": "train.precision",
-    "show_progress": "train.show_progress", "name": "name", "preset": "preset", "strategy": "model.strategy",
-    "top_k": "model.top_k", "grad_accum_steps": "train.grad_accum_steps",
-}
+# Short keyword names accepted by hone.fit(...) and mapped to dotted config fields (the CLI's flags).
+SHORTCUTS = FLAGS
 
 
 def make_config(source: Any = None, *, target: str | None = None, config: Any = None,
@@ -69,7 +61,7 @@ def _run_dir(cfg: RunConfig, source: Any, output: str | Path | None, overwrite: 
 
 
 def fit(source: Any = None, *, target: str | None = None, config: Any = None, output: str | Path | None = None,
-        overwrite: bool = False, **overrides: Any) -> Any:
+        overwrite: bool = False, callbacks: list[Any] | None = None, **overrides: Any) -> Any:
     """Fine-tune a model on a labelled table and write its run directory.
 
     Args:
@@ -79,6 +71,8 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
         config: a YAML path, a dict or a :class:`RunConfig`.
         output: the run directory (default ``runs/<name>``, made unique).
         overwrite: replace an existing ``output`` run directory (only once the new run succeeded).
+        callbacks: :class:`hone.train.callbacks.Callback` objects added to the training loop's own
+            (tracking, pruning, checkpoints...).
         **overrides: short names (``epochs=3``, ``lr=1e-4``, ``text=["review"]``...) or dotted fields.
 
     Returns:
@@ -96,7 +90,7 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
     with atomic_path(run_dir) as stage:
         stage.mkdir(parents=True)
         try:
-            model, files = fit_in(cfg, src, stage)
+            model, files = fit_in(cfg, src, stage, callbacks or ())
         finally:
             shutil.rmtree(stage / ".work", ignore_errors=True)
         for name, content in files.items():
@@ -121,20 +115,24 @@ def load(path: str | Path, **kwargs: Any) -> Any:
     return _load(path, **kwargs)
 
 
-def predict(model_dir: str | Path, source: Any, output: str | Path, *, keep: list[str] | None = None) -> int:
-    """Score ``source`` with the model in ``model_dir`` into ``output``; returns the number of rows."""
+def predict(model_dir: str | Path, source: Any, output: str | Path, *, keep: list[str] | None = None,
+            precision: str | None = None, encoding: str | None = None) -> int:
+    """Score ``source`` with the model in ``model_dir`` into ``output``; returns the number of rows.
+
+    ``precision`` (fp32, bf16, auto) overrides the one the model was trained with."""
     from hone.predict import predict_file
 
-    return predict_file(load(model_dir), source, output, keep=keep)
+    return predict_file(load(model_dir, precision=precision), source, output, keep=keep, encoding=encoding)
 
 
 def evaluate(model_dir: str | Path, source: Any, *, target: str | None = None,
-             output: str | Path | None = None) -> dict[str, Any]:
+             output: str | Path | None = None, precision: str | None = None,
+             encoding: str | None = None) -> dict[str, Any]:
     """Metrics of a saved model on a labelled table; optionally written to ``output`` as JSON."""
-    model = load(model_dir)
+    model = load(model_dir, precision=precision)
     if target is not None and target != model.target:
         raise ConfigError(f"the model predicts {model.target!r}, not {target!r}")
-    metrics = model.evaluate(source)
+    metrics = model.evaluate(source, encoding=encoding)
     if output is not None:
         write_json(Path(output), metrics)
     return metrics

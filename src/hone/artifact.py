@@ -1,8 +1,10 @@
 """The model package: ``Model`` (predict, predict_proba, evaluate, save) and ``load``.
 
-A model directory holds ``hone.json`` (schema, classes, preprocessing statistics, network shape,
-resolved config, metrics, versions), ``model.safetensors`` and, with text, ``backbone/`` (the
-backbone's config and tokenizer files). Loading reads JSON and safetensors only: nothing is unpickled.
+A model directory holds ``hone.json`` (schema, classes, preprocessing per modality, network shape,
+precision, resolved config, metrics, versions), ``model.safetensors`` and, per modality with a
+pretrained backbone, ``backbones/<modality>/`` (the backbone's config and tokenizer files). Loading
+reads JSON and safetensors only: nothing is unpickled. Folders written by earlier formats are
+migrated on load (see ``_migrations``).
 """
 
 from __future__ import annotations
@@ -21,19 +23,23 @@ import pyarrow as pa
 import torch
 
 from hone._io import atomic_path
+from hone._logging import get_logger
+from hone.artifact_migrations import migrate
 from hone.data.schema import check_columns
 from hone.data.sources import Table, connect, open_table, stream
-from hone.data.split import qi
+from hone.data.sql import qi, try_cast
 from hone.errors import DataError, ModelDirError
 from hone.evaluate.metrics import classification_metrics, format_metrics, regression_metrics
 from hone.features.pipeline import Preprocessor
 from hone.models.build import HoneNet, NetSpec, build_model
 from hone.models.inference import iter_outputs
-from hone.models.precision import default_device, resolve_precision
+from hone.models.precision import cpu_has_fast_bf16, default_device, resolve_precision
 
 FORMAT = "hone-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 BATCH_ROWS = 256
+_COERCED = "__hone_coerced_"
+logger = get_logger(__name__)
 
 
 class Model:
@@ -45,14 +51,15 @@ class Model:
         (1000, 2)
     """
 
-    def __init__(self, net: HoneNet, pre: Preprocessor, meta: dict[str, Any], *, backbone_dir: Path | None = None,
+    def __init__(self, net: HoneNet, pre: Preprocessor, meta: dict[str, Any], *, assets: dict[str, Path] | None = None,
                  precision: str = "auto") -> None:
         self.net = net
         self.pre = pre
         self.meta = meta
-        self.backbone_dir = backbone_dir
+        self.assets = dict(assets or {})  # modality -> backbone folder (config and tokenizer files)
         self.device = next(net.parameters()).device
         self.precision = resolve_precision(precision, self.device)
+        self.coerced: dict[str, int] = {}  # cells of the last scored input read as missing, per column
 
     @property
     def task(self) -> str:
@@ -75,21 +82,51 @@ class Model:
     def iter_scored(self, table: Table, batch_rows: int = BATCH_ROWS) -> Iterator[tuple[pa.Table, np.ndarray]]:
         """Yield ``(input batch, outputs)`` over an opened table, streaming."""
         check_columns(table, self.pre.schema.names(), "a feature the model was trained on")
-        yield from iter_outputs(self.net, self.pre, stream(table, self._select(table), batch_rows),
-                                precision=self.precision, device=self.device)
+        query, flags = self._select(table)
+        self.coerced = dict.fromkeys(flags, 0)
+        for batch, out in iter_outputs(self.net, self.pre, self._count_coerced(stream(table, query, batch_rows), flags),
+                                       precision=self.precision, device=self.device):
+            yield batch, out
+        self.coerced = {c: n for c, n in self.coerced.items() if n}
+        if self.coerced:
+            logger.warning("read as missing: %s", ", ".join(f"{n} value(s) of {c!r} that are not {self._dtype(c)}"
+                                                             for c, n in self.coerced.items()))
 
-    def _select(self, table: Table) -> str:
-        # Coerce numeric/boolean/datetime features to their training types: a stray "n/a" becomes
-        # missing (handled like any missing value) instead of an error.
+    def _dtype(self, column: str) -> str:
+        return next(c.dtype for c in self.pre.schema.columns if c.name == column)
+
+    def _select(self, table: Table) -> tuple[str, list[str]]:
+        # Numeric/boolean/datetime features are read as their training types from the input as it
+        # is (for CSV: text): a value that does not convert, such as a stray "n/a", is scored as a
+        # missing value and counted, instead of aborting the job.
         types = dict(zip(table.columns, table.types))
-        casts = [f"TRY_CAST({qi(c.name)} AS {c.dtype}) AS {qi(c.name)}" for c in self.pre.schema.columns
-                 if c.role in ("numeric", "boolean", "datetime") and types[c.name] != c.dtype]
-        return f"SELECT * {'REPLACE (' + ', '.join(casts) + ')' if casts else ''} FROM {table.view}"
+        casts, flags, names = [], [], []
+        for c in self.pre.schema.columns:
+            src = "VARCHAR" if c.name in table.tolerant else types[c.name]
+            if c.role in ("numeric", "boolean", "datetime") and src != c.dtype:
+                q, cast = qi(c.name), try_cast(qi(c.name), c.dtype, src)
+                casts.append(f"{cast} AS {q}")
+                flags.append(f"({q} IS NOT NULL AND {cast} IS NULL) AS {qi(_COERCED + c.name)}")
+                names.append(c.name)
+        replace = f" REPLACE ({', '.join(casts)})" if casts else ""
+        extra = "".join(f", {f}" for f in flags)
+        return f"SELECT *{replace}{extra} FROM {table.raw_view or table.view}", names
 
-    def _outputs(self, data: Any, with_targets: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    def _count_coerced(self, batches: Iterator[pa.RecordBatch], names: list[str]) -> Iterator[pa.RecordBatch]:
+        for b in batches:
+            if names:
+                for c in names:
+                    col = b.column(_COERCED + c)
+                    self.coerced[c] += int(pa.compute.sum(col).as_py() or 0)
+                keep = [i for i, n in enumerate(b.schema.names) if not n.startswith(_COERCED)]
+                b = pa.RecordBatch.from_arrays([b.column(i) for i in keep], names=[b.schema.names[i] for i in keep])
+            yield b
+
+    def _outputs(self, data: Any, with_targets: bool = False, encoding: str | None = None
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
         con = connect(keep_order=True)
         try:
-            table = open_table(data, con)
+            table = open_table(data, con, encoding=encoding)
             if with_targets:
                 check_columns(table, [self.target], "the target")
             outs, ys = [], []
@@ -122,9 +159,9 @@ class Model:
             return out
         return np.asarray(self.classes, dtype=object)[out.argmax(axis=1)]
 
-    def evaluate(self, data: Any) -> dict[str, Any]:
+    def evaluate(self, data: Any, *, encoding: str | None = None) -> dict[str, Any]:
         """Metrics on a labelled table (rows with a missing target are skipped)."""
-        out, y = self._outputs(data, with_targets=True)
+        out, y = self._outputs(data, with_targets=True, encoding=encoding)
         assert y is not None
         return self.score(y, out)
 
@@ -147,21 +184,21 @@ class Model:
             tmp.mkdir(parents=True)
             state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
             save_file(state, str(tmp / "model.safetensors"))
-            if self.backbone_dir is not None:
-                _copy_backbone_files(self.backbone_dir, self.pre, tmp / "backbone")
+            for modality, src in self.assets.items():
+                _copy_backbone_files(src, self.pre.modalities[modality], tmp / "backbones" / modality)
             meta = {**self.meta, "format": FORMAT, "format_version": FORMAT_VERSION, "net": asdict(self.net.spec),
-                    "preprocessor": self.pre.to_dict(), "versions": _versions(),
+                    "preprocessor": self.pre.to_dict(), "precision": self.precision, "versions": _versions(),
                     "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
             (tmp / "hone.json").write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
         return final
 
 
-def _copy_backbone_files(src: Path, pre: Preprocessor, dst: Path) -> None:
-    # The backbone's architecture config and tokenizer only: its weights are in model.safetensors.
+def _copy_backbone_files(src: Path, pre: Any, dst: Path) -> None:
+    # The backbone's architecture config and the preprocessing assets (tokenizer) only: its
+    # weights are in model.safetensors.
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src / "config.json", dst / "config.json")
-    if pre.text is not None:
-        pre.text.tokenizer.save_pretrained(str(dst))
+    pre.save_assets(dst)
 
 
 def _versions() -> dict[str, str]:
@@ -178,8 +215,14 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def load(path: str | Path, *, device: str | None = None, precision: str = "auto") -> Model:
+def load(path: str | Path, *, device: str | None = None, precision: str | None = None) -> Model:
     """Load a model directory written by :meth:`Model.save` (or ``hone fit``).
+
+    Args:
+        path: the model folder.
+        device: ``cpu``, ``cuda``...; default: a GPU if there is one.
+        precision: ``fp32``, ``bf16`` or ``auto``; default: the precision the model was trained
+            and evaluated with (recorded in ``hone.json``), so its metrics reproduce.
 
     Raises:
         ModelDirError: the folder is missing, or is not a hone model, or its files are broken.
@@ -200,17 +243,26 @@ def load(path: str | Path, *, device: str | None = None, precision: str = "auto"
         raise ModelDirError(f"{str(meta_path)!r} is not a hone model description (no \"format\": \"{FORMAT}\")")
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
         raise ModelDirError(f"{str(root)!r} was saved by a newer hone (format {meta['format_version']}); upgrade hone")
-    weights = root / "model.safetensors"
-    if not weights.is_file():
+    weights_path = root / "model.safetensors"
+    if not weights_path.is_file():
         raise ModelDirError(f"{str(root)!r} has no model.safetensors")
-    backbone = root / "backbone" if (root / "backbone").is_dir() else None
     try:
-        pre = Preprocessor.from_dict(meta["preprocessor"], backbone)
+        weights = load_file(str(weights_path))
+    except Exception as err:  # safetensors raises its own error type for truncated or corrupt files
+        raise ModelDirError(f"{str(weights_path)!r} is damaged (truncated or not a safetensors file): "
+                            f"{str(err).splitlines()[0][:200]}") from err
+    try:
+        meta, weights, assets = migrate(meta, weights, root)
+        pre = Preprocessor.from_dict(meta["preprocessor"], assets)
         spec = NetSpec(**meta["net"])
-        net = build_model(spec, backbone, pretrained=False)
-        net.load_state_dict(load_file(str(weights)), strict=True)
+        net = build_model(spec, assets, pretrained=False)
+        net.load_state_dict(weights, strict=True)
     except (KeyError, TypeError, RuntimeError, ValueError) as err:
         raise ModelDirError(f"{str(root)!r} is a broken hone model: {str(err).splitlines()[0][:300]}") from err
     dev = torch.device(device) if device else default_device()
     net.to(dev).eval()
-    return Model(net, pre, meta, backbone_dir=backbone, precision=precision)
+    chosen = precision or meta.get("precision", "auto")
+    if precision is None and chosen == "bf16" and dev.type == "cpu" and not cpu_has_fast_bf16():
+        logger.warning("this model was trained and evaluated in bf16, which this CPU runs slowly (no native bf16); "
+                       "pass precision='fp32' (--precision fp32) to score faster with slightly different numbers")
+    return Model(net, pre, meta, assets=assets, precision=chosen)

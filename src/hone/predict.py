@@ -33,7 +33,7 @@ def output_columns(model: Model, batch: pa.Table, out: np.ndarray, keep: list[st
 
 
 def predict_file(model: Model, source: Any, output: str | Path, *, keep: list[str] | None = None,
-                 batch_rows: int = 1024) -> int:
+                 batch_rows: int = 1024, encoding: str | None = None) -> int:
     """Score ``source`` batch by batch into ``output`` (.parquet, .csv or .tsv); returns the row count.
 
     The file appears only when complete: it is written to a temporary name and renamed at the end.
@@ -45,7 +45,7 @@ def predict_file(model: Model, source: Any, output: str | Path, *, keep: list[st
     con = connect(keep_order=True)
     n = 0
     try:
-        table = open_table(source, con)
+        table = open_table(source, con, encoding=encoding)
         if keep:
             check_columns(table, keep, "--keep")
         with atomic_path(output) as tmp:

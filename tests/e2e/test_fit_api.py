@@ -28,7 +28,7 @@ def test_run_directory_contents(fitted) -> None:
     files = {p.name for p in run.iterdir()}
     assert {"config.resolved.yaml", "metrics.json", "schema.json", "model", "data.fingerprint.json"} <= files
     assert not any(p.name.startswith(".") for p in run.parent.iterdir())  # no staging leftovers
-    assert {p.name for p in (run / "model").iterdir()} >= {"hone.json", "model.safetensors", "backbone"}
+    assert {p.name for p in (run / "model").iterdir()} >= {"hone.json", "model.safetensors", "backbones"}
     assert not list(run.rglob("*.bin")) and not list(run.rglob("*.pt")) and not list(run.rglob("*.pkl"))
     metrics = json.loads((run / "metrics.json").read_text())
     for split in ("validation", "test"):
@@ -36,7 +36,8 @@ def test_run_directory_contents(fitted) -> None:
     assert metrics["training"]["train_samples_per_second"] > 0
     meta = json.loads((run / "model" / "hone.json").read_text())
     assert meta["classes"] == ["neg", "pos"] and meta["versions"]["hone"] == hone.__version__
-    assert meta["preprocessor"]["tabular"]["numeric"]
+    assert meta["preprocessor"]["modalities"]["numeric"]["features"] and meta["format_version"] == 2
+    assert (run / "model" / "backbones" / "text" / "config.json").is_file()
 
 
 def test_model_learns_the_signal(fitted) -> None:

@@ -20,4 +20,4 @@ def test_minilm_fine_tune_learns_and_reloads(tmp_path: Path, fine_foods: Path) -
     sample = f"sql:SELECT review FROM '{fine_foods}' LIMIT 40"
     loaded = hone.load(tmp_path / "run" / "model")
     assert np.allclose(model.predict_proba(sample), loaded.predict_proba(sample), atol=1e-5)
-    assert (tmp_path / "run" / "model" / "backbone" / "tokenizer.json").exists()
+    assert (tmp_path / "run" / "model" / "backbones" / "text" / "tokenizer.json").exists()

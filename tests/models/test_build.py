@@ -9,9 +9,8 @@ import torch
 
 from hone.data.schema import infer_schema
 from hone.data.sources import connect, open_table
+from hone.config import ModelConfig
 from hone.features.pipeline import Preprocessor
-from hone.features.tabular import TabularPreprocessor
-from hone.features.text import TextPreprocessor
 from hone.models.build import NetSpec, build_model
 from hone.models.inference import outputs_for
 
@@ -19,10 +18,10 @@ from hone.models.inference import outputs_for
 def _setup(tbl: pa.Table, backbone: Path, tmp: Path):
     schema = infer_schema(open_table(tbl, connect()), target="label")
     pq.write_table(tbl, tmp / "t.parquet")
-    tab = TabularPreprocessor.fit(schema, tmp / "t.parquet", max_categories=100, min_count=1)
-    pre = Preprocessor(schema, tab, TextPreprocessor.load(schema.names("text"), 32, backbone))
-    spec = NetSpec(pre.text.columns, tab.n_numeric, [c.cardinality for c in tab.categorical], 2, 16, 0.0)
-    return pre, build_model(spec, backbone, pretrained=True).eval()
+    cfg = ModelConfig(backbone=str(backbone), max_length=32, min_category_count=1)
+    pre = Preprocessor.fit(schema, tmp / "t.parquet", con=connect(), cfg=cfg)
+    spec = NetSpec(pre.encoder_specs(), 2, 16, 0.0)
+    return pre, build_model(spec, {"text": backbone}, pretrained=True).eval()
 
 
 def test_output_shape_and_every_text_column_counts(tmp_path: Path, tiny_backbone: Path, table: pa.Table) -> None:
@@ -47,9 +46,7 @@ def test_length_sorted_inference_keeps_row_order(tmp_path: Path, tiny_backbone: 
 def test_tabular_only_network(tmp_path: Path, tab_table: pa.Table) -> None:
     schema = infer_schema(open_table(tab_table, connect()), target="label")
     pq.write_table(tab_table, tmp_path / "t.parquet")
-    tab = TabularPreprocessor.fit(schema, tmp_path / "t.parquet", max_categories=100, min_count=1)
-    net = build_model(NetSpec([], tab.n_numeric, [c.cardinality for c in tab.categorical], 3, 8, 0.1), None,
-                      pretrained=False)
-    num, cat = tab.transform(tab_table.slice(0, 5))
-    assert net({"num": torch.from_numpy(num), "cat": torch.from_numpy(cat)}).shape == (5, 3)
-    assert net.text is None
+    pre = Preprocessor.fit(schema, tmp_path / "t.parquet", con=connect(), cfg=ModelConfig(min_category_count=1))
+    net = build_model(NetSpec(pre.encoder_specs(), 3, 8, 0.1), {}, pretrained=False)
+    assert net(pre.inputs(tab_table.slice(0, 5))).shape == (5, 3)
+    assert net.text is None and list(net.encoders) == list(pre.modalities)

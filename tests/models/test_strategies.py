@@ -29,7 +29,8 @@ def test_each_strategy_fits_saves_and_reloads(tmp_path: Path, table: pa.Table, f
     assert model.meta["training"]["strategy"] == strategy
     weights = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
     assert not any("lora" in k for k in weights)  # adapters are merged
-    saved = {k.removeprefix("text.backbone."): v for k, v in weights.items() if k.startswith("text.backbone.")}
+    saved = {k.removeprefix("encoders.text.backbone."): v for k, v in weights.items()
+             if k.startswith("encoders.text.backbone.")}
     assert saved.keys() == pretrained.keys()
     changed = {k for k in saved if not torch.equal(saved[k], pretrained[k])}
     if strategy == "frozen":

@@ -5,6 +5,7 @@ from torch import nn
 
 from hone.train.callbacks import EarlyStopping, TimeBudget
 from hone.train.loop import LoopConfig, fit_loop
+from hone.models.strategies import param_groups
 from hone.train.optim import class_weights, linear_schedule, make_optimizer
 
 
@@ -72,7 +73,7 @@ def test_class_weights_and_param_groups() -> None:
     w, used = class_weights([50, 50], "balanced")
     assert used and torch.allclose(w, torch.ones(2))
     net = nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2))
-    opt = make_optimizer(net, lr=1e-5, head_lr=1e-3, weight_decay=0.1)
+    opt = make_optimizer(param_groups(net, lr=1e-5, head_lr=1e-3, weight_decay=0.1, pretrained_prefixes=[]))
     decays = sorted(g["weight_decay"] for g in opt.param_groups)
     assert decays == [0.0, 0.1] and all(g["lr"] == 1e-3 for g in opt.param_groups)
 

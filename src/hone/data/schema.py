@@ -6,8 +6,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from hone.data.sources import Table
-from hone.errors import DataError, SchemaError, did_you_mean
+from hone.data.sources import Table, coerced_counts
+from hone.data.sql import qi, try_cast
+from hone.errors import DataError, EmptyDataError, SchemaError, did_you_mean
 
 Role = Literal["text", "categorical", "numeric", "boolean", "datetime"]
 TaskName = Literal["binary", "multiclass", "regression"]
@@ -38,6 +39,7 @@ class Schema:
     dropped: dict[str, str] = field(default_factory=dict)
     classes: list[Any] = field(default_factory=list)
     target_dtype: str = ""
+    coerced: dict[str, int] = field(default_factory=dict)  # cells that were not valid values, read as missing
 
     def names(self, *roles: Role) -> list[str]:
         """Feature column names, optionally only those with one of ``roles``."""
@@ -59,6 +61,23 @@ class Schema:
         lines += [f"{c.name:<{width}}  {c.role:<12} {c.dtype[:10]:<10} {c.reason}" for c in self.columns]
         lines += [f"{k:<{width}}  dropped      {'':<10} {v}" for k, v in self.dropped.items()]
         return "\n".join(lines)
+
+
+def feature_selects(schema: Schema, table: Table) -> list[str]:
+    """``SELECT`` expressions for the feature columns, typed as the schema says.
+
+    A numeric, boolean or datetime feature whose input type differs (text in a CSV, a number read
+    as text in another file) goes through ``TRY_CAST``: a value that does not convert is missing.
+    """
+    types = dict(zip(table.columns, table.types))
+    out = []
+    for c in schema.columns:
+        q = qi(c.name)
+        if c.role in ("numeric", "boolean", "datetime") and types.get(c.name, c.dtype) != c.dtype:
+            out.append(f"{try_cast(q, c.dtype, types[c.name])} AS {q}")
+        else:
+            out.append(q)
+    return out
 
 
 def is_numeric_type(dtype: str) -> bool:
@@ -129,43 +148,47 @@ def infer_schema(table: Table, *, target: str, task: str = "auto", overrides: di
         if role is None:
             dropped[name] = reason
         else:
-            columns.append(ColumnSpec(name, role, dtype, reason))
+            numeric_text = role == "numeric" and not is_numeric_type(dtype) and dtype.upper() != "BOOLEAN"
+            columns.append(ColumnSpec(name, role, "DOUBLE" if numeric_text else dtype, reason))
     if not columns:
         raise SchemaError(f"no usable feature columns left in {table.name} besides the target {target!r}"
                           f" (dropped: {'; '.join(f'{k}: {v}' for k, v in dropped.items()) or 'none'})")
     dtype = table.types[table.columns.index(target)]
     inferred, classes = _infer_task(table, target, dtype, task)
-    return Schema(target, inferred, columns, dropped, classes, dtype)
+    types = dict(zip(table.columns, table.types))
+    casts = {c.name: c.dtype for c in columns if c.role in ("numeric", "boolean", "datetime")
+             and (c.name in table.tolerant or types[c.name] != c.dtype)}
+    return Schema(target, inferred, columns, dropped, classes, dtype, coerced_counts(table, casts))
 
 
 def _sample_stats(table: Table, sample_rows: int, seed: int) -> dict[str, dict[str, float]]:
     sample = f"(SELECT * FROM {table.view} USING SAMPLE reservoir({int(sample_rows)} ROWS) REPEATABLE ({int(seed)}))"
     parts, names = ["count(*)"], ["rows"]
     for i, (name, dtype) in enumerate(zip(table.columns, table.types)):
-        q = '"' + name.replace('"', '""') + '"'
+        q = qi(name)
         parts += [f"count({q})", f"approx_count_distinct({q})"]
         names += [f"n{i}", f"d{i}"]
         if dtype.upper() == "VARCHAR":
-            parts += [f"avg(length({q}))", f"avg(len(string_split(trim({q}), ' ')))"]
-            names += [f"l{i}", f"w{i}"]
+            parts += [f"avg(length({q}))", f"avg(len(string_split(trim({q}), ' ')))",
+                      f"count({try_cast(q, 'DOUBLE')})"]
+            names += [f"l{i}", f"w{i}", f"p{i}"]
     values = dict(zip(names, table.one(f"SELECT {', '.join(parts)} FROM {sample}")))
     if not values.get("rows"):
-        from hone.errors import EmptyDataError
-
         raise EmptyDataError(f"{table.name} has no rows")
     out = {}
     for i, name in enumerate(table.columns):
         n = float(values[f"n{i}"] or 0)
         out[name] = {"rows": float(values["rows"]), "count": n, "distinct": min(float(values[f"d{i}"] or 0), n),
-                     "length": float(values.get(f"l{i}") or 0), "words": float(values.get(f"w{i}") or 0)}
+                     "length": float(values.get(f"l{i}") or 0), "words": float(values.get(f"w{i}") or 0),
+                     "numbers": float(values.get(f"p{i}") or 0)}
     return out
 
 
 def _infer_role(name: str, dtype: str, s: dict[str, float], forced: str | None) -> tuple[Role | None, str]:
     base = _base_role(dtype)
     if forced:
-        if forced == "numeric" and base not in ("numeric", "boolean"):
-            raise SchemaError(f"column {name!r} has type {dtype} and cannot be --numeric")
+        if forced == "numeric" and base not in ("numeric", "boolean") and not (base == "categorical" and s["numbers"]):
+            raise SchemaError(f"column {name!r} has type {dtype} and holds no numbers; it cannot be --numeric")
         return forced, "set by user"  # type: ignore[return-value]
     if base is None:
         return None, f"unsupported type {dtype}"
@@ -176,6 +199,9 @@ def _infer_role(name: str, dtype: str, s: dict[str, float], forced: str | None) 
     ratio = s["distinct"] / s["count"]
     if base == "numeric" and "INT" in dtype.upper() and ratio > 0.95 and _ID_NAME.search(name):
         return None, "ID-like (unique integers named like an id)"
+    if base == "categorical" and s["numbers"] >= 0.95 * s["count"] and s["distinct"] > 2:
+        bad = int(s["count"] - s["numbers"])
+        return "numeric", f"numbers in text ({bad} non-numeric value(s) in the sample read as missing)"
     if base == "categorical":
         if s["words"] >= 4 or (ratio > 0.5 and s["length"] >= 25 and s["words"] >= 2):
             return "text", f"free text (mean {s['words']:.0f} words)"
@@ -186,7 +212,7 @@ def _infer_role(name: str, dtype: str, s: dict[str, float], forced: str | None) 
 
 
 def _infer_task(table: Table, target: str, dtype: str, task: str) -> tuple[TaskName, list[Any]]:
-    q = '"' + target.replace('"', '""') + '"'
+    q = qi(target)
     numeric = is_numeric_type(dtype)
     if task == "regression" or (task == "auto" and numeric and _looks_continuous(table, q, dtype)):
         if not numeric:

@@ -1,39 +1,65 @@
 """Open any supported input (CSV/TSV/Parquet/JSONL file, glob, directory, ``sql:`` query, DataFrame,
-Arrow table) as a lazy DuckDB view named ``source``; nothing is loaded into memory here."""
+Arrow table or stream) as a lazy DuckDB view named ``source``; nothing is loaded into memory here.
+
+CSV columns that DuckDB's sniffer types as numbers, booleans or dates are read as text and cast
+with ``TRY_CAST`` in the view: one stray ``"n/a"`` past the sniffer's sample becomes a missing value
+(counted, see :func:`coerced_counts`) instead of aborting a job halfway through.
+"""
 
 from __future__ import annotations
 
+import atexit
 import glob as _glob
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
-
-from hone.errors import DataError, EmptyDataError
-
 import pyarrow as pa
+
+from hone.data.diagnose import describe_duckdb_error, diagnose_csv
+from hone.data.sql import qi, ql, try_cast
+from hone.errors import DataError, EmptyDataError
 
 _CSV_EXT = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None}
 _JSON_EXT = {".jsonl", ".ndjson", ".json"}
 _PARQUET_EXT = {".parquet", ".pq"}
+_TOLERANT = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN",
+             "DATE", "TIMESTAMP")
 
 
 @dataclass
 class Table:
-    """A DuckDB view over the user's input plus the name used in messages."""
+    """A DuckDB view over the user's input plus the name used in messages.
+
+    ``raw_view`` is the input as read (for CSV, the tolerant columns still as text); ``view`` is what
+    every query reads, with ``tolerant`` columns cast to their sniffed type (bad cells become NULL).
+    """
 
     con: duckdb.DuckDBPyConnection
     view: str
     name: str
     columns: list[str]
     types: list[str]
+    raw_view: str = ""
+    tolerant: dict[str, str] = field(default_factory=dict)
+    csv_paths: list[str] = field(default_factory=list)
+    encoding: str | None = None
+
+    def error(self, err: BaseException) -> DataError:
+        """The clearest :class:`DataError` for a DuckDB error met while reading this table."""
+        return read_error(err, self.name, self.csv_paths, self.encoding)
 
     def sql(self, query: str) -> duckdb.DuckDBPyRelation:
         """Run ``query`` (which may refer to this table's view) and translate DuckDB errors."""
-        return run_sql(self.con, query, self.name)
+        try:
+            return self.con.sql(query)
+        except duckdb.Error as err:
+            raise self.error(err) from err
 
     def one(self, query: str) -> tuple[Any, ...]:
         """The first row of ``query``'s result (DuckDB 2 relations have no ``fetchone``)."""
@@ -45,19 +71,23 @@ class Table:
         try:
             self.con.execute(statement)
         except duckdb.Error as err:
-            raise DataError(f"could not read {self.name}: {_first_lines(err)}") from err
+            raise self.error(err) from err
+
+    def dtype(self, column: str) -> str:
+        return self.types[self.columns.index(column)]
 
 
 def connect(temp_dir: Path | None = None, memory_limit: str = "512MB", threads: int | None = None, *,
             keep_order: bool = False) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection that spills to ``temp_dir`` beyond ``memory_limit``.
 
+    Every connection hone opens comes from here, so the memory limit always applies.
     ``keep_order`` keeps rows in input order (scoring needs it; splitting and statistics do not, and
     run faster and leaner without it).
     """
     con = duckdb.connect(config={"memory_limit": memory_limit})
     if temp_dir is not None:
-        con.execute(f"SET temp_directory = {_quote(str(temp_dir))}")
+        con.execute(f"SET temp_directory = {ql(temp_dir)}")
     con.execute(f"SET threads = {int(threads or os.cpu_count() or 1)}")
     con.execute(f"SET preserve_insertion_order = {'true' if keep_order else 'false'}")
     con.execute("SET partitioned_write_flush_threshold = 65536")
@@ -69,32 +99,26 @@ def run_sql(con: duckdb.DuckDBPyConnection, query: str, name: str) -> duckdb.Duc
     try:
         return con.sql(query)
     except duckdb.Error as err:
-        raise DataError(f"could not read {name}: {_first_lines(err)}") from err
+        raise DataError(f"could not read {name}: {describe_duckdb_error(err)}") from err
 
 
-def _first_lines(err: BaseException) -> str:
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    text = " ".join(lines[:2]) if lines else type(err).__name__
-    return text[:400]
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _reader_for(paths: list[str], name: str) -> str:
+def _reader_for(paths: list[str], name: str, encoding: str | None, varchar: dict[str, str] | None = None) -> str:
     exts = {Path(p).suffix.lower() for p in paths}
     if len(exts) > 1:
         raise DataError(f"{name} mixes file types {sorted(exts)}; point hone at files of one format")
     ext = exts.pop()
-    files = "[" + ", ".join(_quote(p) for p in paths) + "]"
+    files = "[" + ", ".join(ql(p) for p in paths) + "]"
     if ext in _PARQUET_EXT:
         return f"read_parquet({files}, union_by_name = true, hive_partitioning = true)"
     if ext in _JSON_EXT:
         return f"read_json({files}, format = 'newline_delimited', union_by_name = true)"
     if ext in _CSV_EXT:
         delim = _CSV_EXT[ext]
-        opts = f", delim = {_quote(delim)}" if delim else ""
+        opts = f", delim = {ql(delim)}" if delim else ""
+        if encoding:
+            opts += f", encoding = {ql(encoding)}"
+        if varchar:
+            opts += ", types = {" + ", ".join(f"{ql(c)}: 'VARCHAR'" for c in varchar) + "}"
         return f"read_csv({files}, header = true, union_by_name = true, sample_size = 20480{opts})"
     raise DataError(
         f"{name}: unsupported file type {ext or '(none)'!r}; use .csv, .tsv, .parquet, .jsonl or a sql: query"
@@ -123,14 +147,18 @@ def _expand(path_text: str) -> list[str]:
     return [str(path)]
 
 
-def open_table(source: Any, con: duckdb.DuckDBPyConnection, view: str = "source") -> Table:
+def open_table(source: Any, con: duckdb.DuckDBPyConnection, view: str = "source", *, encoding: str | None = None,
+               work_dir: Path | None = None) -> Table:
     """Create the view ``view`` over ``source`` and check that it can be read and has columns.
 
     Args:
         source: a path, glob or directory; ``"sql:SELECT ..."``; a pandas or polars DataFrame; a
-            pyarrow Table or RecordBatchReader.
+            pyarrow Table, RecordBatch or RecordBatchReader.
         con: the DuckDB connection that will run every later query.
         view: the name of the view to create.
+        encoding: the text encoding of CSV files (``utf-8`` by default; ``latin-1``, ``utf-16``).
+        work_dir: where a one-pass stream (a RecordBatchReader) is written to Parquet so that it
+            can be read more than once (default: a temporary folder removed at exit).
 
     Example:
         >>> import pyarrow as pa
@@ -138,24 +166,82 @@ def open_table(source: Any, con: duckdb.DuckDBPyConnection, view: str = "source"
         >>> t.columns
         ['x']
     """
+    csv_paths: list[str] = []
     if isinstance(source, (str, os.PathLike)) and not str(source).startswith("sql:"):
         name = repr(str(source))
-        select = f"SELECT * FROM {_reader_for(_expand(str(source)), name)}"
+        paths = _expand(str(source))
+        csv_paths = [p for p in paths if Path(p).suffix.lower() in _CSV_EXT]
+        select = f"SELECT * FROM {_reader_for(paths, name, encoding)}"
     elif isinstance(source, str):
         name = "the sql: query"
         select = source[4:].strip()
         if not select:
             raise DataError("the sql: query is empty; write sql:SELECT ... FROM 'file.parquet'")
+        try:  # checked on its own first, so that an error points into the user's text, not hone's
+            con.sql(select)
+        except duckdb.Error as err:
+            raise DataError(f"could not run {name}: {describe_duckdb_error(err, user_sql=select)}") from err
     else:
         name = f"the {type(source).__name__} passed in"
-        con.register(f"{view}_in", _as_arrow(source))
-        select = f"SELECT * FROM {view}_in"
+        arrow = _as_arrow(source)
+        if isinstance(arrow, pa.RecordBatchReader):  # readable once; hone reads its input several times
+            arrow = _materialise(arrow, work_dir)
+            select = f"SELECT * FROM read_parquet({ql(arrow)})"
+        else:
+            con.register(f"{view}_in", arrow)
+            select = f"SELECT * FROM {view}_in"
+    raw = f"{view}_raw"
+    _create_view(con, raw, select, name, csv_paths, encoding)
+    rel = run_sql(con, f"SELECT * FROM {raw}", name)
+    columns, types = list(rel.columns), [str(t) for t in rel.types]
+    tolerant = {c: t for c, t in zip(columns, types) if csv_paths and t.upper().startswith(_TOLERANT)}
+    if tolerant:  # read those columns as text, cast in the view: a bad cell becomes NULL, not an error
+        select = f"SELECT * FROM {_reader_for(paths, name, encoding, tolerant)}"
+        _create_view(con, raw, select, name, csv_paths, encoding)
+        casts = ", ".join(f"{try_cast(qi(c), t)} AS {qi(c)}" for c, t in tolerant.items())
+        _create_view(con, view, f"SELECT * REPLACE ({casts}) FROM {raw}", name, csv_paths, encoding)
+    else:
+        _create_view(con, view, f"SELECT * FROM {raw}", name, csv_paths, encoding)
+    return Table(con=con, view=view, name=name, columns=columns, types=types, raw_view=raw, tolerant=tolerant,
+                 csv_paths=csv_paths, encoding=encoding)
+
+
+def _create_view(con: duckdb.DuckDBPyConnection, view: str, select: str, name: str, csv_paths: list[str],
+                 encoding: str | None) -> None:
     try:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {select}")
+        con.sql(f"SELECT * FROM {view}").limit(1).fetchall()  # surface sniffing and decoding errors now
     except duckdb.Error as err:
-        raise DataError(f"could not read {name}: {_first_lines(err)}") from err
-    rel = run_sql(con, f"SELECT * FROM {view}", name)
-    return Table(con=con, view=view, name=name, columns=list(rel.columns), types=[str(t) for t in rel.types])
+        raise read_error(err, name, csv_paths, encoding) from err
+
+
+def read_error(err: BaseException, name: str, csv_paths: list[str], encoding: str | None) -> DataError:
+    """The clearest message for a failed read: for CSV, the line and what is wrong with it."""
+    if "CSV" in str(err) or "sniff" in str(err):
+        for p in csv_paths:
+            found = diagnose_csv(Path(p), encoding)
+            if found:
+                return DataError(found)
+    return DataError(f"could not read {name}: {describe_duckdb_error(err)}")
+
+
+_TEMP_DIRS: list[str] = []
+
+
+def _materialise(reader: pa.RecordBatchReader, work_dir: Path | None) -> Path:
+    import pyarrow.parquet as pq
+
+    if work_dir is None:
+        work_dir = Path(tempfile.mkdtemp(prefix="hone-input-"))
+        if not _TEMP_DIRS:
+            atexit.register(lambda: [shutil.rmtree(d, ignore_errors=True) for d in _TEMP_DIRS])
+        _TEMP_DIRS.append(str(work_dir))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkstemp(prefix="stream-", suffix=".parquet", dir=work_dir)[1])
+    with pq.ParquetWriter(str(path), reader.schema) as writer:
+        for batch in reader:  # one batch at a time: bounded memory
+            writer.write_batch(batch)
+    return path
 
 
 def _as_arrow(obj: Any) -> pa.Table | pa.RecordBatchReader:
@@ -174,6 +260,21 @@ def _as_arrow(obj: Any) -> pa.Table | pa.RecordBatchReader:
     )
 
 
+def coerced_counts(table: Table, casts: dict[str, str]) -> dict[str, int]:
+    """Per column, the non-missing input cells that are not valid ``casts[column]`` values (one scan).
+
+    These cells are read as missing values; the count is reported so nothing is coerced silently.
+    """
+    if not casts:
+        return {}
+    raw = table.raw_view or table.view
+    types = dict(zip(table.columns, table.types))
+    src = {c: "VARCHAR" if c in table.tolerant else types[c] for c in casts}
+    parts = [f"count({qi(c)}) - count({try_cast(qi(c), t, src[c])})" for c, t in casts.items()]
+    row = table.one(f"SELECT {', '.join(parts)} FROM {raw}")
+    return {c: int(n or 0) for c, n in zip(casts, row) if n}
+
+
 def count_rows(table: Table) -> int:
     """Number of rows in the table (a full scan for CSV/JSON; metadata for Parquet)."""
     return int(table.one(f"SELECT count(*) FROM {table.view}")[0])
@@ -188,7 +289,7 @@ def stream(table: Table, query: str, batch_rows: int) -> Iterator[pa.RecordBatch
     try:
         reader = table.con.sql(query).to_arrow_reader(batch_rows)
     except duckdb.Error as err:
-        raise DataError(f"could not read {table.name}: {_first_lines(err)}") from err
+        raise table.error(err) from err
     try:
         while True:
             try:
@@ -196,7 +297,7 @@ def stream(table: Table, query: str, batch_rows: int) -> Iterator[pa.RecordBatch
             except StopIteration:
                 break
             except (duckdb.Error, pa.ArrowException) as err:  # broken rows surface mid-stream
-                raise DataError(f"could not read {table.name}: {_first_lines(err)}") from err
+                raise table.error(err) from err
             yield batch
     finally:
         reader.close()

@@ -1,9 +1,14 @@
 """Deterministic train/validation/test split by hash, written as three Parquet files.
 
-A row's split depends only on its key (a user key column, or a hash of its feature values) and the
-seed: reordering or repartitioning the input never moves a row. Classification is stratified: within
-each class, rows are ranked by their hash and cut at the requested fractions. ``group`` hashes the
-group column instead, so a group never straddles two splits.
+A row's split depends only on its key and ``split.seed``: reordering or repartitioning the input
+never moves a row, and neither does the training seed. The key is, in order of precedence, the
+``group`` column (a group never straddles two splits), the user's ``key`` column, or a hash of the
+row's feature values, so rows with the same features share a split whatever their labels.
+
+Classification is stratified at the level of keys: each key is given its most frequent label, keys
+are ranked by hash within that label and cut at the requested fractions, and every row follows its
+key. Caps (``--max-rows``, ``--max-eval-rows``) keep a stratified sample chosen by another hash of
+the key and ``split.seed``.
 """
 
 from __future__ import annotations
@@ -13,13 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from hone.config import SplitConfig
-from hone.data.schema import Schema
-from hone.data.sources import Table, _quote
+from hone.data.schema import Schema, feature_selects
+from hone.data.sources import Table
+from hone.data.sql import ql, qi
 from hone.errors import DataError, EmptyDataError
 
 SPLITS = ("train", "validation", "test")
 _USER_SPLIT_NAMES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
                      "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
+
+__all__ = ["SPLITS", "SplitResult", "qi", "split_table"]
 
 
 @dataclass
@@ -33,13 +41,8 @@ class SplitResult:
     fingerprint: dict[str, Any] = field(default_factory=dict)
 
 
-def qi(name: str) -> str:
-    """Quote an SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 def split_table(table: Table, schema: Schema, cfg: SplitConfig, out_dir: Path, *, key: str | None = None,
-                max_rows: dict[str, int | None] | None = None, sample_seed: int = 0) -> SplitResult:
+                max_rows: dict[str, int | None] | None = None) -> SplitResult:
     """Assign every labelled row to a split and write ``out_dir/{train,validation,test}.parquet``.
 
     Args:
@@ -48,23 +51,34 @@ def split_table(table: Table, schema: Schema, cfg: SplitConfig, out_dir: Path, *
         cfg: fractions, seed, and an optional user split column or group column.
         out_dir: where the three Parquet files go.
         key: a column whose value identifies a row; default: a hash of the feature values, so exact
-            duplicates always share a split.
-        max_rows: optional caps per split (a deterministic random sample); skipped rows are counted.
-        sample_seed: seed of the sampling and of the training file's row order.
+            duplicates always share a split. A ``cfg.group`` takes precedence.
+        max_rows: optional caps per split (a stratified sample that depends on ``cfg.seed`` only);
+            skipped rows are counted.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     tgt = qi(schema.target)
-    keep = [qi(c) for c in schema.names()] + [tgt]
-    key_cols = [key] if key else ([cfg.group] if cfg.group else schema.names())
-    h = f"hash({', '.join(qi(c) for c in key_cols)}, {int(cfg.seed)})"
-    where = f"{tgt} IS NOT NULL" + (" AND isfinite(CAST({0} AS DOUBLE))".format(tgt) if schema.task == "regression" else "")
-    split_expr = _split_expr(table, schema, cfg, h)
-    con = table.con
-    table.execute(f"CREATE OR REPLACE TEMP TABLE hone_rows AS SELECT {', '.join(keep)}, {split_expr} AS __split, "
-              f"hash({h}, {int(sample_seed)} + 1) AS __order FROM (SELECT *, {h} AS __h FROM {table.view} WHERE {where})")
+    keep = feature_selects(schema, table) + [tgt]
+    names = [qi(c) for c in schema.names()] + [tgt]
+    key_cols = [cfg.group] if cfg.group else [key] if key else schema.names()
+    seed = int(cfg.seed)
+    h = f"hash({', '.join(qi(c) for c in key_cols)}, {seed})"
+    where = f"{tgt} IS NOT NULL" + (f" AND isfinite(CAST({tgt} AS DOUBLE))" if schema.task == "regression" else "")
+    classify = schema.task != "regression"
+    user = _user_split(table, cfg) if cfg.column else None
+    table.execute(f"CREATE OR REPLACE TEMP TABLE hone_rows AS SELECT {', '.join(keep)}, {h} AS __h"
+                  + (f", {user} AS __user" if user else "") + f" FROM {table.view} WHERE {where}")
     try:
+        order = f"hash(r.__h, {seed} + 1) AS __order"
+        if user:  # the user's own split: each row keeps it
+            table.execute(f"CREATE OR REPLACE TEMP TABLE hone_split AS SELECT r.*, r.__user AS __split, "
+                          f"{tgt if classify else 'NULL'} AS __cls, {order} FROM hone_rows r")
+        else:
+            table.execute(f"CREATE OR REPLACE TEMP TABLE hone_keys AS {_key_splits(schema, cfg, tgt)}")
+            table.execute(f"CREATE OR REPLACE TEMP TABLE hone_split AS SELECT r.*, k.__split, k.__cls, {order} "
+                          "FROM hone_rows r JOIN hone_keys k USING (__h)")
+        table.execute("DROP TABLE hone_rows")  # one copy of the rows in DuckDB's storage, not two
         total_missing = table.one(f"SELECT count(*) FROM {table.view} WHERE NOT ({where})")[0]
-        counts = dict(table.sql("SELECT __split, count(*) FROM hone_rows GROUP BY 1").fetchall())
+        counts = dict(table.sql("SELECT __split, count(*) FROM hone_split GROUP BY 1").fetchall())
         res = SplitResult(paths={}, counts={}, skipped={"missing_target": int(total_missing)})
         for name in SPLITS:
             n = int(counts.get(name, 0))
@@ -72,46 +86,60 @@ def split_table(table: Table, schema: Schema, cfg: SplitConfig, out_dir: Path, *
             res.skipped[f"{name}_over_cap"] = max(0, n - cap) if cap else 0
             limit = f"LIMIT {int(cap)}" if cap else ""
             # A cap keeps a stratified random sample: rows are ordered by their random rank within
-            # their class, so any prefix holds every class in its share.
-            order = (f"percent_rank() OVER (PARTITION BY {tgt} ORDER BY __order), __order"
-                     if cap and schema.task != "regression" else "__order")
+            # their key's class, so any prefix holds every class in its share.
+            order = (f"percent_rank() OVER (PARTITION BY __cls ORDER BY __order), __order"
+                     if cap and classify else "__order")
             path = out_dir / f"{name}.parquet"
-            table.execute(f"COPY (SELECT {', '.join(keep)} FROM hone_rows WHERE __split = '{name}' "
-                          f"ORDER BY {order} {limit}) TO {_quote(str(path))} (FORMAT parquet, ROW_GROUP_SIZE 16384)")
+            table.execute(f"COPY (SELECT {', '.join(names)} FROM hone_split WHERE __split = '{name}' "
+                          f"ORDER BY {order} {limit}) TO {ql(path)} (FORMAT parquet, ROW_GROUP_SIZE 16384)")
             res.paths[name] = path
             res.counts[name] = min(n, cap) if cap else n
-        if schema.task != "regression":
+        res.fingerprint = _fingerprint(table, names, res)
+        if classify:
             for name in SPLITS:
-                rows = table.sql(f"SELECT {tgt}, count(*) FROM read_parquet("
-                                 f"{_quote(str(res.paths[name]))}) GROUP BY 1").fetchall()
+                rows = table.sql(f"SELECT {tgt}, count(*) FROM read_parquet({ql(res.paths[name])}) GROUP BY 1").fetchall()
                 res.class_counts[name] = {str(k): int(v) for k, v in rows}
-        fp = table.one(f"SELECT count(*), sum(hash({', '.join(keep)}, 7)::HUGEINT) % 18446744073709551616 "
-                       "FROM hone_rows")
-        res.fingerprint = {"rows": int(fp[0]), "content_hash": f"{int(fp[1] or 0):016x}"}
     finally:
-        con.execute("DROP TABLE IF EXISTS hone_rows")
+        table.con.execute("DROP TABLE IF EXISTS hone_rows; DROP TABLE IF EXISTS hone_keys; DROP TABLE IF EXISTS hone_split")
     _check_split(res, schema)
     return res
 
 
-def _split_expr(table: Table, schema: Schema, cfg: SplitConfig, h: str) -> str:
+def _user_split(table: Table, cfg: SplitConfig) -> str:
+    """The SQL expression mapping the user's split column to train/validation/test (values checked)."""
+    col = qi(str(cfg.column))
+    bad = table.sql(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM {table.view} WHERE "
+                    f"lower(trim(CAST({col} AS VARCHAR))) NOT IN ({', '.join(map(ql, _USER_SPLIT_NAMES))}) "
+                    f"OR {col} IS NULL LIMIT 3").fetchall()
+    if bad:
+        raise DataError(f"split column {cfg.column!r} in {table.name} has value {bad[0][0]!r}; "
+                        f"expected one of train, validation (or valid, val, dev), test")
+    cases = " ".join(f"WHEN {ql(k)} THEN '{v}'" for k, v in _USER_SPLIT_NAMES.items())
+    return f"CASE lower(trim(CAST({col} AS VARCHAR))) {cases} END"
+
+
+def _key_splits(schema: Schema, cfg: SplitConfig, tgt: str) -> str:
+    """One row per key: ``__h``, its class for stratification ``__cls`` and its ``__split``."""
     f0, f1, _ = cfg.fractions
-    if cfg.column:
-        col = qi(cfg.column)
-        bad = table.sql(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM {table.view} WHERE "
-                        f"lower(trim(CAST({col} AS VARCHAR))) NOT IN ({', '.join(map(_quote, _USER_SPLIT_NAMES))}) "
-                        f"OR {col} IS NULL LIMIT 3").fetchall()
-        if bad:
-            raise DataError(f"split column {cfg.column!r} in {table.name} has value {bad[0][0]!r}; "
-                            f"expected one of train, validation (or valid, val, dev), test")
-        cases = " ".join(f"WHEN {_quote(k)} THEN '{v}'" for k, v in _USER_SPLIT_NAMES.items())
-        return f"CASE lower(trim(CAST({col} AS VARCHAR))) {cases} END"
-    if cfg.group:
-        u = "(__h % 1000003) / 1000003.0"  # a uniform draw per group
-    else:
-        part = f"PARTITION BY {qi(schema.target)} " if schema.task != "regression" else ""
-        u = f"percent_rank() OVER ({part}ORDER BY __h)"
-    return f"CASE WHEN {u} < {f0} THEN 'train' WHEN {u} < {f0 + f1} THEN 'validation' ELSE 'test' END"
+    if schema.task == "regression":
+        keys = "SELECT DISTINCT __h, NULL AS __cls FROM hone_rows"
+    else:  # a key's most frequent label (the smallest on a tie): conflicting duplicates follow it
+        per_label = f"SELECT __h, {tgt} AS __y, count(*) AS __n FROM hone_rows GROUP BY ALL"
+        keys = f"SELECT __h, first(__y ORDER BY __n DESC, __y) AS __cls FROM ({per_label}) GROUP BY __h"
+    u = "percent_rank() OVER (PARTITION BY __cls ORDER BY __h)"
+    return (f"SELECT __h, __cls, CASE WHEN {u} < {f0} THEN 'train' WHEN {u} < {f0 + f1} THEN 'validation' "
+            f"ELSE 'test' END AS __split FROM ({keys})")
+
+
+def _fingerprint(table: Table, names: list[str], res: SplitResult) -> dict[str, Any]:
+    """Row count and an order-independent content hash, of all labelled rows and of each split file."""
+    def one(src: str) -> dict[str, Any]:
+        n, s = table.one(f"SELECT count(*), sum(hash({', '.join(names)}, 7)::HUGEINT) % 18446744073709551616 FROM {src}")
+        return {"rows": int(n), "content_hash": f"{int(s or 0):016x}"}
+
+    out = one("hone_split")
+    out["splits"] = {name: one(f"read_parquet({ql(path)})") for name, path in res.paths.items()}
+    return out
 
 
 def _check_split(res: SplitResult, schema: Schema) -> None:

@@ -26,10 +26,14 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: list[Any])
     labels = list(range(len(classes)))
     pred = proba.argmax(axis=1)
     p, r, f, s = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    # Macro-F1 averages over the classes present in the truth or the predictions (scikit-learn's
+    # default): a class absent from both is not a failure, and counting it as F1 = 0 would score
+    # perfect predictions on a 2-class sample of a 3-class task 0.667.
+    present = np.union1d(y, pred).astype(int).tolist()
     out: dict[str, Any] = {
         "n": int(len(y)),
         "accuracy": float((pred == y).mean()) if len(y) else float("nan"),
-        "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(y, pred, labels=present, average="macro", zero_division=0)) if len(y) else float("nan"),
     }
     if len(classes) == 2:
         both = len(np.unique(y)) == 2

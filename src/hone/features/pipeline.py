@@ -1,4 +1,4 @@
-"""The fitted preprocessing of a model: Arrow batch -> model inputs, and labels <-> targets."""
+"""The fitted preprocessing of a model: Arrow batch -> model inputs per modality, labels <-> targets."""
 
 from __future__ import annotations
 
@@ -6,37 +6,73 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
+from hone.config import ModelConfig
 from hone.data.schema import Schema
+from hone.data.sql import parquet, qi
 from hone.errors import DataError
-from hone.features.tabular import TabularPreprocessor
-from hone.features.text import TextPreprocessor
+from hone.features import categorical, numeric, text  # noqa: F401  (each registers its modality)
+from hone.features.base import FEATURES, FeaturePreprocessor, modality_of
+
+
+def to_tensors(tree: Any, device: torch.device | str) -> Any:
+    """numpy arrays, nested in dicts and tuples, as tensors on ``device``."""
+    if isinstance(tree, np.ndarray):
+        return torch.from_numpy(tree).to(device)
+    if isinstance(tree, dict):
+        return {k: to_tensors(v, device) for k, v in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(to_tensors(v, device) for v in tree)
+    return tree
 
 
 @dataclass
 class Preprocessor:
-    """Everything fitted on the training split that a batch goes through before the network."""
+    """Everything fitted on the training split that a batch goes through before the network.
+
+    ``modalities`` maps a modality name (``text``, ``numeric``, ``categorical``) to its fitted
+    preprocessor, in registry order; the network has one encoder per entry.
+    """
 
     schema: Schema
-    tabular: TabularPreprocessor
-    text: TextPreprocessor | None = None
+    modalities: dict[str, FeaturePreprocessor]
     target_mean: float = 0.0  # regression targets are standardised for training
     target_std: float = 1.0
     class_counts: dict[str, int] = field(default_factory=dict)
 
-    def inputs(self, batch: pa.Table, device: torch.device | str = "cpu", *, with_text: bool = True) -> dict[str, Any]:
-        """Model inputs for an Arrow batch: text token arrays (unless ``with_text`` is false), numeric and
-        categorical matrices."""
-        num, cat = self.tabular.transform(batch)
-        out: dict[str, Any] = {"num": torch.from_numpy(num).to(device), "cat": torch.from_numpy(cat).to(device)}
-        if self.text is not None and with_text:
-            out["text"] = {c: (torch.from_numpy(i).to(device), torch.from_numpy(m).to(device))
-                           for c, (i, m) in self.text.encode(batch).items()}
-        return out
+    @classmethod
+    def fit(cls, schema: Schema, train_path: Path, *, con: duckdb.DuckDBPyConnection, cfg: ModelConfig,
+            class_counts: dict[str, int] | None = None) -> Preprocessor:
+        """Fit every modality present in ``schema`` on the training file, plus the target scaling."""
+        by_modality: dict[str, list[str]] = {}
+        for c in schema.columns:
+            by_modality.setdefault(modality_of(c.role), []).append(c.name)
+        mods = {name: cls_.fit(schema, by_modality[name], train_path, con=con, cfg=cfg)
+                for name, cls_ in FEATURES.items() if name in by_modality}
+        pre = cls(schema, mods, class_counts=dict(class_counts or {}))
+        if schema.task == "regression":
+            mean, std = con.sql(f"SELECT avg(CAST({qi(schema.target)} AS DOUBLE)), "
+                                f"stddev_pop(CAST({qi(schema.target)} AS DOUBLE)) FROM {parquet(train_path)}").fetchall()[0]
+            pre.target_mean, pre.target_std = float(mean), float(std or 0.0) or 1.0
+        return pre
+
+    @property
+    def text(self) -> Any:
+        """The text preprocessor, or None."""
+        return self.modalities.get("text")
+
+    def lengths(self, batch: pa.Table) -> np.ndarray | None:
+        """Tokens per row (for length bucketing), or None without text."""
+        return self.text.lengths(batch) if self.text is not None else None
+
+    def inputs(self, batch: pa.Table, device: torch.device | str = "cpu", *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Model inputs for an Arrow batch: ``{modality: tensors}``, leaving out ``skip``."""
+        return {name: to_tensors(p.transform(batch), device) for name, p in self.modalities.items() if name not in skip}
 
     def targets(self, batch: pa.Table) -> np.ndarray:
         """Class indices (int64) or standardised values (float32) of the batch's target column."""
@@ -58,15 +94,15 @@ class Preprocessor:
                             f"on; its classes are: {', '.join(map(repr, self.schema.classes))}")
         return np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
 
+    def encoder_specs(self) -> dict[str, dict[str, Any]]:
+        return {name: p.encoder_spec() for name, p in self.modalities.items()}
+
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.schema.to_dict(), "tabular": self.tabular.to_dict(),
-                "text": self.text.to_dict() if self.text else None, "target_mean": self.target_mean,
-                "target_std": self.target_std, "class_counts": self.class_counts}
+        return {"schema": self.schema.to_dict(), "modalities": {n: p.to_dict() for n, p in self.modalities.items()},
+                "target_mean": self.target_mean, "target_std": self.target_std, "class_counts": self.class_counts}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], tokenizer_dir: Path | None) -> Preprocessor:
-        text = None
-        if d.get("text"):
-            text = TextPreprocessor.load(d["text"]["columns"], d["text"]["max_length"], tokenizer_dir or "")
-        return cls(Schema.from_dict(d["schema"]), TabularPreprocessor.from_dict(d["tabular"]), text,
-                   d["target_mean"], d["target_std"], d.get("class_counts", {}))
+    def from_dict(cls, d: dict[str, Any], assets: dict[str, Path]) -> Preprocessor:
+        """Rebuild; ``assets`` maps a modality to its assets folder (tokenizer files)."""
+        mods = {n: FEATURES[n].from_dict(md, assets.get(n)) for n, md in d["modalities"].items()}
+        return cls(Schema.from_dict(d["schema"]), mods, d["target_mean"], d["target_std"], d.get("class_counts", {}))

@@ -4,26 +4,51 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hone.config import ModelConfig
+from hone.data.schema import Schema
 from hone.errors import ModelDirError
+from hone.features.base import FeaturePreprocessor, register
 
 
+@register
 @dataclass
-class TextPreprocessor:
+class TextPreprocessor(FeaturePreprocessor):
     """Tokenises each text column of a batch to ``(input_ids, attention_mask)`` arrays.
 
     Missing text is the empty string. Each batch is padded to its own longest row (capped at
     ``max_length``), never to ``max_length``: padding tokens cost as much compute as real ones.
     """
 
+    modality: ClassVar[str] = "text"
+    roles: ClassVar[tuple[str, ...]] = ("text",)
     columns: list[str]
     max_length: int
     tokenizer: Any = None  # a transformers tokenizer
+
+    @classmethod
+    def fit(cls, schema: Schema, columns: list[str], train_path: Path, *, con: duckdb.DuckDBPyConnection,
+            cfg: ModelConfig) -> TextPreprocessor:
+        return cls.load(columns, cfg.max_length, cfg.backbone)
+
+    def transform(self, batch: pa.Table) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return self.encode(batch)
+
+    def encoder_spec(self) -> dict[str, Any]:
+        return {"columns": list(self.columns)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], assets: Path | None) -> TextPreprocessor:
+        return cls.load(d["columns"], d["max_length"], assets or "")
+
+    def save_assets(self, folder: Path) -> None:
+        self.tokenizer.save_pretrained(str(folder))
 
     @classmethod
     def load(cls, columns: list[str], max_length: int, tokenizer_dir: Path | str) -> TextPreprocessor:

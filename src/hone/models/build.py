@@ -1,43 +1,38 @@
-"""The fused network (text encoder per text column, tabular encoder, MLP head) and its builder."""
+"""The fused network: one encoder per modality, concatenated, then an MLP head."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from hone.models.encoders.tabular import TabularEncoder
-from hone.models.encoders.text import TextEncoder, load_backbone
+from hone.models.encoders import build_encoder
 
 
 @dataclass
 class NetSpec:
     """Everything needed to rebuild the network's shape (saved in ``hone.json``)."""
 
-    text_columns: list[str] = field(default_factory=list)
-    n_numeric: int = 0
-    cardinalities: list[int] = field(default_factory=list)
+    encoders: dict[str, dict[str, Any]] = field(default_factory=dict)  # modality -> encoder spec, in order
     n_outputs: int = 1
     hidden_size: int = 256
     dropout: float = 0.1
 
 
 class HoneNet(nn.Module):
-    """Text columns share one pretrained encoder; their pooled vectors, the numeric features and the
-    categorical embeddings are concatenated and fed to an MLP head.
-
-    Inputs are a dict: ``{"text": {col: (ids [B,T], mask [B,T])}, "num": [B,N], "cat": [B,C]}``;
-    the output is ``[B, n_outputs]`` logits (or the regression value).
+    """Each modality's encoder maps its inputs to ``[B, d_m]``; the vectors are concatenated and fed
+    to an MLP head. Inputs are ``{modality: inputs}``; the output is ``[B, n_outputs]`` logits (or the
+    standardised regression value).
     """
 
-    def __init__(self, spec: NetSpec, text: TextEncoder | None) -> None:
+    def __init__(self, spec: NetSpec, encoders: dict[str, nn.Module]) -> None:
         super().__init__()
         self.spec = spec
-        self.text = text
-        self.tabular = TabularEncoder(spec.n_numeric, spec.cardinalities) if (spec.n_numeric or spec.cardinalities) else None
-        width = (text.out_dim * len(spec.text_columns) if text else 0) + (self.tabular.out_dim if self.tabular else 0)
+        self.encoders = nn.ModuleDict(encoders)
+        width = sum(int(e.out_dim) for e in self.encoders.values())
         self.head = nn.Sequential(
             nn.Dropout(spec.dropout),
             nn.Linear(width, spec.hidden_size),
@@ -46,19 +41,21 @@ class HoneNet(nn.Module):
             nn.Linear(spec.hidden_size, spec.n_outputs),
         )
 
-    def forward(self, batch: dict) -> torch.Tensor:
-        parts = []
-        if self.text is not None:
-            # "text_emb" carries precomputed pooled embeddings (the frozen strategy's cache)
-            cached = batch.get("text_emb")
-            parts += [cached[c] if cached is not None else self.text(*batch["text"][c]) for c in self.spec.text_columns]
-        if self.tabular is not None:
-            parts.append(self.tabular(batch["num"], batch["cat"]))
-        fused = torch.cat([p.float() for p in parts], dim=1)
+    @property
+    def text(self) -> nn.Module | None:
+        """The text encoder, or None."""
+        return self.encoders["text"] if "text" in self.encoders else None
+
+    def pretrained_prefixes(self) -> list[str]:
+        """Parameter-name prefixes of the encoders that start from pretrained weights."""
+        return [f"encoders.{n}." for n, e in self.encoders.items() if getattr(e, "pretrained", False)]
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        fused = torch.cat([enc(batch[name]).float() for name, enc in self.encoders.items()], dim=1)
         return self.head(fused)
 
 
-def build_model(spec: NetSpec, backbone_dir: str | Path | None, *, pretrained: bool) -> HoneNet:
-    """Build the network; the backbone's weights are loaded only when ``pretrained``."""
-    text = TextEncoder(load_backbone(backbone_dir, pretrained=pretrained)) if spec.text_columns and backbone_dir else None
-    return HoneNet(spec, text)
+def build_model(spec: NetSpec, assets: dict[str, Path], *, pretrained: bool) -> HoneNet:
+    """Build the network; ``assets`` maps a modality to its backbone folder, whose weights are
+    loaded only when ``pretrained`` (a saved model's weights come from its own safetensors)."""
+    return HoneNet(spec, {name: build_encoder(name, s, assets.get(name), pretrained) for name, s in spec.encoders.items()})

@@ -1,8 +1,9 @@
 """Pooled text embeddings computed once and cached on disk, for the ``frozen`` strategy.
 
 A cache entry is keyed by what determines the numbers: the text values of the column in file
-order (so any change of data, split or sample changes the key), the backbone's weights and config,
-the maximum length and the precision. Entries are reused across runs and never go stale: a changed
+order (so any change of data, split or sample changes the key), the backbone's weights, config and
+tokenizer files, the maximum length and the precision. Embeddings are written to disk chunk by
+chunk and read back memory-mapped: a million rows never sit in RAM at once. Entries are reused across runs and never go stale: a changed
 input simply maps to a new key.
 """
 
@@ -34,11 +35,11 @@ def default_cache_dir() -> Path:
 
 
 def backbone_fingerprint(backbone_dir: Path) -> str:
-    """A hash of the backbone folder's config and weight files."""
+    """A hash of every file of the backbone folder (weights, config, tokenizer), documentation aside."""
     h = hashlib.sha256()
     for name in sorted(os.listdir(backbone_dir)):
         p = backbone_dir / name
-        if p.is_file() and (name.endswith((".safetensors", ".bin")) or name == "config.json"):
+        if p.is_file() and not name.startswith(".") and not name.lower().endswith((".md", ".txt.lock")):
             h.update(name.encode())
             with open(p, "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 22), b""):
@@ -72,19 +73,20 @@ def cached_embeddings(encoder: TextEncoder, text: TextPreprocessor, path: Path, 
                 logger.info("embeddings of %r (%d rows): reused from the cache", col, n)
                 out[col] = arr
                 continue
-        out[col] = _compute(encoder, text, path, col, precision, device, batch_rows)
         cache_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(file) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, out[col])
+            _compute(encoder, text, path, col, n, tmp, precision, device, batch_rows)
+        out[col] = np.load(file, mmap_mode="r")
         logger.info("embeddings of %r (%d rows): computed and cached in %s", col, n, cache_dir)
     return out
 
 
-def _compute(encoder: TextEncoder, text: TextPreprocessor, path: Path, col: str, precision: str,
-             device: torch.device, batch_rows: int) -> np.ndarray:
+def _compute(encoder: TextEncoder, text: TextPreprocessor, path: Path, col: str, n: int, dest: Path, precision: str,
+             device: torch.device, batch_rows: int) -> None:
+    """Write the ``[n, H]`` float32 embeddings of ``path``'s column to the ``.npy`` file ``dest``."""
     one = TextPreprocessor([col], text.max_length, text.tokenizer)
-    parts = []
+    out = np.lib.format.open_memmap(dest, mode="w+", dtype=np.float32, shape=(n, encoder.hidden))
+    done = 0
     was_training = encoder.training
     encoder.eval()
     with torch.inference_mode(), autocast(precision, device):
@@ -95,12 +97,12 @@ def _compute(encoder: TextEncoder, text: TextPreprocessor, path: Path, col: str,
             order = np.argsort(one.lengths(t), kind="stable")
             t = t.take(order)
             embs = []
-            for start in range(0, t.num_rows, batch_rows):
-                ids, mask = one.encode(t.slice(start, batch_rows))[col]
-                embs.append(encoder(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)).float().cpu().numpy())
+            for i in range(0, t.num_rows, batch_rows):
+                ids, mask = one.encode(t.slice(i, batch_rows))[col]
+                embs.append(encoder.pool(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)).float().cpu().numpy())
             emb = np.concatenate(embs)
-            restored = np.empty_like(emb)
-            restored[order] = emb
-            parts.append(restored)
+            out[done + order] = emb  # back in file order
+            done += len(order)
     encoder.train(was_training)
-    return np.concatenate(parts).astype(np.float32)
+    out.flush()
+    del out

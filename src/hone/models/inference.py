@@ -20,7 +20,7 @@ def outputs_for(model: HoneNet, pre: Preprocessor, batch: pa.Table, *, precision
     step = batch.num_rows
     if pre.text is not None and batch.num_rows > 1:
         # Sub-batches of rows sorted by token count pad little; the original order is restored below.
-        order = np.argsort(pre.text.lengths(batch), kind="stable")
+        order = np.argsort(pre.lengths(batch), kind="stable")
         batch = batch.take(order)
         step = sub_batch
     with torch.inference_mode(), autocast(precision, device):

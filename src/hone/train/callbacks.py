@@ -10,9 +10,13 @@ from hone.train.state import TrainState
 
 
 class Callback:
-    """Base class; every hook is optional and receives the state."""
+    """Base class; every hook is optional and receives the state.
 
-    def on_fit_start(self, state: TrainState) -> None: ...
+    ``on_fit_start`` also receives the :class:`~hone.train.loop.Loop` (model, optimiser, scheduler,
+    runtime, best weights): keep it to save checkpoints or inspect the model.
+    """
+
+    def on_fit_start(self, state: TrainState, *, loop: Any = None) -> None: ...
     def on_epoch_start(self, state: TrainState) -> None: ...
     def on_batch_end(self, state: TrainState, *, rows: int, loss: float | None) -> None: ...
     def on_evaluate(self, state: TrainState, *, metrics: dict[str, Any], is_best: bool) -> None: ...
@@ -39,7 +43,7 @@ class TimeBudget(Callback):
         self.seconds = seconds
         self.start = 0.0
 
-    def on_fit_start(self, state: TrainState) -> None:
+    def on_fit_start(self, state: TrainState, *, loop: Any = None) -> None:
         self.start = time.perf_counter()
 
     def on_batch_end(self, state: TrainState, *, rows: int, loss: float | None) -> None:
@@ -55,7 +59,7 @@ class ProgressBar(Callback):
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.bar: Any = None
 
-    def on_fit_start(self, state: TrainState) -> None:
+    def on_fit_start(self, state: TrainState, *, loop: Any = None) -> None:
         if self.enabled:
             from tqdm.auto import tqdm
 

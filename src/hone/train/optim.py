@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -33,23 +35,12 @@ class _MSE(nn.Module):
         return nn.functional.mse_loss(out[:, 0], y)
 
 
-def _no_decay(name: str, p: nn.Parameter) -> bool:
-    return p.ndim < 2 or "norm" in name.lower() or "embeddings" in name.lower()
-
-
-def make_optimizer(model: nn.Module, *, lr: float, head_lr: float, weight_decay: float,
-                   backbone_prefix: str = "text.") -> torch.optim.Optimizer:
-    """AdamW with the pretrained backbone at ``lr`` and new layers at ``head_lr``; no decay on biases,
-    norms and embeddings."""
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            groups.setdefault((name.startswith(backbone_prefix), _no_decay(name, p)), []).append(p)
-    params = [{"params": ps, "lr": lr if bb else head_lr, "weight_decay": 0.0 if nd else weight_decay}
-              for (bb, nd), ps in groups.items()]
+def make_optimizer(groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    """AdamW over parameter groups (each with its ``lr`` and ``weight_decay``; see
+    :func:`hone.models.strategies.param_groups`)."""
     # The fused kernel updates all tensors in one pass instead of a loop of small ops per tensor,
     # which matters on a CPU where MiniLM's 11.7M-row embedding matrix is updated every step.
-    return torch.optim.AdamW(params, fused=True)
+    return torch.optim.AdamW(groups, fused=True)
 
 
 def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:

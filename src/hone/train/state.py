@@ -11,6 +11,7 @@ class TrainState:
     """Progress of one fit. Callbacks stop training by setting ``should_stop`` (and ``stop_reason``)."""
 
     epoch: int = 0
+    batch_in_epoch: int = 0  # batches of the current epoch already trained on: the data position
     step: int = 0
     total_steps: int = 0
     rows_seen: int = 0

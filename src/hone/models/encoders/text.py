@@ -1,32 +1,47 @@
-"""A pretrained Hugging Face encoder with attention-masked mean pooling."""
+"""Text encoder: one pretrained Hugging Face backbone shared by the text columns, attention-masked
+mean pooling per column, the pooled vectors concatenated."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from hone.errors import ModelDirError
+from hone.models.encoders import register
 
 
 class TextEncoder(nn.Module):
-    """Encodes token ids to one vector per row: the mean of the last hidden states over real tokens.
+    """``{column: (input_ids [B,T], attention_mask [B,T]) or pooled [B,H]} -> [B, H * n_columns]``.
+
+    A column given as a ``[B, H]`` tensor is already pooled (the frozen strategy's cached
+    embeddings) and passes through.
 
     Args:
         backbone: a transformers ``PreTrainedModel`` without a task head (``AutoModel``).
+        columns: the text columns, in order.
     """
 
-    def __init__(self, backbone: nn.Module) -> None:
+    pretrained = True
+
+    def __init__(self, backbone: nn.Module, columns: list[str]) -> None:
         super().__init__()
         self.backbone = backbone
-        self.out_dim = int(backbone.config.hidden_size)
+        self.columns = list(columns)
+        self.hidden = int(backbone.config.hidden_size)
+        self.out_dim = self.hidden * len(self.columns)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        # input_ids, attention_mask: [B, T] -> [B, H]
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``[B, T]`` token ids and mask -> ``[B, H]``: the mean of the last hidden states over real tokens."""
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    def forward(self, text: dict[str, Any]) -> torch.Tensor:
+        parts = [v if isinstance(v, torch.Tensor) else self.pool(*v) for v in (text[c] for c in self.columns)]
+        return torch.cat([p.float() for p in parts], dim=1)
 
 
 def load_backbone(path: str | Path, *, pretrained: bool) -> nn.Module:
@@ -45,3 +60,10 @@ def load_backbone(path: str | Path, *, pretrained: bool) -> nn.Module:
         raise ModelDirError(
             f"{str(path)!r} is not a usable Hugging Face model folder (model.backbone): {str(err).splitlines()[0]}"
         ) from err
+
+
+@register("text")
+def build(spec: dict[str, Any], assets: Path | None, pretrained: bool) -> nn.Module:
+    if assets is None:
+        raise ModelDirError("a text encoder needs its backbone folder")
+    return TextEncoder(load_backbone(assets, pretrained=pretrained), spec["columns"])

@@ -1,0 +1,68 @@
+"""The modality registry of the features layer: one preprocessor class per modality.
+
+A modality (text, numeric, categorical; images later) claims schema roles, fits its statistics on
+the training split only, turns Arrow batches into arrays, and round-trips through JSON (plus an
+assets folder, e.g. tokenizer files). Adding a modality is a new module that subclasses
+:class:`FeaturePreprocessor` and registers itself; nothing else in this layer changes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import duckdb
+import pyarrow as pa
+
+from hone.config import ModelConfig
+from hone.data.schema import Schema
+
+FEATURES: dict[str, type[FeaturePreprocessor]] = {}
+
+
+def register(cls: type[FeaturePreprocessor]) -> type[FeaturePreprocessor]:
+    """Class decorator: make ``cls`` the preprocessor of ``cls.modality``."""
+    FEATURES[cls.modality] = cls
+    return cls
+
+
+def modality_of(role: str) -> str:
+    """The modality that handles a schema role (``boolean`` and ``datetime`` are ``numeric``)."""
+    for name, cls in FEATURES.items():
+        if role in cls.roles:
+            return name
+    raise KeyError(f"no modality handles the column role {role!r}")
+
+
+class FeaturePreprocessor(ABC):
+    """One modality's fitted preprocessing."""
+
+    modality: ClassVar[str]
+    roles: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    @abstractmethod
+    def fit(cls, schema: Schema, columns: list[str], train_path: Path, *, con: duckdb.DuckDBPyConnection,
+            cfg: ModelConfig) -> FeaturePreprocessor:
+        """Fit on the training Parquet file only (``con`` carries the run's memory limit)."""
+
+    @abstractmethod
+    def transform(self, batch: pa.Table) -> Any:
+        """The modality's model inputs for a batch, as numpy arrays (nested in dicts/tuples)."""
+
+    @abstractmethod
+    def encoder_spec(self) -> dict[str, Any]:
+        """What the matching encoder needs to be built (JSON)."""
+
+    @abstractmethod
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted state as JSON."""
+
+    @classmethod
+    @abstractmethod
+    def from_dict(cls, d: dict[str, Any], assets: Path | None) -> FeaturePreprocessor:
+        """Rebuild from :meth:`to_dict` and the assets folder written by :meth:`save_assets`."""
+
+    def save_assets(self, folder: Path) -> None:
+        """Write files the preprocessing needs besides JSON (tokenizers); nothing by default."""

@@ -1,0 +1,110 @@
+"""Numeric, boolean and datetime columns: standardised values with a missing-value flag each,
+statistics from DuckDB aggregates over the training split (out of core), applied to Arrow."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hone.config import ModelConfig
+from hone.data.schema import Schema
+from hone.data.sql import parquet, qi
+from hone.features.base import FeaturePreprocessor, register
+
+# Datetime columns become these numeric parts; the SQL (for statistics) and Arrow (for batches)
+# versions must agree: weekday is Monday = 0 in both.
+_DT_PARTS = {
+    "year": ("year({})", pc.year),
+    "month": ("month({})", pc.month),
+    "day": ("day({})", pc.day),
+    "weekday": ("isodow({}) - 1", pc.day_of_week),
+    "hour": ("hour({})", pc.hour),
+}
+
+
+@dataclass
+class NumericFeature:
+    column: str
+    part: str  # "value" or a datetime part
+    mean: float = 0.0
+    std: float = 1.0
+    missing_rate: float = 0.0
+
+
+@register
+@dataclass
+class NumericPreprocessor(FeaturePreprocessor):
+    """``batch -> float32 [B, 2 * n_features]``: a standardised value and a missing flag per feature."""
+
+    modality: ClassVar[str] = "numeric"
+    roles: ClassVar[tuple[str, ...]] = ("numeric", "boolean", "datetime")
+    features: list[NumericFeature] = field(default_factory=list)
+
+    @property
+    def width(self) -> int:
+        return 2 * len(self.features)
+
+    @classmethod
+    def fit(cls, schema: Schema, columns: list[str], train_path: Path, *, con: duckdb.DuckDBPyConnection,
+            cfg: ModelConfig) -> NumericPreprocessor:
+        feats: list[NumericFeature] = []
+        for col in schema.columns:
+            if col.name not in columns:
+                continue
+            if col.role == "datetime":
+                parts = [p for p in _DT_PARTS if p != "hour" or "TIMESTAMP" in col.dtype.upper()]
+                feats += [NumericFeature(col.name, p) for p in parts]
+            else:
+                feats.append(NumericFeature(col.name, "value"))
+        exprs = []
+        for f in feats:
+            e = _sql_expr(f)
+            exprs.append(f"avg({e}), stddev_pop({e}), avg(CASE WHEN {e} IS NULL THEN 1.0 ELSE 0.0 END)")
+        row = con.sql(f"SELECT {', '.join(exprs)} FROM {parquet(train_path)}").fetchall()[0]
+        for i, f in enumerate(feats):
+            mean, std, miss = row[3 * i: 3 * i + 3]
+            f.mean = float(mean) if mean is not None else 0.0
+            f.std = float(std) if std and std > 1e-12 else 1.0
+            f.missing_rate = float(miss or 0.0)
+        return cls(feats)
+
+    def transform(self, batch: pa.Table) -> np.ndarray:
+        num = np.zeros((batch.num_rows, self.width), dtype=np.float32)
+        for i, f in enumerate(self.features):
+            arr = _arrow_values(batch.column(f.column), f.part)
+            missing = np.isnan(arr)
+            num[:, 2 * i] = np.where(missing, 0.0, (arr - f.mean) / f.std)
+            num[:, 2 * i + 1] = missing
+        return num
+
+    def encoder_spec(self) -> dict[str, Any]:
+        return {"width": self.width}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": [asdict(f) for f in self.features]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], assets: Path | None) -> NumericPreprocessor:
+        return cls([NumericFeature(**f) for f in d["features"]])
+
+
+def _sql_expr(f: NumericFeature) -> str:
+    q = qi(f.column)
+    if f.part == "value":
+        return f"CAST({q} AS DOUBLE)"
+    return f"CAST({_DT_PARTS[f.part][0].format(q)} AS DOUBLE)"
+
+
+def _arrow_values(col: pa.ChunkedArray | pa.Array, part: str) -> np.ndarray:
+    if part != "value":
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            col = pc.cast(col, pa.timestamp("us"))
+        col = _DT_PARTS[part][1](col)
+    out = pc.cast(col, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+    return np.asarray(out, dtype=np.float64)

@@ -1,0 +1,29 @@
+"""Numeric encoder: standardised values and missing flags pass through to the fusion head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hone.models.encoders import register
+
+
+class NumericEncoder(nn.Module):
+    """``num [B, W] -> [B, W]`` (the identity: the head learns from the standardised values)."""
+
+    pretrained = False
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.out_dim = width
+
+    def forward(self, num: torch.Tensor) -> torch.Tensor:
+        return num
+
+
+@register("numeric")
+def build(spec: dict[str, Any], assets: Path | None, pretrained: bool) -> nn.Module:
+    return NumericEncoder(int(spec["width"]))
