@@ -21,7 +21,6 @@ from hone.data.split import SplitResult, split_table
 from hone.evaluate.metrics import HIGHER_IS_BETTER
 from hone.features.pipeline import Preprocessor
 from hone.models.build import HoneNet, NetSpec, build_model
-from hone.models.embedding_cache import default_cache_dir
 from hone.models.feeding import Feeder
 from hone.models.precision import default_device, resolve_precision
 from hone.models.strategies import Strategy, get_strategy
@@ -44,15 +43,18 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     try:
         table = open_table(source, con, encoding=cfg.data.encoding, work_dir=work)
         schema = _infer(table, cfg)
+        hardware = {"has_text": bool(schema.names("text")), "task": schema.task, "threads": threads,
+                    "precision": resolve_precision("auto", default_device())}
+        resolve(cfg, **hardware)  # every setting is checked before the first line of output
+        caps = {"train": cfg.train.max_rows, "validation": cfg.train.max_eval_rows, "test": cfg.train.max_eval_rows}
+        split = split_table(table, schema, cfg.data.split, work / "splits", key=cfg.data.key, max_rows=caps)
+        counts = [split.class_counts.get("train", {}).get(str(c), 0) for c in schema.classes]
+        rcfg = resolve(cfg, **hardware, class_counts=counts)
+        tr = rcfg.train
         logger.info("schema of %s (%s):\n%s", table.name, schema.task, schema)
         if schema.coerced:
             logger.warning("read as missing: %s", ", ".join(f"{n} value(s) of {c!r} that are not numbers/dates"
                                                              for c, n in schema.coerced.items()))
-        rcfg = resolve(cfg, has_text=bool(schema.names("text")), task=schema.task,
-                       precision=resolve_precision("auto", default_device()), threads=threads)
-        tr = rcfg.train
-        caps = {"train": tr.max_rows, "validation": tr.max_eval_rows, "test": tr.max_eval_rows}
-        split = split_table(table, schema, rcfg.data.split, work / "splits", key=rcfg.data.key, max_rows=caps)
         _log_split(split)
         pre = Preprocessor.fit(schema, split.paths["train"], con=con, cfg=rcfg.model,
                                class_counts=split.class_counts.get("train", {}))
@@ -66,7 +68,7 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     net = build_model(spec, assets, pretrained=True).to(runtime.device)
     strategy = get_strategy(rcfg.model.strategy)
     described = strategy.prepare(net, rcfg.model)
-    cache_dir = default_cache_dir() if rcfg.model.embedding_cache == "auto" else Path(rcfg.model.embedding_cache)
+    cache_dir = Path(rcfg.model.embedding_cache)
     feeder = strategy.feeder(net, pre, device=runtime.device, precision=runtime.precision, cache_dir=cache_dir,
                              backbone=assets.get("text"))
     model = Model(net, pre, {}, assets=assets, precision=runtime.precision)

@@ -13,13 +13,25 @@ def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(name)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (it may have been replaced)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ANN001
+        pass
+
+
 def configure(verbosity: int = 0) -> None:
     """Send hone's log records to stderr as plain lines; called by the CLI only."""
     level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
     root = logging.getLogger("hone")
     root.setLevel(level)
     if not any(getattr(h, "_hone_cli", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._hone_cli = True  # type: ignore[attr-defined]
         root.addHandler(handler)

@@ -93,7 +93,8 @@ class ModelConfig(_Section):
     lora_r: Annotated[int, Field(ge=1)] = Field(8, description="Rank of the LoRA adapters.")
     lora_alpha: Annotated[int, Field(ge=1)] = Field(16, description="Scale (alpha) of the LoRA adapters.")
     embedding_cache: str = Field(
-        "auto", description="Folder of the frozen strategy's embedding cache; auto = $HONE_CACHE_DIR or ~/.cache/hone."
+        "auto", description="Folder of the frozen strategy's embedding cache; auto = $HONE_CACHE_DIR/embeddings or "
+                            "~/.cache/hone/embeddings."
     )
     max_categories: Annotated[int, Field(ge=1)] = Field(
         10_000, description="Most frequent categories kept per column; the rest share the unknown bucket."
@@ -293,6 +294,7 @@ class ResolvedTrainConfig(TrainConfig):
     lr: Annotated[float, Field(gt=0, le=1)]
     patience: Annotated[int, Field(ge=1)]
     metric: Literal["macro_f1", "accuracy", "roc_auc", "rmse", "mae", "r2"]
+    class_weights: Literal["balanced", "none"]
     precision: Literal["fp32", "bf16"]
     num_threads: Annotated[int, Field(ge=1)]
 
@@ -316,7 +318,15 @@ class ResolvedRunConfig(RunConfig):
     train: ResolvedTrainConfig
 
 
-def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, threads: int) -> ResolvedRunConfig:
+def default_cache_root() -> Path:
+    """``$HONE_CACHE_DIR``, or ``~/.cache/hone``."""
+    import os
+
+    return Path(os.environ.get("HONE_CACHE_DIR") or Path.home() / ".cache" / "hone")
+
+
+def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, threads: int,
+            class_counts: list[int] | None = None) -> ResolvedRunConfig:
     """Replace every ``"auto"`` with the value this run uses; the result is what gets saved.
 
     Args:
@@ -325,6 +335,8 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
         task: the inferred task.
         precision: the precision the hardware supports (``bf16`` or ``fp32``) for ``auto``.
         threads: the thread count for ``auto``.
+        class_counts: training rows per class; ``class_weights: auto`` becomes ``balanced`` when the
+            largest class is at least 1.5 times the smallest, else ``none``.
 
     Example:
         >>> r = resolve(RunConfig(model={"strategy": "frozen"}), has_text=True, task="binary",
@@ -351,8 +363,11 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
     train = {**t.model_dump(), "epochs": pick(t.epochs, defaults["epochs"]),
              "batch_size": pick(t.batch_size, 32 if has_text else 256), "lr": pick(t.lr, defaults["lr"]),
              "patience": pick(t.patience, defaults["patience"]), "metric": metric,
+             "class_weights": pick(t.class_weights, "balanced" if class_counts and max(class_counts) >=
+                                   1.5 * max(min(class_counts), 1) and task != "regression" else "none"),
              "precision": pick(t.precision, precision), "num_threads": pick(t.num_threads, threads)}
-    model = {**cfg.model.model_dump(), "strategy": strategy}
+    cache = default_cache_root() / "embeddings" if cfg.model.embedding_cache == "auto" else cfg.model.embedding_cache
+    model = {**cfg.model.model_dump(), "strategy": strategy, "embedding_cache": str(cache)}
     if has_text:
         model["backbone"] = check_backbone(bundled_backbone() if cfg.model.backbone == "auto" else cfg.model.backbone)
     data = {**cfg.data.model_dump(), "task": task}

@@ -81,3 +81,46 @@ def test_missing_empty_and_broken_files(tmp_path: Path) -> None:
     (tmp_path / "x.xlsx").write_text("?")
     with pytest.raises(DataError, match="unsupported file type '.xlsx'"):
         _open(tmp_path / "x.xlsx")
+
+
+def test_a_record_batch_reader_is_read_more_than_once(table: pa.Table) -> None:
+    # Regression: a RecordBatchReader can be consumed once, but hone reads its input several times.
+    reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=50))
+    t, n = _open(reader)
+    assert n == table.num_rows and count_rows(t) == table.num_rows
+
+
+def test_latin1_csv_with_encoding_and_a_hint_without(tmp_path: Path) -> None:
+    p = tmp_path / "export.csv"
+    p.write_bytes("name,y\ncafé au lait,a\nnaïve,b\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"not utf-8 text: byte 0xe9 on line 2.*--encoding latin-1"):
+        _open(p)
+    t = open_table(p, connect(), encoding="latin-1")
+    assert t.sql("SELECT name FROM source ORDER BY y").fetchall() == [("café au lait",), ("naïve",)]
+
+
+def test_ragged_csv_names_the_line(tmp_path: Path) -> None:
+    p = tmp_path / "rag.csv"
+    p.write_text("a,b,y\n1,2,x\n3,4,y\n5,6,7,z\n8,9,x\n")
+    with pytest.raises(DataError, match=r"line 4 of .*rag.csv' has 4 fields, expected 3"):
+        _open(p)
+
+
+def test_a_bad_cell_past_the_sniffer_sample_is_missing_and_counted(tmp_path: Path) -> None:
+    from hone.data.sources import coerced_counts
+
+    p = tmp_path / "late.csv"
+    p.write_text("x,y\n" + "".join(f"{i},a\n" for i in range(25_000)) + "oops,b\n")
+    t = open_table(p, connect())
+    assert t.types[0] == "BIGINT"
+    assert t.sql("SELECT count(x), count(*) FROM source").fetchall() == [(25_000, 25_001)]
+    assert coerced_counts(t, t.tolerant) == {"x": 1}
+
+
+def test_sql_errors_point_into_the_users_query(tmp_path: Path) -> None:
+    for query, expected in (("sql:SELEC 1", r"syntax error .*character 1"),
+                            ("sql:SELECT * FROM nowhere", r"nowhere does not exist")):
+        with pytest.raises(DataError, match=expected) as err:
+            _open(query)
+        text = str(err.value)
+        assert "CREATE" not in text and "pg_" not in text and "source" not in text, text

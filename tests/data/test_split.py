@@ -101,3 +101,49 @@ def test_capped_splits_are_stratified_samples(tmp_path: Path) -> None:
     res = _split(t, tmp_path, max_rows={"train": 100, "validation": 40})
     assert res.counts["train"] == 100 and res.class_counts["train"] == {"common": 95, "rare": 5}
     assert res.class_counts["validation"] == {"common": 38, "rare": 2}
+
+
+def _splits_of(res, cols: list[str]) -> dict[tuple, set[str]]:
+    where: dict[tuple, set[str]] = {}
+    for name, path in res.paths.items():
+        for r in pq.read_table(path, columns=cols).to_pylist():
+            where.setdefault(tuple(r[c] for c in cols), set()).add(name)
+    return where
+
+
+def test_group_wins_over_a_key(tmp_path: Path, table: pa.Table) -> None:
+    # Regression: --key with --group hashed the key and scattered a group over the splits.
+    groups = [f"g{i % 23}" for i in range(table.num_rows)]
+    t = table.append_column("group", pa.array(groups))
+    res = _split(t, tmp_path, SplitConfig(group="group"), key="id")
+    assigned = _assignment(res)
+    content = [f"{r['review']}|{r['title']}|{r['price']}" for r in table.select(["review", "title", "price"]).to_pylist()]
+    where: dict[str, set[str]] = {}
+    for g, c in zip(groups, content):
+        where.setdefault(g, set()).add(assigned[c])
+    assert all(len(v) == 1 for v in where.values()), where
+
+
+def test_conflicting_label_duplicates_share_a_split(tmp_path: Path) -> None:
+    # Regression: rows were ranked per class, so the same features with two labels could land in
+    # two splits. 300 feature rows, each present with both labels (and some a third time).
+    n = 300
+    feats = [f"row {i} text value" for i in range(n)]
+    rows = [(f, "pos") for f in feats] + [(f, "neg") for f in feats] + [(f, "pos") for f in feats[:100]]
+    t = pa.table({"w": [r[0] for r in rows], "x": [float(feats.index(r[0]) % 7) for r in rows],
+                  "label": [r[1] for r in rows]})
+    res = _split(t, tmp_path)
+    where = _splits_of(res, ["w", "x"])
+    assert len(where) == n and all(len(v) == 1 for v in where.values())
+    assert all(res.counts[s] > 0 for s in ("train", "validation", "test"))
+
+
+def test_samples_depend_on_the_split_seed_only(tmp_path: Path, table: pa.Table) -> None:
+    # split_table no longer takes the training seed: the capped samples are a function of the data
+    # and split.seed; a different split.seed draws a different sample.
+    caps = {"train": 60, "validation": 20, "test": 20}
+    a = _split(table, tmp_path / "a", key="id", max_rows=caps)
+    b = _split(table, tmp_path / "b", key="id", max_rows=caps)
+    c = _split(table, tmp_path / "c", SplitConfig(seed=7), key="id", max_rows=caps)
+    assert a.fingerprint["splits"] == b.fingerprint["splits"]
+    assert a.fingerprint["splits"]["test"] != c.fingerprint["splits"]["test"]

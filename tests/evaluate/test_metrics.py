@@ -26,3 +26,14 @@ def test_multiclass_has_no_auc_and_regression_matches() -> None:
     r = regression_metrics(y, p)
     assert np.isclose(r["mae"], mean_absolute_error(y, p)) and np.isclose(r["r2"], r2_score(y, p))
     assert "rmse" in format_metrics({"test": r})
+
+
+def test_macro_f1_ignores_classes_absent_from_truth_and_predictions() -> None:
+    # Regression: a 3-class model scored on perfect predictions of 2-class rows got 0.667.
+    y = np.array([0, 1, 0, 1, 1])
+    m = classification_metrics(y, np.eye(3)[y], ["a", "b", "c"])
+    assert m["macro_f1"] == 1.0 and m["per_class"]["c"]["support"] == 0
+    assert m["per_class"]["a"]["support"] == 2 and m["per_class"]["b"]["support"] == 3
+    # a class that is predicted but absent from the truth still counts (as a false positive)
+    wrong = np.eye(3)[[0, 1, 0, 1, 2]]
+    assert classification_metrics(y, wrong, ["a", "b", "c"])["macro_f1"] < 1.0

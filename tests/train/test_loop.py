@@ -108,3 +108,106 @@ def test_gradient_accumulation_matches_one_big_batch() -> None:
         results.append((model.a.item(), model.b.item(), state.step, state.rows_seen))
     assert results[0][2] == results[1][2] == 1 and results[0][3] == results[1][3] == 32
     assert abs(results[0][0] - results[1][0]) < 1e-6 and abs(results[0][1] - results[1][1]) < 1e-6
+
+
+def test_leftover_micro_batches_make_a_step_of_their_own() -> None:
+    # Regression: with 3 batches and --grad-accum 2, the third batch's gradient was carried into the
+    # next epoch (or lost); with fewer batches than the accumulation count there were zero steps.
+    x, y = _data(48)
+    parts = [(x[i::3], y[i::3]) for i in range(3)]
+    model = Line()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    cfg = LoopConfig(epochs=2, steps_per_epoch=2, metric="rmse", higher_is_better=False, grad_clip=None,
+                     grad_accum_steps=2)
+    falling = iter([2.0, 1.0])  # each evaluation is a new best: the final weights are kept
+    state = fit_loop(model, batches=lambda e: (({"x": px}, py, 16) for px, py in parts),
+                     evaluate=lambda: {"rmse": next(falling)}, loss_fn=lambda o, t: nn.functional.mse_loss(o[:, 0], t), optimizer=opt,
+                     scheduler=linear_schedule(opt, 100, 0.0), cfg=cfg)
+    assert state.step == 4 and all(p.grad is None for p in model.parameters())
+    # the same updates by hand: mean gradient of batches 1+2, then batch 3 alone, twice
+    ref = Line()
+    ref_opt = torch.optim.SGD(ref.parameters(), lr=0.1)
+    sched = linear_schedule(ref_opt, 100, 0.0)
+    for _ in range(2):
+        for group in (parts[:2], parts[2:]):
+            loss = sum(nn.functional.mse_loss(ref({"x": px})[:, 0], py) for px, py in group) / len(group)
+            loss.backward()
+            ref_opt.step()
+            sched.step()
+            ref_opt.zero_grad()
+    assert abs(model.a.item() - ref.a.item()) < 1e-6 and abs(model.b.item() - ref.b.item()) < 1e-6
+
+    one = Line()
+    opt1 = torch.optim.SGD(one.parameters(), lr=0.1)
+    cfg1 = LoopConfig(epochs=1, steps_per_epoch=1, metric="rmse", higher_is_better=False, grad_accum_steps=4)
+    s1 = fit_loop(one, batches=lambda e: (({"x": px}, py, 16) for px, py in parts[:2]), evaluate=lambda: {"rmse": 0.0},
+                  loss_fn=lambda o, t: nn.functional.mse_loss(o[:, 0], t), optimizer=opt1,
+                  scheduler=linear_schedule(opt1, 1, 0.0), cfg=cfg1)
+    assert s1.step == 1 and one.a.item() != 0.0
+
+
+def test_a_nan_first_metric_does_not_freeze_the_best_checkpoint() -> None:
+    # Regression: a NaN first validation metric became the best forever.
+    model, state = _fit([float("nan"), 0.5, 0.2, 0.3], epochs=4)
+    assert state.best_epoch == 3 and state.best_metric == 0.2
+    assert abs(model.a.item() - state.history[2]["a"]) < 1e-7
+
+
+class Noisy(Line):
+    """Line with dropout on its input, so that resuming must restore the RNG exactly."""
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return (self.a * nn.functional.dropout(batch["x"], 0.3, self.training) + self.b).unsqueeze(1)
+
+
+def test_a_saved_loop_state_resumes_exactly(tmp_path) -> None:
+    from hone.train.callbacks import Callback
+    from hone.train.checkpoint import load_loop_state, save_loop_state
+    from hone.train.loop import Loop
+
+    x, y = _data(64)
+
+    def setup():
+        torch.manual_seed(1)
+        m = Noisy()
+        o = torch.optim.AdamW(m.parameters(), lr=0.05)
+        return m, o, linear_schedule(o, 12, 0.25)
+
+    def batches(epoch):
+        g = torch.Generator().manual_seed(epoch)
+        perm = torch.randperm(64, generator=g)
+        for i in range(4):
+            idx = perm[i * 16:(i + 1) * 16]
+            yield {"x": x[idx]}, y[idx], 16
+
+    cfg = LoopConfig(epochs=3, steps_per_epoch=4, metric="rmse", higher_is_better=False)
+    metrics = iter([0.5, 0.4, 0.45] * 2)
+    evaluate = lambda: {"rmse": next(metrics)}  # noqa: E731
+    loss = lambda o, t: nn.functional.mse_loss(o[:, 0], t)  # noqa: E731
+
+    m, o, s = setup()
+    full = fit_loop(m, batches=batches, evaluate=evaluate, loss_fn=loss, optimizer=o, scheduler=s, cfg=cfg)
+    expected = (m.a.item(), m.b.item(), full.step, full.best_epoch)
+
+    class StopAndSave(Callback):
+        def on_fit_start(self, state, *, loop=None):
+            self.loop = loop
+
+        def on_batch_end(self, state, *, rows, loss):
+            if state.step == 6:  # mid-epoch 2
+                save_loop_state(tmp_path / "state", self.loop, state)
+                state.should_stop = True
+
+    metrics = iter([0.5, 0.4, 0.45])
+    m, o, s = setup()
+    fit_loop(m, batches=batches, evaluate=lambda: {"rmse": next(metrics, 0.45)}, loss_fn=loss, optimizer=o,
+             scheduler=s, cfg=cfg, callbacks=[StopAndSave()])
+    torch.manual_seed(99)  # whatever happens in between, the saved RNG state is what counts
+    m, o, s = setup()
+    loop = Loop(m, o, s, loss, None, cfg, {})  # type: ignore[arg-type]
+    state = load_loop_state(tmp_path / "state", loop)
+    assert state.step == 6 and state.epoch == 1 and state.batch_in_epoch == 2
+    metrics = iter([0.4, 0.45])
+    resumed = fit_loop(m, batches=batches, evaluate=evaluate, loss_fn=loss, optimizer=o, scheduler=s, cfg=cfg,
+                       state=state, best=loop.best)
+    assert (m.a.item(), m.b.item(), resumed.step, resumed.best_epoch) == expected

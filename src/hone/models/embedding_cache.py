@@ -28,12 +28,6 @@ from hone.models.precision import autocast
 logger = get_logger(__name__)
 
 
-def default_cache_dir() -> Path:
-    """``$HONE_CACHE_DIR`` or ``~/.cache/hone``, then ``embeddings/``."""
-    root = os.environ.get("HONE_CACHE_DIR") or Path.home() / ".cache" / "hone"
-    return Path(root) / "embeddings"
-
-
 def backbone_fingerprint(backbone_dir: Path) -> str:
     """A hash of every file of the backbone folder (weights, config, tokenizer), documentation aside."""
     h = hashlib.sha256()

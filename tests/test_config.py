@@ -1,0 +1,50 @@
+"""Resolving "auto": defaults follow the strategy however it was chosen, and nothing stays auto."""
+
+from __future__ import annotations
+
+import pytest
+
+from hone.config import RunConfig, build_config, resolve
+from hone.errors import ConfigError
+
+
+def _resolve(tree: dict, has_text: bool = True, task: str = "binary"):
+    return resolve(build_config(tree), has_text=has_text, task=task, precision="fp32", threads=2)
+
+
+@pytest.mark.parametrize("tree", [{"model": {"strategy": "frozen"}}, {"preset": "fast"}])
+def test_frozen_defaults_whichever_way_it_is_chosen(tree: dict) -> None:
+    # Regression: --strategy frozen got patience 2 (the preset's 3 applied only through --preset fast).
+    r = _resolve(tree)
+    assert (r.model.strategy, r.train.epochs, r.train.lr, r.train.patience) == ("frozen", 10, 1e-3, 3)
+
+
+def test_other_strategies_and_explicit_values() -> None:
+    assert _resolve({"model": {"strategy": "lora"}}).train.lr == 5e-4
+    assert _resolve({"preset": "balanced"}).model.strategy == "top-k"
+    r = _resolve({"model": {"strategy": "frozen"}, "train": {"patience": 5, "epochs": 2}})
+    assert r.train.patience == 5 and r.train.epochs == 2
+    tab = _resolve({"model": {"strategy": "frozen"}}, has_text=False)
+    assert tab.model.strategy == "full" and tab.train.batch_size == 256 and tab.train.epochs == 10
+
+
+def test_resolved_config_has_no_auto_and_reloads() -> None:
+    r = _resolve({"data": {"target": "y"}})
+    dumped = r.model_dump(mode="json")
+
+    def autos(tree, path=""):
+        for k, v in tree.items():
+            if isinstance(v, dict):
+                yield from autos(v, f"{path}{k}.")
+            elif v == "auto":
+                yield path + k
+
+    assert list(autos(dumped)) == []
+    assert RunConfig.model_validate(dumped).train.epochs == r.train.epochs
+
+
+def test_backbone_must_be_a_local_model_folder(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        _resolve({"model": {"backbone": str(tmp_path / "nope")}})
+    with pytest.raises(ConfigError, match="no config.json"):
+        _resolve({"model": {"backbone": str(tmp_path)}})
