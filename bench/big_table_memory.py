@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import duckdb
+from _machine import machine_line
 
 
 def generate(path: Path, rows: int) -> None:
@@ -74,9 +75,10 @@ def main() -> None:
         hone_mb, hone_s, log = peak_rss_mb(cmd)
         print("\n".join(ln for ln in log.splitlines() if ln and not ln.startswith("\t")))
         m = json.loads((run / "metrics.json").read_text())
-    print(f"\n{'what':<48} {'peak RSS MB':>12} {'wall s':>8}")
+    print(f"\n{machine_line()}")
+    print(f"{'what':<48} {'peak RSS MB':>12} {'wall s':>8}")
     print(f"{'pandas.read_parquet (load only, reference)':<48} {ref_mb:>12.0f} {ref_s:>8.1f}")
-    print(f"{'hone fit (split+stats+train+eval, all rows)':<48} {hone_mb:>12.0f} {hone_s:>8.1f}")
+    print(f"{'hone fit (split of all rows, sampled training)':<48} {hone_mb:>12.0f} {hone_s:>8.1f}")
     print(f"hone test macro-F1 {m['test']['macro_f1']:.4f}, ROC-AUC {m['test']['roc_auc']:.4f}; "
           f"training {m['training']['train_samples_per_second']:.0f} rows/s")
     print(f"target: peak under 2048 MB -> {'PASS' if hone_mb < 2048 else 'FAIL'}")

@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
+
+from _machine import machine_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,7 +97,7 @@ def main() -> None:
         base = tfidf_baseline(df, a.text, a.target)
         ours = run_hone(csv, a.target, Path(tmp) / "run", a.extra)
     print(f"\n{Path(a.data).name}: {len(df)} rows, split {df.split.value_counts().to_dict()}")
-    print(f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d')}")
+    print(machine_line())
     print(f"{'tool':<36} {'test macro-F1':>14} {'accuracy':>9} {'seconds':>9}")
     for r in (base, ours):
         print(f"{r['tool']:<36} {r['macro_f1']:>14.4f} {r['accuracy']:>9.4f} {r['seconds']:>9.1f}")

@@ -72,8 +72,8 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     feeder = strategy.feeder(net, pre, device=runtime.device, precision=runtime.precision, cache_dir=cache_dir,
                              backbone=assets.get("text"))
     model = Model(net, pre, {}, assets=assets, precision=runtime.precision)
-    logger.info("training %s on %d rows (%s; preset %s): %s", _describe(net), split.counts["train"], described,
-                rcfg.preset, _settings(rcfg))
+    chosen = f"{described}; preset {rcfg.preset}" if "text" in pre.modalities else "no pretrained backbone"
+    logger.info("training %s on %d rows (%s): %s", _describe(net), split.counts["train"], chosen, _settings(rcfg, "text" in pre.modalities))
     t_emb = time.perf_counter()
     feeder.prepare(split.paths)
     t_emb = time.perf_counter() - t_emb
@@ -184,11 +184,11 @@ def _describe(net: HoneNet) -> str:
     return f"a {size}-parameter network with " + ", ".join(parts)
 
 
-def _settings(cfg: ResolvedRunConfig) -> str:
+def _settings(cfg: ResolvedRunConfig, has_text: bool) -> str:
     t = cfg.train
-    return (f"strategy={cfg.model.strategy} epochs={t.epochs} batch_size={t.batch_size} lr={t.lr} head_lr={t.head_lr} "
-            f"precision={t.precision} max_length={cfg.model.max_length} class_weights={t.class_weights} "
-            f"metric={t.metric} patience={t.patience} seed={t.seed}")
+    text = f"strategy={cfg.model.strategy} max_length={cfg.model.max_length} head_lr={t.head_lr} " if has_text else ""
+    return (f"{text}epochs={t.epochs} batch_size={t.batch_size} lr={t.lr} precision={t.precision} "
+            f"class_weights={t.class_weights} metric={t.metric} patience={t.patience} seed={t.seed}")
 
 
 def _log_split(split: SplitResult) -> None:

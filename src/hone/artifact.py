@@ -98,16 +98,20 @@ class Model:
     def _select(self, table: Table) -> tuple[str, list[str]]:
         # Numeric/boolean/datetime features are read as their training types from the input as it
         # is (for CSV: text): a value that does not convert, such as a stray "n/a", is scored as a
-        # missing value and counted, instead of aborting the job.
+        # missing value and counted, instead of aborting the job. Other columns keep their types.
         types = dict(zip(table.columns, table.types))
+        wanted = {c.name: c.dtype for c in self.pre.schema.columns if c.role in ("numeric", "boolean", "datetime")}
         casts, flags, names = [], [], []
-        for c in self.pre.schema.columns:
-            src = "VARCHAR" if c.name in table.tolerant else types[c.name]
-            if c.role in ("numeric", "boolean", "datetime") and src != c.dtype:
-                q, cast = qi(c.name), try_cast(qi(c.name), c.dtype, src)
-                casts.append(f"{cast} AS {q}")
-                flags.append(f"({q} IS NOT NULL AND {cast} IS NULL) AS {qi(_COERCED + c.name)}")
-                names.append(c.name)
+        for col in table.columns:
+            src = "VARCHAR" if col in table.tolerant else types[col]
+            dst = wanted.get(col, types[col])
+            if src == dst:
+                continue
+            q, cast = qi(col), try_cast(qi(col), dst, src)
+            casts.append(f"{cast} AS {q}")
+            if col in wanted:
+                flags.append(f"({q} IS NOT NULL AND {cast} IS NULL) AS {qi(_COERCED + col)}")
+                names.append(col)
         replace = f" REPLACE ({', '.join(casts)})" if casts else ""
         extra = "".join(f", {f}" for f in flags)
         return f"SELECT *{replace}{extra} FROM {table.raw_view or table.view}", names

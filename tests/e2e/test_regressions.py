@@ -156,7 +156,8 @@ def test_bad_numeric_cells_are_missing_and_counted(tmp_path: Path, tab_table: pa
 
     n = predict_file(m, score_src, tmp_path / "out.parquet")
     assert n == big.num_rows and m.coerced == {"price": 1}
-    assert pq.read_table(tmp_path / "out.parquet").num_rows == big.num_rows
+    out = pq.read_table(tmp_path / "out.parquet")
+    assert out.num_rows == big.num_rows and out.schema.field("id").type == pa.int64()  # other columns keep their type
 
 
 def test_a_format_1_model_still_loads_and_scores_the_same() -> None:

@@ -185,8 +185,7 @@ def open_table(source: Any, con: duckdb.DuckDBPyConnection, view: str = "source"
         name = f"the {type(source).__name__} passed in"
         arrow = _as_arrow(source)
         if isinstance(arrow, pa.RecordBatchReader):  # readable once; hone reads its input several times
-            arrow = _materialise(arrow, work_dir)
-            select = f"SELECT * FROM read_parquet({ql(arrow)})"
+            select = f"SELECT * FROM read_parquet({ql(_materialise(arrow, work_dir))})"
         else:
             con.register(f"{view}_in", arrow)
             select = f"SELECT * FROM {view}_in"
@@ -210,7 +209,8 @@ def _create_view(con: duckdb.DuckDBPyConnection, view: str, select: str, name: s
                  encoding: str | None) -> None:
     try:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {select}")
-        con.sql(f"SELECT * FROM {view}").limit(1).fetchall()  # surface sniffing and decoding errors now
+        if csv_paths:  # surface sniffing and decoding errors now, on the first row
+            con.sql(f"SELECT * FROM {view}").limit(1).fetchall()
     except duckdb.Error as err:
         raise read_error(err, name, csv_paths, encoding) from err
 
