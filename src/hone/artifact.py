@@ -30,6 +30,7 @@ from hone.data.sources import Table, connect, open_table, stream
 from hone.data.sql import qi, try_cast
 from hone.errors import DataError, ModelDirError
 from hone.evaluate.metrics import classification_metrics, format_metrics, regression_metrics
+from hone.features.base import FEATURES
 from hone.features.pipeline import Preprocessor
 from hone.models.build import HoneNet, NetSpec, build_model
 from hone.models.inference import iter_outputs
@@ -257,6 +258,10 @@ def load(path: str | Path, *, device: str | None = None, precision: str | None =
                             f"{str(err).splitlines()[0][:200]}") from err
     try:
         meta, weights, assets = migrate(meta, weights, root)
+        for modality in meta["preprocessor"]["modalities"]:
+            if FEATURES[modality].needs_assets and modality not in assets:
+                raise ModelDirError(f"{str(root)!r} is incomplete: it has no backbones/{modality}/ folder "
+                                    f"(the {modality} backbone's config and tokenizer files)")
         pre = Preprocessor.from_dict(meta["preprocessor"], assets)
         spec = NetSpec(**meta["net"])
         net = build_model(spec, assets, pretrained=False)

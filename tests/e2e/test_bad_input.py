@@ -19,7 +19,7 @@ from hone.cli import main
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory, tab_table: pa.Table) -> Path:
+def inputs(tmp_path_factory: pytest.TempPathFactory, tab_table: pa.Table, tiny_backbone: Path) -> Path:
     d = tmp_path_factory.mktemp("inputs")
     pacsv.write_csv(tab_table, d / "good.csv")
     pq.write_table(tab_table, d / "good.parquet")
@@ -54,6 +54,12 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, tab_table: pa.Table) -> Pat
     (d / "truncated" / "model.safetensors").write_bytes(data[: len(data) // 2])
     shutil.copytree(run / "model", d / "bad_json")
     (d / "bad_json" / "hone.json").write_text("{not json")
+    text_run = d / "text_run"
+    words = pa.table({"note": [f"this is note number {i} of many" for i in range(60)], "label": ["ab"[i % 2] for i in range(60)]})
+    hone.fit(words, target="label", output=text_run, epochs=1, show_progress=False, backbone=str(tiny_backbone),
+             max_length=16)
+    shutil.copytree(text_run / "model", d / "no_backbone")
+    shutil.rmtree(d / "no_backbone" / "backbones")
     shutil.copytree(run / "model", d / "future")
     meta = json.loads((run / "model" / "hone.json").read_text())
     (d / "future" / "hone.json").write_text(json.dumps({**meta, "format_version": 99}))
@@ -118,6 +124,7 @@ CASES = [
     ("truncated weights", ["predict", "{d}/truncated", "{d}/good.csv", "--output", "out.csv"], "model.safetensors' is damaged"),
     ("broken hone.json", ["evaluate", "{d}/bad_json", "{d}/good.csv"], "is not valid JSON"),
     ("newer format", ["evaluate", "{d}/future", "{d}/good.csv"], "saved by a newer hone"),
+    ("backbone files missing", ["evaluate", "{d}/no_backbone", "{d}/words.csv"], "has no backbones/text/ folder"),
     # prediction inputs
     ("feature missing", ["predict", "{d}/model_run/model", "{d}/no_price.csv", "--output", "out.csv"],
      "column 'price' (a feature the model was trained on) not found"),

@@ -40,6 +40,7 @@ class FeaturePreprocessor(ABC):
 
     modality: ClassVar[str]
     roles: ClassVar[tuple[str, ...]]
+    needs_assets: ClassVar[bool] = False  # True when from_dict needs the folder save_assets wrote
 
     @classmethod
     @abstractmethod

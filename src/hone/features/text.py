@@ -28,6 +28,7 @@ class TextPreprocessor(FeaturePreprocessor):
 
     modality: ClassVar[str] = "text"
     roles: ClassVar[tuple[str, ...]] = ("text",)
+    needs_assets: ClassVar[bool] = True
     columns: list[str]
     max_length: int
     tokenizer: Any = None  # a transformers tokenizer
