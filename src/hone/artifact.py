@@ -20,14 +20,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from hone._io import atomic_path
 from hone._logging import get_logger
 from hone.artifact_migrations import migrate
-from hone.data.schema import check_columns
+from hone.data.schema import check_columns, scoring_query
 from hone.data.sources import Table, connect, open_table, stream
-from hone.data.sql import qi, try_cast
 from hone.errors import DataError, ModelDirError
 from hone.evaluate.metrics import classification_metrics, format_metrics, regression_metrics
 from hone.features.base import FEATURES
@@ -83,10 +83,10 @@ class Model:
     def iter_scored(self, table: Table, batch_rows: int = BATCH_ROWS) -> Iterator[tuple[pa.Table, np.ndarray]]:
         """Yield ``(input batch, outputs)`` over an opened table, streaming."""
         check_columns(table, self.pre.schema.names(), "a feature the model was trained on")
-        query, flags = self._select(table)
-        self.coerced = dict.fromkeys(flags, 0)
-        for batch, out in iter_outputs(self.net, self.pre, self._count_coerced(stream(table, query, batch_rows), flags),
-                                       precision=self.precision, device=self.device):
+        query, checked = scoring_query(self.pre.schema, table, flag_prefix=_COERCED)
+        self.coerced = dict.fromkeys(checked, 0)
+        batches = self._count_coerced(stream(table, query, batch_rows), checked)
+        for batch, out in iter_outputs(self.net, self.pre, batches, precision=self.precision, device=self.device):
             yield batch, out
         self.coerced = {c: n for c, n in self.coerced.items() if n}
         if self.coerced:
@@ -96,33 +96,12 @@ class Model:
     def _dtype(self, column: str) -> str:
         return next(c.dtype for c in self.pre.schema.columns if c.name == column)
 
-    def _select(self, table: Table) -> tuple[str, list[str]]:
-        # Numeric/boolean/datetime features are read as their training types from the input as it
-        # is (for CSV: text): a value that does not convert, such as a stray "n/a", is scored as a
-        # missing value and counted, instead of aborting the job. Other columns keep their types.
-        types = dict(zip(table.columns, table.types))
-        wanted = {c.name: c.dtype for c in self.pre.schema.columns if c.role in ("numeric", "boolean", "datetime")}
-        casts, flags, names = [], [], []
-        for col in table.columns:
-            src = "VARCHAR" if col in table.tolerant else types[col]
-            dst = wanted.get(col, types[col])
-            if src == dst:
-                continue
-            q, cast = qi(col), try_cast(qi(col), dst, src)
-            casts.append(f"{cast} AS {q}")
-            if col in wanted:
-                flags.append(f"({q} IS NOT NULL AND {cast} IS NULL) AS {qi(_COERCED + col)}")
-                names.append(col)
-        replace = f" REPLACE ({', '.join(casts)})" if casts else ""
-        extra = "".join(f", {f}" for f in flags)
-        return f"SELECT *{replace}{extra} FROM {table.raw_view or table.view}", names
-
     def _count_coerced(self, batches: Iterator[pa.RecordBatch], names: list[str]) -> Iterator[pa.RecordBatch]:
         for b in batches:
             if names:
                 for c in names:
                     col = b.column(_COERCED + c)
-                    self.coerced[c] += int(pa.compute.sum(col).as_py() or 0)
+                    self.coerced[c] += int(pc.sum(col).as_py() or 0)
                 keep = [i for i, n in enumerate(b.schema.names) if not n.startswith(_COERCED)]
                 b = pa.RecordBatch.from_arrays([b.column(i) for i in keep], names=[b.schema.names[i] for i in keep])
             yield b

@@ -80,6 +80,31 @@ def feature_selects(schema: Schema, table: Table) -> list[str]:
     return out
 
 
+def scoring_query(schema: Schema, table: Table, *, flag_prefix: str) -> tuple[str, list[str]]:
+    """The query that reads ``table`` for scoring, and the feature columns it checks.
+
+    Numeric, boolean and datetime features are read as their training types from the input as it
+    is (for CSV: text): a value that does not convert, such as a stray ``"n/a"``, becomes a missing
+    value, and a boolean column ``flag_prefix + name`` marks each such cell so that it can be
+    counted. Other columns keep their types.
+    """
+    types = dict(zip(table.columns, table.types))
+    wanted = {c.name: c.dtype for c in schema.columns if c.role in ("numeric", "boolean", "datetime")}
+    casts, flags, checked = [], [], []
+    for col in table.columns:
+        src = "VARCHAR" if col in table.tolerant else types[col]
+        dst = wanted.get(col, types[col])
+        if src == dst:
+            continue
+        q, cast = qi(col), try_cast(qi(col), dst, src)
+        casts.append(f"{cast} AS {q}")
+        if col in wanted:
+            flags.append(f", ({q} IS NOT NULL AND {cast} IS NULL) AS {qi(flag_prefix + col)}")
+            checked.append(col)
+    replace = f" REPLACE ({', '.join(casts)})" if casts else ""
+    return f"SELECT *{replace}{''.join(flags)} FROM {table.raw_view or table.view}", checked
+
+
 def is_numeric_type(dtype: str) -> bool:
     return dtype.upper().startswith(_NUMERIC_TYPES)
 

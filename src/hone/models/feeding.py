@@ -32,7 +32,7 @@ class Feeder:
         """Work done once before training (nothing here)."""
 
     def train_batches(self, path: Path, batch_size: int, *, seed: int, epoch: int) -> Iterator[tuple[dict[str, Any], pa.Table]]:
-        for t in shuffled_batches(path, batch_size, seed=seed, epoch=epoch, sort_key=self.pre.text and self.pre.lengths):
+        for t in shuffled_batches(path, batch_size, seed=seed, epoch=epoch, sort_key=self.pre.lengths if self.pre.text is not None else None):
             yield self.pre.inputs(t, self.device), t
 
     def outputs(self, path: Path) -> Iterator[tuple[pa.Table, np.ndarray]]:
