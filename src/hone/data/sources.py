@@ -1,8 +1,8 @@
 """Open any supported input (CSV/TSV/Parquet/JSONL file, glob, directory, ``sql:`` query, DataFrame,
 Arrow table or stream) as a lazy DuckDB view named ``source``; nothing is loaded into memory here.
 
-CSV columns that DuckDB's sniffer types as numbers, booleans or dates are read as text and cast
-with ``TRY_CAST`` in the view: one stray ``"n/a"`` past the sniffer's sample becomes a missing value
+CSV and JSON columns that DuckDB's sniffer types as numbers, booleans or dates are read as text and
+cast with ``TRY_CAST`` in the view: one stray ``"n/a"`` past the sniffer's sample becomes a missing value
 (counted, see :func:`coerced_counts`) instead of aborting a job halfway through.
 """
 
@@ -102,7 +102,9 @@ def run_sql(con: duckdb.DuckDBPyConnection, query: str, name: str) -> duckdb.Duc
         raise DataError(f"could not read {name}: {describe_duckdb_error(err)}") from err
 
 
-def _reader_for(paths: list[str], name: str, encoding: str | None, varchar: dict[str, str] | None = None) -> str:
+def _reader_for(paths: list[str], name: str, encoding: str | None, columns: dict[str, str] | None = None) -> str:
+    """The DuckDB table function reading ``paths``; ``columns`` (name -> type) fixes the column types
+    of CSV and JSON files instead of sniffing them."""
     exts = {Path(p).suffix.lower() for p in paths}
     if len(exts) > 1:
         raise DataError(f"{name} mixes file types {sorted(exts)}; point hone at files of one format")
@@ -111,14 +113,15 @@ def _reader_for(paths: list[str], name: str, encoding: str | None, varchar: dict
     if ext in _PARQUET_EXT:
         return f"read_parquet({files}, union_by_name = true, hive_partitioning = true)"
     if ext in _JSON_EXT:
-        return f"read_json({files}, format = 'newline_delimited', union_by_name = true)"
+        fixed = ", columns = {" + ", ".join(f"{ql(c)}: {ql(t)}" for c, t in columns.items()) + "}" if columns else ""
+        return f"read_json({files}, format = 'newline_delimited', union_by_name = true{fixed})"
     if ext in _CSV_EXT:
         delim = _CSV_EXT[ext]
         opts = f", delim = {ql(delim)}" if delim else ""
         if encoding:
             opts += f", encoding = {ql(encoding)}"
-        if varchar:
-            opts += ", types = {" + ", ".join(f"{ql(c)}: 'VARCHAR'" for c in varchar) + "}"
+        if columns:
+            opts += ", types = {" + ", ".join(f"{ql(c)}: {ql(t)}" for c, t in columns.items()) + "}"
         return f"read_csv({files}, header = true, union_by_name = true, sample_size = 20480{opts})"
     raise DataError(
         f"{name}: unsupported file type {ext or '(none)'!r}; use .csv, .tsv, .parquet, .jsonl or a sql: query"
@@ -167,6 +170,7 @@ def open_table(source: Any, con: duckdb.DuckDBPyConnection, view: str = "source"
         ['x']
     """
     csv_paths: list[str] = []
+    paths: list[str] = []
     if isinstance(source, (str, os.PathLike)) and not str(source).startswith("sql:"):
         name = repr(str(source))
         paths = _expand(str(source))
@@ -193,9 +197,12 @@ def open_table(source: Any, con: duckdb.DuckDBPyConnection, view: str = "source"
     _create_view(con, raw, select, name, csv_paths, encoding)
     rel = run_sql(con, f"SELECT * FROM {raw}", name)
     columns, types = list(rel.columns), [str(t) for t in rel.types]
-    tolerant = {c: t for c, t in zip(columns, types) if csv_paths and t.upper().startswith(_TOLERANT)}
+    textual = bool(paths) and Path(paths[0]).suffix.lower() in {*_CSV_EXT, *_JSON_EXT}
+    tolerant = {c: t for c, t in zip(columns, types) if textual and t.upper().startswith(_TOLERANT)}
     if tolerant:  # read those columns as text, cast in the view: a bad cell becomes NULL, not an error
-        select = f"SELECT * FROM {_reader_for(paths, name, encoding, tolerant)}"
+        fixed = ({c: "VARCHAR" for c in tolerant} if csv_paths else  # JSON: every column's type is given
+                 {c: "VARCHAR" if c in tolerant else t for c, t in zip(columns, types)})
+        select = f"SELECT * FROM {_reader_for(paths, name, encoding, fixed)}"
         _create_view(con, raw, select, name, csv_paths, encoding)
         casts = ", ".join(f"{try_cast(qi(c), t)} AS {qi(c)}" for c, t in tolerant.items())
         _create_view(con, view, f"SELECT * REPLACE ({casts}) FROM {raw}", name, csv_paths, encoding)
