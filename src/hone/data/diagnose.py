@@ -60,24 +60,23 @@ def diagnose_csv(path: Path, encoding: str | None, *, delimiter: str | None = No
                     return (f"line {rows.line_num} of {str(path)!r} has {len(row)} fields, expected {len(header)} "
                             f"(as in the header: {delim.join(header)[:80]}); fix the line or quote its text")
     except UnicodeDecodeError as err:
-        line = _line_of(path, err.start)
-        hint = ("pass --encoding latin-1 (spreadsheet exports) or --encoding utf-16"
-                if enc.replace("-", "").lower() == "utf8" else "pass the file's --encoding")
-        return f"{str(path)!r} is not {enc} text: byte 0x{err.object[err.start]:02x} on line {line} cannot be decoded; {hint}"
+        byte = f"byte 0x{err.object[err.start]:02x}"
+        if enc.replace("-", "").replace("_", "").lower() in ("utf8", "utf8sig"):
+            return (f"{str(path)!r} is not {enc} text: {byte} on line {_first_bad_utf8_line(path)} cannot be decoded; "
+                    "pass --encoding latin-1 (spreadsheet exports) or --encoding utf-16")
+        return f"{str(path)!r} is not {enc} text: {byte} cannot be decoded; pass the file's --encoding"
     except csv.Error as err:
         return f"{str(path)!r} is not a readable CSV file: {err}"
     return None
 
 
-def _line_of(path: Path, offset_in_chunk: int) -> int:
-    # The decoder reports an offset within the chunk it was given; count lines up to the first
-    # undecodable byte instead, reading in binary.
-    line = 1
+def _first_bad_utf8_line(path: Path) -> int:
+    # The decoder reports an offset within the chunk it was given, not in the file: find the line
+    # again by decoding the file line by line in binary.
     with open(path, "rb") as f:
-        for raw in f:
+        for line, raw in enumerate(f, start=1):
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError:
                 return line
-            line += 1
-    return line
+    return 0

@@ -27,9 +27,6 @@ SPLITS = ("train", "validation", "test")
 _USER_SPLIT_NAMES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
                      "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
 
-__all__ = ["SPLITS", "SplitResult", "qi", "split_table"]
-
-
 @dataclass
 class SplitResult:
     """Paths of the split Parquet files and what went where."""
@@ -68,7 +65,8 @@ def split_table(table: Table, schema: Schema, cfg: SplitConfig, out_dir: Path, *
     table.execute(f"CREATE OR REPLACE TEMP TABLE hone_rows AS SELECT {', '.join(keep)}, {h} AS __h"
                   + (f", {user} AS __user" if user else "") + f" FROM {table.view} WHERE {where}")
     try:
-        order = f"hash(r.__h, {seed} + 1) AS __order"
+        # __tie orders rows that share a key (duplicates, a group) by their content: deterministic caps
+        order = f"hash(r.__h, {seed} + 1) AS __order, hash({', '.join('r.' + n for n in names)}) AS __tie"
         if user:  # the user's own split: each row keeps it
             table.execute(f"CREATE OR REPLACE TEMP TABLE hone_split AS SELECT r.*, r.__user AS __split, "
                           f"{tgt if classify else 'NULL'} AS __cls, {order} FROM hone_rows r")
@@ -87,8 +85,8 @@ def split_table(table: Table, schema: Schema, cfg: SplitConfig, out_dir: Path, *
             limit = f"LIMIT {int(cap)}" if cap else ""
             # A cap keeps a stratified random sample: rows are ordered by their random rank within
             # their key's class, so any prefix holds every class in its share.
-            order = (f"percent_rank() OVER (PARTITION BY __cls ORDER BY __order), __order"
-                     if cap and classify else "__order")
+            order = (f"percent_rank() OVER (PARTITION BY __cls ORDER BY __order, __tie), __order, __tie"
+                     if cap and classify else "__order, __tie")
             path = out_dir / f"{name}.parquet"
             table.execute(f"COPY (SELECT {', '.join(names)} FROM hone_split WHERE __split = '{name}' "
                           f"ORDER BY {order} {limit}) TO {ql(path)} (FORMAT parquet, ROW_GROUP_SIZE 16384)")
