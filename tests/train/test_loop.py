@@ -211,3 +211,35 @@ def test_a_saved_loop_state_resumes_exactly(tmp_path) -> None:
     resumed = fit_loop(m, batches=batches, evaluate=evaluate, loss_fn=loss, optimizer=o, scheduler=s, cfg=cfg,
                        state=state, best=loop.best)
     assert (m.a.item(), m.b.item(), resumed.step, resumed.best_epoch) == expected
+
+
+def test_a_state_saved_at_an_epoch_end_resumes_with_the_next_epoch(tmp_path) -> None:
+    from hone.train.callbacks import Callback
+    from hone.train.checkpoint import load_loop_state, save_loop_state
+    from hone.train.loop import Loop
+
+    saved = {}
+
+    class SaveAfterFirstEpoch(Callback):
+        def on_fit_start(self, state, *, loop=None):
+            self.loop = loop
+
+        def on_epoch_end(self, state):
+            if state.epoch == 0:
+                save_loop_state(tmp_path / "s", self.loop, state)
+                saved["evals"] = len(state.history)
+
+    _fit([0.5, 0.4, 0.3], epochs=3, callbacks=[SaveAfterFirstEpoch()])
+    model = Line()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    cfg = LoopConfig(epochs=3, steps_per_epoch=4, metric="rmse", higher_is_better=False, grad_clip=None)
+    sched = linear_schedule(opt, 12, 0.0)
+    loop = Loop(model, opt, sched, None, None, cfg, {})  # type: ignore[arg-type]
+    state = load_loop_state(tmp_path / "s", loop)
+    x, y = _data()
+    calls = iter([0.4, 0.3])
+    state = fit_loop(model, batches=lambda e: (({"x": x[i::4]}, y[i::4], 16) for i in range(4)),
+                     evaluate=lambda: {"rmse": next(calls)}, loss_fn=lambda o, t: nn.functional.mse_loss(o[:, 0], t),
+                     optimizer=opt, scheduler=sched, cfg=cfg, state=state, best=loop.best)
+    # epochs 2 and 3 ran once each: one evaluation per epoch, none repeated for epoch 1
+    assert saved["evals"] == 1 and [h["epoch"] for h in state.history] == [1, 2, 3] and state.step == 12

@@ -145,12 +145,13 @@ def fit_loop(model: nn.Module, *, batches: Callable[[int], Iterable[Batch]], eva
     model.train()
     for cb in callbacks:
         cb.on_fit_start(state, loop=loop)
-    for epoch in range(state.epoch, cfg.epochs):
-        if epoch != state.epoch:
-            state.epoch, state.batch_in_epoch = epoch, 0
+    for epoch in range(state.epoch + 1 if state.epoch_finished else state.epoch, cfg.epochs):
+        if epoch != state.epoch or state.epoch_finished:
+            state.epoch, state.batch_in_epoch, state.epoch_finished = epoch, 0, False
         for cb in callbacks:
             cb.on_epoch_start(state)
         _run_epoch(loop, batches(epoch), evaluate, state, callbacks)
+        state.epoch_finished = True  # before the hooks, so that a state saved there resumes with the next epoch
         for cb in callbacks:
             cb.on_epoch_end(state)
         if state.should_stop:

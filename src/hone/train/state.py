@@ -12,6 +12,7 @@ class TrainState:
 
     epoch: int = 0
     batch_in_epoch: int = 0  # batches of the current epoch already trained on: the data position
+    epoch_finished: bool = False  # the current epoch's training and evaluation are done
     step: int = 0
     total_steps: int = 0
     rows_seen: int = 0
