@@ -1,0 +1,146 @@
+"""Bootstrap confidence intervals for the headline metrics, and for the difference between two
+models scored on the same rows (paired: both are resampled with the same row draws).
+
+Each resample is a vector of multinomial row counts, so every metric is computed as a weighted
+metric over the original rows, sorted once: 1,000 resamples of 200,000 test rows take seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+Metric = Callable[[np.ndarray, np.ndarray, np.ndarray], float]  # (y, output, weights) -> value
+
+
+def accuracy(y: np.ndarray, proba: np.ndarray, w: np.ndarray, pred: np.ndarray | None = None) -> float:
+    pred = proba.argmax(1) if pred is None else pred
+    return float(np.sum(w * (pred == y)) / np.sum(w))
+
+
+def macro_f1(y: np.ndarray, proba: np.ndarray, w: np.ndarray, pred: np.ndarray | None = None) -> float:
+    """Weighted macro-F1 over the classes present (in the truth or the predictions, weight > 0)."""
+    k = proba.shape[1]
+    pred = proba.argmax(1) if pred is None else pred
+    tp = np.bincount(y[pred == y], weights=w[pred == y], minlength=k)
+    true = np.bincount(y, weights=w, minlength=k)
+    predicted = np.bincount(pred, weights=w, minlength=k)
+    present = (true + predicted) > 0
+    f1 = np.where(present, 2 * tp / np.maximum(true + predicted, 1e-12), 0.0)
+    return float(f1[present].mean()) if present.any() else float("nan")
+
+
+def _grouped(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Order by descending score and the start of each run of equal scores."""
+    order = np.argsort(-score, kind="stable")
+    s = score[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    return order, starts
+
+
+def roc_auc(y: np.ndarray, proba: np.ndarray, w: np.ndarray, _cache: dict | None = None) -> float:
+    """Weighted ROC-AUC of the positive class (index 1), ties counted as half."""
+    score = proba[:, 1]
+    order, starts = _cache["grouped"] if _cache else _grouped(score)
+    pos = (y[order] == 1) * w[order]
+    neg = (y[order] != 1) * w[order]
+    P, N = pos.sum(), neg.sum()
+    if P == 0 or N == 0:
+        return float("nan")
+    gp, gn = np.add.reduceat(pos, starts), np.add.reduceat(neg, starts)
+    neg_above = np.cumsum(gn) - gn  # negatives with a strictly higher score
+    # pairs (pos, neg) where the positive scores higher: N - neg_above - gn, ties count half
+    return float(np.sum(gp * (N - neg_above - gn) + 0.5 * gp * gn) / (P * N))
+
+
+def pr_auc(y: np.ndarray, proba: np.ndarray, w: np.ndarray, _cache: dict | None = None) -> float:
+    """Weighted average precision of the positive class (index 1), one step per distinct score."""
+    score = proba[:, 1]
+    order, starts = _cache["grouped"] if _cache else _grouped(score)
+    pos = (y[order] == 1) * w[order]
+    P = pos.sum()
+    if P == 0:
+        return float("nan")
+    gp, gw = np.add.reduceat(pos, starts), np.add.reduceat(w[order], starts)
+    tp, seen = np.cumsum(gp), np.cumsum(gw)
+    return float(np.sum(gp / P * tp / np.maximum(seen, 1e-12)))
+
+
+def rmse(y: np.ndarray, pred: np.ndarray, w: np.ndarray) -> float:
+    return float(np.sqrt(np.sum(w * (pred - y) ** 2) / np.sum(w)))
+
+
+def mae(y: np.ndarray, pred: np.ndarray, w: np.ndarray) -> float:
+    return float(np.sum(w * np.abs(pred - y)) / np.sum(w))
+
+
+def r2(y: np.ndarray, pred: np.ndarray, w: np.ndarray) -> float:
+    mean = np.sum(w * y) / np.sum(w)
+    tot = np.sum(w * (y - mean) ** 2)
+    return float(1 - np.sum(w * (pred - y) ** 2) / tot) if tot > 0 else float("nan")
+
+
+CLASSIFICATION: dict[str, Callable[..., float]] = {"accuracy": accuracy, "macro_f1": macro_f1}
+BINARY: dict[str, Callable[..., float]] = {"roc_auc": roc_auc, "pr_auc": pr_auc}
+REGRESSION: dict[str, Callable[..., float]] = {"rmse": rmse, "mae": mae, "r2": r2}
+
+
+def _metrics_for(task: str) -> dict[str, Callable[..., float]]:
+    if task == "regression":
+        return REGRESSION
+    return {**CLASSIFICATION, **(BINARY if task == "binary" else {})}
+
+
+def _values(task: str, y: np.ndarray, out: np.ndarray, w: np.ndarray, pred: np.ndarray | None,
+            cache: dict) -> dict[str, float]:
+    res = {}
+    for name, fn in _metrics_for(task).items():
+        if name in ("accuracy", "macro_f1"):
+            res[name] = fn(y, out, w, pred)
+        elif name in ("roc_auc", "pr_auc"):
+            res[name] = fn(y, out, w, cache)
+        else:
+            res[name] = fn(y, out, w)
+    return res
+
+
+def bootstrap(task: str, y: np.ndarray, outputs: list[np.ndarray], *, preds: list[np.ndarray | None] | None = None,
+              n: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Percentile intervals of every headline metric for each model in ``outputs`` (probabilities
+    ``[N, K]`` or values ``[N]``, scored on the same rows ``y``), and of the differences
+    ``outputs[0] - outputs[j]`` (paired resamples).
+
+    ``preds`` gives each model's predicted classes where they are not the argmax (a tuned threshold).
+
+    Returns:
+        ``{"models": [{metric: {"value", "ci_low", "ci_high"}}, ...], "delta": [{metric: {...}}, ...]}``
+        (``delta[j - 1]`` compares model 0 with model j).
+    """
+    y = np.asarray(y)
+    m = len(y)
+    preds = preds or [None] * len(outputs)
+    caches = [{"grouped": _grouped(o[:, 1])} if task == "binary" else {} for o in outputs]
+    ones = np.ones(m)
+    point = [_values(task, y, o, ones, p, c) for o, p, c in zip(outputs, preds, caches)]
+    rng = np.random.default_rng(seed)
+    samples: list[dict[str, list[float]]] = [{k: [] for k in point[0]} for _ in outputs]
+    for _ in range(n):
+        w = rng.multinomial(m, np.full(m, 1.0 / m)).astype(np.float64)
+        for i, (o, p, c) in enumerate(zip(outputs, preds, caches)):
+            for k, v in _values(task, y, o, w, p, c).items():
+                samples[i][k].append(v)
+    lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+
+    def interval(values: list[float], center: float) -> dict[str, float]:
+        arr = np.asarray(values, dtype=np.float64)
+        arr = arr[np.isfinite(arr)]
+        if not len(arr):
+            return {"value": center, "ci_low": float("nan"), "ci_high": float("nan")}
+        return {"value": center, "ci_low": float(np.percentile(arr, lo)), "ci_high": float(np.percentile(arr, hi))}
+
+    models = [{k: interval(samples[i][k], point[i][k]) for k in point[i]} for i in range(len(outputs))]
+    delta = [{k: interval(list(np.subtract(samples[0][k], samples[j][k])), point[0][k] - point[j][k])
+              for k in point[0]} for j in range(1, len(outputs))]
+    return {"models": models, "delta": delta, "resamples": n, "level": level}

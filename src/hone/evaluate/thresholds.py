@@ -1,0 +1,93 @@
+"""Decision rules chosen on the validation split: a binary threshold for an objective, and for
+multiclass models trained with class weights, whether to correct the class priors.
+
+Objectives (``--threshold-objective``): ``f1`` (of the positive class), ``accuracy``,
+``precision_at_recall:R`` (the best precision among thresholds with recall >= R),
+``recall_at_precision:P``, ``cost:fn=A,fp=B`` (the lowest total cost), or ``none`` (0.5).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from hone.errors import ConfigError
+
+_PATTERN = re.compile(r"^(f1|accuracy|none|precision_at_recall:[0-9.]+|recall_at_precision:[0-9.]+|"
+                      r"cost:fn=[0-9.]+,fp=[0-9.]+)$")
+
+
+def check_objective(objective: str) -> str:
+    """The objective if it is well formed; a :class:`ConfigError` naming the choices otherwise."""
+    if not _PATTERN.match(objective):
+        raise ConfigError(f"evaluate.threshold_objective {objective!r} is not one of: auto, none, f1, accuracy, "
+                          "precision_at_recall:R, recall_at_precision:P, cost:fn=A,fp=B")
+    return objective
+
+
+def choose_threshold(y: np.ndarray, p: np.ndarray, objective: str) -> dict[str, Any]:
+    """The threshold on the positive-class probability ``p`` that is best for ``objective`` on
+    ``(y, p)`` (validation rows). A row is positive when ``p >= threshold``.
+
+    Example:
+        >>> choose_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.3, 0.35, 0.9]), "f1")["threshold"]
+        0.35
+    """
+    check_objective(objective)
+    if objective == "none" or len(np.unique(y)) < 2:
+        return {"threshold": 0.5, "objective": objective, "validation_value": None}
+    order = np.argsort(-p, kind="stable")
+    ps, ys = p[order], (y[order] == 1).astype(np.float64)
+    last = np.r_[ps[1:] != ps[:-1], True]  # the last row of each run of equal scores
+    tp = np.cumsum(ys)[last]
+    fp = np.cumsum(1 - ys)[last]
+    cand = ps[last]  # threshold = this score: everything at or above it is positive
+    P, N = ys.sum(), len(ys) - ys.sum()
+    fn, tn = P - tp, N - fp
+    precision = tp / np.maximum(tp + fp, 1e-12)
+    recall = tp / max(P, 1e-12)
+    kind, _, arg = objective.partition(":")
+    if kind == "f1":
+        value = 2 * tp / np.maximum(2 * tp + fp + fn, 1e-12)
+    elif kind == "accuracy":
+        value = (tp + tn) / len(ys)
+    elif kind == "precision_at_recall":
+        value = np.where(recall >= float(arg) - 1e-12, precision, -np.inf)
+    elif kind == "recall_at_precision":
+        value = np.where(precision >= float(arg) - 1e-12, recall, -np.inf)
+    else:
+        costs = dict(part.split("=") for part in arg.split(","))
+        value = -(float(costs["fn"]) * fn + float(costs["fp"]) * fp)
+    if not np.isfinite(value).any():
+        return {"threshold": 0.5, "objective": objective, "validation_value": None,
+                "note": "no threshold reaches the target on validation; 0.5 kept"}
+    best = int(np.argmax(value))  # the highest threshold among equals: fewest positives
+    return {"threshold": float(cand[best]), "objective": objective, "validation_value": float(value[best])}
+
+
+def apply_threshold(proba: np.ndarray, threshold: float) -> np.ndarray:
+    """Class indices of a binary model: 1 where the positive probability reaches the threshold."""
+    return (proba[:, 1] >= threshold).astype(np.int64)
+
+
+def prior_correction(y: np.ndarray, proba: np.ndarray, class_weights: np.ndarray) -> dict[str, Any]:
+    """For a multiclass model trained with class weights: argmax of the probabilities as they are,
+    or of the probabilities divided by the class weights (undoing the weighting's shift of the
+    priors)? Chosen on validation by macro-F1, among the rules whose accuracy is at least the
+    majority rate when any is.
+    """
+    from hone.evaluate.bootstrap import accuracy, macro_f1
+
+    w = np.ones(len(y))
+    majority = float(np.bincount(y, minlength=proba.shape[1]).max() / len(y))
+    rules = {"argmax": np.ones(proba.shape[1]), "prior_corrected": 1.0 / np.asarray(class_weights, dtype=np.float64)}
+    scored = {}
+    for name, factors in rules.items():
+        adj = proba * factors
+        scored[name] = (accuracy(y, adj, w), macro_f1(y, adj, w))
+    ok = [n for n, (acc, _) in scored.items() if acc >= majority] or list(scored)
+    best = max(ok, key=lambda n: (scored[n][1], n == "argmax"))
+    return {"rule": best, "factors": rules[best].tolist(), "majority_rate": majority,
+            "validation": {n: {"accuracy": a, "macro_f1": f} for n, (a, f) in scored.items()}}
