@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from hone._choose import choose_and_score
 from hone._logging import get_logger
 from hone.artifact import Model
 from hone.config import ResolvedRunConfig, RunConfig, dump_yaml, resolve
@@ -77,11 +78,15 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     t_emb = time.perf_counter()
     feeder.prepare(split.paths)
     t_emb = time.perf_counter() - t_emb
-    state, weighted = _train(model, split, rcfg, runtime, feeder, strategy, list(callbacks))
+    state, weights = _train(model, split, rcfg, runtime, feeder, strategy, list(callbacks))
+    weighted = weights is not None
     strategy.finalize(net)  # merge LoRA adapters, unfreeze: the saved network is a plain one
-    # The reported numbers come from the plain network, exactly as a loaded model computes them.
-    metrics = {s: score(model, Feeder(net, pre, device=runtime.device, precision=runtime.precision).outputs(split.paths[s]))
-               for s in ("validation", "test") if split.counts.get(s)}
+    # Baseline, model choice, calibration and decision rule on validation; test scored once. The
+    # numbers come from the plain network, exactly as a loaded model computes them.
+    paths = {s: p for s, p in split.paths.items() if split.counts.get(s)}
+    report = choose_and_score(model, paths, rcfg, weights)
+    rcfg = rcfg.model_copy(update={"evaluate": rcfg.evaluate.model_copy(update={"model": model.decision.model})})
+    metrics = {s: report.pop(s) for s in ("validation", "test") if s in report}
     training = {"train_samples_per_second": round(state.rows_per_second, 2), "train_seconds": round(state.train_seconds, 2),
                 "eval_seconds": round(state.eval_seconds, 2), "total_seconds": round(time.perf_counter() - t_start, 2),
                 "peak_memory_mb": round(_peak_mb(), 1), "epochs_run": state.epoch + 1, "steps": state.step,
@@ -90,11 +95,11 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
                 "precision": tr.precision, "threads": threads, "device": str(runtime.device), "class_weights": weighted,
                 "rows": split.counts, "skipped_rows": split.skipped, "coerced_cells": schema.coerced}
     model.meta = {"task": schema.task, "target": schema.target, "classes": schema.classes,
-                  "config": rcfg.model_dump(mode="json"), "metrics": metrics, "training": training,
+                  "config": rcfg.model_dump(mode="json"), "metrics": {**metrics, **report}, "training": training,
                   "history": state.history, "data_fingerprint": split.fingerprint}
     model.save(stage / "model")
     logger.info("%s", _summary(training))
-    files = {"config.resolved.yaml": dump_yaml(rcfg), "metrics.json": {**metrics, "training": training},
+    files = {"config.resolved.yaml": dump_yaml(rcfg), "metrics.json": {**metrics, **report, "training": training},
              "schema.json": schema.to_dict(), "history.json": state.history,
              "data.fingerprint.json": {**split.fingerprint, "rows_per_split": split.counts,
                                        "class_counts": split.class_counts, "skipped": split.skipped}}
@@ -114,7 +119,7 @@ def _infer(table: Table, cfg: RunConfig) -> Schema:
 
 
 def _train(model: Model, split: SplitResult, cfg: ResolvedRunConfig, runtime: Runtime, feeder: Feeder,
-           strategy: Strategy, extra: list[Callback]) -> tuple[Any, bool]:
+           strategy: Strategy, extra: list[Callback]) -> tuple[Any, np.ndarray | None]:
     tr, pre, net = cfg.train, model.pre, model.net
     n_batches = -(-split.counts["train"] // tr.batch_size)
     steps_per_epoch = max(1, -(-n_batches // tr.grad_accum_steps))
@@ -145,7 +150,7 @@ def _train(model: Model, split: SplitResult, cfg: ResolvedRunConfig, runtime: Ru
     loss_fn = make_loss(pre.schema.task, weights.to(runtime.device) if weights is not None else None)
     state = fit_loop(net, batches=batches, evaluate=evaluate, loss_fn=loss_fn, optimizer=opt, scheduler=sched,
                      cfg=loop, runtime=runtime, callbacks=[*callbacks, *extra])
-    return state, weighted
+    return state, weights.numpy() if weights is not None else None
 
 
 def score(model: Model, outputs: Iterable[tuple[pa.Table, np.ndarray]]) -> dict[str, Any]:

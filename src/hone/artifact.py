@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import platform
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +29,8 @@ from hone.artifact_migrations import migrate
 from hone.data.schema import check_columns, scoring_query
 from hone.data.sources import Table, connect, open_table, stream
 from hone.errors import DataError, ModelDirError
+from hone.evaluate.baseline import Baseline
+from hone.evaluate.choice import Decision
 from hone.evaluate.metrics import classification_metrics, format_metrics, regression_metrics
 from hone.features.base import FEATURES
 from hone.features.pipeline import Preprocessor
@@ -53,9 +55,11 @@ class Model:
     """
 
     def __init__(self, net: HoneNet, pre: Preprocessor, meta: dict[str, Any], *, assets: dict[str, Path] | None = None,
-                 precision: str = "auto") -> None:
+                 precision: str = "auto", baseline: Baseline | None = None, decision: Decision | None = None) -> None:
         self.net = net
         self.pre = pre
+        self.baseline = baseline
+        self.decision = decision or Decision()  # the network alone, argmax, until a choice is made
         self.meta = meta
         self.assets = dict(assets or {})  # modality -> backbone folder (config and tokenizer files)
         self.device = next(net.parameters()).device
@@ -86,8 +90,7 @@ class Model:
         query, checked = scoring_query(self.pre.schema, table, flag_prefix=_COERCED)
         self.coerced = dict.fromkeys(checked, 0)
         batches = self._count_coerced(stream(table, query, batch_rows), checked)
-        for batch, out in iter_outputs(self.net, self.pre, batches, precision=self.precision, device=self.device):
-            yield batch, out
+        yield from self.outputs(batches)
         self.coerced = {c: n for c, n in self.coerced.items() if n}
         if self.coerced:
             logger.warning("read as missing: %s", ", ".join(f"{n} value(s) of {c!r} that are not {self._dtype(c)}"
@@ -95,6 +98,18 @@ class Model:
 
     def _dtype(self, column: str) -> str:
         return next(c.dtype for c in self.pre.schema.columns if c.name == column)
+
+    def outputs(self, batches: Iterable[pa.Table | pa.RecordBatch]) -> Iterator[tuple[pa.Table, np.ndarray]]:
+        """``(batch, outputs)``: the chosen model's calibrated probabilities ``[B, K]`` (or values ``[B]``)."""
+        dec = self.decision
+        if dec.uses_network:
+            pairs: Iterable[tuple[pa.Table, np.ndarray | None]] = iter_outputs(
+                self.net, self.pre, batches, precision=self.precision, device=self.device)
+        else:
+            pairs = ((t, None) for t in _tables(batches))
+        for t, net_out in pairs:
+            base_out = self.baseline.outputs(t) if dec.uses_baseline and self.baseline is not None else None
+            yield t, dec.combine(net_out, base_out)
 
     def _count_coerced(self, batches: Iterator[pa.RecordBatch], names: list[str]) -> Iterator[pa.RecordBatch]:
         for b in batches:
@@ -139,9 +154,10 @@ class Model:
         return self.labels_for(out)
 
     def labels_for(self, out: np.ndarray) -> np.ndarray:
+        """Predicted labels from outputs, with the decision rule chosen on validation (a threshold)."""
         if self.task == "regression":
             return out
-        return np.asarray(self.classes, dtype=object)[out.argmax(axis=1)]
+        return np.asarray(self.classes, dtype=object)[self.decision.predict(out)]
 
     def evaluate(self, data: Any, *, encoding: str | None = None) -> dict[str, Any]:
         """Metrics on a labelled table (rows with a missing target are skipped)."""
@@ -153,7 +169,7 @@ class Model:
         """Metrics from encoded targets and network outputs."""
         if self.task == "regression":
             return regression_metrics(y * self.pre.target_std + self.pre.target_mean, out)
-        return classification_metrics(y, out, self.classes)
+        return classification_metrics(y, out, self.classes, pred=self.decision.predict(out))
 
     def metrics_table(self) -> str:
         return format_metrics(self.metrics)
@@ -170,11 +186,21 @@ class Model:
             save_file(state, str(tmp / "model.safetensors"))
             for modality, src in self.assets.items():
                 _copy_backbone_files(src, self.pre.modalities[modality], tmp / "backbones" / modality)
+            if self.baseline is not None:
+                self.baseline.save(tmp / "baseline")
             meta = {**self.meta, "format": FORMAT, "format_version": FORMAT_VERSION, "net": asdict(self.net.spec),
-                    "preprocessor": self.pre.to_dict(), "precision": self.precision, "versions": _versions(),
+                    "preprocessor": self.pre.to_dict(), "precision": self.precision, "decision": self.decision.to_dict(),
+                    "versions": _versions(),
                     "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
             (tmp / "hone.json").write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
         return final
+
+
+def _tables(batches: Iterable[pa.Table | pa.RecordBatch]) -> Iterator[pa.Table]:
+    for b in batches:
+        t = pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
+        if t.num_rows:
+            yield t
 
 
 def _copy_backbone_files(src: Path, pre: Any, dst: Path) -> None:
@@ -245,6 +271,10 @@ def load(path: str | Path, *, device: str | None = None, precision: str | None =
         spec = NetSpec(**meta["net"])
         net = build_model(spec, assets, pretrained=False)
         net.load_state_dict(weights, strict=True)
+        decision = Decision.from_dict(meta.get("decision"))
+        baseline = Baseline.load(root / "baseline", pre) if (root / "baseline").is_dir() else None
+        if decision.uses_baseline and baseline is None:
+            raise ModelDirError(f"{str(root)!r} is incomplete: its decision uses the baseline but it has no baseline/ folder")
     except (KeyError, TypeError, RuntimeError, ValueError) as err:
         raise ModelDirError(f"{str(root)!r} is a broken hone model: {str(err).splitlines()[0][:300]}") from err
     dev = torch.device(device) if device else default_device()
@@ -253,4 +283,4 @@ def load(path: str | Path, *, device: str | None = None, precision: str | None =
     if precision is None and chosen == "bf16" and dev.type == "cpu" and not cpu_has_fast_bf16():
         logger.warning("this model was trained and evaluated in bf16, which this CPU runs slowly (no native bf16); "
                        "pass precision='fp32' (--precision fp32) to score faster with slightly different numbers")
-    return Model(net, pre, meta, assets=assets, precision=chosen)
+    return Model(net, pre, meta, assets=assets, precision=chosen, baseline=baseline, decision=decision)

@@ -150,6 +150,37 @@ class TrainConfig(_Section):
     show_progress: bool = Field(True, description="Draw a progress bar on a terminal.")
 
 
+# Decision objectives for binary thresholds (hone.evaluate.thresholds): checked here, at the boundary.
+THRESHOLD_OBJECTIVE = re.compile(r"^(auto|none|f1|accuracy|precision_at_recall:(0?\.[0-9]+|1(\.0*)?)|"
+                                 r"recall_at_precision:(0?\.[0-9]+|1(\.0*)?)|cost:fn=[0-9.]+,fp=[0-9.]+)$")
+
+
+class EvaluateConfig(_Section):
+    """How the final model is chosen, calibrated and reported."""
+
+    model: Literal["auto", "network", "baseline", "blend"] = Field(
+        "auto", description="What predicts: the fine-tuned network, the baseline (LightGBM / TF-IDF + linear), a "
+                            "blend of both, or auto = the best of the three on validation.")
+    baseline: bool = Field(True, description="Fit the baseline on the same split (needed by baseline, blend, auto).")
+    threshold_objective: str = Field(
+        "auto", description="Binary decision threshold chosen on validation for: f1, accuracy, "
+                            "precision_at_recall:R, recall_at_precision:P, cost:fn=A,fp=B, or none (0.5); "
+                            "auto = f1 when the classes are imbalanced, else none.")
+    calibrate: bool = Field(True, description="Fit a temperature on validation and apply it to the probabilities.")
+    bootstrap: Annotated[int, Field(ge=0)] = Field(
+        1000, description="Bootstrap resamples for the confidence intervals of the test metrics (0 = none).")
+    level: Annotated[float, Field(gt=0.5, lt=1)] = Field(0.95, description="Confidence level of the intervals.")
+
+    @model_validator(mode="after")
+    def _check_objective(self) -> EvaluateConfig:
+        if not THRESHOLD_OBJECTIVE.match(self.threshold_objective):
+            raise ValueError(f"evaluate.threshold_objective {self.threshold_objective!r} is not one of: auto, none, "
+                             "f1, accuracy, precision_at_recall:R, recall_at_precision:P, cost:fn=A,fp=B")
+        if self.model in ("baseline", "blend") and not self.baseline:
+            raise ValueError(f"evaluate.model {self.model!r} needs evaluate.baseline: true")
+        return self
+
+
 class RunConfig(_Section):
     """Everything a run needs. The minimum is ``data.source`` and ``data.target``."""
 
@@ -161,6 +192,7 @@ class RunConfig(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
 
 # The settings people change most, by their short name: the keyword of ``hone.fit(epochs=3)`` and
@@ -174,7 +206,8 @@ FLAGS: dict[str, str] = {
     "batch_size": "train.batch_size", "lr": "train.lr", "grad_accum_steps": "train.grad_accum_steps",
     "patience": "train.patience", "seed": "train.seed", "max_rows": "train.max_rows",
     "max_eval_rows": "train.max_eval_rows", "time_budget": "train.time_budget", "precision": "train.precision",
-    "show_progress": "train.show_progress", "name": "name",
+    "show_progress": "train.show_progress", "name": "name", "model": "evaluate.model",
+    "threshold_objective": "evaluate.threshold_objective",
 }
 
 
@@ -309,6 +342,13 @@ class ResolvedDataConfig(DataConfig):
     task: Literal["binary", "multiclass", "regression"]
 
 
+class ResolvedEvaluateConfig(EvaluateConfig):
+    """EvaluateConfig with the threshold objective resolved; ``model`` is replaced by the model
+    chosen once it is known (after training)."""
+
+    threshold_objective: str
+
+
 class ResolvedRunConfig(RunConfig):
     """The config a run actually used: no field is ``auto`` (written to ``config.resolved.yaml``)."""
 
@@ -316,6 +356,7 @@ class ResolvedRunConfig(RunConfig):
     data: ResolvedDataConfig
     model: ResolvedModelConfig
     train: ResolvedTrainConfig
+    evaluate: ResolvedEvaluateConfig
 
 
 def default_cache_root() -> Path:
@@ -371,8 +412,11 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
     if has_text:
         model["backbone"] = check_backbone(bundled_backbone() if cfg.model.backbone == "auto" else cfg.model.backbone)
     data = {**cfg.data.model_dump(), "task": task}
+    imbalanced = bool(class_counts) and max(class_counts) >= 1.5 * max(min(class_counts), 1)
+    objective = pick(cfg.evaluate.threshold_objective, "f1" if task == "binary" and imbalanced else "none")
+    evaluate = {**cfg.evaluate.model_dump(), "threshold_objective": objective}
     return ResolvedRunConfig.model_validate({**cfg.model_dump(), "preset": preset, "train": train, "model": model,
-                                             "data": data})
+                                             "data": data, "evaluate": evaluate})
 
 
 def check_backbone(path: str) -> str:

@@ -42,7 +42,7 @@ def test_each_strategy_fits_saves_and_reloads(tmp_path: Path, table: pa.Table, f
         assert any(k.startswith("encoder.layer.0.") for k in changed)
     loaded = hone.load(tmp_path / "run" / "model")
     assert np.allclose(loaded.predict_proba(table.slice(0, 20)), model.predict_proba(table.slice(0, 20)), atol=1e-5)
-    assert model.metrics["test"]["macro_f1"] > 0.6
+    assert model.metrics["network"]["macro_f1"] > 0.6  # the fine-tuned network itself, whatever was chosen
 
 
 def test_frozen_cache_is_reused_and_invalidated(tmp_path: Path, table: pa.Table, fast: dict, monkeypatch) -> None:

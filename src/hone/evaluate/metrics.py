@@ -10,11 +10,13 @@ HIGHER_IS_BETTER = {"accuracy": True, "macro_f1": True, "roc_auc": True, "pr_auc
                     "rmse": False, "mae": False, "r2": True}
 
 
-def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: list[Any]) -> dict[str, Any]:
+def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: list[Any],
+                           pred: np.ndarray | None = None) -> dict[str, Any]:
     """Accuracy, macro-F1 and per-class precision/recall/F1; ROC-AUC and PR-AUC when binary.
 
-    ``y`` holds class indices ``[N]``; ``proba`` is ``[N, K]`` ordered like ``classes``. For binary
-    tasks the positive class is ``classes[1]``.
+    ``y`` holds class indices ``[N]``; ``proba`` is ``[N, K]`` ordered like ``classes``; ``pred`` the
+    predicted classes when they are not the argmax (a tuned threshold). For binary tasks the
+    positive class is ``classes[1]``.
 
     Example:
         >>> m = classification_metrics(np.array([0, 1, 1]), np.array([[.9, .1], [.2, .8], [.6, .4]]), ["no", "yes"])
@@ -24,7 +26,7 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: list[Any])
     from sklearn.metrics import average_precision_score, f1_score, precision_recall_fscore_support, roc_auc_score
 
     labels = list(range(len(classes)))
-    pred = proba.argmax(axis=1)
+    pred = proba.argmax(axis=1) if pred is None else pred
     p, r, f, s = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
     # Macro-F1 averages over the classes present in the truth or the predictions (scikit-learn's
     # default): a class absent from both is not a failure, and counting it as F1 = 0 would score
@@ -62,17 +64,32 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
     }
 
 
-def format_metrics(metrics: dict[str, dict[str, Any]]) -> str:
-    """A plain-text table: one row per metric, one column per split, then per-class rows."""
-    splits = [s for s in metrics if metrics[s]]
+_COLUMNS = {"validation": "validation", "test": "test", "network": "test:network", "baseline": "test:baseline",
+            "evaluation": "evaluation"}
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """A plain-text table: one row per metric, one column per split (and, on test, the network and
+    the baseline on their own), then per-class rows, the intervals, the model choice and the verdict."""
+    splits = [s for s in _COLUMNS if isinstance(metrics.get(s), dict) and "n" in metrics[s]]
     keys = [k for k in HIGHER_IS_BETTER if any(k in metrics[s] for s in splits)]
-    lines = [f"{'metric':<22}" + "".join(f"{s:>12}" for s in splits)]
-    lines.append(f"{'rows':<22}" + "".join(f"{metrics[s].get('n', 0):>12}" for s in splits))
+    lines = [f"{'metric':<22}" + "".join(f"{_COLUMNS[s]:>15}" for s in splits)]
+    lines.append(f"{'rows':<22}" + "".join(f"{metrics[s].get('n', 0):>15}" for s in splits))
     for k in keys:
-        lines.append(f"{k:<22}" + "".join(f"{metrics[s].get(k, float('nan')):>12.4f}" for s in splits))
-    last = splits[-1] if splits else None
-    if last and "per_class" in metrics[last]:
-        lines.append(f"per class ({last}):      precision  recall      f1  support")
-        for c, m in metrics[last]["per_class"].items():
+        lines.append(f"{k:<22}" + "".join(f"{metrics[s].get(k, float('nan')):>15.4f}" for s in splits))
+    main = "test" if "test" in splits else splits[-1] if splits else None
+    if main and "per_class" in metrics[main]:
+        lines.append(f"per class ({main}):      precision  recall      f1  support")
+        for c, m in metrics[main]["per_class"].items():
             lines.append(f"  {c[:20]:<20} {m['precision']:>10.3f} {m['recall']:>7.3f} {m['f1']:>7.3f} {m['support']:>8}")
+    if metrics.get("intervals"):
+        lines.append("test intervals: " + ", ".join(f"{k} {v['value']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}]"
+                                                   for k, v in metrics["intervals"].items()))
+    if metrics.get("model"):
+        lines.append(f"model: {metrics['model']['chosen']} ({metrics['model']['why']})")
+    if metrics.get("threshold"):
+        t = metrics["threshold"]
+        lines.append(f"decision threshold: {t['threshold']:.4f} (objective {t['objective']}, chosen on validation)")
+    if metrics.get("verdict"):
+        lines.append(metrics["verdict"])
     return "\n".join(lines)

@@ -8,28 +8,25 @@ Objectives (``--threshold-objective``): ``f1`` (of the positive class), ``accura
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
 
+from hone.config import THRESHOLD_OBJECTIVE
 from hone.errors import ConfigError
-
-_PATTERN = re.compile(r"^(f1|accuracy|none|precision_at_recall:[0-9.]+|recall_at_precision:[0-9.]+|"
-                      r"cost:fn=[0-9.]+,fp=[0-9.]+)$")
-
 
 def check_objective(objective: str) -> str:
     """The objective if it is well formed; a :class:`ConfigError` naming the choices otherwise."""
-    if not _PATTERN.match(objective):
+    if not THRESHOLD_OBJECTIVE.match(objective) or objective == "auto":
         raise ConfigError(f"evaluate.threshold_objective {objective!r} is not one of: auto, none, f1, accuracy, "
                           "precision_at_recall:R, recall_at_precision:P, cost:fn=A,fp=B")
     return objective
 
 
-def choose_threshold(y: np.ndarray, p: np.ndarray, objective: str) -> dict[str, Any]:
+def choose_threshold(y: np.ndarray, p: np.ndarray, objective: str, *, min_accuracy: float | None = None) -> dict[str, Any]:
     """The threshold on the positive-class probability ``p`` that is best for ``objective`` on
-    ``(y, p)`` (validation rows). A row is positive when ``p >= threshold``.
+    ``(y, p)`` (validation rows). A row is positive when ``p >= threshold``. With ``min_accuracy``,
+    only thresholds whose accuracy reaches it are considered (when any does).
 
     Example:
         >>> choose_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.3, 0.35, 0.9]), "f1")["threshold"]
@@ -60,6 +57,10 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, objective: str) -> dict[str, 
     else:
         costs = dict(part.split("=") for part in arg.split(","))
         value = -(float(costs["fn"]) * fn + float(costs["fp"]) * fp)
+    if min_accuracy is not None:
+        meets = (tp + tn) / len(ys) >= min_accuracy - 1e-12
+        if meets.any():
+            value = np.where(meets, value, -np.inf)
     if not np.isfinite(value).any():
         return {"threshold": 0.5, "objective": objective, "validation_value": None,
                 "note": "no threshold reaches the target on validation; 0.5 kept"}

@@ -1,0 +1,126 @@
+"""After training: fit the baseline, choose network / baseline / blend on validation, calibrate,
+set the decision rule, and score everything once on test with bootstrap intervals."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from hone._logging import get_logger
+from hone.artifact import Model
+from hone.config import ResolvedRunConfig
+from hone.data.batches import iter_batches
+from hone.evaluate.baseline import fit_baseline
+from hone.evaluate.bootstrap import bootstrap
+from hone.evaluate.choice import Decision, decide
+from hone.evaluate.metrics import HIGHER_IS_BETTER, classification_metrics, regression_metrics
+from hone.models.inference import iter_outputs
+
+logger = get_logger("hone.fit")
+HEADLINE = {"binary": ("macro_f1", "accuracy", "roc_auc", "pr_auc"), "multiclass": ("macro_f1", "accuracy"),
+            "regression": ("rmse", "mae", "r2")}
+
+
+def _collect(model: Model, pairs: Iterable[tuple[pa.Table, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    ys, outs = [], []
+    for batch, out in pairs:
+        ys.append(model.pre.targets(batch))
+        outs.append(out)
+    y = np.concatenate(ys)
+    if model.task == "regression":  # targets back in their own scale, like the outputs
+        y = y * model.pre.target_std + model.pre.target_mean
+    return y, np.concatenate(outs)
+
+
+def _metrics(model: Model, d: Decision, y: np.ndarray, out: np.ndarray) -> dict[str, Any]:
+    if model.task == "regression":
+        return regression_metrics(y, out)
+    return classification_metrics(y, out, model.classes, pred=d.predict(out))
+
+
+def choose_and_score(model: Model, paths: dict[str, Path], cfg: ResolvedRunConfig,
+                     class_weights: np.ndarray | None) -> dict[str, Any]:
+    """Fit the baseline, set ``model.decision`` and ``model.baseline``; returns the metrics.json parts."""
+    ev, task = cfg.evaluate, model.task
+
+    def net_outputs(path: Path) -> tuple[np.ndarray, np.ndarray]:
+        return _collect(model, iter_outputs(model.net, model.pre, iter_batches(path, 256), precision=model.precision,
+                                            device=model.device))
+
+    y_val, net_val = net_outputs(paths["validation"])
+    y_test, net_test = net_outputs(paths["test"]) if "test" in paths else (None, None)
+    base_val = base_test = None
+    baseline_seconds = 0.0
+    if ev.baseline:
+        t0 = time.perf_counter()
+        model.baseline = fit_baseline(model.pre, paths["train"], paths["validation"], seed=cfg.train.seed,
+                                      threads=cfg.train.num_threads)
+        baseline_seconds = time.perf_counter() - t0
+        _, base_val = _collect(model, model.baseline.iter_outputs(iter_batches(paths["validation"], 4096)))
+        if "test" in paths:
+            _, base_test = _collect(model, model.baseline.iter_outputs(iter_batches(paths["test"], 4096)))
+    chosen, candidates = decide(task, y_val, net_val, base_val, requested=ev.model, metric=cfg.train.metric,
+                                threshold_objective=ev.threshold_objective, calibrate=ev.calibrate,
+                                class_weights=class_weights)
+    model.decision = chosen
+    out: dict[str, Any] = {"validation": _metrics(model, chosen, y_val, chosen.combine(net_val, base_val))}
+    logger.info("model: %s (%s)", chosen.model, chosen.why)
+    summary: dict[str, Any] = {"chosen": chosen.model, "why": chosen.why, "validation": chosen.validation.get("candidates"),
+                               "blend_weight": chosen.blend_weight if chosen.model == "blend" else None,
+                               "baseline": model.baseline.kind if model.baseline else None,
+                               "baseline_seconds": round(baseline_seconds, 2)}
+    out["model"] = summary
+    if task != "regression":
+        out["calibration"] = {"temperature": chosen.temperature, "ece_before": chosen.validation.get("ece_before"),
+                              "ece_after": chosen.validation.get("ece_after"), "on": "validation"}
+    out["threshold"] = chosen.threshold
+    if y_test is None:
+        return out
+    chosen_test = chosen.combine(net_test, base_test)
+    out["test"] = _metrics(model, chosen, y_test, chosen_test)
+    scored = {"network": candidates["network"]}
+    if "baseline" in candidates:
+        scored["baseline"] = candidates["baseline"]
+    tests = {n: d.combine(net_test, base_test) for n, d in scored.items()}
+    for n, d in scored.items():
+        out[n] = _metrics(model, d, y_test, tests[n])
+    if ev.bootstrap:
+        names = list(tests)
+        res = bootstrap(task, y_test, [chosen_test] + [tests[n] for n in names],
+                        preds=[None if task == "regression" else d.predict(o)
+                               for d, o in [(chosen, chosen_test)] + [(scored[n], tests[n]) for n in names]],
+                        n=ev.bootstrap, level=ev.level, seed=cfg.data.split.seed)
+        out["intervals"] = res["models"][0]
+        if "baseline" in tests:
+            pair = bootstrap(task, y_test, [tests["network"], tests["baseline"]],
+                             preds=[None if task == "regression" else scored[n].predict(tests[n])
+                                    for n in ("network", "baseline")],
+                             n=ev.bootstrap, level=ev.level, seed=cfg.data.split.seed)
+            out["delta"] = {"compares": "network - baseline", **pair["delta"][0]}
+            out["verdict"] = verdict(task, out["delta"], model.baseline.kind if model.baseline else "baseline", ev.level)
+            logger.info("%s", out["verdict"])
+    return out
+
+
+def verdict(task: str, delta: dict[str, Any], baseline_kind: str, level: float) -> str:
+    """One plain sentence on whether fine-tuning beat the baseline on test."""
+    metric = "rmse" if task == "regression" else "macro_f1"
+    d = delta[metric]
+    better = HIGHER_IS_BETTER[metric]
+    lo, hi = d["ci_low"], d["ci_high"]
+    span = f"{d['value']:+.4f} ({100 * level:.0f}% interval {lo:+.4f} to {hi:+.4f})"
+    name = {"lightgbm": "the LightGBM baseline", "tfidf-linear": "the TF-IDF + linear baseline"}.get(baseline_kind,
+                                                                                                   baseline_kind)
+    if not np.isfinite(lo) or not np.isfinite(hi):
+        return f"The fine-tuned network and {name} differ by {span} in test {metric}."
+    if (lo > 0) if better else (hi < 0):
+        return f"The fine-tuned network beats {name} on the test split: {metric} {span}."
+    if (hi < 0) if better else (lo > 0):
+        return f"The fine-tuned network does not beat {name}: it is worse on the test split, {metric} {span}."
+    return (f"The fine-tuned network does not clearly beat {name}: the test {metric} difference {span} "
+            "includes zero.")

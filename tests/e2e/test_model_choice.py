@@ -1,0 +1,77 @@
+"""Model choice, thresholds and calibration end to end: what is chosen on validation is what test
+metrics, predict and a reloaded model use."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import hone
+
+
+def _imbalanced(n: int = 3000, seed: int = 0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    logit = -4.2 + 1.6 * x1 + 0.8 * x2
+    y = rng.random(n) < 1 / (1 + np.exp(-logit))
+    shop = rng.choice(["a", "b", "c", "d"], n)
+    return pa.table({"x1": x1, "x2": x2, "shop": shop, "fraud": np.where(y, "yes", "no")})
+
+
+@pytest.fixture(scope="module")
+def fraud(tmp_path_factory: pytest.TempPathFactory):
+    t = _imbalanced()
+    out = tmp_path_factory.mktemp("fraud") / "run"
+    return hone.fit(t, target="fraud", output=out, show_progress=False, epochs=6), out, t
+
+
+def test_metrics_json_reports_baseline_delta_intervals_threshold_calibration(fraud) -> None:
+    model, run, t = fraud
+    m = json.loads((run / "metrics.json").read_text())
+    assert {"validation", "test", "network", "baseline", "delta", "intervals", "threshold", "calibration", "model",
+            "verdict"} <= set(m)
+    assert m["model"]["chosen"] in ("network", "baseline", "blend") and m["model"]["validation"]
+    for k in ("macro_f1", "accuracy", "roc_auc", "pr_auc"):
+        iv = m["intervals"][k]
+        assert iv["ci_low"] <= iv["value"] <= iv["ci_high"]
+        d = m["delta"][k]
+        assert d["ci_low"] <= d["value"] <= d["ci_high"]
+        assert np.isclose(d["value"], m["network"][k] - m["baseline"][k])
+    assert m["threshold"]["objective"] == "f1" and 0 < m["threshold"]["threshold"] < 1
+    assert m["calibration"]["ece_after"] <= m["calibration"]["ece_before"] + 1e-9
+    assert m["baseline"]["n"] == m["test"]["n"] and "baseline" in m["verdict"]
+
+
+def test_accuracy_is_at_least_the_majority_rate_with_the_chosen_threshold(fraud) -> None:
+    model, _, _ = fraud
+    test = model.metrics["test"]
+    majority = max(s["support"] for s in test["per_class"].values()) / test["n"]
+    assert test["accuracy"] >= majority - 0.01 and test["macro_f1"] > 0.6
+
+
+def test_the_validation_threshold_is_the_one_predict_applies(fraud, tmp_path: Path) -> None:
+    model, run, t = fraud
+    threshold = model.metrics["threshold"]["threshold"]
+    proba = model.predict_proba(t)
+    labels = model.predict(t)
+    assert np.array_equal(labels == "yes", proba[:, 1] >= threshold)
+    loaded = hone.load(run / "model")
+    assert loaded.decision == model.decision
+    assert np.allclose(loaded.predict_proba(t), proba, atol=1e-6) and np.array_equal(loaded.predict(t), labels)
+
+
+@pytest.mark.parametrize("choice", ["baseline", "blend"])
+def test_a_requested_choice_is_used_and_survives_a_round_trip(tmp_path: Path, tab_table: pa.Table, choice: str) -> None:
+    m = hone.fit(tab_table, target="label", output=tmp_path / "r", show_progress=False, epochs=2, model=choice)
+    assert m.decision.model == choice and m.metrics["model"]["chosen"] == choice
+    if choice == "baseline":
+        assert m.metrics["test"]["macro_f1"] == pytest.approx(m.metrics["baseline"]["macro_f1"])
+    loaded = hone.load(tmp_path / "r" / "model")
+    assert (tmp_path / "r" / "model" / "baseline" / "lightgbm.txt").is_file()
+    assert np.allclose(loaded.predict_proba(tab_table), m.predict_proba(tab_table), atol=1e-6)
+    cfg = (tmp_path / "r" / "config.resolved.yaml").read_text()
+    assert f"model: {choice}" in cfg
