@@ -83,6 +83,7 @@ def choose_and_score(model: Model, paths: dict[str, Path], cfg: ResolvedRunConfi
         return out
     chosen_test = chosen.combine(net_test, base_test)
     out["test"] = _metrics(model, chosen, y_test, chosen_test)
+    out["figures"] = _figures(model, paths["test"], cfg, chosen, y_test, chosen_test, net_test, base_test)
     scored = {"network": candidates["network"]}
     if "baseline" in candidates:
         scored["baseline"] = candidates["baseline"]
@@ -105,6 +106,24 @@ def choose_and_score(model: Model, paths: dict[str, Path], cfg: ResolvedRunConfi
             out["verdict"] = verdict(task, out["delta"], model.baseline.kind if model.baseline else "baseline", ev.level)
             logger.info("%s", out["verdict"])
     return out
+
+
+def _figures(model: Model, test_path: Path, cfg: ResolvedRunConfig, chosen: Decision, y: np.ndarray,
+             out: np.ndarray, net: np.ndarray, base: np.ndarray | None) -> dict[str, Any]:
+    import dataclasses
+
+    import pyarrow.parquet as pq
+
+    from hone.evaluate.diagnostics import report_figures
+
+    table = pq.read_table(test_path)
+    cols = cfg.evaluate.slices
+    if cols is None:
+        cols = model.pre.schema.names("categorical")[:5]
+    cols = [c for c in cols if c in table.column_names]
+    pred = None if model.task == "regression" else chosen.predict(out)
+    raw = dataclasses.replace(chosen, temperature=1.0).combine(net, base) if model.task != "regression" else None
+    return report_figures(table, model.task, model.classes, y, out, pred, cols, raw)
 
 
 def verdict(task: str, delta: dict[str, Any], baseline_kind: str, level: float) -> str:

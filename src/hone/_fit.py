@@ -95,7 +95,9 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
                 "precision": tr.precision, "threads": threads, "device": str(runtime.device), "class_weights": weighted,
                 "rows": split.counts, "skipped_rows": split.skipped, "coerced_cells": schema.coerced}
     model.meta = {"task": schema.task, "target": schema.target, "classes": schema.classes,
-                  "config": rcfg.model_dump(mode="json"), "metrics": {**metrics, **report}, "training": training,
+                  "config": rcfg.model_dump(mode="json"), "training": training,
+                  # no figures: they quote test rows, which stay in the run folder, not in the model package
+                  "metrics": {**metrics, **{k: v for k, v in report.items() if k != "figures"}},
                   "history": state.history, "data_fingerprint": split.fingerprint}
     model.save(stage / "model")
     logger.info("%s", _summary(training))

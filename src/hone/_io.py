@@ -67,4 +67,10 @@ def _json_default(obj: Any) -> Any:
         return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
+    if hasattr(obj, "isoformat"):  # dates, times, timestamps
+        return obj.isoformat()
+    if isinstance(obj, (bytes, bytearray)):
+        return obj.hex()
+    if type(obj).__name__ == "Decimal":
+        return float(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

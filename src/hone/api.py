@@ -95,6 +95,9 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
             shutil.rmtree(stage / ".work", ignore_errors=True)
         for name, content in files.items():
             (write_text if isinstance(content, str) else write_json)(stage / name, content)
+        from hone.evaluate.report import write_report
+
+        write_report(stage)
     model.run_dir = run_dir
     logger.info("saved run to %s (model in %s)", run_dir, run_dir / "model")
     return model
@@ -123,6 +126,30 @@ def predict(model_dir: str | Path, source: Any, output: str | Path, *, keep: lis
     from hone.predict import predict_file
 
     return predict_file(load(model_dir, precision=precision), source, output, keep=keep, encoding=encoding)
+
+
+def report(run_dir: str | Path) -> Path:
+    """Render ``RUN_DIR/report.html`` again from the run's files; returns its path."""
+    from hone.evaluate.report import write_report
+
+    run = Path(run_dir)
+    if not (run / "metrics.json").is_file():
+        raise ConfigError(f"{str(run)!r} is not a hone run folder: it has no metrics.json")
+    return write_report(run)
+
+
+def compare(run_dirs: list[str | Path], output: str | Path | None = None) -> str:
+    """Runs side by side (test metrics); the text table, and an HTML page at ``output`` if given."""
+    from hone.evaluate.report import compare as _compare
+
+    runs = [Path(r) for r in run_dirs]
+    for r in runs:
+        if not (r / "metrics.json").is_file():
+            raise ConfigError(f"{str(r)!r} is not a hone run folder: it has no metrics.json")
+    text, page = _compare(runs)
+    if output is not None:
+        write_text(Path(output), page)
+    return text
 
 
 def evaluate(model_dir: str | Path, source: Any, *, target: str | None = None,

@@ -80,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
         else:
             c.add_argument("--target", help="the target column (must be the one the model predicts)")
             c.add_argument("--output", help="also write the metrics to this JSON file")
+    rp = sub.add_parser("report", help="render RUN_DIR/report.html again from the run's files")
+    rp.add_argument("run_dir")
+    cp = sub.add_parser("compare", help="print runs' test metrics side by side (and render them with --output)")
+    cp.add_argument("run_dirs", nargs="+")
+    cp.add_argument("--output", help="also write an HTML page")
     return p
 
 
@@ -108,6 +113,10 @@ def _run(a: argparse.Namespace) -> int:
     elif a.command == "predict":
         n = api.predict(a.model_dir, a.source, a.output, keep=a.keep, precision=a.precision, encoding=a.encoding)
         print(f"wrote {n} predictions to {a.output}")
+    elif a.command == "report":
+        print(f"wrote {api.report(a.run_dir)}")
+    elif a.command == "compare":
+        print(api.compare(a.run_dirs, a.output))
     elif a.command == "evaluate":
         from hone.evaluate.metrics import format_metrics
 

@@ -170,6 +170,9 @@ class EvaluateConfig(_Section):
     bootstrap: Annotated[int, Field(ge=0)] = Field(
         1000, description="Bootstrap resamples for the confidence intervals of the test metrics (0 = none).")
     level: Annotated[float, Field(gt=0.5, lt=1)] = Field(0.95, description="Confidence level of the intervals.")
+    slices: list[str] | None = Field(
+        None, description="Columns whose values get their own test metrics in the report; default: the "
+                          "categorical feature columns (up to 5).")
 
     @model_validator(mode="after")
     def _check_objective(self) -> EvaluateConfig:

@@ -1,0 +1,250 @@
+"""``report.html``: one self-contained page per run (inline SVG plots, no script, nothing fetched),
+rendered from the run folder's JSON files, so ``hone report RUN_DIR`` can render it again."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hone.evaluate.metrics import HIGHER_IS_BETTER
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#1b1f24;padding:0 1em}
+h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:1.8em}
+table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #d0d7de;padding:.25em .6em;text-align:right}
+th{background:#f6f8fa}td.l,th.l{text-align:left}.verdict{background:#fff8c5;border:1px solid #d4a72c;padding:.6em 1em;border-radius:6px}
+.worse{background:#ffebe9}.plots{display:flex;flex-wrap:wrap;gap:1.2em}figure{margin:0}figcaption{font-weight:600;margin-bottom:.3em}
+pre{background:#f6f8fa;padding:.8em;overflow:auto;font-size:12px}.muted{color:#57606a}
+"""
+_COLORS = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#bf8700"]
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "—" if v != v else f"{v:.4f}"
+    return _e(v)
+
+
+def line_chart(series: list[tuple[str, list[list[float]]]], *, x_label: str, y_label: str, diagonal: bool = False,
+               width: int = 340, height: int = 280, scatter: bool = False) -> str:
+    """An inline SVG chart of ``(name, [[x, y], ...])`` series."""
+    pts = [p for _, s in series for p in s]
+    if not pts:
+        return "<p class='muted'>(no data)</p>"
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    if diagonal:
+        x0, y0, x1, y1 = min(x0, y0), min(x0, y0), max(x1, y1), max(x1, y1)
+    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
+    m = 42
+    sx = lambda x: m + (x - x0) / (x1 - x0) * (width - m - 10)  # noqa: E731
+    sy = lambda y: height - m + 10 - (y - y0) / (y1 - y0) * (height - m - 10)  # noqa: E731
+    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' "
+             f"aria-label='{_e(y_label)} by {_e(x_label)}'>",
+             f"<rect x='{m}' y='0' width='{width - m - 10}' height='{height - m + 10}' fill='#fff' stroke='#d0d7de'/>"]
+    for t in range(5):
+        fx, fy = x0 + (x1 - x0) * t / 4, y0 + (y1 - y0) * t / 4
+        parts.append(f"<text x='{sx(fx):.1f}' y='{height - m + 24}' font-size='10' text-anchor='middle'>{fx:.3g}</text>")
+        parts.append(f"<text x='{m - 4}' y='{sy(fy) + 3:.1f}' font-size='10' text-anchor='end'>{fy:.3g}</text>")
+    if diagonal:
+        parts.append(f"<line x1='{sx(x0):.1f}' y1='{sy(x0):.1f}' x2='{sx(x1):.1f}' y2='{sy(x1):.1f}' "
+                     "stroke='#8c959f' stroke-dasharray='4 3'/>")
+    for i, (name, s) in enumerate(series):
+        c = _COLORS[i % len(_COLORS)]
+        if scatter:
+            parts += [f"<circle cx='{sx(x):.1f}' cy='{sy(y):.1f}' r='2' fill='{c}' fill-opacity='.6'/>" for x, y in s]
+        else:
+            d = " ".join(f"{'M' if j == 0 else 'L'}{sx(x):.1f},{sy(y):.1f}" for j, (x, y) in enumerate(s))
+            parts.append(f"<path d='{d}' fill='none' stroke='{c}' stroke-width='2'/>")
+        parts.append(f"<text x='{m + 8}' y='{14 + 14 * i}' font-size='11' fill='{c}'>{_e(name)}</text>")
+    parts.append(f"<text x='{(m + width) / 2:.0f}' y='{height - 4}' font-size='11' text-anchor='middle'>{_e(x_label)}</text>")
+    parts.append(f"<text x='10' y='{(height - m) / 2:.0f}' font-size='11' text-anchor='middle' "
+                 f"transform='rotate(-90 10 {(height - m) / 2:.0f})'>{_e(y_label)}</text></svg>")
+    return "".join(parts)
+
+
+def _figure(caption: str, body: str) -> str:
+    return f"<figure data-plot='{_e(caption)}'><figcaption>{_e(caption)}</figcaption>{body}</figure>"
+
+
+def _table(header: list[str], rows: list[list[Any]], classes: list[str] | None = None) -> str:
+    head = "".join(f"<th class='{'l' if i == 0 else ''}'>{_e(h)}</th>" for i, h in enumerate(header))
+    body = "".join(f"<tr class='{(classes or [''] * len(rows))[r]}'>" +
+                   "".join(f"<td class='{'l' if i == 0 else ''}'>{_fmt(v)}</td>" for i, v in enumerate(row)) + "</tr>"
+                   for r, row in enumerate(rows))
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _read(run: Path, name: str, default: Any = None) -> Any:
+    p = run / name
+    if not p.exists():
+        return default
+    return yaml.safe_load(p.read_text(encoding="utf-8")) if p.suffix == ".yaml" else json.loads(p.read_text(encoding="utf-8"))
+
+
+def render(run: Path) -> str:
+    """The report page of the run folder ``run``."""
+    m, schema = _read(run, "metrics.json", {}), _read(run, "schema.json", {})
+    history, fp, cfg = _read(run, "history.json", []), _read(run, "data.fingerprint.json", {}), _read(run, "config.resolved.yaml", {})
+    task = schema.get("task", "")
+    headline = [k for k in HIGHER_IS_BETTER if k in m.get("test", {})]
+    out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hone report: {_e(run.name)}</title>"
+           f"<style>{_CSS}</style></head><body>",
+           f"<h1>hone report: {_e(run.name)}</h1><p class='muted'>target <b>{_e(schema.get('target'))}</b>, task "
+           f"{_e(task)}; model used: <b>{_e(m.get('model', {}).get('chosen', 'network'))}</b> "
+           f"({_e(m.get('model', {}).get('why', ''))})</p>"]
+    if m.get("verdict"):
+        out.append(f"<p class='verdict'>{_e(m['verdict'])}</p>")
+    out.append(_model_card(m, schema, fp, cfg, headline))
+    out.append("<h2>Metrics</h2>" + _metrics_table(m, headline))
+    out.append("<h2>Plots</h2><div class='plots'>" + _plots(m, history, task, cfg) + "</div>")
+    fig = m.get("figures", {})
+    if fig.get("confusion_matrix"):
+        cm = fig["confusion_matrix"]
+        out.append("<h2>Confusion matrix (test; rows: truth, columns: prediction)</h2>" +
+                   _table(["truth \\ predicted", *cm["classes"]], [[c, *r] for c, r in zip(cm["classes"], cm["counts"])]))
+    if fig.get("slices"):
+        out.append("<h2>Slices (test)</h2><p class='muted'>Highlighted: much worse than the whole test split.</p>")
+        for col, rows in fig["slices"].items():
+            keys = [k for k in ("rows", "macro_f1", "accuracy", "mae") if rows and k in rows[0]]
+            out.append(f"<h3>{_e(col)}</h3>" + _table([col, *keys], [[r["value"], *[r[k] for k in keys]] for r in rows],
+                                                        ["worse" if r["worse"] else "" for r in rows]))
+    if fig.get("worst_errors"):
+        rows = fig["worst_errors"]
+        keys = [k for k in rows[0] if k != "inputs"]
+        cols = list(rows[0]["inputs"])
+        out.append("<h2>Test rows wrong with the highest confidence</h2>" +
+                   _table([*keys, *cols], [[r[k] for k in keys] + [r["inputs"].get(c) for c in cols] for r in rows]))
+    out.append("<h2>Data</h2>" + _data(schema, fp))
+    out.append("<h2>Resolved config</h2><pre>" + _e(yaml.safe_dump(cfg, sort_keys=False)) + "</pre>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def _metrics_table(m: dict[str, Any], headline: list[str]) -> str:
+    cols = [c for c in ("validation", "test", "network", "baseline") if c in m and isinstance(m[c], dict)]
+    names = {"network": "test: network", "baseline": "test: baseline"}
+    rows = []
+    for k in headline:
+        row = [k] + [m[c].get(k, float("nan")) for c in cols]
+        iv = m.get("intervals", {}).get(k)
+        row.append(f"[{iv['ci_low']:.4f}, {iv['ci_high']:.4f}]" if iv else "")
+        d = m.get("delta", {}).get(k)
+        row.append(f"{d['value']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]" if d else "")
+        rows.append(row)
+    extra = ""
+    if m.get("threshold"):
+        t = m["threshold"]
+        extra += f"<p>Decision threshold <b>{t['threshold']:.4f}</b>, chosen on validation for {_e(t['objective'])}.</p>"
+    if m.get("calibration"):
+        c = m["calibration"]
+        extra += (f"<p>Temperature {c['temperature']:.3f} fitted on validation: expected calibration error "
+                  f"{_fmt(c['ece_before'])} before, {_fmt(c['ece_after'])} after.</p>")
+    return _table(["metric", *[names.get(c, c) for c in cols], "test interval", "network − baseline"], rows) + extra
+
+
+def _plots(m: dict[str, Any], history: list[dict[str, Any]], task: str, cfg: dict[str, Any]) -> str:
+    fig = m.get("figures", {})
+    out = []
+    curves = fig.get("curves", {})
+    if curves.get("roc"):
+        out.append(_figure("ROC curve (test)", line_chart([("chosen model", curves["roc"])], x_label="false positive rate",
+                                                          y_label="true positive rate", diagonal=True)))
+        out.append(_figure("Precision-recall curve (test)", line_chart(
+            [("chosen model", curves["pr"]), ("positive rate", [[0, curves["positive_rate"]], [1, curves["positive_rate"]]])],
+            x_label="recall", y_label="precision")))
+    rel = fig.get("reliability", {})
+    if rel:
+        series = [(f"{k} calibration", [[b["confidence"], b["accuracy"]] for b in v]) for k, v in
+                  (("before", rel.get("before", [])), ("after", rel.get("after", []))) if v]
+        out.append(_figure("Reliability diagram (test)", line_chart(series, x_label="confidence", y_label="accuracy",
+                                                                     diagonal=True)))
+    if fig.get("residuals"):
+        out.append(_figure("Predictions against truth (test sample)", line_chart(
+            [("rows", fig["residuals"]["points"])], x_label="truth", y_label="prediction", diagonal=True, scatter=True)))
+    metric = cfg.get("train", {}).get("metric", "")
+    if history:
+        val = [[h["step"], h[metric]] for h in history if isinstance(h.get(metric), (int, float))]
+        loss = [[h["step"], h["train_loss"]] for h in history if isinstance(h.get("train_loss"), (int, float))
+                and h["train_loss"] == h["train_loss"]]
+        out.append(_figure("Learning curve: validation", line_chart([(f"validation {metric}", val)], x_label="step",
+                                                                     y_label=metric)))
+        if loss:
+            out.append(_figure("Learning curve: training loss", line_chart([("train loss", loss)], x_label="step",
+                                                                            y_label="loss")))
+    return "".join(out)
+
+
+def _model_card(m: dict[str, Any], schema: dict[str, Any], fp: dict[str, Any], cfg: dict[str, Any],
+                headline: list[str]) -> str:
+    rows = fp.get("rows_per_split", {})
+    iv = m.get("intervals", {})
+    figures = ", ".join(f"{k} {iv[k]['value']:.3f} [{iv[k]['ci_low']:.3f}, {iv[k]['ci_high']:.3f}]" for k in headline if k in iv)
+    limits = []
+    if m.get("verdict"):
+        limits.append(m["verdict"])
+    skipped = {k: v for k, v in fp.get("skipped", {}).items() if v}
+    if skipped:
+        limits.append("Rows not used: " + ", ".join(f"{v} ({k.replace('_', ' ')})" for k, v in skipped.items()) + ".")
+    worse = [f"{c}={r['value']}" for c, rs in m.get("figures", {}).get("slices", {}).items() for r in rs if r["worse"]]
+    if worse:
+        limits.append("Much worse than average on: " + ", ".join(worse[:10]) + ".")
+    if schema.get("coerced"):
+        limits.append("Cells read as missing: " + ", ".join(f"{n} in {c}" for c, n in schema["coerced"].items()) + ".")
+    limits.append("Measured on one held-out test split of the same source; new data that differs from it "
+                  "(time, population, collection) may score worse.")
+    return ("<h2>Model card</h2>" + _table(["", ""], [
+        ["task", f"{schema.get('task')} on {schema.get('target')!r}" +
+         (f" ({len(schema.get('classes', []))} classes)" if schema.get("classes") else "")],
+        ["data", f"{cfg.get('data', {}).get('source') or 'in-memory table'}: " +
+         " / ".join(f"{rows.get(s, 0)} {s}" for s in ("train", "validation", "test")) + " rows"],
+        ["model", f"{m.get('model', {}).get('chosen', 'network')}; strategy {cfg.get('model', {}).get('strategy')}, "
+                  f"baseline {m.get('model', {}).get('baseline')}"],
+        ["intended use", f"scoring rows like the training data to predict {schema.get('target')!r}; decisions with "
+                         "consequences for people need review of the slices and errors below"],
+        ["test metrics", figures or "—"],
+        ["limitations", " ".join(limits)],
+    ]))
+
+
+def _data(schema: dict[str, Any], fp: dict[str, Any]) -> str:
+    cols = [[c["name"], c["role"], c["dtype"], c["reason"]] for c in schema.get("columns", [])]
+    cols += [[k, "dropped", "", v] for k, v in schema.get("dropped", {}).items()]
+    out = _table(["column", "role", "type", "why"], cols)
+    cc = fp.get("class_counts", {})
+    if cc:
+        classes = sorted({c for s in cc.values() for c in s})
+        out += _table(["class", *cc], [[c, *[cc[s].get(c, 0) for s in cc]] for c in classes])
+    return out
+
+
+def write_report(run: Path) -> Path:
+    """Render ``run/report.html`` (atomically)."""
+    from hone._io import write_text
+
+    path = run / "report.html"
+    write_text(path, render(run))
+    return path
+
+
+def compare(runs: list[Path]) -> tuple[str, str]:
+    """Runs side by side: a text table for the console and an HTML page."""
+    data = [(r, _read(r, "metrics.json", {})) for r in runs]
+    keys = [k for k in HIGHER_IS_BETTER if any(k in m.get("test", {}) for _, m in data)]
+    header = ["run", "model", *keys]
+    rows = []
+    for r, m in data:
+        rows.append([r.name, m.get("model", {}).get("chosen", "network"), *[m.get("test", {}).get(k, float("nan")) for k in keys]])
+    text = "  ".join(f"{h:>14}" for h in header) + "\n" + "\n".join(
+        "  ".join(f"{_fmt(v) if isinstance(v, float) else str(v):>14}" for v in row) for row in rows)
+    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hone compare</title><style>{_CSS}"
+            f"</style></head><body><h1>Runs compared (test split)</h1>{_table(header, rows)}</body></html>")
+    return text, page
