@@ -97,7 +97,7 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
             (write_text if isinstance(content, str) else write_json)(stage / name, content)
         from hone.evaluate.report import write_report
 
-        write_report(stage)
+        write_report(stage, run_dir.name)
     model.run_dir = run_dir
     logger.info("saved run to %s (model in %s)", run_dir, run_dir / "model")
     return model

@@ -75,3 +75,51 @@ def test_a_requested_choice_is_used_and_survives_a_round_trip(tmp_path: Path, ta
     assert np.allclose(loaded.predict_proba(tab_table), m.predict_proba(tab_table), atol=1e-6)
     cfg = (tmp_path / "r" / "config.resolved.yaml").read_text()
     assert f"model: {choice}" in cfg
+
+
+def test_report_renders_in_a_real_browser_with_every_plot(fraud, tmp_path: Path) -> None:
+    import re
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from browser import render
+
+    _, run, _ = fraud
+    page = run / "report.html"
+    text = page.read_text()
+    assert "<script" not in text and "http://" not in text and "https://" not in text  # nothing fetched
+    shot = Path(__file__).resolve().parents[2] / "test-artifacts" / "report.png"
+    dom, errors = render(page, shot)
+    assert errors == "", errors
+    plots = re.findall(r"<figure data-plot=\"([^\"]+)\"", dom)
+    expected = {"ROC curve (test)", "Precision-recall curve (test)", "Reliability diagram (test)",
+                "Learning curve: validation", "Learning curve: training loss"}
+    assert expected <= set(plots), plots
+    assert dom.count("<svg") == len(plots) and "Model card" in dom and "Confusion matrix" in dom
+    assert "Slices (test)" in dom and "wrong with the highest confidence" in dom
+    assert shot.stat().st_size > 10_000
+
+
+def test_report_and_compare_commands(fraud, tmp_path: Path, capsys) -> None:
+    from hone.cli import main
+
+    _, run, _ = fraud
+    (run / "report.html").unlink()
+    assert main(["report", str(run)]) == 0 and (run / "report.html").is_file()
+    assert main(["compare", str(run), str(run), "--output", str(tmp_path / "c.html")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("network") >= 2 and "macro_f1" in out and (tmp_path / "c.html").is_file()
+    assert main(["report", str(tmp_path)]) == 2
+
+
+def test_the_browser_check_sees_console_errors(tmp_path: Path) -> None:
+    # the check above could fail: a page with a script error is reported
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from browser import render
+
+    bad = tmp_path / "bad.html"
+    bad.write_text("<html><body><script>undefinedFn();</script></body></html>")
+    _, errors = render(bad, tmp_path / "bad.png")
+    assert "undefinedFn" in errors

@@ -47,7 +47,7 @@ def line_chart(series: list[tuple[str, list[list[float]]]], *, x_label: str, y_l
     m = 42
     sx = lambda x: m + (x - x0) / (x1 - x0) * (width - m - 10)  # noqa: E731
     sy = lambda y: height - m + 10 - (y - y0) / (y1 - y0) * (height - m - 10)  # noqa: E731
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' "
+    parts = [f"<svg width='{width}' height='{height}' role='img' "
              f"aria-label='{_e(y_label)} by {_e(x_label)}'>",
              f"<rect x='{m}' y='0' width='{width - m - 10}' height='{height - m + 10}' fill='#fff' stroke='#d0d7de'/>"]
     for t in range(5):
@@ -75,10 +75,11 @@ def _figure(caption: str, body: str) -> str:
     return f"<figure data-plot='{_e(caption)}'><figcaption>{_e(caption)}</figcaption>{body}</figure>"
 
 
-def _table(header: list[str], rows: list[list[Any]], classes: list[str] | None = None) -> str:
-    head = "".join(f"<th class='{'l' if i == 0 else ''}'>{_e(h)}</th>" for i, h in enumerate(header))
+def _table(header: list[str], rows: list[list[Any]], classes: list[str] | None = None, left: int = 1) -> str:
+    """An HTML table; the first ``left`` columns are left-aligned (text), the others right (numbers)."""
+    head = "".join(f"<th class='{'l' if i < left else ''}'>{_e(h)}</th>" for i, h in enumerate(header))
     body = "".join(f"<tr class='{(classes or [''] * len(rows))[r]}'>" +
-                   "".join(f"<td class='{'l' if i == 0 else ''}'>{_fmt(v)}</td>" for i, v in enumerate(row)) + "</tr>"
+                   "".join(f"<td class='{'l' if i < left else ''}'>{_fmt(v)}</td>" for i, v in enumerate(row)) + "</tr>"
                    for r, row in enumerate(rows))
     return f"<table><tr>{head}</tr>{body}</table>"
 
@@ -90,15 +91,16 @@ def _read(run: Path, name: str, default: Any = None) -> Any:
     return yaml.safe_load(p.read_text(encoding="utf-8")) if p.suffix == ".yaml" else json.loads(p.read_text(encoding="utf-8"))
 
 
-def render(run: Path) -> str:
-    """The report page of the run folder ``run``."""
+def render(run: Path, name: str | None = None) -> str:
+    """The report page of the run folder ``run`` (titled ``name``, default the folder's name)."""
+    name = name or run.name
     m, schema = _read(run, "metrics.json", {}), _read(run, "schema.json", {})
     history, fp, cfg = _read(run, "history.json", []), _read(run, "data.fingerprint.json", {}), _read(run, "config.resolved.yaml", {})
     task = schema.get("task", "")
     headline = [k for k in HIGHER_IS_BETTER if k in m.get("test", {})]
-    out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hone report: {_e(run.name)}</title>"
+    out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hone report: {_e(name)}</title>"
            f"<style>{_CSS}</style></head><body>",
-           f"<h1>hone report: {_e(run.name)}</h1><p class='muted'>target <b>{_e(schema.get('target'))}</b>, task "
+           f"<h1>hone report: {_e(name)}</h1><p class='muted'>target <b>{_e(schema.get('target'))}</b>, task "
            f"{_e(task)}; model used: <b>{_e(m.get('model', {}).get('chosen', 'network'))}</b> "
            f"({_e(m.get('model', {}).get('why', ''))})</p>"]
     if m.get("verdict"):
@@ -212,7 +214,7 @@ def _model_card(m: dict[str, Any], schema: dict[str, Any], fp: dict[str, Any], c
                          "consequences for people need review of the slices and errors below"],
         ["test metrics", figures or "—"],
         ["limitations", " ".join(limits)],
-    ]))
+    ], left=2))
 
 
 def _data(schema: dict[str, Any], fp: dict[str, Any]) -> str:
@@ -226,12 +228,12 @@ def _data(schema: dict[str, Any], fp: dict[str, Any]) -> str:
     return out
 
 
-def write_report(run: Path) -> Path:
+def write_report(run: Path, name: str | None = None) -> Path:
     """Render ``run/report.html`` (atomically)."""
     from hone._io import write_text
 
     path = run / "report.html"
-    write_text(path, render(run))
+    write_text(path, render(run, name))
     return path
 
 
