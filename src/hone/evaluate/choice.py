@@ -104,8 +104,9 @@ def decide(task: str, y: np.ndarray, net: np.ndarray | None, base: np.ndarray | 
         net, base: the network's and the baseline's validation outputs (``base`` may be None).
         requested: ``auto`` (the best on validation), ``network``, ``baseline`` or ``blend``.
         metric: the validation metric that decides (``train.metric``).
-        threshold_objective: ``auto`` (f1 when the classes are imbalanced, else none) or an objective
-            of :mod:`hone.evaluate.thresholds`.
+        threshold_objective: ``auto`` (when the classes are imbalanced: macro-F1, or accuracy when that
+            is the run's metric; else none) or an objective of :mod:`hone.evaluate.thresholds`. The
+            default ``macro_f1`` keeps accuracy at the majority rate when any threshold can.
         calibrate: fit a temperature on validation.
         class_weights: the weights the network was trained with (multiclass prior correction).
 
@@ -122,13 +123,13 @@ def decide(task: str, y: np.ndarray, net: np.ndarray | None, base: np.ndarray | 
     w = _blend_weight(task, y, net, base) if "blend" in names else 1.0
     counts = np.bincount(y) if task != "regression" else None
     guard = None
-    if threshold_objective in ("auto", "f1") and counts is not None:
+    if threshold_objective in ("auto", "macro_f1") and counts is not None:
         # The default objective keeps accuracy at the majority rate or above: a threshold that
         # wins F1 by flagging every doubtful row would mislead whoever reads the accuracy.
         guard = float(counts.max() / counts.sum())
     if threshold_objective == "auto":
         imbalanced = counts is not None and counts.max() >= 1.5 * max(counts.min(), 1)
-        threshold_objective = "f1" if imbalanced else "none"
+        threshold_objective = ("macro_f1" if metric not in ("accuracy",) else "accuracy") if imbalanced else "none"
     candidates: dict[str, tuple[Decision, float]] = {}
     for name in names:
         d = Decision(model=name, blend_weight=w if name == "blend" else 1.0)

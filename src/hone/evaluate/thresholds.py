@@ -1,7 +1,8 @@
 """Decision rules chosen on the validation split: a binary threshold for an objective, and for
 multiclass models trained with class weights, whether to correct the class priors.
 
-Objectives (``--threshold-objective``): ``f1`` (of the positive class), ``accuracy``,
+Objectives (``--threshold-objective``): ``macro_f1`` (the mean F1 of both classes), ``f1`` (of the
+positive class), ``accuracy``,
 ``precision_at_recall:R`` (the best precision among thresholds with recall >= R),
 ``recall_at_precision:P``, ``cost:fn=A,fp=B`` (the lowest total cost), or ``none`` (0.5).
 """
@@ -31,6 +32,8 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, objective: str, *, min_accura
     Example:
         >>> choose_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.3, 0.35, 0.9]), "f1")["threshold"]
         0.35
+        >>> choose_threshold(np.array([0, 0, 0, 0, 1]), np.array([.1, .9, .8, .7, .2]), "macro_f1")["threshold"] > 1
+        True
     """
     check_objective(objective)
     if objective == "none" or len(np.unique(y)) < 2:
@@ -38,9 +41,10 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, objective: str, *, min_accura
     order = np.argsort(-p, kind="stable")
     ps, ys = p[order], (y[order] == 1).astype(np.float64)
     last = np.r_[ps[1:] != ps[:-1], True]  # the last row of each run of equal scores
-    tp = np.cumsum(ys)[last]
-    fp = np.cumsum(1 - ys)[last]
-    cand = ps[last]  # threshold = this score: everything at or above it is positive
+    # candidates: each distinct score (everything at or above it is positive), and "flag nothing"
+    tp = np.r_[0.0, np.cumsum(ys)[last]]
+    fp = np.r_[0.0, np.cumsum(1 - ys)[last]]
+    cand = np.r_[np.nextafter(1.0, 2.0), ps[last]]
     P, N = ys.sum(), len(ys) - ys.sum()
     fn, tn = P - tp, N - fp
     precision = tp / np.maximum(tp + fp, 1e-12)
@@ -48,6 +52,8 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, objective: str, *, min_accura
     kind, _, arg = objective.partition(":")
     if kind == "f1":
         value = 2 * tp / np.maximum(2 * tp + fp + fn, 1e-12)
+    elif kind == "macro_f1":
+        value = (tp / np.maximum(2 * tp + fp + fn, 1e-12) + tn / np.maximum(2 * tn + fp + fn, 1e-12))
     elif kind == "accuracy":
         value = (tp + tn) / len(ys)
     elif kind == "precision_at_recall":
