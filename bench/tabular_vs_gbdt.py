@@ -73,7 +73,7 @@ def load(name: str) -> tuple[pd.DataFrame, str, list[str]]:
 def _frame(df: pd.DataFrame, target: str, text: list[str]) -> pd.DataFrame:
     x = df.drop(columns=[target, "split", *text]).copy()
     for c in list(x.columns):
-        if x[c].dtype == object:
+        if x[c].dtype == object or pd.api.types.is_string_dtype(x[c]):
             parsed = pd.to_datetime(x[c], errors="coerce", utc=True, format="ISO8601")
             if parsed.notna().mean() > 0.9:  # dates become the same parts hone uses
                 for part in ("year", "month", "day", "hour"):

@@ -80,3 +80,6 @@ def test_regression_and_multiclass(tmp_path: Path, fast: dict) -> None:
     r = hone.fit(t, target="price", output=tmp_path / "reg", **{**fast, "epochs": 3})
     assert r.task == "regression" and {"rmse", "mae", "r2"} <= set(r.metrics["test"])
     assert r.predict(t.slice(0, 4)).dtype == np.float64
+    page = (tmp_path / "reg" / "report.html").read_text()
+    assert "Error by target range" in page and "Predictions against truth" in page and "<svg" in page
+    assert "Confusion matrix" in (tmp_path / "mc" / "report.html").read_text()

@@ -113,6 +113,11 @@ def render(run: Path, name: str | None = None) -> str:
         cm = fig["confusion_matrix"]
         out.append("<h2>Confusion matrix (test; rows: truth, columns: prediction)</h2>" +
                    _table(["truth \\ predicted", *cm["classes"]], [[c, *r] for c, r in zip(cm["classes"], cm["counts"])]))
+    if fig.get("residuals", {}).get("by_range"):
+        rows = fig["residuals"]["by_range"]
+        out.append("<h2>Error by target range (test)</h2>" +
+                   _table(["target from", "to", "rows", "MAE", "mean error (bias)"],
+                          [[r["from"], r["to"], r["rows"], r["mae"], r["bias"]] for r in rows]))
     if fig.get("slices"):
         out.append("<h2>Slices (test)</h2><p class='muted'>Highlighted: much worse than the whole test split.</p>")
         for col, rows in fig["slices"].items():
