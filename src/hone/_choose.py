@@ -104,7 +104,6 @@ def choose_and_score(model: Model, paths: dict[str, Path], cfg: ResolvedRunConfi
                              n=ev.bootstrap, level=ev.level, seed=cfg.data.split.seed)
             out["delta"] = {"compares": "network - baseline", **pair["delta"][0]}
             out["verdict"] = verdict(task, out["delta"], model.baseline.kind if model.baseline else "baseline", ev.level)
-            logger.info("%s", out["verdict"])
     return out
 
 
