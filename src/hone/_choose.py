@@ -91,18 +91,16 @@ def choose_and_score(model: Model, paths: dict[str, Path], cfg: ResolvedRunConfi
     for n, d in scored.items():
         out[n] = _metrics(model, d, y_test, tests[n])
     if ev.bootstrap:
-        names = list(tests)
-        res = bootstrap(task, y_test, [chosen_test] + [tests[n] for n in names],
-                        preds=[None if task == "regression" else d.predict(o)
-                               for d, o in [(chosen, chosen_test)] + [(scored[n], tests[n]) for n in names]],
-                        n=ev.bootstrap, level=ev.level, seed=cfg.data.split.seed)
+        names = list(tests)  # network, and baseline when there is one
+        decisions = [(chosen, chosen_test)] + [(scored[n], tests[n]) for n in names]
+        res = bootstrap(task, y_test, [o for _, o in decisions],
+                        preds=[None if task == "regression" else d.predict(o) for d, o in decisions],
+                        n=ev.bootstrap, level=ev.level, seed=cfg.data.split.seed,
+                        pairs=[(1, 2)] if "baseline" in tests else [])
         out["intervals"] = res["models"][0]
+        out["intervals_info"] = {"resamples": res["resamples"], "level": res["level"], "method": "percentile bootstrap"}
         if "baseline" in tests:
-            pair = bootstrap(task, y_test, [tests["network"], tests["baseline"]],
-                             preds=[None if task == "regression" else scored[n].predict(tests[n])
-                                    for n in ("network", "baseline")],
-                             n=ev.bootstrap, level=ev.level, seed=cfg.data.split.seed)
-            out["delta"] = {"compares": "network - baseline", **pair["delta"][0]}
+            out["delta"] = {"compares": "network - baseline", **res["delta"][0]}
             out["verdict"] = verdict(task, out["delta"], model.baseline.kind if model.baseline else "baseline", ev.level)
     return out
 

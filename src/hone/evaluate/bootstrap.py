@@ -33,23 +33,38 @@ def macro_f1(y: np.ndarray, proba: np.ndarray, w: np.ndarray, pred: np.ndarray |
 
 
 def _grouped(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Order by descending score and the start of each run of equal scores."""
+    """Order by descending score and the end (last index) of each run of equal scores."""
     order = np.argsort(-score, kind="stable")
     s = score[order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    return order, starts
+    ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])
+    return order, ends
+
+
+def _group_sums(values: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Sums of ``values`` over each run ending at ``ends`` (cumulative sums: faster than reduceat)."""
+    c = np.cumsum(values)[ends]
+    return np.diff(c, prepend=0.0)
+
+
+def _sorted(y: np.ndarray, proba: np.ndarray, w: np.ndarray, cache: dict | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(positive flags, weights) in descending score order, and the ends of equal-score runs."""
+    if cache is None:
+        cache = {"grouped": _grouped(proba[:, 1])}
+    order, starts = cache["grouped"]
+    if "pos" not in cache:
+        cache["pos"] = (y[order] == 1).astype(np.float64)
+    return cache["pos"], w[order], starts
 
 
 def roc_auc(y: np.ndarray, proba: np.ndarray, w: np.ndarray, _cache: dict | None = None) -> float:
     """Weighted ROC-AUC of the positive class (index 1), ties counted as half."""
-    score = proba[:, 1]
-    order, starts = _cache["grouped"] if _cache else _grouped(score)
-    pos = (y[order] == 1) * w[order]
-    neg = (y[order] != 1) * w[order]
+    flags, ws, ends = _sorted(y, proba, w, _cache)
+    pos = flags * ws
+    neg = ws - pos
     P, N = pos.sum(), neg.sum()
     if P == 0 or N == 0:
         return float("nan")
-    gp, gn = np.add.reduceat(pos, starts), np.add.reduceat(neg, starts)
+    gp, gn = _group_sums(pos, ends), _group_sums(neg, ends)
     neg_above = np.cumsum(gn) - gn  # negatives with a strictly higher score
     # pairs (pos, neg) where the positive scores higher: N - neg_above - gn, ties count half
     return float(np.sum(gp * (N - neg_above - gn) + 0.5 * gp * gn) / (P * N))
@@ -57,13 +72,12 @@ def roc_auc(y: np.ndarray, proba: np.ndarray, w: np.ndarray, _cache: dict | None
 
 def pr_auc(y: np.ndarray, proba: np.ndarray, w: np.ndarray, _cache: dict | None = None) -> float:
     """Weighted average precision of the positive class (index 1), one step per distinct score."""
-    score = proba[:, 1]
-    order, starts = _cache["grouped"] if _cache else _grouped(score)
-    pos = (y[order] == 1) * w[order]
+    flags, ws, ends = _sorted(y, proba, w, _cache)
+    pos = flags * ws
     P = pos.sum()
     if P == 0:
         return float("nan")
-    gp, gw = np.add.reduceat(pos, starts), np.add.reduceat(w[order], starts)
+    gp, gw = _group_sums(pos, ends), _group_sums(ws, ends)
     tp, seen = np.cumsum(gp), np.cumsum(gw)
     return float(np.sum(gp / P * tp / np.maximum(seen, 1e-12)))
 
@@ -107,19 +121,25 @@ def _values(task: str, y: np.ndarray, out: np.ndarray, w: np.ndarray, pred: np.n
 
 
 def bootstrap(task: str, y: np.ndarray, outputs: list[np.ndarray], *, preds: list[np.ndarray | None] | None = None,
-              n: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+              n: int = 1000, level: float = 0.95, seed: int = 0,
+              pairs: list[tuple[int, int]] | None = None) -> dict[str, Any]:
     """Percentile intervals of every headline metric for each model in ``outputs`` (probabilities
-    ``[N, K]`` or values ``[N]``, scored on the same rows ``y``), and of the differences
-    ``outputs[0] - outputs[j]`` (paired resamples).
+    ``[N, K]`` or values ``[N]``, scored on the same rows ``y``), and of the differences between
+    models (paired: the same resampled rows for all).
 
     ``preds`` gives each model's predicted classes where they are not the argmax (a tuned threshold).
+    ``pairs`` lists ``(i, j)`` for the differences ``outputs[i] - outputs[j]`` (default: model 0
+    against each other one).
 
     Returns:
         ``{"models": [{metric: {"value", "ci_low", "ci_high"}}, ...], "delta": [{metric: {...}}, ...]}``
-        (``delta[j - 1]`` compares model 0 with model j).
+        (``delta`` in the order of ``pairs``).
     """
     y = np.asarray(y)
     m = len(y)
+    # Each resample costs O(rows): past 20,000 test rows, fewer resamples (at least 200) keep the
+    # cost bounded, and such intervals are narrow anyway. The count used is returned.
+    n = min(n, max(200, 20_000_000 // max(m, 1)))
     preds = preds or [None] * len(outputs)
     caches = [{"grouped": _grouped(o[:, 1])} if task == "binary" else {} for o in outputs]
     ones = np.ones(m)
@@ -127,7 +147,7 @@ def bootstrap(task: str, y: np.ndarray, outputs: list[np.ndarray], *, preds: lis
     rng = np.random.default_rng(seed)
     samples: list[dict[str, list[float]]] = [{k: [] for k in point[0]} for _ in outputs]
     for _ in range(n):
-        w = rng.multinomial(m, np.full(m, 1.0 / m)).astype(np.float64)
+        w = np.bincount(rng.integers(0, m, m), minlength=m).astype(np.float64)  # multinomial row counts
         for i, (o, p, c) in enumerate(zip(outputs, preds, caches)):
             for k, v in _values(task, y, o, w, p, c).items():
                 samples[i][k].append(v)
@@ -141,6 +161,7 @@ def bootstrap(task: str, y: np.ndarray, outputs: list[np.ndarray], *, preds: lis
         return {"value": center, "ci_low": float(np.percentile(arr, lo)), "ci_high": float(np.percentile(arr, hi))}
 
     models = [{k: interval(samples[i][k], point[i][k]) for k in point[i]} for i in range(len(outputs))]
-    delta = [{k: interval(list(np.subtract(samples[0][k], samples[j][k])), point[0][k] - point[j][k])
-              for k in point[0]} for j in range(1, len(outputs))]
+    pairs = pairs if pairs is not None else [(0, j) for j in range(1, len(outputs))]
+    delta = [{k: interval(list(np.subtract(samples[i][k], samples[j][k])), point[i][k] - point[j][k])
+              for k in point[0]} for i, j in pairs]
     return {"models": models, "delta": delta, "resamples": n, "level": level}
