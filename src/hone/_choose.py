@@ -15,6 +15,7 @@ from hone._logging import get_logger
 from hone.artifact import Model
 from hone.config import ResolvedRunConfig
 from hone.data.batches import iter_batches
+from hone.errors import DataError
 from hone.evaluate.baseline import fit_baseline
 from hone.evaluate.bootstrap import bootstrap
 from hone.evaluate.choice import Decision, decide
@@ -58,9 +59,19 @@ def choose_and_score(model: Model, paths: dict[str, Path], cfg: ResolvedRunConfi
     baseline_seconds = 0.0
     if ev.baseline:
         t0 = time.perf_counter()
-        model.baseline = fit_baseline(model.pre, paths["train"], paths["validation"], seed=cfg.train.seed,
-                                      threads=cfg.train.num_threads)
+        try:
+            model.baseline = fit_baseline(model.pre, paths["train"], paths["validation"], seed=cfg.train.seed,
+                                          threads=cfg.train.num_threads)
+        except Exception as err:  # noqa: BLE001 -- the baseline is a reference, not the product: a table it
+            # cannot handle (no usable word in the text, LightGBM refusing degenerate data) must not fail the fit
+            if ev.model in ("baseline", "blend"):
+                raise DataError(f"evaluate.model {ev.model!r}: the baseline cannot be fitted on this table: "
+                                f"{str(err).splitlines()[0]}") from err
+            logger.warning("no baseline for this table (%s: %s); the network is evaluated alone",
+                           type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+            model.baseline = None
         baseline_seconds = time.perf_counter() - t0
+    if model.baseline is not None:
         _, base_val = _collect(model, model.baseline.iter_outputs(iter_batches(paths["validation"], 4096)))
         if "test" in paths:
             _, base_test = _collect(model, model.baseline.iter_outputs(iter_batches(paths["test"], 4096)))

@@ -123,3 +123,18 @@ def test_the_browser_check_sees_console_errors(tmp_path: Path) -> None:
     bad.write_text("<html><body><script>undefinedFn();</script></body></html>")
     _, errors = render(bad, tmp_path / "bad.png")
     assert "undefinedFn" in errors
+
+
+def test_a_table_the_baseline_cannot_use_still_fits(tmp_path: Path, tiny_backbone: Path) -> None:
+    # one-letter words: TF-IDF finds no token, so there is no baseline; the network is evaluated alone
+    notes = [f"{chr(97 + i % 26)} {chr(97 + i // 26 % 26)} {chr(97 + i % 7)}" for i in range(200)]
+    t = pa.table({"note": notes, "label": ["x", "y"] * 100})
+    m = hone.fit(t, target="label", output=tmp_path / "r", text=["note"], backbone=str(tiny_backbone), epochs=1,
+                 show_progress=False, max_length=8)
+    assert m.baseline is None and m.metrics["model"]["chosen"] == "network" and "delta" not in m.metrics
+    from hone.errors import DataError
+
+    with pytest.raises(DataError, match="baseline cannot"):
+        hone.fit(t, target="label", output=tmp_path / "r2", text=["note"], backbone=str(tiny_backbone), epochs=1,
+                 show_progress=False, max_length=8, model="baseline")
+    assert not (tmp_path / "r2").exists()
