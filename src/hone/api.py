@@ -128,6 +128,31 @@ def predict(model_dir: str | Path, source: Any, output: str | Path, *, keep: lis
     return predict_file(load(model_dir, precision=precision), source, output, keep=keep, encoding=encoding)
 
 
+def audit(source: Any, *, target: str, output: str | Path | None = None, config: Any = None,
+          **overrides: Any) -> Any:
+    """Audit a labelled table: per-column problems, exact and conflicting duplicates, label
+    hygiene. Returns the :class:`hone.quality.audit.QualityReport`; with ``output``, writes
+    ``output/audit.json``. The source is never modified."""
+    from hone.data.schema import infer_schema
+    from hone.data.sources import connect, open_table
+    from hone.quality.audit import audit as _audit
+
+    cfg = make_config(source, target=target, config=config, overrides=overrides)
+    d = cfg.data
+    con = connect(memory_limit=d.memory_limit, keep_order=True)  # row numbers are positions in the source
+    try:
+        table = open_table(source, con, encoding=d.encoding)
+        overrides_ = {"text": d.text, "categorical": d.categorical, "numeric": d.numeric, "ignore": d.ignore}
+        schema = infer_schema(table, target=str(d.target), task=d.task, overrides=overrides_,
+                              sample_rows=d.sample_rows, seed=d.split.seed)
+        report = _audit(table, schema)
+    finally:
+        con.close()
+    if output is not None:
+        write_json(Path(output) / "audit.json", report.to_dict())
+    return report
+
+
 def report(run_dir: str | Path) -> Path:
     """Render ``RUN_DIR/report.html`` again from the run's files; returns its path."""
     from hone.evaluate.report import write_report

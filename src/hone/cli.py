@@ -80,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
         else:
             c.add_argument("--target", help="the target column (must be the one the model predicts)")
             c.add_argument("--output", help="also write the metrics to this JSON file")
+    au = sub.add_parser("audit", help="find what is wrong with a labelled table (columns, duplicates, labels)")
+    au.add_argument("source")
+    au.add_argument("--target", required=True, help="column to predict")
+    au.add_argument("--output", help="folder for audit.json")
+    au.add_argument("--encoding", help="text encoding of CSV input")
     rp = sub.add_parser("report", help="render RUN_DIR/report.html again from the run's files")
     rp.add_argument("run_dir")
     cp = sub.add_parser("compare", help="print runs' test metrics side by side (and render them with --output)")
@@ -113,6 +118,8 @@ def _run(a: argparse.Namespace) -> int:
     elif a.command == "predict":
         n = api.predict(a.model_dir, a.source, a.output, keep=a.keep, precision=a.precision, encoding=a.encoding)
         print(f"wrote {n} predictions to {a.output}")
+    elif a.command == "audit":
+        print(api.audit(a.source, target=a.target, output=a.output, encoding=a.encoding))
     elif a.command == "report":
         print(f"wrote {api.report(a.run_dir)}")
     elif a.command == "compare":

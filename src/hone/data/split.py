@@ -56,9 +56,8 @@ def split_table(table: Table, schema: Schema, cfg: SplitConfig, out_dir: Path, *
     tgt = qi(schema.target)
     keep = feature_selects(schema, table) + [tgt]
     names = [qi(c) for c in schema.names()] + [tgt]
-    key_cols = [cfg.group] if cfg.group else [key] if key else schema.names()
     seed = int(cfg.seed)
-    h = f"hash({', '.join(qi(c) for c in key_cols)}, {seed})"
+    h = f"hash({qi(cfg.group)}, {seed})" if cfg.group else f"hash({qi(key)}, {seed})" if key else feature_key(schema, seed)
     where = f"{tgt} IS NOT NULL" + (f" AND isfinite(CAST({tgt} AS DOUBLE))" if schema.task == "regression" else "")
     classify = schema.task != "regression"
     user = _user_split(table, cfg) if cfg.column else None
@@ -101,6 +100,12 @@ def split_table(table: Table, schema: Schema, cfg: SplitConfig, out_dir: Path, *
         table.con.execute("DROP TABLE IF EXISTS hone_rows; DROP TABLE IF EXISTS hone_keys; DROP TABLE IF EXISTS hone_split")
     _check_split(res, schema)
     return res
+
+
+def feature_key(schema: Schema, seed: int = 0) -> str:
+    """The SQL hash of a row's feature values: rows with equal keys are duplicates, for the split
+    (they share one) and for the audit (:mod:`hone.quality.duplicates`) alike."""
+    return f"hash({', '.join(qi(c) for c in schema.names())}, {int(seed)})"
 
 
 def _user_split(table: Table, cfg: SplitConfig) -> str:

@@ -1,0 +1,44 @@
+"""Run every registered check on a table: the audit report (findings, summary, JSON)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hone.data.schema import Schema
+from hone.data.sources import Table
+from hone.quality import columns, duplicates, labels  # noqa: F401  (each registers its checks)
+from hone.quality.base import CHECKS, Finding
+
+_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+@dataclass
+class QualityReport:
+    """The findings of an audit, most severe first."""
+
+    source: str
+    rows: int
+    findings: list[Finding] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "rows": self.rows, "findings": [f.to_dict() for f in self.findings],
+                "summary": {s: sum(1 for f in self.findings if f.severity == s) for s in _ORDER}}
+
+    def __str__(self) -> str:
+        lines = [f"audit of {self.source}: {self.rows} rows, " +
+                 ", ".join(f"{n} {s}(s)" for s, n in self.to_dict()["summary"].items() if n)]
+        for f in self.findings:
+            if f.severity != "info":
+                lines.append(f"  {f.severity:<8} {f.check}: {f.message}" + (f" -> {f.remedy}" if f.remedy else ""))
+        return "\n".join(lines)
+
+
+def audit(table: Table, schema: Schema, checks: list[str] | None = None) -> QualityReport:
+    """Run ``checks`` (default: all registered) and collect their findings."""
+    rows = int(table.one(f"SELECT count(*) FROM {table.view}")[0])
+    found: list[Finding] = []
+    for name in checks or list(CHECKS):
+        found += CHECKS[name](table, schema)
+    found.sort(key=lambda f: (_ORDER[f.severity], -f.count))
+    return QualityReport(table.name, rows, found)

@@ -1,0 +1,51 @@
+"""Findings and the registry of checks.
+
+A check looks at an opened table (and the inferred schema) and returns findings: what is wrong,
+how bad, how many rows, examples (row numbers and values), and the remedy where one applies.
+Adding a check is one new module that registers a function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from hone.data.schema import Schema
+from hone.data.sources import Table
+
+Severity = Literal["info", "warning", "error"]
+
+
+@dataclass
+class Finding:
+    """One problem found in the data."""
+
+    check: str
+    severity: Severity
+    message: str
+    count: int = 0
+    column: str | None = None
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    remedy: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+CheckFn = Callable[[Table, Schema], list[Finding]]
+CHECKS: dict[str, CheckFn] = {}
+
+
+def register(name: str) -> Callable[[CheckFn], CheckFn]:
+    """Decorator: add a check to the audit under ``name``."""
+    def deco(fn: CheckFn) -> CheckFn:
+        CHECKS[name] = fn
+        return fn
+
+    return deco
+
+
+def numbered(table: Table) -> str:
+    """The table with ``__row``, each row's 0-based position in the source as read."""
+    return f"(SELECT *, row_number() OVER () - 1 AS __row FROM {table.view})"

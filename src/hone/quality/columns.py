@@ -1,0 +1,60 @@
+"""Per-column checks: missing values, constant and ID-like columns, values of the wrong type,
+numeric outliers (robust z-score: |x - median| / (1.4826 * MAD) > 5)."""
+
+from __future__ import annotations
+
+from hone.data.schema import Schema, is_numeric_type
+from hone.data.sources import Table
+from hone.data.sql import qi, try_cast
+from hone.quality.base import Finding, numbered, register
+
+_Z = 5.0
+
+
+@register("columns")
+def column_checks(table: Table, schema: Schema) -> list[Finding]:
+    out: list[Finding] = []
+    n = int(table.one(f"SELECT count(*) FROM {table.view}")[0])
+    names = [c for c in table.columns if c != schema.target]
+    parts = ", ".join(f"count({qi(c)}), approx_count_distinct({qi(c)})" for c in names)
+    row = table.one(f"SELECT {parts} FROM {table.view}") if names else ()
+    for i, c in enumerate(names):
+        present, distinct = int(row[2 * i] or 0), int(row[2 * i + 1] or 0)
+        missing = n - present
+        if missing:
+            sev = "warning" if missing / max(n, 1) > 0.5 else "info"
+            out.append(Finding("missing_values", sev, f"{missing} of {n} values of {c!r} are missing "
+                               f"({100 * missing / max(n, 1):.1f}%)", missing, c,
+                               remedy="none needed: missing values are flagged and imputed by hone"))
+        if c in schema.dropped:
+            out.append(Finding("dropped_column", "info", f"{c!r} is not used as a feature: {schema.dropped[c]}",
+                               0, c, [{"distinct": distinct}]))
+    for c, k in schema.coerced.items():
+        dtype = next(s.dtype for s in schema.columns if s.name == c)
+        ex = table.sql(f"SELECT __row, CAST({qi(c)} AS VARCHAR) FROM {numbered_raw(table)} WHERE {qi(c)} IS NOT NULL "
+                       f"AND {try_cast(f'CAST({qi(c)} AS VARCHAR)', dtype)} IS NULL ORDER BY __row LIMIT 5").fetchall()
+        out.append(Finding("wrong_type", "warning", f"{k} values of {c!r} are not numbers (or dates) and are read as "
+                           "missing", k, c, [{"row": int(r), "value": v} for r, v in ex],
+                           remedy="fix the values at the source, or leave them: they are treated as missing"))
+    for spec in schema.columns:
+        if spec.role != "numeric" or not is_numeric_type(spec.dtype):
+            continue
+        q = try_cast(qi(spec.name), "DOUBLE", table.dtype(spec.name))
+        med, mad = table.one(f"SELECT median({q}), median(abs({q} - (SELECT median({q}) FROM {table.view}))) "
+                             f"FROM {table.view}")
+        if med is None or not mad:
+            continue
+        z = f"abs({q} - {float(med)}) / (1.4826 * {float(mad)})"
+        k = int(table.one(f"SELECT count(*) FROM {table.view} WHERE {z} > {_Z}")[0])
+        if k:
+            ex = table.sql(f"SELECT __row, {q}, {z} FROM {numbered(table)} WHERE {z} > {_Z} ORDER BY 3 DESC LIMIT 5").fetchall()
+            out.append(Finding("outliers", "info", f"{k} values of {spec.name!r} lie more than {_Z:g} robust "
+                               f"standard deviations from its median ({float(med):g})", k, spec.name,
+                               [{"row": int(r), "value": v, "robust_z": round(float(zz), 1)} for r, v, zz in ex],
+                               remedy="check them; standardisation keeps them, trees are not affected"))
+    return out
+
+
+def numbered_raw(table: Table) -> str:
+    """The input as read (text cells before conversion), numbered like :func:`numbered`."""
+    return f"(SELECT *, row_number() OVER () - 1 AS __row FROM {table.raw_view or table.view})"
