@@ -40,10 +40,20 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     work.mkdir()
     threads = int(cfg.train.num_threads) if cfg.train.num_threads != "auto" else (os.cpu_count() or 1)
     torch.set_num_threads(threads)
-    con = connect(work, cfg.data.memory_limit, threads)
+    # cleaning lists removed rows by their position in the source: that needs rows in input order
+    con = connect(work, cfg.data.memory_limit, threads, keep_order=cfg.data.clean)
+    cleaning = None
     try:
         table = open_table(source, con, encoding=cfg.data.encoding, work_dir=work)
         schema = _infer(table, cfg)
+        if cfg.data.clean:
+            from hone.quality.clean import clean_table
+
+            table, cleaning = clean_table(table, schema)
+            schema = _infer(table, cfg)  # label spellings merged: the classes change
+            logger.info("cleaned: %d label spelling(s) merged, %d duplicate row(s) and %d conflicting-label row(s) "
+                        "dropped (cleaning.json)", len(cleaning["label_merges"]), cleaning["dropped_duplicates"],
+                        cleaning["dropped_conflicting"])
         hardware = {"has_text": bool(schema.names("text")), "task": schema.task, "threads": threads,
                     "precision": resolve_precision("auto", default_device())}
         resolve(cfg, **hardware)  # every setting is checked before the first line of output
@@ -105,6 +115,8 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
              "schema.json": schema.to_dict(), "history.json": state.history,
              "data.fingerprint.json": {**split.fingerprint, "rows_per_split": split.counts,
                                        "class_counts": split.class_counts, "skipped": split.skipped}}
+    if cleaning is not None:
+        files["cleaning.json"] = cleaning
     return model, files
 
 

@@ -72,6 +72,8 @@ class DataConfig(_Section):
     ignore: list[str] = Field(default_factory=list, description="Columns never used as features.")
     split: SplitConfig = Field(default_factory=SplitConfig)
     encoding: str | None = Field(None, description="Text encoding of CSV files: utf-8 (default), latin-1, utf-16.")
+    clean: bool = Field(False, description="Apply the audit's safe remedies before training: merge label spellings, "
+                                           "drop exact duplicates and conflicting-label groups (recorded in cleaning.json).")
     memory_limit: str = Field("512MB", description="DuckDB memory limit; it spills to disk beyond it.")
     sample_rows: Annotated[int, Field(ge=100)] = Field(
         50_000, description="Rows sampled to infer the schema."
@@ -205,7 +207,7 @@ class RunConfig(_Section):
 FLAGS: dict[str, str] = {
     "task": "data.task", "text": "data.text", "categorical": "data.categorical", "numeric": "data.numeric",
     "ignore": "data.ignore", "key": "data.key", "group": "data.split.group", "split_column": "data.split.column",
-    "encoding": "data.encoding", "preset": "preset", "strategy": "model.strategy", "backbone": "model.backbone",
+    "encoding": "data.encoding", "clean": "data.clean", "preset": "preset", "strategy": "model.strategy", "backbone": "model.backbone",
     "max_length": "model.max_length", "top_k": "model.top_k", "epochs": "train.epochs",
     "batch_size": "train.batch_size", "lr": "train.lr", "grad_accum_steps": "train.grad_accum_steps",
     "patience": "train.patience", "seed": "train.seed", "max_rows": "train.max_rows",

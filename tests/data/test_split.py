@@ -147,3 +147,17 @@ def test_samples_depend_on_the_split_seed_only(tmp_path: Path, table: pa.Table) 
     c = _split(table, tmp_path / "c", SplitConfig(seed=7), key="id", max_rows=caps)
     assert a.fingerprint["splits"] == b.fingerprint["splits"]
     assert a.fingerprint["splits"]["test"] != c.fingerprint["splits"]["test"]
+
+
+def test_texts_differing_only_by_case_spacing_or_punctuation_share_a_split(tmp_path: Path) -> None:
+    base = [f"great coffee number {i} arrived fresh" for i in range(200)]
+    variants = [t.upper() + "!!" for t in base] + [t.replace(" ", "  ") + " ..." for t in base]
+    texts = base + variants
+    t = pa.table({"review": texts, "label": [("pos" if i % 2 else "neg") for i in range(200)] * 3})
+    res = _split(t, tmp_path)
+    where: dict[str, set[str]] = {}
+    for name, path in res.paths.items():
+        for r in pq.read_table(path, columns=["review"]).to_pylist():
+            key = " ".join("".join(ch if ch.isalnum() else " " for ch in r["review"].lower()).split())
+            where.setdefault(key, set()).add(name)
+    assert len(where) == 200 and all(len(v) == 1 for v in where.values())

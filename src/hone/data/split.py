@@ -3,7 +3,9 @@
 A row's split depends only on its key and ``split.seed``: reordering or repartitioning the input
 never moves a row, and neither does the training seed. The key is, in order of precedence, the
 ``group`` column (a group never straddles two splits), the user's ``key`` column, or a hash of the
-row's feature values, so rows with the same features share a split whatever their labels.
+row's feature values with text normalised (:func:`feature_key`), so rows with the same features
+share a split whatever their labels, and so do texts that differ only by case, spacing or
+punctuation.
 
 Classification is stratified at the level of keys: each key is given its most frequent label, keys
 are ranked by hash within that label and cut at the requested fractions, and every row follows its
@@ -102,10 +104,17 @@ def split_table(table: Table, schema: Schema, cfg: SplitConfig, out_dir: Path, *
     return res
 
 
+def normalised_text(expr: str) -> str:
+    """SQL: text in the form under which near-identical copies collide (lower case, letters and
+    digits only, single spaces), so that a retweet with other spacing or punctuation is the same row."""
+    return f"trim(regexp_replace(lower(CAST({expr} AS VARCHAR)), '[^[:alnum:]]+', ' ', 'g'))"
+
+
 def feature_key(schema: Schema, seed: int = 0) -> str:
-    """The SQL hash of a row's feature values: rows with equal keys are duplicates, for the split
-    (they share one) and for the audit (:mod:`hone.quality.duplicates`) alike."""
-    return f"hash({', '.join(qi(c) for c in schema.names())}, {int(seed)})"
+    """The SQL hash of a row's feature values (text columns normalised): rows with equal keys are
+    duplicates, for the split (they share one) and for the audit (:mod:`hone.quality.duplicates`)."""
+    parts = [normalised_text(qi(c.name)) if c.role == "text" else qi(c.name) for c in schema.columns]
+    return f"hash({', '.join(parts)}, {int(seed)})"
 
 
 def _user_split(table: Table, cfg: SplitConfig) -> str:

@@ -25,7 +25,8 @@ def duplicate_checks(table: Table, schema: Schema) -> list[Finding]:
     if extra:
         ex = table.sql(f"SELECT __rows[1:5], __values FROM ({groups}) WHERE __labels = 1 ORDER BY __n DESC LIMIT 5").fetchall()
         out.append(Finding("exact_duplicates", "warning", f"{extra} rows repeat another row's features and label "
-                           f"({clusters} groups); they always share a split", extra,
+                           f"({clusters} groups; text compared without case, spacing or punctuation); they always share a split",
+                           extra,
                            examples=[{"rows": list(r), "label": v[0]} for r, v in ex],
                            remedy="drop the repeats (--clean): they over-weight those rows"))
     if conflicting:
