@@ -42,10 +42,14 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     torch.set_num_threads(threads)
     # cleaning lists removed rows by their position in the source: that needs rows in input order
     con = connect(work, cfg.data.memory_limit, threads, keep_order=cfg.data.clean)
-    cleaning = None
+    cleaning, quality = None, None
     try:
         table = open_table(source, con, encoding=cfg.data.encoding, work_dir=work)
         schema = _infer(table, cfg)
+        if cfg.quality.audit:
+            from hone.quality.audit import audit
+
+            quality = audit(table, schema)
         if cfg.data.clean:
             from hone.quality.clean import clean_table
 
@@ -63,6 +67,8 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
         rcfg = resolve(cfg, **hardware, class_counts=counts)
         tr = rcfg.train
         logger.info("schema of %s (%s):\n%s", table.name, schema.task, schema)
+        if quality is not None:
+            logger.info("%s", quality)
         if schema.coerced:
             logger.warning("read as missing: %s", ", ".join(f"{n} value(s) of {c!r} that are not numbers/dates"
                                                              for c, n in schema.coerced.items()))
@@ -117,6 +123,8 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
                                        "class_counts": split.class_counts, "skipped": split.skipped}}
     if cleaning is not None:
         files["cleaning.json"] = cleaning
+    if quality is not None:
+        files["quality.json"] = quality.to_dict()
     return model, files
 
 

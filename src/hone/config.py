@@ -152,6 +152,12 @@ class TrainConfig(_Section):
     show_progress: bool = Field(True, description="Draw a progress bar on a terminal.")
 
 
+class QualityConfig(_Section):
+    """The audit run as the first stage of every fit."""
+
+    audit: bool = Field(True, description="Audit the table before training (summary printed, quality.json).")
+
+
 # Decision objectives for binary thresholds (hone.evaluate.thresholds): checked here, at the boundary.
 THRESHOLD_OBJECTIVE = re.compile(r"^(auto|none|f1|macro_f1|accuracy|precision_at_recall:(0?\.[0-9]+|1(\.0*)?)|"
                                  r"recall_at_precision:(0?\.[0-9]+|1(\.0*)?)|cost:fn=[0-9.]+,fp=[0-9.]+)$")
@@ -199,6 +205,7 @@ class RunConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
 
 
 # The settings people change most, by their short name: the keyword of ``hone.fit(epochs=3)`` and
@@ -207,7 +214,7 @@ class RunConfig(_Section):
 FLAGS: dict[str, str] = {
     "task": "data.task", "text": "data.text", "categorical": "data.categorical", "numeric": "data.numeric",
     "ignore": "data.ignore", "key": "data.key", "group": "data.split.group", "split_column": "data.split.column",
-    "encoding": "data.encoding", "clean": "data.clean", "preset": "preset", "strategy": "model.strategy", "backbone": "model.backbone",
+    "encoding": "data.encoding", "clean": "data.clean", "audit": "quality.audit", "preset": "preset", "strategy": "model.strategy", "backbone": "model.backbone",
     "max_length": "model.max_length", "top_k": "model.top_k", "epochs": "train.epochs",
     "batch_size": "train.batch_size", "lr": "train.lr", "grad_accum_steps": "train.grad_accum_steps",
     "patience": "train.patience", "seed": "train.seed", "max_rows": "train.max_rows",

@@ -8,31 +8,43 @@ from hone.data.schema import Schema
 from hone.data.sources import Table
 from hone.data.split import feature_key
 from hone.data.sql import qi
-from hone.quality.base import Finding, numbered, register
+from hone.quality.base import Finding, register
 
 
 @register("duplicates")
 def duplicate_checks(table: Table, schema: Schema) -> list[Finding]:
-    key = feature_key(schema)
     tgt = qi(schema.target)
-    groups = (f"SELECT {key} AS __k, count(*) AS __n, count(DISTINCT {tgt}) AS __labels, "
-              f"list(__row ORDER BY __row) AS __rows, list(DISTINCT CAST({tgt} AS VARCHAR)) AS __values "
-              f"FROM {numbered(table)} WHERE {tgt} IS NOT NULL GROUP BY 1 HAVING count(*) > 1")
-    rows = table.sql(f"SELECT sum(__n - 1) FILTER (WHERE __labels = 1), count(*) FILTER (WHERE __labels = 1), "
-                     f"sum(__n) FILTER (WHERE __labels > 1), count(*) FILTER (WHERE __labels > 1) FROM ({groups})").fetchall()
-    extra, clusters, conflicting, conflict_groups = (int(v or 0) for v in rows[0])
-    out = []
-    if extra:
-        ex = table.sql(f"SELECT __rows[1:5], __values FROM ({groups}) WHERE __labels = 1 ORDER BY __n DESC LIMIT 5").fetchall()
-        out.append(Finding("exact_duplicates", "warning", f"{extra} rows repeat another row's features and label "
-                           f"({clusters} groups; text compared without case, spacing or punctuation); they always share a split",
-                           extra,
-                           examples=[{"rows": list(r), "label": v[0]} for r, v in ex],
-                           remedy="drop the repeats (--clean): they over-weight those rows"))
-    if conflicting:
-        ex = table.sql(f"SELECT __rows[1:5], __values FROM ({groups}) WHERE __labels > 1 ORDER BY __n DESC LIMIT 5").fetchall()
-        out.append(Finding("conflicting_labels", "error", f"{conflicting} rows in {conflict_groups} groups have "
-                           "identical features but different labels", conflicting,
-                           examples=[{"rows": list(r), "labels": list(v)} for r, v in ex],
-                           remedy="fix the labels, or drop the groups (--clean): no model can fit both"))
-    return out
+    # key, label and position only: a few bytes a row, whatever the table's width
+    table.execute(f"CREATE OR REPLACE TEMP TABLE hone_dupkeys AS SELECT {feature_key(schema)} AS __k, "
+                  f"CAST({tgt} AS VARCHAR) AS __y, row_number() OVER () - 1 AS __row FROM {table.view} "
+                  f"WHERE {tgt} IS NOT NULL")
+    try:
+        groups = ("SELECT __k, count(*) AS __n, count(DISTINCT __y) AS __labels FROM hone_dupkeys "
+                  "GROUP BY 1 HAVING count(*) > 1")
+        table.execute(f"CREATE OR REPLACE TEMP TABLE hone_dupgroups AS {groups}")
+        extra, clusters, conflicting, conflict_groups = (int(v or 0) for v in table.one(
+            "SELECT sum(__n - 1) FILTER (WHERE __labels = 1), count(*) FILTER (WHERE __labels = 1), "
+            "sum(__n) FILTER (WHERE __labels > 1), count(*) FILTER (WHERE __labels > 1) FROM hone_dupgroups"))
+
+        def examples(conflict: bool) -> list[tuple[list[int], list[str]]]:
+            top = (f"SELECT __k FROM hone_dupgroups WHERE __labels {'>' if conflict else '='} 1 "
+                   "ORDER BY __n DESC, __k LIMIT 5")
+            return [(list(r), list(v)) for r, v in table.sql(
+                f"SELECT list(__row ORDER BY __row)[1:5], list(DISTINCT __y) FROM hone_dupkeys "
+                f"WHERE __k IN ({top}) GROUP BY __k ORDER BY count(*) DESC, __k").fetchall()]
+
+        out = []
+        if extra:
+            out.append(Finding("exact_duplicates", "warning", f"{extra} rows repeat another row's features and label "
+                               f"({clusters} groups; text compared without case, spacing or punctuation); they "
+                               "always share a split", extra,
+                               examples=[{"rows": r, "label": v[0]} for r, v in examples(False)],
+                               remedy="drop the repeats (--clean): they over-weight those rows"))
+        if conflicting:
+            out.append(Finding("conflicting_labels", "error", f"{conflicting} rows in {conflict_groups} groups have "
+                               "identical features but different labels", conflicting,
+                               examples=[{"rows": r, "labels": sorted(v)} for r, v in examples(True)],
+                               remedy="fix the labels, or drop the groups (--clean): no model can fit both"))
+        return out
+    finally:
+        table.con.execute("DROP TABLE IF EXISTS hone_dupkeys; DROP TABLE IF EXISTS hone_dupgroups")
