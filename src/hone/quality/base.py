@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from hone.data.schema import Schema
 from hone.data.sources import Table
+from hone.data.sql import qi
 
 Severity = Literal["info", "warning", "error"]
 
@@ -46,6 +47,9 @@ def register(name: str) -> Callable[[CheckFn], CheckFn]:
     return deco
 
 
-def numbered(table: Table) -> str:
-    """The table with ``__row``, each row's 0-based position in the source as read."""
-    return f"(SELECT *, row_number() OVER () - 1 AS __row FROM {table.view})"
+def numbered(table: Table, columns: list[str], *, raw: bool = False) -> str:
+    """``columns`` of the table (``raw``: as read, before type conversion) with ``__row``, each
+    row's 0-based position in the source as read. Only the columns asked for are numbered: the
+    window holds a few bytes a row, not the whole table."""
+    cols = ", ".join(qi(c) for c in columns)
+    return f"(SELECT {cols}, row_number() OVER () - 1 AS __row FROM {(table.raw_view or table.view) if raw else table.view})"

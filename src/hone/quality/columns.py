@@ -31,7 +31,7 @@ def column_checks(table: Table, schema: Schema) -> list[Finding]:
                                0, c, [{"distinct": distinct}]))
     for c, k in schema.coerced.items():
         dtype = next(s.dtype for s in schema.columns if s.name == c)
-        ex = table.sql(f"SELECT __row, CAST({qi(c)} AS VARCHAR) FROM {numbered_raw(table)} WHERE {qi(c)} IS NOT NULL "
+        ex = table.sql(f"SELECT __row, CAST({qi(c)} AS VARCHAR) FROM {numbered(table, [c], raw=True)} WHERE {qi(c)} IS NOT NULL "
                        f"AND {try_cast(f'CAST({qi(c)} AS VARCHAR)', dtype)} IS NULL ORDER BY __row LIMIT 5").fetchall()
         out.append(Finding("wrong_type", "warning", f"{k} values of {c!r} are not numbers (or dates) and are read as "
                            "missing", k, c, [{"row": int(r), "value": v} for r, v in ex],
@@ -47,14 +47,9 @@ def column_checks(table: Table, schema: Schema) -> list[Finding]:
         z = f"abs({q} - {float(med)}) / (1.4826 * {float(mad)})"
         k = int(table.one(f"SELECT count(*) FROM {table.view} WHERE {z} > {_Z}")[0])
         if k:
-            ex = table.sql(f"SELECT __row, {q}, {z} FROM {numbered(table)} WHERE {z} > {_Z} ORDER BY 3 DESC LIMIT 5").fetchall()
+            ex = table.sql(f"SELECT __row, {q}, {z} FROM {numbered(table, [spec.name])} WHERE {z} > {_Z} ORDER BY 3 DESC LIMIT 5").fetchall()
             out.append(Finding("outliers", "info", f"{k} values of {spec.name!r} lie more than {_Z:g} robust "
                                f"standard deviations from its median ({float(med):g})", k, spec.name,
                                [{"row": int(r), "value": v, "robust_z": round(float(zz), 1)} for r, v, zz in ex],
                                remedy="check them; standardisation keeps them, trees are not affected"))
     return out
-
-
-def numbered_raw(table: Table) -> str:
-    """The input as read (text cells before conversion), numbered like :func:`numbered`."""
-    return f"(SELECT *, row_number() OVER () - 1 AS __row FROM {table.raw_view or table.view})"
