@@ -27,13 +27,16 @@ HEADLINE = {"binary": ("macro_f1", "accuracy", "roc_auc", "pr_auc"), "multiclass
             "regression": ("rmse", "mae", "r2")}
 
 
-def _collect(model: Model, pairs: Iterable[tuple[pa.Table, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def collect(model: Model, pairs: Iterable[tuple[pa.Table, np.ndarray]], *, target_scale: bool = True
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Targets and outputs over ``(batch, outputs)`` pairs; regression targets in their own scale
+    (like the outputs) unless ``target_scale`` is false (the standardised scale of ``Model.score``)."""
     ys, outs = [], []
     for batch, out in pairs:
         ys.append(model.pre.targets(batch))
         outs.append(out)
     y = np.concatenate(ys)
-    if model.task == "regression":  # targets back in their own scale, like the outputs
+    if model.task == "regression" and target_scale:
         y = y * model.pre.target_std + model.pre.target_mean
     return y, np.concatenate(outs)
 
@@ -50,7 +53,7 @@ def choose_and_score(model: Model, paths: dict[str, Path], cfg: ResolvedRunConfi
     ev, task = cfg.evaluate, model.task
 
     def net_outputs(path: Path) -> tuple[np.ndarray, np.ndarray]:
-        return _collect(model, iter_outputs(model.net, model.pre, iter_batches(path, 256), precision=model.precision,
+        return collect(model, iter_outputs(model.net, model.pre, iter_batches(path, 256), precision=model.precision,
                                             device=model.device))
 
     y_val, net_val = net_outputs(paths["validation"])
@@ -72,9 +75,9 @@ def choose_and_score(model: Model, paths: dict[str, Path], cfg: ResolvedRunConfi
             model.baseline = None
         baseline_seconds = time.perf_counter() - t0
     if model.baseline is not None:
-        _, base_val = _collect(model, model.baseline.iter_outputs(iter_batches(paths["validation"], 4096)))
+        _, base_val = collect(model, model.baseline.iter_outputs(iter_batches(paths["validation"], 4096)))
         if "test" in paths:
-            _, base_test = _collect(model, model.baseline.iter_outputs(iter_batches(paths["test"], 4096)))
+            _, base_test = collect(model, model.baseline.iter_outputs(iter_batches(paths["test"], 4096)))
     chosen, candidates = decide(task, y_val, net_val, base_val, requested=ev.model, metric=cfg.train.metric,
                                 threshold_objective=ev.threshold_objective, calibrate=ev.calibrate,
                                 class_weights=class_weights)

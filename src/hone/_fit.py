@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from hone._choose import choose_and_score
+from hone._choose import collect, choose_and_score
 from hone._logging import get_logger
 from hone.artifact import Model
 from hone.config import ResolvedRunConfig, RunConfig, dump_yaml, resolve
@@ -177,11 +177,7 @@ def _train(model: Model, split: SplitResult, cfg: ResolvedRunConfig, runtime: Ru
 
 def score(model: Model, outputs: Iterable[tuple[pa.Table, np.ndarray]]) -> dict[str, Any]:
     """Metrics over ``(batch, outputs)`` pairs of a labelled split."""
-    outs, ys = [], []
-    for batch, out in outputs:
-        outs.append(out)
-        ys.append(model.pre.targets(batch))
-    return model.score(np.concatenate(ys), np.concatenate(outs))
+    return model.score(*collect(model, outputs, target_scale=False))
 
 
 class _EpochLog(Callback):

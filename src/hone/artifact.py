@@ -26,6 +26,7 @@ import torch
 from hone._io import atomic_path
 from hone._logging import get_logger
 from hone.artifact_migrations import migrate
+from hone.data.batches import as_tables
 from hone.data.schema import check_columns, scoring_query
 from hone.data.sources import Table, connect, open_table, stream
 from hone.errors import DataError, ModelDirError
@@ -106,7 +107,7 @@ class Model:
             pairs: Iterable[tuple[pa.Table, np.ndarray | None]] = iter_outputs(
                 self.net, self.pre, batches, precision=self.precision, device=self.device)
         else:
-            pairs = ((t, None) for t in _tables(batches))
+            pairs = ((t, None) for t in as_tables(batches))
         for t, net_out in pairs:
             base_out = self.baseline.outputs(t) if dec.uses_baseline and self.baseline is not None else None
             yield t, dec.combine(net_out, base_out)
@@ -194,13 +195,6 @@ class Model:
                     "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
             (tmp / "hone.json").write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
         return final
-
-
-def _tables(batches: Iterable[pa.Table | pa.RecordBatch]) -> Iterator[pa.Table]:
-    for b in batches:
-        t = pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
-        if t.num_rows:
-            yield t
 
 
 def _copy_backbone_files(src: Path, pre: Any, dst: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +10,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROW_INDEX = "__row"
+
+
+def as_tables(batches: Iterable[pa.Table | pa.RecordBatch]) -> Iterator[pa.Table]:
+    """Record batches as tables, empty ones skipped."""
+    for b in batches:
+        t = pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
+        if t.num_rows:
+            yield t
 
 
 def iter_batches(path: Path, batch_size: int, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from hone.data.batches import as_tables
 from hone.features.pipeline import Preprocessor
 
 MAX_ROWS = 200_000  # the baseline trains on at most this many training rows (the file is in hash order)
@@ -105,10 +106,8 @@ class Baseline:
         return e / e.sum(1, keepdims=True)
 
     def iter_outputs(self, batches: Iterable[pa.Table]) -> Iterable[tuple[pa.Table, np.ndarray]]:
-        for b in batches:
-            t = pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
-            if t.num_rows:
-                yield t, self.outputs(t)
+        for t in as_tables(batches):
+            yield t, self.outputs(t)
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
@@ -141,7 +140,6 @@ class Baseline:
 def fit_baseline(pre: Preprocessor, train_path: Path, valid_path: Path, *, seed: int = 0,
                  threads: int = 0) -> Baseline:
     """Fit the baseline for ``pre``'s table on the training file, tuned on the validation file."""
-    task = pre.schema.task
     train, valid = _read(train_path, MAX_ROWS), _read(valid_path)
     y_tr, y_va = pre.targets(train), pre.targets(valid)
     has_text = "text" in pre.modalities

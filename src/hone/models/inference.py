@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from hone.data.batches import as_tables
 from hone.features.pipeline import Preprocessor
 from hone.models.build import HoneNet
 from hone.models.precision import autocast
@@ -47,9 +48,7 @@ def iter_outputs(model: HoneNet, pre: Preprocessor, batches: Iterable[pa.Table |
     was_training = model.training
     model.eval()
     try:
-        for b in batches:
-            t = pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
-            if t.num_rows:
-                yield t, outputs_for(model, pre, t, precision=precision, device=device)
+        for t in as_tables(batches):
+            yield t, outputs_for(model, pre, t, precision=precision, device=device)
     finally:
         model.train(was_training)

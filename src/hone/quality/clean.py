@@ -11,7 +11,7 @@ from hone.data.schema import Schema
 from hone.data.sources import Table
 from hone.data.split import feature_key
 from hone.data.sql import qi, ql
-from hone.quality.labels import normalise
+from hone.quality.labels import label_merges
 
 _LISTED = 10_000  # rows listed by position in the record (all are counted)
 
@@ -24,12 +24,7 @@ def clean_table(table: Table, schema: Schema, view: str = "source_clean") -> tup
     if schema.task != "regression":
         counts = dict(table.sql(f"SELECT CAST({tgt} AS VARCHAR), count(*) FROM {table.view} WHERE {tgt} IS NOT NULL "
                                 "GROUP BY 1").fetchall())
-        groups: dict[str, list[str]] = {}
-        for v in counts:
-            groups.setdefault(normalise(v), []).append(v)
-        for vs in groups.values():
-            keep = max(vs, key=lambda x: (counts[x], x))
-            merges.update({v: keep for v in vs if v != keep})
+        merges = label_merges(counts)
         if merges and table.dtype(schema.target).upper() == "VARCHAR":
             cases = " ".join(f"WHEN {ql(k)} THEN {ql(v)}" for k, v in merges.items())
             label = f"CASE {tgt} {cases} ELSE {tgt} END"

@@ -21,6 +21,23 @@ def normalise(label: str) -> str:
     return re.sub(r"[\W_]+", "", str(label).strip().lower())
 
 
+def label_merges(counts: dict[str, int]) -> dict[str, str]:
+    """Each minority spelling of a label -> the most frequent spelling of its group.
+
+    Example:
+        >>> label_merges({"positive": 9, "Positive ": 2, "negative": 5})
+        {'Positive ': 'positive'}
+    """
+    groups: dict[str, list[str]] = defaultdict(list)
+    for value in counts:
+        groups[normalise(value)].append(value)
+    merges = {}
+    for vs in groups.values():
+        keep = max(vs, key=lambda x: (counts[x], x))
+        merges.update({v: keep for v in vs if v != keep})
+    return merges
+
+
 @register("labels")
 def label_checks(table: Table, schema: Schema) -> list[Finding]:
     if schema.task == "regression":
@@ -29,12 +46,10 @@ def label_checks(table: Table, schema: Schema) -> list[Finding]:
     counts = dict(table.sql(f"SELECT CAST({tgt} AS VARCHAR), count(*) FROM {table.view} WHERE {tgt} IS NOT NULL "
                             "GROUP BY 1").fetchall())
     out = []
-    groups: dict[str, list[str]] = defaultdict(list)
-    for value in counts:
-        groups[normalise(value)].append(value)
-    variants = [sorted(v, key=lambda x: -counts[x]) for v in groups.values() if len(v) > 1]
+    merges = label_merges(counts)
+    variants = [[keep] + [v for v, k in merges.items() if k == keep] for keep in dict.fromkeys(merges.values())]
     if variants:
-        n = sum(counts[x] for v in variants for x in v[1:])
+        n = sum(counts[v] for v in merges)
         out.append(Finding("label_variants", "error", f"{len(variants)} labels are written in several ways "
                            f"({n} rows use a minority spelling)", n, schema.target,
                            [{"variants": {x: counts[x] for x in v}, "merge_into": v[0]} for v in variants[:5]],
