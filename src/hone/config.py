@@ -49,6 +49,9 @@ class SplitConfig(_Section):
         (0.8, 0.1, 0.1), description="Train, validation and test fractions of the hash split."
     )
     seed: int = Field(0, description="Seed of the split hash (independent of the training seed).")
+    near_duplicates: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.7, description="Texts whose word-bigram Jaccard similarity reaches this share a split (MinHash/LSH); "
+                         "0 turns the near-duplicate grouping off.")
 
     @model_validator(mode="after")
     def _check_fractions(self) -> SplitConfig:
@@ -214,6 +217,7 @@ class RunConfig(_Section):
 FLAGS: dict[str, str] = {
     "task": "data.task", "text": "data.text", "categorical": "data.categorical", "numeric": "data.numeric",
     "ignore": "data.ignore", "key": "data.key", "group": "data.split.group", "split_column": "data.split.column",
+    "near_duplicates": "data.split.near_duplicates",
     "encoding": "data.encoding", "clean": "data.clean", "audit": "quality.audit", "preset": "preset", "strategy": "model.strategy", "backbone": "model.backbone",
     "max_length": "model.max_length", "top_k": "model.top_k", "epochs": "train.epochs",
     "batch_size": "train.batch_size", "lr": "train.lr", "grad_accum_steps": "train.grad_accum_steps",

@@ -5,7 +5,8 @@ never moves a row, and neither does the training seed. The key is, in order of p
 ``group`` column (a group never straddles two splits), the user's ``key`` column, or a hash of the
 row's feature values with text normalised (:func:`feature_key`), so rows with the same features
 share a split whatever their labels, and so do texts that differ only by case, spacing or
-punctuation.
+punctuation. Without a group or key, near-duplicate texts (:mod:`hone.data.neardup`: a word changed,
+a tag appended) are grouped too: a cluster's rows take its key.
 
 Classification is stratified at the level of keys: each key is given its most frequent label, keys
 are ranked by hash within that label and cut at the requested fractions, and every row follows its
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hone.config import SplitConfig
+from hone.data.neardup import near_duplicate_clusters, normalised_text, text_key
 from hone.data.schema import Schema, feature_selects
 from hone.data.sources import Table
 from hone.data.sql import ql, qi
@@ -63,8 +65,15 @@ def split_table(table: Table, schema: Schema, cfg: SplitConfig, out_dir: Path, *
     where = f"{tgt} IS NOT NULL" + (f" AND isfinite(CAST({tgt} AS DOUBLE))" if schema.task == "regression" else "")
     classify = schema.task != "regression"
     user = _user_split(table, cfg) if cfg.column else None
+    source = table.view
+    if not (cfg.group or key or user) and cfg.near_duplicates > 0 and text_key(schema):
+        # near-duplicate texts (one word changed, a retweet) form a group: one split per cluster
+        near_duplicate_clusters(table, schema, threshold=cfg.near_duplicates, where=where)
+        source = f"{table.view} LEFT JOIN hone_neardup __nd ON __nd.__t = {text_key(schema)}"
+        h = f"CASE WHEN __nd.__c IS NULL THEN {h} ELSE hash(__nd.__c, {seed}) END"
     table.execute(f"CREATE OR REPLACE TEMP TABLE hone_rows AS SELECT {', '.join(keep)}, {h} AS __h"
-                  + (f", {user} AS __user" if user else "") + f" FROM {table.view} WHERE {where}")
+                  + (f", {user} AS __user" if user else "") + f" FROM {source} WHERE {where}")
+    table.con.execute("DROP TABLE IF EXISTS hone_neardup")
     try:
         # __tie orders rows that share a key (duplicates, a group) by their content: deterministic caps
         order = f"hash(r.__h, {seed} + 1) AS __order, hash({', '.join('r.' + n for n in names)}) AS __tie"
@@ -102,12 +111,6 @@ def split_table(table: Table, schema: Schema, cfg: SplitConfig, out_dir: Path, *
         table.con.execute("DROP TABLE IF EXISTS hone_rows; DROP TABLE IF EXISTS hone_keys; DROP TABLE IF EXISTS hone_split")
     _check_split(res, schema)
     return res
-
-
-def normalised_text(expr: str) -> str:
-    """SQL: text in the form under which near-identical copies collide (lower case, letters and
-    digits only, single spaces), so that a retweet with other spacing or punctuation is the same row."""
-    return f"trim(regexp_replace(lower(CAST({expr} AS VARCHAR)), '[^[:alnum:]]+', ' ', 'g'))"
 
 
 def feature_key(schema: Schema, seed: int = 0) -> str:
