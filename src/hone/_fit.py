@@ -40,8 +40,8 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     work.mkdir()
     threads = int(cfg.train.num_threads) if cfg.train.num_threads != "auto" else (os.cpu_count() or 1)
     torch.set_num_threads(threads)
-    # cleaning lists removed rows by their position in the source: that needs rows in input order
-    con = connect(work, cfg.data.memory_limit, threads, keep_order=cfg.data.clean)
+    # the audit and cleaning name rows by their position in the source: that needs rows in input order
+    con = connect(work, cfg.data.memory_limit, threads, keep_order=cfg.data.clean or cfg.quality.audit)
     cleaning, quality = None, None
     try:
         table = open_table(source, con, encoding=cfg.data.encoding, work_dir=work)
@@ -49,15 +49,15 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
         if cfg.quality.audit:
             from hone.quality.audit import audit
 
-            quality = audit(table, schema)
+            quality = audit(table, schema, cfg)
         if cfg.data.clean:
             from hone.quality.clean import clean_table
 
-            table, cleaning = clean_table(table, schema)
+            table, cleaning = clean_table(table, schema, label_errors=quality.extras.get("label_errors") if quality else None)
             schema = _infer(table, cfg)  # label spellings merged: the classes change
-            logger.info("cleaned: %d label spelling(s) merged, %d duplicate row(s) and %d conflicting-label row(s) "
-                        "dropped (cleaning.json)", len(cleaning["label_merges"]), cleaning["dropped_duplicates"],
-                        cleaning["dropped_conflicting"])
+            logger.info("cleaned: %d label spelling(s) merged, %d likely label error(s), %d duplicate row(s) and %d "
+                        "conflicting-label row(s) dropped (cleaning.json)", len(cleaning["label_merges"]),
+                        cleaning["dropped_label_errors"], cleaning["dropped_duplicates"], cleaning["dropped_conflicting"])
         hardware = {"has_text": bool(schema.names("text")), "task": schema.task, "threads": threads,
                     "precision": resolve_precision("auto", default_device())}
         resolve(cfg, **hardware)  # every setting is checked before the first line of output

@@ -145,7 +145,7 @@ def audit(source: Any, *, target: str, output: str | Path | None = None, config:
         overrides_ = {"text": d.text, "categorical": d.categorical, "numeric": d.numeric, "ignore": d.ignore}
         schema = infer_schema(table, target=str(d.target), task=d.task, overrides=overrides_,
                               sample_rows=d.sample_rows, seed=d.split.seed)
-        report = _audit(table, schema)
+        report = _audit(table, schema, cfg)
     finally:
         con.close()
     if output is not None:

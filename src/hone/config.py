@@ -159,6 +159,12 @@ class QualityConfig(_Section):
     """The audit run as the first stage of every fit."""
 
     audit: bool = Field(True, description="Audit the table before training (summary printed, quality.json).")
+    label_errors: bool = Field(True, description="Look for likely label errors (out-of-fold model + cleanlab).")
+    label_error_rows: Annotated[int, Field(ge=100)] = Field(
+        20_000, description="Labelled rows sampled for the label-error check (cross-validated 5 times).")
+    label_error_threshold: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.5, description="A row is flagged (and dropped by --clean) when the probability that its label is "
+                         "wrong reaches this.")
 
 
 # Decision objectives for binary thresholds (hone.evaluate.thresholds): checked here, at the boundary.

@@ -64,7 +64,7 @@ def split_table(table: Table, schema: Schema, cfg: SplitConfig, out_dir: Path, *
     h = f"hash({qi(cfg.group)}, {seed})" if cfg.group else f"hash({qi(key)}, {seed})" if key else feature_key(schema, seed)
     where = f"{tgt} IS NOT NULL" + (f" AND isfinite(CAST({tgt} AS DOUBLE))" if schema.task == "regression" else "")
     classify = schema.task != "regression"
-    user = _user_split(table, cfg) if cfg.column else None
+    user = user_split_expr(table, cfg) if cfg.column else None
     source = table.view
     if not (cfg.group or key or user) and cfg.near_duplicates > 0 and text_key(schema):
         # near-duplicate texts (one word changed, a retweet) form a group: one split per cluster
@@ -120,7 +120,7 @@ def feature_key(schema: Schema, seed: int = 0) -> str:
     return f"hash({', '.join(parts)}, {int(seed)})"
 
 
-def _user_split(table: Table, cfg: SplitConfig) -> str:
+def user_split_expr(table: Table, cfg: SplitConfig) -> str:
     """The SQL expression mapping the user's split column to train/validation/test (values checked)."""
     col = qi(str(cfg.column))
     bad = table.sql(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM {table.view} WHERE "

@@ -7,8 +7,9 @@ from typing import Any
 
 from hone.data.schema import Schema
 from hone.data.sources import Table
-from hone.quality import columns, duplicates, labels  # noqa: F401  (each registers its checks)
-from hone.quality.base import CHECKS, Finding
+from hone.quality import columns, duplicates, label_errors, labels, near_duplicates  # noqa: F401  (each registers its checks)
+from hone.config import RunConfig
+from hone.quality.base import CHECKS, Context, Finding
 
 _ORDER = {"error": 0, "warning": 1, "info": 2}
 
@@ -20,10 +21,11 @@ class QualityReport:
     source: str
     rows: int
     findings: list[Finding] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "rows": self.rows, "findings": [f.to_dict() for f in self.findings],
-                "summary": {s: sum(1 for f in self.findings if f.severity == s) for s in _ORDER}}
+                "summary": {s: sum(1 for f in self.findings if f.severity == s) for s in _ORDER}, **self.extras}
 
     def __str__(self) -> str:
         lines = [f"audit of {self.source}: {self.rows} rows, " +
@@ -34,11 +36,15 @@ class QualityReport:
         return "\n".join(lines)
 
 
-def audit(table: Table, schema: Schema, checks: list[str] | None = None) -> QualityReport:
+def audit(table: Table, schema: Schema, cfg: RunConfig | None = None, checks: list[str] | None = None) -> QualityReport:
     """Run ``checks`` (default: all registered) and collect their findings."""
     rows = int(table.one(f"SELECT count(*) FROM {table.view}")[0])
+    ctx = Context(cfg or RunConfig())
     found: list[Finding] = []
-    for name in checks or list(CHECKS):
-        found += CHECKS[name](table, schema)
+    try:
+        for name in checks or list(CHECKS):
+            found += CHECKS[name](table, schema, ctx)
+    finally:
+        table.con.execute("DROP TABLE IF EXISTS hone_neardup")
     found.sort(key=lambda f: (_ORDER[f.severity], -f.count))
-    return QualityReport(table.name, rows, found)
+    return QualityReport(table.name, rows, found, ctx.extras)

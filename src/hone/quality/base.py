@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from hone.config import RunConfig
+from hone.data.neardup import near_duplicate_clusters
 from hone.data.schema import Schema
 from hone.data.sources import Table
 from hone.data.sql import qi
@@ -34,7 +36,24 @@ class Finding:
         return asdict(self)
 
 
-CheckFn = Callable[[Table, Schema], list[Finding]]
+@dataclass
+class Context:
+    """What the checks of one audit share: the run's config and work done once for several checks."""
+
+    cfg: RunConfig = field(default_factory=RunConfig)
+    near_duplicates: int | None = None  # texts in clusters, once ``hone_neardup`` exists
+    extras: dict[str, Any] = field(default_factory=dict)  # machine-readable sections of audit.json
+
+    def near_duplicate_texts(self, table: Table, schema: Schema) -> int:
+        """Build the temp table ``hone_neardup`` over the labelled rows (once per audit)."""
+        if self.near_duplicates is None:
+            threshold = self.cfg.data.split.near_duplicates or 0.7
+            self.near_duplicates = near_duplicate_clusters(table, schema, threshold=threshold,
+                                                           where=f"{qi(schema.target)} IS NOT NULL")
+        return self.near_duplicates
+
+
+CheckFn = Callable[[Table, Schema, Context], list[Finding]]
 CHECKS: dict[str, CheckFn] = {}
 
 

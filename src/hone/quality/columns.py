@@ -6,13 +6,13 @@ from __future__ import annotations
 from hone.data.schema import Schema, is_numeric_type
 from hone.data.sources import Table
 from hone.data.sql import qi, try_cast
-from hone.quality.base import Finding, numbered, register
+from hone.quality.base import Context, Finding, numbered, register
 
 _Z = 5.0
 
 
 @register("columns")
-def column_checks(table: Table, schema: Schema) -> list[Finding]:
+def column_checks(table: Table, schema: Schema, ctx: Context) -> list[Finding]:
     out: list[Finding] = []
     n = int(table.one(f"SELECT count(*) FROM {table.view}")[0])
     names = [c for c in table.columns if c != schema.target]

@@ -8,11 +8,11 @@ from hone.data.schema import Schema
 from hone.data.sources import Table
 from hone.data.split import feature_key
 from hone.data.sql import qi
-from hone.quality.base import Finding, register
+from hone.quality.base import Context, Finding, register
 
 
 @register("duplicates")
-def duplicate_checks(table: Table, schema: Schema) -> list[Finding]:
+def duplicate_checks(table: Table, schema: Schema, ctx: Context) -> list[Finding]:
     tgt = qi(schema.target)
     # key, label and position only: a few bytes a row, whatever the table's width
     table.execute(f"CREATE OR REPLACE TEMP TABLE hone_dupkeys AS SELECT {feature_key(schema)} AS __k, "

@@ -8,7 +8,7 @@ from collections import defaultdict
 from hone.data.schema import Schema
 from hone.data.sources import Table
 from hone.data.sql import qi
-from hone.quality.base import Finding, register
+from hone.quality.base import Context, Finding, register
 
 
 def normalise(label: str) -> str:
@@ -39,7 +39,7 @@ def label_merges(counts: dict[str, int]) -> dict[str, str]:
 
 
 @register("labels")
-def label_checks(table: Table, schema: Schema) -> list[Finding]:
+def label_checks(table: Table, schema: Schema, ctx: Context) -> list[Finding]:
     if schema.task == "regression":
         return []
     tgt = qi(schema.target)
