@@ -45,7 +45,7 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     cleaning, quality = None, None
     try:
         table = open_table(source, con, encoding=cfg.data.encoding, work_dir=work)
-        schema = _infer(table, cfg)
+        schema = infer_run_schema(table, cfg)
         if cfg.quality.audit:
             from hone.quality.audit import audit
 
@@ -54,7 +54,7 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
             from hone.quality.clean import clean_table
 
             table, cleaning = clean_table(table, schema, label_errors=quality.extras.get("label_errors") if quality else None)
-            schema = _infer(table, cfg)  # label spellings merged: the classes change
+            schema = infer_run_schema(table, cfg)  # label spellings merged: the classes change
             logger.info("cleaned: %d label spelling(s) merged, %d likely label error(s), %d duplicate row(s) and %d "
                         "conflicting-label row(s) dropped (cleaning.json)", len(cleaning["label_merges"]),
                         cleaning["dropped_label_errors"], cleaning["dropped_duplicates"], cleaning["dropped_conflicting"])
@@ -128,7 +128,8 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     return model, files
 
 
-def _infer(table: Table, cfg: RunConfig) -> Schema:
+def infer_run_schema(table: Table, cfg: RunConfig) -> Schema:
+    """The schema of a run's table: the split column, group and key are never features."""
     d = cfg.data
     exclude = {}
     for col, what in ((d.split.column, "split column"), (d.split.group, "group column"), (d.key, "row key")):

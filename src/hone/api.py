@@ -130,10 +130,11 @@ def predict(model_dir: str | Path, source: Any, output: str | Path, *, keep: lis
 
 def audit(source: Any, *, target: str, output: str | Path | None = None, config: Any = None,
           **overrides: Any) -> Any:
-    """Audit a labelled table: per-column problems, exact and conflicting duplicates, label
-    hygiene. Returns the :class:`hone.quality.audit.QualityReport`; with ``output``, writes
-    ``output/audit.json``. The source is never modified."""
-    from hone.data.schema import infer_schema
+    """Audit a labelled table: per-column problems, exact, conflicting and near duplicates, split
+    leakage, label hygiene and likely label errors. Returns the
+    :class:`hone.quality.audit.QualityReport`; with ``output``, writes ``output/audit.json`` and
+    ``output/audit.html``. The source is never modified."""
+    from hone._fit import infer_run_schema
     from hone.data.sources import connect, open_table
     from hone.quality.audit import audit as _audit
 
@@ -142,14 +143,17 @@ def audit(source: Any, *, target: str, output: str | Path | None = None, config:
     con = connect(memory_limit=d.memory_limit, keep_order=True)  # row numbers are positions in the source
     try:
         table = open_table(source, con, encoding=d.encoding)
-        overrides_ = {"text": d.text, "categorical": d.categorical, "numeric": d.numeric, "ignore": d.ignore}
-        schema = infer_schema(table, target=str(d.target), task=d.task, overrides=overrides_,
-                              sample_rows=d.sample_rows, seed=d.split.seed)
+        schema = infer_run_schema(table, cfg)  # as a fit sees it: split, group and key columns are no features
         report = _audit(table, schema, cfg)
     finally:
         con.close()
     if output is not None:
-        write_json(Path(output) / "audit.json", report.to_dict())
+        from hone._io import write_text
+        from hone.quality.page import render_audit
+
+        data = report.to_dict()
+        write_json(Path(output) / "audit.json", data)
+        write_text(Path(output) / "audit.html", render_audit(data))
     return report
 
 

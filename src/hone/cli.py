@@ -33,10 +33,16 @@ def _choices(annotation: Any) -> list[str] | None:
     return None
 
 
-def _add_config_flags(p: argparse.ArgumentParser) -> None:
+_AUDIT_FLAGS = ("task", "text", "categorical", "numeric", "ignore", "key", "group", "split_column", "near_duplicates",
+                "encoding", "label_errors", "label_error_threshold", "label_error_rows")
+
+
+def _add_config_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
     from hone.config import FLAGS, field_of
 
     for name, dotted in FLAGS.items():
+        if only is not None and name not in only:
+            continue
         info = field_of(dotted)
         flag = _CLI_NAMES.get(name, "--" + name.replace("_", "-"))
         help_text = (info.description or "") + f" [{dotted}]"
@@ -83,8 +89,11 @@ def _parser() -> argparse.ArgumentParser:
     au = sub.add_parser("audit", help="find what is wrong with a labelled table (columns, duplicates, labels)")
     au.add_argument("source")
     au.add_argument("--target", required=True, help="column to predict")
-    au.add_argument("--output", help="folder for audit.json")
-    au.add_argument("--encoding", help="text encoding of CSV input")
+    au.add_argument("--output", help="folder for audit.json and audit.html")
+    au.add_argument("--config", help="run config YAML (its data and quality sections apply); flags override it")
+    _add_config_flags(au, _AUDIT_FLAGS)
+    au.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="any config field, e.g. --set quality.label_error_rows=50000 (repeatable)")
     rp = sub.add_parser("report", help="render RUN_DIR/report.html again from the run's files")
     rp.add_argument("run_dir")
     cp = sub.add_parser("compare", help="print runs' test metrics side by side (and render them with --output)")
@@ -98,7 +107,7 @@ def _fit_overrides(a: argparse.Namespace) -> dict[str, Any]:
 
     from hone.config import FLAGS
 
-    out = {name: getattr(a, name) for name in FLAGS}
+    out = {name: getattr(a, name) for name in FLAGS if hasattr(a, name)}
     for item in a.set:
         field, sep, value = item.partition("=")
         if not sep or not field:
@@ -119,7 +128,7 @@ def _run(a: argparse.Namespace) -> int:
         n = api.predict(a.model_dir, a.source, a.output, keep=a.keep, precision=a.precision, encoding=a.encoding)
         print(f"wrote {n} predictions to {a.output}")
     elif a.command == "audit":
-        print(api.audit(a.source, target=a.target, output=a.output, encoding=a.encoding))
+        print(api.audit(a.source, target=a.target, output=a.output, config=a.config, **_fit_overrides(a)))
     elif a.command == "report":
         print(f"wrote {api.report(a.run_dir)}")
     elif a.command == "compare":

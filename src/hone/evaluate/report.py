@@ -3,34 +3,19 @@ rendered from the run folder's JSON files, so ``hone report RUN_DIR`` can render
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from hone._html import CSS as _CSS
+from hone._html import e as _e
+from hone._html import fmt as _fmt
+from hone._html import table as _table
 from hone.evaluate.metrics import HIGHER_IS_BETTER
 
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#1b1f24;padding:0 1em}
-h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:1.8em}
-table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #d0d7de;padding:.25em .6em;text-align:right}
-th{background:#f6f8fa}td.l,th.l{text-align:left}.verdict{background:#fff8c5;border:1px solid #d4a72c;padding:.6em 1em;border-radius:6px}
-.worse{background:#ffebe9}.plots{display:flex;flex-wrap:wrap;gap:1.2em}figure{margin:0}figcaption{font-weight:600;margin-bottom:.3em}
-pre{background:#f6f8fa;padding:.8em;overflow:auto;font-size:12px}.muted{color:#57606a}
-"""
 _COLORS = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#bf8700"]
-
-
-def _e(x: Any) -> str:
-    return html.escape(str(x))
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "—" if v != v else f"{v:.4f}"
-    return _e(v)
 
 
 def line_chart(series: list[tuple[str, list[list[float]]]], *, x_label: str, y_label: str, diagonal: bool = False,
@@ -73,15 +58,6 @@ def line_chart(series: list[tuple[str, list[list[float]]]], *, x_label: str, y_l
 
 def _figure(caption: str, body: str) -> str:
     return f"<figure data-plot='{_e(caption)}'><figcaption>{_e(caption)}</figcaption>{body}</figure>"
-
-
-def _table(header: list[str], rows: list[list[Any]], classes: list[str] | None = None, left: int = 1) -> str:
-    """An HTML table; the first ``left`` columns are left-aligned (text), the others right (numbers)."""
-    head = "".join(f"<th class='{'l' if i < left else ''}'>{_e(h)}</th>" for i, h in enumerate(header))
-    body = "".join(f"<tr class='{(classes or [''] * len(rows))[r]}'>" +
-                   "".join(f"<td class='{'l' if i < left else ''}'>{_fmt(v)}</td>" for i, v in enumerate(row)) + "</tr>"
-                   for r, row in enumerate(rows))
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _read(run: Path, name: str, default: Any = None) -> Any:
@@ -131,6 +107,20 @@ def render(run: Path, name: str | None = None) -> str:
         out.append("<h2>Test rows wrong with the highest confidence</h2>" +
                    _table([*keys, *cols], [[r[k] for k in keys] + [r["inputs"].get(c) for c in cols] for r in rows]))
     out.append("<h2>Data</h2>" + _data(schema, fp))
+    quality = _read(run, "quality.json")
+    if quality and quality.get("findings"):
+        from hone.quality.page import findings_table
+
+        le = quality.get("label_error_check") or {}
+        note = (f" Likely label errors: {le['flagged']} flagged of {le['rows_checked']} checked." if le and not
+                le.get("not_judged") else "")
+        cleaned = _read(run, "cleaning.json")
+        if cleaned:
+            note += (f" Cleaned before training (--clean): {cleaned.get('dropped_label_errors', 0)} label errors, "
+                     f"{cleaned['dropped_duplicates']} duplicates and {cleaned['dropped_conflicting']} conflicting rows "
+                     f"dropped, {len(cleaned['label_merges'])} label spellings merged.")
+        out.append("<h2>Data quality (audit)</h2><p class='muted'>quality.json has every finding with examples." +
+                   _e(note) + "</p>" + findings_table(quality["findings"]))
     out.append("<h2>Resolved config</h2><pre>" + _e(yaml.safe_dump(cfg, sort_keys=False)) + "</pre>")
     out.append("</body></html>")
     return "\n".join(out)

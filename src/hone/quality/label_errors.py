@@ -43,7 +43,12 @@ def label_error_check(table: Table, schema: Schema, ctx: Context) -> list[Findin
     rows, x_text, x_tab, y, classes = _sample(table, schema, ctx)
     if len(classes) < 2 or len(y) < 50:
         return []
-    probs = out_of_fold(x_text, x_tab, y, len(classes), seed=ctx.cfg.data.split.seed)
+    try:
+        probs = out_of_fold(x_text, x_tab, y, len(classes), seed=ctx.cfg.data.split.seed)
+    except ValueError as err:  # e.g. no token in any text: nothing to learn from
+        ctx.extras["label_error_check"] = {"not_judged": f"no out-of-fold model could be fitted ({err})"}
+        return [Finding("label_errors", "info", f"label errors not judged: no model could be fitted ({err})", 0,
+                        schema.target)]
     score, suggested, noise, why = wrong_label_posterior(y, probs)
     flagged = np.flatnonzero(score >= q.label_error_threshold) if why is None else np.zeros(0, dtype=int)
     flagged = flagged[np.argsort(-score[flagged], kind="stable")]
@@ -133,9 +138,16 @@ def _fit_predict(x_text: list[str] | None, x_tab: np.ndarray | None, y: np.ndarr
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
-        vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2 if len(tr) > 1000 else 1, sublinear_tf=True,
-                              max_features=200_000, dtype=np.float32)
-        a, b = vec.fit_transform([x_text[i] for i in tr]), vec.transform([x_text[i] for i in te])
+        train_texts = [x_text[i] for i in tr]
+        opts = {"ngram_range": (1, 2), "min_df": 2 if len(tr) > 1000 else 1, "sublinear_tf": True,
+                "max_features": 200_000, "dtype": np.float32}
+        try:
+            vec = TfidfVectorizer(**opts)
+            a = vec.fit_transform(train_texts)
+        except ValueError:  # no word of 2+ characters anywhere: single characters count as words
+            vec = TfidfVectorizer(**opts, token_pattern=r"(?u)\b\w+\b")
+            a = vec.fit_transform(train_texts)
+        b = vec.transform([x_text[i] for i in te])
         if x_tab is not None:
             ta, tb = _standardise(x_tab[tr], x_tab[te])
             a, b = sparse.hstack([a, ta]).tocsr(), sparse.hstack([b, tb]).tocsr()
@@ -195,7 +207,9 @@ def wrong_label_posterior(y: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray,
     p_true = _unmix(p, noise) if why is None else p
     post = p_true * noise[:, y].T  # P(true j | x, given y), unnormalised
     wrong = 1.0 - post[np.arange(n), y] / np.maximum(post.sum(1), 1e-12)
-    return np.clip(wrong, 0.0, 1.0), post.argmax(1), noise, why
+    other = post.copy()
+    other[np.arange(n), y] = -1.0  # the suggestion is the most likely label other than the given one
+    return np.clip(wrong, 0.0, 1.0), other.argmax(1), noise, why
 
 
 def _unmix(p_given: np.ndarray, noise: np.ndarray) -> np.ndarray:
