@@ -140,13 +140,17 @@ def audit(source: Any, *, target: str, output: str | Path | None = None, config:
 
     cfg = make_config(source, target=target, config=config, overrides=overrides)
     d = cfg.data
-    con = connect(memory_limit=d.memory_limit, keep_order=True)  # row numbers are positions in the source
+    import tempfile
+
+    spill = tempfile.TemporaryDirectory(prefix="hone-audit-")  # DuckDB spills here past its memory limit
+    con = connect(Path(spill.name), memory_limit=d.memory_limit, keep_order=True)  # rows: positions in the source
     try:
         table = open_table(source, con, encoding=d.encoding)
         schema = infer_run_schema(table, cfg)  # as a fit sees it: split, group and key columns are no features
         report = _audit(table, schema, cfg)
     finally:
         con.close()
+        spill.cleanup()
     if output is not None:
         from hone._io import write_text
         from hone.quality.page import render_audit

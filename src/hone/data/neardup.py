@@ -73,9 +73,12 @@ def near_duplicate_clusters(table: Table, schema: Schema, *, threshold: float = 
                       for b in range(BANDS))
     texts = f"SELECT {text} AS __s FROM {table.view} WHERE {where}"
     hashed = f"SELECT hash(__s) AS __t, {_shingles('__s')} AS __hs FROM ({texts})"
+    ordered = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    con.execute("SET preserve_insertion_order = false")  # keys are content hashes: order is not needed
     try:
-        # one row per distinct text: its key and band hashes (numbers only, a few dozen bytes a text)
-        table.execute(f"CREATE OR REPLACE TEMP TABLE hone_nd_bands AS SELECT DISTINCT __t, {bands} FROM "
+        # per row, its text key and band hashes (numbers only, a few dozen bytes a row; no DISTINCT,
+        # which would hold every text in one hash table: copies of a text only repeat a bucket entry)
+        table.execute(f"CREATE OR REPLACE TEMP TABLE hone_nd_bands AS SELECT __t, {bands} FROM "
                       f"(SELECT __t, {mins} FROM ({hashed}) WHERE len(__hs) >= {MIN_SHINGLES})")
         buckets = " UNION ALL ".join(
             f"SELECT b.__t, k.__a FROM hone_nd_bands b JOIN (SELECT __b{i} AS __b, min(__t) AS __a FROM hone_nd_bands "
@@ -85,9 +88,9 @@ def near_duplicate_clusters(table: Table, schema: Schema, *, threshold: float = 
         if not table.one("SELECT count(*) FROM hone_nd_cand")[0]:
             return 0
         # exact Jaccard of each candidate and its anchor: the texts of candidates only are read again
-        table.execute("CREATE OR REPLACE TEMP TABLE hone_nd_sh AS SELECT __t, any_value(__hs) AS __sh FROM "
-                      f"({hashed}) WHERE __t IN (SELECT __t FROM hone_nd_cand UNION SELECT __a FROM hone_nd_cand) "
-                      "GROUP BY __t")
+        table.execute(f"CREATE OR REPLACE TEMP TABLE hone_nd_sh AS SELECT __t, {_shingles('__s')} AS __sh FROM "
+                      f"(SELECT __t, any_value(__s) AS __s FROM (SELECT hash(__s) AS __t, __s FROM ({texts})) WHERE "
+                      "__t IN (SELECT __t FROM hone_nd_cand UNION SELECT __a FROM hone_nd_cand) GROUP BY __t)")
         inter = "len(list_intersect(a.__sh, b.__sh))"
         table.execute("CREATE OR REPLACE TEMP TABLE hone_nd_edges AS SELECT c.__t, c.__a, "
                       f"{inter} / (len(a.__sh) + len(b.__sh) - {inter})::DOUBLE AS __sim FROM hone_nd_cand c "
@@ -96,6 +99,7 @@ def near_duplicate_clusters(table: Table, schema: Schema, *, threshold: float = 
         _components(table, out)
         return int(table.one(f"SELECT count(*) FROM {out}")[0])
     finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if ordered else 'false'}")
         con.execute("DROP TABLE IF EXISTS hone_nd_bands; DROP TABLE IF EXISTS hone_nd_cand; "
                     "DROP TABLE IF EXISTS hone_nd_sh; DROP TABLE IF EXISTS hone_nd_edges; "
                     "DROP TABLE IF EXISTS hone_nd_label; DROP TABLE IF EXISTS hone_nd_next")

@@ -95,7 +95,7 @@ def split_table(table: Table, schema: Schema, cfg: SplitConfig, out_dir: Path, *
             limit = f"LIMIT {int(cap)}" if cap else ""
             # A cap keeps a stratified random sample: rows are ordered by their random rank within
             # their key's class, so any prefix holds every class in its share.
-            order = (f"percent_rank() OVER (PARTITION BY __cls ORDER BY __order, __tie), __order, __tie"
+            order = ("percent_rank() OVER (PARTITION BY __cls ORDER BY __order, __tie), __order, __tie"
                      if cap and classify else "__order, __tie")
             path = out_dir / f"{name}.parquet"
             table.execute(f"COPY (SELECT {', '.join(names)} FROM hone_split WHERE __split = '{name}' "

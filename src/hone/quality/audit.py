@@ -45,6 +45,7 @@ def audit(table: Table, schema: Schema, cfg: RunConfig | None = None, checks: li
         for name in checks or list(CHECKS):
             found += CHECKS[name](table, schema, ctx)
     finally:
-        table.con.execute("DROP TABLE IF EXISTS hone_neardup")
+        table.con.execute("DROP TABLE IF EXISTS hone_neardup; DROP TABLE IF EXISTS hone_rowkeys")
+        ctx.extras.pop("_done", None)
     found.sort(key=lambda f: (_ORDER[f.severity], -f.count))
     return QualityReport(table.name, rows, found, ctx.extras)

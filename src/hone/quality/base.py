@@ -12,9 +12,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from hone.config import RunConfig
-from hone.data.neardup import near_duplicate_clusters
+from hone.data.neardup import near_duplicate_clusters, text_key
 from hone.data.schema import Schema
 from hone.data.sources import Table
+from hone.data.split import feature_key
 from hone.data.sql import qi
 
 Severity = Literal["info", "warning", "error"]
@@ -43,6 +44,19 @@ class Context:
     cfg: RunConfig = field(default_factory=RunConfig)
     near_duplicates: int | None = None  # texts in clusters, once ``hone_neardup`` exists
     extras: dict[str, Any] = field(default_factory=dict)  # machine-readable sections of audit.json
+
+    def row_keys(self, table: Table, schema: Schema) -> str:
+        """The temp table ``hone_rowkeys(__row, __k, __t, __y)`` (once per audit): each labelled row's
+        position in the source, duplicate key (:func:`hone.data.split.feature_key`), text key
+        (:func:`hone.data.neardup.text_key`, NULL without text) and label as text. A few bytes a
+        row, whatever the table's width."""
+        if "rowkeys" not in self.extras.setdefault("_done", set()):
+            tgt, tk = qi(schema.target), text_key(schema) or "NULL::UBIGINT"
+            keys = (f"SELECT {feature_key(schema)} AS __k, {tk} AS __t, CAST({tgt} AS VARCHAR) AS __y FROM {table.view}")
+            table.execute(f"CREATE OR REPLACE TEMP TABLE hone_rowkeys AS SELECT * FROM (SELECT *, row_number() OVER () "
+                          f"- 1 AS __row FROM ({keys})) WHERE __y IS NOT NULL")
+            self.extras["_done"].add("rowkeys")
+        return "hone_rowkeys"
 
     def near_duplicate_texts(self, table: Table, schema: Schema) -> int:
         """Build the temp table ``hone_neardup`` over the labelled rows (once per audit)."""

@@ -6,20 +6,14 @@ from __future__ import annotations
 
 from hone.data.schema import Schema
 from hone.data.sources import Table
-from hone.data.split import feature_key
-from hone.data.sql import qi
 from hone.quality.base import Context, Finding, register
 
 
 @register("duplicates")
 def duplicate_checks(table: Table, schema: Schema, ctx: Context) -> list[Finding]:
-    tgt = qi(schema.target)
-    # key, label and position only: a few bytes a row, whatever the table's width
-    table.execute(f"CREATE OR REPLACE TEMP TABLE hone_dupkeys AS SELECT {feature_key(schema)} AS __k, "
-                  f"CAST({tgt} AS VARCHAR) AS __y, row_number() OVER () - 1 AS __row FROM {table.view} "
-                  f"WHERE {tgt} IS NOT NULL")
+    keys = ctx.row_keys(table, schema)
     try:
-        groups = ("SELECT __k, count(*) AS __n, count(DISTINCT __y) AS __labels FROM hone_dupkeys "
+        groups = (f"SELECT __k, count(*) AS __n, count(DISTINCT __y) AS __labels FROM {keys} "
                   "GROUP BY 1 HAVING count(*) > 1")
         table.execute(f"CREATE OR REPLACE TEMP TABLE hone_dupgroups AS {groups}")
         extra, clusters, conflicting, conflict_groups = (int(v or 0) for v in table.one(
@@ -30,7 +24,7 @@ def duplicate_checks(table: Table, schema: Schema, ctx: Context) -> list[Finding
             top = (f"SELECT __k FROM hone_dupgroups WHERE __labels {'>' if conflict else '='} 1 "
                    "ORDER BY __n DESC, __k LIMIT 5")
             return [(list(r), list(v)) for r, v in table.sql(
-                f"SELECT list(__row ORDER BY __row)[1:5], list(DISTINCT __y) FROM hone_dupkeys "
+                f"SELECT list(__row ORDER BY __row)[1:5], list(DISTINCT __y) FROM {keys} "
                 f"WHERE __k IN ({top}) GROUP BY __k ORDER BY count(*) DESC, __k").fetchall()]
 
         out = []
@@ -47,4 +41,4 @@ def duplicate_checks(table: Table, schema: Schema, ctx: Context) -> list[Finding
                                remedy="fix the labels, or drop the groups (--clean): no model can fit both"))
         return out
     finally:
-        table.con.execute("DROP TABLE IF EXISTS hone_dupkeys; DROP TABLE IF EXISTS hone_dupgroups")
+        table.con.execute("DROP TABLE IF EXISTS hone_dupgroups")

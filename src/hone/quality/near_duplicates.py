@@ -6,7 +6,7 @@ from __future__ import annotations
 from hone.data.neardup import text_key
 from hone.data.schema import Schema
 from hone.data.sources import Table
-from hone.data.split import feature_key, user_split_expr
+from hone.data.split import user_split_expr
 from hone.data.sql import qi
 from hone.quality.base import Context, Finding, register
 
@@ -16,17 +16,20 @@ def near_duplicate_check(table: Table, schema: Schema, ctx: Context) -> list[Fin
     if not ctx.near_duplicate_texts(table, schema):
         return []
     texts = [c.name for c in schema.columns if c.role == "text"]
-    first = qi(texts[0])
-    rows = (f"SELECT n.__row, nd.__c, nd.__sim, n.{first} AS __x FROM (SELECT *, row_number() OVER () - 1 AS __row "
-            f"FROM (SELECT {', '.join(qi(c) for c in texts)}, {qi(schema.target)} FROM {table.view})) n "
-            f"JOIN hone_neardup nd ON nd.__t = {text_key(schema)} WHERE n.{qi(schema.target)} IS NOT NULL")
-    table.execute(f"CREATE OR REPLACE TEMP TABLE hone_ndrows AS {rows}")
+    keys = ctx.row_keys(table, schema)
+    table.execute(f"CREATE OR REPLACE TEMP TABLE hone_ndrows AS SELECT rk.__row, nd.__c, nd.__sim FROM {keys} rk "
+                  "JOIN hone_neardup nd ON nd.__t = rk.__t")
     try:
         n_rows, n_clusters = table.one("SELECT count(*), count(DISTINCT __c) FROM hone_ndrows")
-        top = table.sql("SELECT list(__row ORDER BY __row)[1:5], list(left(__x, 100) ORDER BY __row)[1:3], "
-                        "min(__sim) FROM hone_ndrows GROUP BY __c ORDER BY count(*) DESC, min(__row) LIMIT 5").fetchall()
+        top = table.sql("SELECT list(__row ORDER BY __row)[1:5], min(__sim) FROM hone_ndrows GROUP BY __c "
+                        "ORDER BY count(*) DESC, min(__row) LIMIT 5").fetchall()
     finally:
         table.con.execute("DROP TABLE IF EXISTS hone_ndrows")
+    shown = sorted({r for rows, _ in top for r in rows[:3]})
+    text = dict(table.sql(f"SELECT __row, left(CAST(__x AS VARCHAR), 100) FROM (SELECT {qi(texts[0])} AS __x, "
+                          f"row_number() OVER () - 1 AS __row FROM {table.view}) WHERE __row IN "
+                          f"({', '.join(map(str, shown)) or 'NULL'})").fetchall())
+    top = [(rows, [text.get(r) for r in rows[:3]], sim) for rows, sim in top]
     t = ctx.cfg.data.split.near_duplicates or 0.7
     return [Finding("near_duplicates", "warning",
                     f"{n_rows} rows in {n_clusters} clusters have near-duplicate texts (word-bigram Jaccard >= {t:g}, "
@@ -41,7 +44,6 @@ def split_leakage_check(table: Table, schema: Schema, ctx: Context) -> list[Find
     the user's split column, a split by group or key (hash of its value), or hone's default (which
     keeps groups together, so the check reports what a random row split would have leaked)."""
     cfg = ctx.cfg.data.split
-    tgt = qi(schema.target)
     f0, f1, _ = cfg.fractions
     tk = text_key(schema)
     if tk:
@@ -50,14 +52,18 @@ def split_leakage_check(table: Table, schema: Schema, ctx: Context) -> list[Find
     if cfg.column:
         assign, how = user_split_expr(table, cfg), f"the split column {cfg.column!r}"
     else:
-        u = f"(hash({qi(by)}, {int(cfg.seed)}) % 1000000) / 1e6" if by else f"(hash(__row, {int(cfg.seed)}) % 1000000) / 1e6"
+        u = f"(hash({qi(by)}, {int(cfg.seed)}) % 1000000) / 1e6" if by else f"(hash(rk.__row, {int(cfg.seed)}) % 1000000) / 1e6"
         assign = f"CASE WHEN {u} < {f0} THEN 'train' WHEN {u} < {f0 + f1} THEN 'validation' ELSE 'test' END"
         how = f"a split by {by!r}" if by else "a random row split"
-    group = f"coalesce(__nd.__c, {feature_key(schema)})" if tk else feature_key(schema)
-    join = f" LEFT JOIN hone_neardup __nd ON __nd.__t = {tk}" if tk else ""
-    inner = f"SELECT * FROM {table.view} WHERE {tgt} IS NOT NULL"
-    rows = (f"SELECT __row, {group} AS __g, {assign} AS __s FROM (SELECT *, row_number() OVER () - 1 AS __row "
-            f"FROM ({inner})){join}")
+    keys = ctx.row_keys(table, schema)
+    source = f"{keys} rk"
+    if cfg.column or by:  # the split decided by a column: one narrow pass for it, joined by position
+        source += (f" JOIN (SELECT {assign} AS __s, row_number() OVER () - 1 AS __row FROM {table.view}) a "
+                   "USING (__row)")
+        assign = "a.__s"
+    if tk:
+        source += " LEFT JOIN hone_neardup __nd ON __nd.__t = rk.__t"
+    rows = f"SELECT rk.__row AS __row, {'coalesce(__nd.__c, rk.__k)' if tk else 'rk.__k'} AS __g, {assign} AS __s FROM {source}"
     table.execute(f"CREATE OR REPLACE TEMP TABLE hone_leak AS {rows}")
     try:
         table.execute("CREATE OR REPLACE TEMP TABLE hone_leakg AS SELECT __g, count(*) AS __n FROM hone_leak "
