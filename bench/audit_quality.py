@@ -88,16 +88,16 @@ def main() -> None:
     flagged = {e["row"] for e in report.extras["label_errors"]}
     print(f"hone audit ({wall:.0f} s, all checks): {pr(flagged)}; expected precision {check.get('expected_precision')}"
           + (f"; not judged: {check['not_judged']}" if check.get("not_judged") else ""))
-    for t in (0.3, 0.7, 0.9):
-        print(f"  at score >= {t}: {pr({e['row'] for e in report.extras['label_errors'] if e['score'] >= t})}"
-              + (" (only rows >= the 0.5 default are listed)" if t < 0.5 else ""))
 
     from cleanlab.filter import find_label_issues
 
-    from hone.quality.label_errors import out_of_fold
+    from hone.quality.label_errors import out_of_fold, wrong_label_posterior
 
     y = np.asarray([classes.index(v) for v in given])
-    probs = out_of_fold(train_text, None, y, len(classes), seed=0)
+    probs = out_of_fold(train_text, None, y, len(classes), seed=0)  # what the audit computes
+    score = wrong_label_posterior(y, probs)[0]
+    for t in (0.2, 0.3, 0.5, 0.7, 0.9):
+        print(f"  other cuts, score >= {t}: {pr(set(np.flatnonzero(score >= t).tolist()))}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = set(np.flatnonzero(find_label_issues(y, probs)).tolist())

@@ -65,3 +65,18 @@ def test_clean_data_has_no_errors(tab_table: pa.Table) -> None:
     report = hone.audit(tab_table, target="label")
     assert not [f for f in report.findings if f.severity == "error"]
     assert "exact_duplicates" not in {f.check for f in report.findings}
+
+
+def test_constant_and_id_like_columns_are_profiled_and_reported(tmp_path: Path) -> None:
+    n = 400
+    rng = np.random.default_rng(3)
+    t = pa.table({"customer_id": list(range(n)), "const": ["same"] * n, "x": rng.normal(size=n),
+                  "y": rng.choice(["a", "b"], n).tolist()})
+    report = hone.audit(t, target="y", output=tmp_path)
+    dropped = {f.column: f.message for f in report.findings if f.check == "dropped_column"}
+    assert "constant" in dropped["const"] and "ID-like" in dropped["customer_id"]
+    profile = {c["column"]: c for c in report.extras["columns"]}
+    assert profile["x"]["role"] == "numeric" and profile["x"]["missing_rate"] == 0
+    assert profile["const"]["distinct"] == 1 and profile["const"]["role"] == "dropped"
+    assert abs(profile["customer_id"]["distinct"] - n) <= 0.05 * n
+    assert "<h2>Columns</h2>" in (tmp_path / "audit.html").read_text()

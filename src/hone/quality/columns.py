@@ -1,5 +1,6 @@
 """Per-column checks: missing values, constant and ID-like columns, values of the wrong type,
-numeric outliers (robust z-score: |x - median| / (1.4826 * MAD) > 5)."""
+numeric outliers (robust z-score: |x - median| / (1.4826 * MAD) > 5); and the column profile
+(type, role, missing rate, approximate distinct count) in ``audit.json``'s ``columns``."""
 
 from __future__ import annotations
 
@@ -18,9 +19,14 @@ def column_checks(table: Table, schema: Schema, ctx: Context) -> list[Finding]:
     names = [c for c in table.columns if c != schema.target]
     parts = ", ".join(f"count({qi(c)}), approx_count_distinct({qi(c)})" for c in names)
     row = table.one(f"SELECT {parts} FROM {table.view}") if names else ()
+    roles = {spec.name: spec.role for spec in schema.columns}
+    profile = ctx.extras.setdefault("columns", [])
     for i, c in enumerate(names):
         present, distinct = int(row[2 * i] or 0), int(row[2 * i + 1] or 0)
         missing = n - present
+        profile.append({"column": c, "type": table.dtype(c), "role": roles.get(c, "dropped"),
+                        "missing_rate": round(missing / max(n, 1), 4), "distinct": distinct,
+                        "why_dropped": schema.dropped.get(c)})
         if missing:
             sev = "warning" if missing / max(n, 1) > 0.5 else "info"
             out.append(Finding("missing_values", sev, f"{missing} of {n} values of {c!r} are missing "
