@@ -143,6 +143,10 @@ class Model:
         y = np.concatenate(ys) if with_targets else None
         return np.concatenate(outs), y
 
+    def predict_outputs(self, data: Any) -> np.ndarray:
+        """The chosen model's outputs: calibrated probabilities ``[N, K]`` or values ``[N]``."""
+        return self._outputs(data)[0]
+
     def predict_proba(self, data: Any) -> np.ndarray:
         """Class probabilities ``[N, K]``, columns ordered as :attr:`classes`."""
         if self.task == "regression":

@@ -94,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     _add_config_flags(au, _AUDIT_FLAGS)
     au.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="any config field, e.g. --set quality.label_error_rows=50000 (repeatable)")
+    sv = sub.add_parser("serve", help="serve a saved model over HTTP (FastAPI: /predict, /health, /metadata, /docs)")
+    sv.add_argument("model_dir")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--token", help="require 'Authorization: Bearer TOKEN' (default: $HONE_TOKEN, else none)")
+    sv.add_argument("--max-body-mb", type=float, default=1.0, help="largest request body accepted (default 1 MB)")
     rp = sub.add_parser("report", help="render RUN_DIR/report.html again from the run's files")
     rp.add_argument("run_dir")
     cp = sub.add_parser("compare", help="print runs' test metrics side by side (and render them with --output)")
@@ -129,6 +135,10 @@ def _run(a: argparse.Namespace) -> int:
         print(f"wrote {n} predictions to {a.output}")
     elif a.command == "audit":
         print(api.audit(a.source, target=a.target, output=a.output, config=a.config, **_fit_overrides(a)))
+    elif a.command == "serve":
+        from hone.serve import serve
+
+        serve(a.model_dir, host=a.host, port=a.port, token=a.token, max_body_bytes=int(a.max_body_mb * 2**20))
     elif a.command == "report":
         print(f"wrote {api.report(a.run_dir)}")
     elif a.command == "compare":

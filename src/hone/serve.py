@@ -1,0 +1,197 @@
+"""``hone serve``: a saved model behind FastAPI (no ``from __future__ import annotations`` here: FastAPI
+reads the route signatures at run time).
+
+* ``POST /predict`` takes ``{"records": [{column: value, ...}, ...]}`` and returns one prediction
+  (and, for classification, one probability per class) per record. Each record is validated
+  against the model's schema: an unknown field, a missing feature or a value of the wrong type is
+  a 422 that names the record and the field.
+* ``GET /health``, ``GET /metadata`` (schema, classes, test metrics, versions) and the OpenAPI page
+  at ``/docs``.
+* Concurrent requests are micro-batched: records that arrive within ``batch_wait_ms`` of each
+  other (up to ``max_batch`` rows) go through the model in one call, in a worker thread, so the
+  event loop keeps accepting requests.
+* A request body over ``max_body_bytes`` is refused with 413 before it is parsed; with a token
+  (``--token`` or ``HONE_TOKEN``) every route but ``/health`` needs ``Authorization: Bearer <token>``.
+* It binds to 127.0.0.1 unless told otherwise.
+"""
+
+
+import asyncio
+import hmac
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from hone._version import __version__
+from hone.artifact import Model
+from hone.errors import MissingDependencyError
+
+_TYPES: dict[str, tuple[Any, pa.DataType]] = {
+    "text": (str, pa.string()), "categorical": (str, pa.string()), "numeric": (float, pa.float64()),
+    "boolean": (bool, pa.bool_()), "datetime": (str, pa.string()),
+}
+
+
+@dataclass
+class _Pending:
+    rows: list[dict[str, Any]]
+    future: asyncio.Future[Any]
+
+
+@dataclass
+class MicroBatcher:
+    """Collects records from concurrent requests and scores them in one model call."""
+
+    model: Model
+    max_batch: int = 256
+    wait_s: float = 0.005
+    queue: asyncio.Queue[_Pending] = field(default_factory=asyncio.Queue)
+    calls: int = 0  # model calls made (the test checks that concurrent requests share them)
+
+    async def score(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray, int]:
+        """The outputs for ``rows`` and the number of rows in the model call that scored them."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await self.queue.put(_Pending(rows, fut))
+        return await fut
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await self.queue.get()
+            batch, n = [first], len(first.rows)
+            deadline = loop.time() + self.wait_s
+            while n < self.max_batch:
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), timeout)
+                except asyncio.TimeoutError:
+                    break
+                batch.append(item)
+                n += len(item.rows)
+            rows = [r for p in batch for r in p.rows]
+            try:
+                out = await loop.run_in_executor(None, self._score, rows)
+            except Exception as err:  # noqa: BLE001  (the requests get the error, the loop goes on)
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(err)
+                continue
+            self.calls += 1
+            start = 0
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_result((out[start:start + len(p.rows)], len(rows)))
+                start += len(p.rows)
+
+    def _score(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        schema = self.model.pre.schema
+        cols = {}
+        for c in schema.columns:
+            _, arrow = _TYPES.get(c.role, (str, pa.string()))
+            cols[c.name] = pa.array([r.get(c.name) for r in rows], type=arrow)
+        return self.model.predict_outputs(pa.table(cols))
+
+
+def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 1 << 20, max_records: int = 1000,
+               max_batch: int = 256, batch_wait_ms: float = 5.0) -> Any:
+    """The FastAPI application serving ``model``."""
+    from contextlib import asynccontextmanager
+
+    from fastapi import Depends, FastAPI, HTTPException, Request
+    from fastapi.responses import JSONResponse
+    from pydantic import BaseModel, ConfigDict, Field, create_model
+
+    schema = model.pre.schema
+    fields: dict[str, Any] = {}
+    for c in schema.columns:
+        py, _ = _TYPES.get(c.role, (str, pa.string()))
+        fields[c.name] = (py | None, Field(..., description=f"{c.role} feature"))
+    for name in [*schema.dropped, schema.target]:  # columns of the training table that are not features:
+        fields.setdefault(name, (Any, Field(None, description="accepted and ignored")))  # a whole row may be sent
+    Record = create_model("Record", __config__=ConfigDict(extra="forbid", strict=False), **fields)
+
+    class PredictRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        records: list[Record] = Field(..., min_length=1, max_length=max_records)  # type: ignore[valid-type]
+
+    batcher = MicroBatcher(model, max_batch=max_batch, wait_s=batch_wait_ms / 1000)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        task = asyncio.create_task(batcher.run())
+        yield
+        task.cancel()
+
+    app = FastAPI(title=f"hone: {schema.target}", version=__version__, lifespan=lifespan,
+                  description=f"Predicts {schema.target!r} ({schema.task}).")
+    app.state.batcher = batcher
+
+    @app.middleware("http")
+    async def limit_size(request: Request, call_next):  # noqa: ANN001, ANN202
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > max_body_bytes:
+            return JSONResponse({"detail": f"request body of {length} bytes is over the limit of {max_body_bytes}"},
+                                status_code=413)
+        return await call_next(request)
+
+    def authorised(request: Request) -> None:
+        if token is None:
+            return
+        got = request.headers.get("authorization", "")
+        if not hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
+            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.get("/metadata", dependencies=[Depends(authorised)])
+    async def metadata() -> dict[str, Any]:
+        m = model.metrics
+        return {"target": schema.target, "task": schema.task, "classes": [str(c) for c in model.classes],
+                "features": [{"name": c.name, "role": c.role, "type": c.dtype} for c in schema.columns],
+                "metrics": {"test": m.get("test", {}), "model": m.get("model", {}).get("chosen")},
+                "hone_version": __version__, "format": model.meta.get("format")}
+
+    @app.post("/predict", dependencies=[Depends(authorised)])
+    async def predict(req: PredictRequest) -> dict[str, Any]:  # type: ignore[valid-type]
+        t0 = time.perf_counter()
+        rows = [r.model_dump() for r in req.records]
+        out, batch_rows = await batcher.score(rows)
+        labels = model.labels_for(out)
+        body: dict[str, Any] = {"predictions": [_plain(v) for v in labels]}
+        if schema.task != "regression":
+            names = [str(c) for c in model.classes]
+            body["probabilities"] = [dict(zip(names, map(float, row))) for row in out]
+        body["ms"] = round(1000 * (time.perf_counter() - t0), 2)
+        body["batch_rows"] = batch_rows  # rows scored in the same model call (micro-batching)
+        return body
+
+    return app
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def serve(model_dir: str, *, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
+          max_body_bytes: int = 1 << 20) -> None:
+    """Load the model and serve it with uvicorn until interrupted."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError as err:
+        raise MissingDependencyError("hone serve needs FastAPI and uvicorn; install them with: "
+                                     "pip install 'hone[serve]'") from err
+
+    from hone.api import load
+
+    token = token or os.environ.get("HONE_TOKEN") or None
+    app = create_app(load(model_dir), token=token, max_body_bytes=max_body_bytes)
+    uvicorn.run(app, host=host, port=port, log_level="warning", workers=1)
