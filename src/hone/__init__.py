@@ -11,14 +11,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hone._version import __version__
-__all__ = ["Model", "RunConfig", "__version__", "audit", "evaluate", "fit", "load", "predict"]
+__all__ = ["Model", "RunConfig", "__version__", "audit", "evaluate", "export", "fit", "load", "predict"]
 
 if TYPE_CHECKING:
-    from hone.api import audit, evaluate, fit, load, predict
+    from hone.api import audit, evaluate, export, fit, load, predict
     from hone.artifact import Model
     from hone.config import RunConfig
 
 _LAZY = {"fit": "hone.api", "audit": "hone.api", "predict": "hone.api", "evaluate": "hone.api", "load": "hone.api",
+         "export": "hone.api",
          "Model": "hone.artifact", "RunConfig": "hone.config"}
 
 

@@ -119,13 +119,27 @@ def load(path: str | Path, **kwargs: Any) -> Any:
 
 
 def predict(model_dir: str | Path, source: Any, output: str | Path, *, keep: list[str] | None = None,
-            precision: str | None = None, encoding: str | None = None) -> int:
+            precision: str | None = None, encoding: str | None = None, runtime: str = "torch") -> int:
     """Score ``source`` with the model in ``model_dir`` into ``output``; returns the number of rows.
 
-    ``precision`` (fp32, bf16, auto) overrides the one the model was trained with."""
+    ``precision`` (fp32, bf16, auto) overrides the one the model was trained with; ``runtime``
+    (torch, onnx, onnx-int8, auto) chooses the engine (onnx ones need ``hone export`` first)."""
     from hone.predict import predict_file
 
-    return predict_file(load(model_dir, precision=precision), source, output, keep=keep, encoding=encoding)
+    model = load(model_dir, precision=precision, runtime=runtime)
+    logger.info("scoring with the %s runtime", model.runtime)
+    return predict_file(model, source, output, keep=keep, encoding=encoding)
+
+
+def export(model_dir: str | Path, *, format: str = "onnx", quantize: str | None = None, data: Any = None) -> dict[str, Any]:
+    """Export the model to ONNX inside its folder, with the parity check (see :mod:`hone.onnx_export`)."""
+    from hone.onnx_export import export_onnx
+
+    if format != "onnx":
+        raise ConfigError(f"export format must be onnx, not {format!r}")
+    if quantize not in (None, "int8"):
+        raise ConfigError(f"--quantize must be int8, not {quantize!r}")
+    return export_onnx(load(model_dir, precision="fp32"), Path(model_dir), quantize=quantize, data=data)
 
 
 def audit(source: Any, *, target: str, output: str | Path | None = None, config: Any = None,

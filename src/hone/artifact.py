@@ -66,6 +66,35 @@ class Model:
         self.device = next(net.parameters()).device
         self.precision = resolve_precision(precision, self.device)
         self.coerced: dict[str, int] = {}  # cells of the last scored input read as missing, per column
+        self.runtime = "torch"
+        self.session: Any = None  # an ONNX Runtime session when runtime is onnx or onnx-int8
+
+    def use_runtime(self, runtime: str, model_dir: Path) -> str:
+        """Score with ``torch``, ``onnx``, ``onnx-int8`` or ``auto`` (the fastest that passed parity
+        at export, from ``onnx.json``). Returns the runtime chosen."""
+        if runtime not in ("torch", "onnx", "onnx-int8", "auto"):
+            raise ModelDirError(f"runtime must be torch, onnx, onnx-int8 or auto, not {runtime!r}")
+        record_path = model_dir / "onnx.json"
+        record = json.loads(record_path.read_text()) if record_path.is_file() else None
+        if runtime == "auto":
+            runtime = "torch"
+            if record is not None and self.decision.uses_network:
+                speeds = {"torch": record["fp32"]["torch_rows_per_s"], "onnx": record["fp32"]["rows_per_s"]}
+                if "int8" in record:
+                    speeds["onnx-int8"] = record["int8"]["rows_per_s"]
+                runtime = max(speeds, key=lambda k: speeds[k])
+        if runtime != "torch":
+            name = "model.onnx" if runtime == "onnx" else "model.int8.onnx"
+            if record is None or not (model_dir / name).is_file():
+                raise ModelDirError(f"{str(model_dir)!r} has no {name}: run hone export {model_dir} --format onnx"
+                                    + (" --quantize int8" if runtime == "onnx-int8" else ""))
+            from hone.models.onnx_inference import session_for
+
+            self.session = session_for(model_dir / name)
+        else:
+            self.session = None
+        self.runtime = runtime
+        return runtime
 
     @property
     def task(self) -> str:
@@ -103,6 +132,17 @@ class Model:
     def outputs(self, batches: Iterable[pa.Table | pa.RecordBatch]) -> Iterator[tuple[pa.Table, np.ndarray]]:
         """``(batch, outputs)``: the chosen model's calibrated probabilities ``[B, K]`` (or values ``[B]``)."""
         dec = self.decision
+        if dec.uses_network and self.session is not None:
+            from hone.models.onnx_inference import onnx_outputs
+
+            for t in as_tables(batches):  # the graph holds the network's temperature when it predicts alone
+                net_out = onnx_outputs(self.session, self.pre, t)
+                if dec.model == "network":
+                    yield t, net_out
+                else:
+                    base = self.baseline.outputs(t) if dec.uses_baseline and self.baseline is not None else None
+                    yield t, dec.combine(net_out, base)
+            return
         if dec.uses_network:
             pairs: Iterable[tuple[pa.Table, np.ndarray | None]] = iter_outputs(
                 self.net, self.pre, batches, precision=self.precision, device=self.device)
@@ -223,7 +263,8 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def load(path: str | Path, *, device: str | None = None, precision: str | None = None) -> Model:
+def load(path: str | Path, *, device: str | None = None, precision: str | None = None,
+         runtime: str = "torch") -> Model:
     """Load a model directory written by :meth:`Model.save` (or ``hone fit``).
 
     Args:
@@ -231,6 +272,8 @@ def load(path: str | Path, *, device: str | None = None, precision: str | None =
         device: ``cpu``, ``cuda``...; default: a GPU if there is one.
         precision: ``fp32``, ``bf16`` or ``auto``; default: the precision the model was trained
             and evaluated with (recorded in ``hone.json``), so its metrics reproduce.
+        runtime: ``torch``, ``onnx`` (fp32 graph), ``onnx-int8``, or ``auto``: the fastest that
+            passed the export's parity check (``onnx.json``; torch when there is no export).
 
     Raises:
         ModelDirError: the folder is missing, or is not a hone model, or its files are broken.
@@ -281,4 +324,6 @@ def load(path: str | Path, *, device: str | None = None, precision: str | None =
     if precision is None and chosen == "bf16" and dev.type == "cpu" and not cpu_has_fast_bf16():
         logger.warning("this model was trained and evaluated in bf16, which this CPU runs slowly (no native bf16); "
                        "pass precision='fp32' (--precision fp32) to score faster with slightly different numbers")
-    return Model(net, pre, meta, assets=assets, precision=chosen, baseline=baseline, decision=decision)
+    model = Model(net, pre, meta, assets=assets, precision=chosen, baseline=baseline, decision=decision)
+    model.use_runtime(runtime, root)
+    return model

@@ -11,6 +11,7 @@ import os
 import sys
 import typing
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hone.errors import UserError
@@ -82,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--encoding", help="text encoding of CSV input: utf-8 (default), latin-1, utf-16")
         if cmd == "predict":
             c.add_argument("--output", required=True, help="output file: .parquet, .csv or .tsv")
+            c.add_argument("--runtime", choices=["torch", "onnx", "onnx-int8", "auto"], default="torch",
+                           help="scoring engine; onnx ones need 'hone export' first; auto: the fastest that "
+                                "passed the export's parity check")
             c.add_argument("--keep", type=_csv_list, metavar="COLS", help="input columns to copy (default: all)")
         else:
             c.add_argument("--target", help="the target column (must be the one the model predicts)")
@@ -94,6 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_config_flags(au, _AUDIT_FLAGS)
     au.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="any config field, e.g. --set quality.label_error_rows=50000 (repeatable)")
+    ex = sub.add_parser("export", help="export a saved model to ONNX (model.onnx in its folder), parity-checked")
+    ex.add_argument("model_dir")
+    ex.add_argument("--format", default="onnx", choices=["onnx"])
+    ex.add_argument("--quantize", choices=["int8"], help="also write model.int8.onnx (dynamic int8 weights)")
+    ex.add_argument("--data", help="rows to check parity on (default: rows made from the model's schema)")
     sv = sub.add_parser("serve", help="serve a saved model over HTTP (FastAPI: /predict, /health, /metadata, /docs)")
     sv.add_argument("model_dir")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -131,10 +140,20 @@ def _run(a: argparse.Namespace) -> int:
         print(model.metrics_table())
         print(f"model: {model.run_dir / 'model'}")
     elif a.command == "predict":
-        n = api.predict(a.model_dir, a.source, a.output, keep=a.keep, precision=a.precision, encoding=a.encoding)
+        n = api.predict(a.model_dir, a.source, a.output, keep=a.keep, precision=a.precision, encoding=a.encoding,
+                        runtime=a.runtime)
         print(f"wrote {n} predictions to {a.output}")
     elif a.command == "audit":
         print(api.audit(a.source, target=a.target, output=a.output, config=a.config, **_fit_overrides(a)))
+    elif a.command == "export":
+        rec = api.export(a.model_dir, format=a.format, quantize=a.quantize, data=a.data)
+        for part in ("fp32", "int8"):
+            if part in rec:
+                r = rec[part]
+                agree = f", label agreement {r['label_agreement']:.1%}" if "label_agreement" in r else ""
+                print(f"{part}: max |onnx - torch| {r['max_abs_diff']:.1e}{agree}, {r['rows_per_s']:.0f} rows/s "
+                      f"(torch {r['torch_rows_per_s']:.0f}) on {rec['rows_checked']} rows")
+        print(f"wrote {Path(a.model_dir) / 'model.onnx'}" + (" and model.int8.onnx" if "int8" in rec else ""))
     elif a.command == "serve":
         from hone.serve import serve
 

@@ -1,0 +1,55 @@
+"""The ONNX runtime path of inference: the exported graph fed by the same preprocessing as PyTorch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from hone.features.pipeline import Preprocessor
+
+
+def flatten(inputs: dict[str, Any]) -> tuple[list[str], list[torch.Tensor]]:
+    """``{modality: tensors}`` -> input names and tensors, in a fixed order."""
+    names, tensors = [], []
+    for modality, value in inputs.items():
+        if isinstance(value, dict):  # text: {column: (ids, mask)}
+            for i, (ids, mask) in enumerate(value.values()):
+                names += [f"{modality}_{i}_ids", f"{modality}_{i}_mask"]
+                tensors += [ids, mask]
+        else:
+            names.append(modality)
+            tensors.append(value)
+    return names, tensors
+
+
+def session_for(path: Path, ort: Any = None) -> Any:
+    """An ONNX Runtime session on the CPU (never the Azure provider onnxruntime also lists)."""
+    if ort is None:
+        import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def onnx_outputs(session: Any, pre: Preprocessor, batch: pa.Table, sub_batch: int = 64) -> np.ndarray:
+    """The graph's outputs for an Arrow batch (rows sorted by length in sub-batches, order restored)."""
+    order = None
+    step = batch.num_rows
+    if pre.text is not None and batch.num_rows > 1:
+        order = np.argsort(pre.lengths(batch), kind="stable")
+        batch = batch.take(order)
+        step = sub_batch
+    parts = []
+    for i in range(0, batch.num_rows, step):
+        names, tensors = flatten(pre.inputs(batch.slice(i, step), "cpu"))
+        parts.append(session.run(None, {n: t.numpy() for n, t in zip(names, tensors)})[0])
+    res = np.concatenate(parts).astype(np.float64)
+    if order is not None:
+        inv = np.empty_like(order)
+        inv[order] = np.arange(len(order))
+        res = res[inv]
+    return res

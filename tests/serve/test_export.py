@@ -1,0 +1,72 @@
+"""ONNX export: parity with PyTorch at export (fp32 and int8), refusal when it misses, and scoring
+with --runtime onnx giving PyTorch's answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+import hone
+from hone.cli import main
+from hone.errors import DataError
+from hone.testing import make_table
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path) -> Path:
+    out = tmp_path_factory.mktemp("export") / "run"
+    hone.fit(make_table(600, seed=5), target="label", output=out, backbone=str(tiny_backbone), epochs=4,
+             show_progress=False, max_length=16, lr=1e-3, **{"train.head_lr": 5e-3})
+    return out / "model"
+
+
+def test_export_checks_parity_and_onnx_scores_like_torch(trained: Path, tmp_path: Path) -> None:
+    rows = tmp_path / "rows.parquet"
+    pq.write_table(make_table(300, seed=21), rows)
+    rec = hone.export(trained, quantize="int8", data=str(rows))
+    assert (trained / "model.onnx").is_file() and (trained / "model.int8.onnx").is_file()
+    assert rec["fp32"]["max_abs_diff"] <= 1e-4 and rec["int8"]["label_agreement"] >= 0.99
+    assert json.loads((trained / "onnx.json").read_text())["rows_checked"] == 256  # the first 256 rows of --data
+    # text (two columns of different lengths), numeric, categorical, boolean and date inputs all in the graph
+    assert {"text_0_ids", "text_1_mask", "numeric", "categorical"} <= set(rec["inputs"])
+    fresh = make_table(120, seed=33)
+    torch_p = hone.load(trained).predict_proba(fresh)
+    for runtime, tol in (("onnx", 1e-4), ("onnx-int8", 0.05)):
+        m = hone.load(trained, runtime=runtime)
+        assert m.runtime == runtime and np.abs(m.predict_proba(fresh) - torch_p).max() <= tol
+    assert hone.load(trained, runtime="auto").runtime in {"torch", "onnx", "onnx-int8"}
+    out = tmp_path / "scored.parquet"
+    assert main(["predict", str(trained), str(rows), "--output", str(out), "--runtime", "onnx"]) == 0
+    scored = pq.read_table(out)
+    ref = hone.load(trained).predict_proba(make_table(300, seed=21))
+    assert np.abs(np.asarray(scored["proba_pos"]) - ref[:, list(hone.load(trained).classes).index("pos")]).max() <= 1e-4
+
+
+def test_regression_export_parity(tmp_path: Path, tiny_backbone: Path) -> None:
+    hone.fit(make_table(300, seed=6), target="price", output=tmp_path / "r", backbone=str(tiny_backbone), epochs=1,
+             show_progress=False, max_length=16)
+    rec = hone.export(tmp_path / "r" / "model")
+    assert rec["fp32"]["max_abs_diff"] <= 1e-4 and rec["parity_rows"] == "made from the model's schema"
+    fresh = make_table(50, seed=8)
+    a = hone.load(tmp_path / "r" / "model").predict(fresh)
+    b = hone.load(tmp_path / "r" / "model", runtime="onnx").predict(fresh)
+    assert np.abs(a - b).max() <= 1e-4 * max(1.0, float(np.abs(a).max()))
+
+
+def test_a_failed_parity_check_leaves_nothing(trained: Path, tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    import hone.onnx_export as ex
+
+    copy = tmp_path / "m"
+    shutil.copytree(trained, copy, ignore=shutil.ignore_patterns("*.onnx", "onnx.json"))
+    monkeypatch.setattr(ex, "FP32_TOLERANCE", -1.0)
+    with pytest.raises(DataError, match="refused"):
+        hone.export(copy)
+    assert not any(p.suffix == ".onnx" or p.name.startswith(".") for p in copy.iterdir())
+    assert main(["predict", str(copy), str(tmp_path / "x.csv"), "--output", str(tmp_path / "o.csv"),
+                 "--runtime", "onnx"]) == 2
