@@ -109,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--token", help="require 'Authorization: Bearer TOKEN' (default: $HONE_TOKEN, else none)")
     sv.add_argument("--max-body-mb", type=float, default=1.0, help="largest request body accepted (default 1 MB)")
+    sv.add_argument("--runtime", choices=["torch", "onnx", "onnx-int8", "auto"], default="auto",
+                    help="scoring engine (default auto: the fastest that passed the export's parity check, else torch)")
     rp = sub.add_parser("report", help="render RUN_DIR/report.html again from the run's files")
     rp.add_argument("run_dir")
     cp = sub.add_parser("compare", help="print runs' test metrics side by side (and render them with --output)")
@@ -157,7 +159,8 @@ def _run(a: argparse.Namespace) -> int:
     elif a.command == "serve":
         from hone.serve import serve
 
-        serve(a.model_dir, host=a.host, port=a.port, token=a.token, max_body_bytes=int(a.max_body_mb * 2**20))
+        serve(a.model_dir, host=a.host, port=a.port, token=a.token, max_body_bytes=int(a.max_body_mb * 2**20),
+              runtime=a.runtime)
     elif a.command == "report":
         print(f"wrote {api.report(a.run_dir)}")
     elif a.command == "compare":

@@ -157,7 +157,7 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
         return {"target": schema.target, "task": schema.task, "classes": [str(c) for c in model.classes],
                 "features": [{"name": c.name, "role": c.role, "type": c.dtype} for c in schema.columns],
                 "metrics": {"test": m.get("test", {}), "model": m.get("model", {}).get("chosen")},
-                "hone_version": __version__, "format": model.meta.get("format")}
+                "hone_version": __version__, "format": model.meta.get("format"), "runtime": model.runtime}
 
     @app.post("/predict", dependencies=[Depends(authorised)])
     async def predict(req: PredictRequest) -> dict[str, Any]:  # type: ignore[valid-type]
@@ -181,7 +181,7 @@ def _plain(v: Any) -> Any:
 
 
 def serve(model_dir: str, *, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
-          max_body_bytes: int = 1 << 20) -> None:
+          max_body_bytes: int = 1 << 20, runtime: str = "auto") -> None:
     """Load the model and serve it with uvicorn until interrupted."""
     try:
         import fastapi  # noqa: F401
@@ -193,5 +193,7 @@ def serve(model_dir: str, *, host: str = "127.0.0.1", port: int = 8000, token: s
     from hone.api import load
 
     token = token or os.environ.get("HONE_TOKEN") or None
-    app = create_app(load(model_dir), token=token, max_body_bytes=max_body_bytes)
+    model = load(model_dir, runtime=runtime)
+    print(f"serving {model_dir} with the {model.runtime} runtime on http://{host}:{port} (docs at /docs)", flush=True)
+    app = create_app(model, token=token, max_body_bytes=max_body_bytes)
     uvicorn.run(app, host=host, port=port, log_level="warning", workers=1)

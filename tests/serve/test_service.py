@@ -99,6 +99,7 @@ def test_token_size_limit_metadata_and_docs(server: str) -> None:
     meta = httpx.get(server + "/metadata", headers=_auth()).json()
     assert meta["target"] == "label" and set(meta["classes"]) == {"pos", "neg"}
     assert {f["name"] for f in meta["features"]} >= {"review", "price", "store"} and "hone_version" in meta
+    assert meta["runtime"] == "torch"  # auto, and the model has no ONNX export
     assert httpx.get(server + "/openapi.json").status_code == 200
     assert httpx.get(server + "/health").json() == {"status": "ok"}
 
