@@ -119,7 +119,8 @@ def load(path: str | Path, **kwargs: Any) -> Any:
 
 
 def predict(model_dir: str | Path, source: Any, output: str | Path, *, keep: list[str] | None = None,
-            precision: str | None = None, encoding: str | None = None, runtime: str = "torch") -> int:
+            precision: str | None = None, encoding: str | None = None, runtime: str = "torch",
+            workers: int | None = None, progress: bool | None = None) -> int:
     """Score ``source`` with the model in ``model_dir`` into ``output``; returns the number of rows.
 
     ``precision`` (fp32, bf16, auto) overrides the one the model was trained with; ``runtime``
@@ -128,7 +129,7 @@ def predict(model_dir: str | Path, source: Any, output: str | Path, *, keep: lis
 
     model = load(model_dir, precision=precision, runtime=runtime)
     logger.info("scoring with the %s runtime", model.runtime)
-    return predict_file(model, source, output, keep=keep, encoding=encoding)
+    return predict_file(model, source, output, keep=keep, encoding=encoding, workers=workers, progress=progress)
 
 
 def export(model_dir: str | Path, *, format: str = "onnx", quantize: str | None = None, data: Any = None) -> dict[str, Any]:

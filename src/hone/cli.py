@@ -86,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--runtime", choices=["torch", "onnx", "onnx-int8", "auto"], default="torch",
                            help="scoring engine; onnx ones need 'hone export' first; auto: the fastest that "
                                 "passed the export's parity check")
+            c.add_argument("--workers", type=int, help="threads for reading and scoring (default: all cores)")
+            c.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                           help="a progress bar in rows/s with ETA (default: on a terminal)")
             c.add_argument("--keep", type=_csv_list, metavar="COLS", help="input columns to copy (default: all)")
         else:
             c.add_argument("--target", help="the target column (must be the one the model predicts)")
@@ -143,7 +146,7 @@ def _run(a: argparse.Namespace) -> int:
         print(f"model: {model.run_dir / 'model'}")
     elif a.command == "predict":
         n = api.predict(a.model_dir, a.source, a.output, keep=a.keep, precision=a.precision, encoding=a.encoding,
-                        runtime=a.runtime)
+                        runtime=a.runtime, workers=a.workers, progress=a.progress)
         print(f"wrote {n} predictions to {a.output}")
     elif a.command == "audit":
         print(api.audit(a.source, target=a.target, output=a.output, config=a.config, **_fit_overrides(a)))

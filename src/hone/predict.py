@@ -33,21 +33,39 @@ def output_columns(model: Model, batch: pa.Table, out: np.ndarray, keep: list[st
 
 
 def predict_file(model: Model, source: Any, output: str | Path, *, keep: list[str] | None = None,
-                 batch_rows: int = 1024, encoding: str | None = None) -> int:
+                 batch_rows: int = 1024, encoding: str | None = None, workers: int | None = None,
+                 progress: bool | None = None) -> int:
     """Score ``source`` batch by batch into ``output`` (.parquet, .csv or .tsv); returns the row count.
 
-    The file appears only when complete: it is written to a temporary name and renamed at the end.
+    Rows come out in input order. The file appears only when complete: it is written to a
+    temporary name and renamed at the end. ``workers`` threads (default: all cores) run DuckDB's
+    reading and the network; ``progress`` draws a bar in rows/s with an ETA (default: on a terminal).
     """
+    import os
+    import sys
+
+    import torch
+
     output = Path(output)
     fmt = _FORMATS.get(output.suffix.lower())
     if fmt is None:
         raise DataError(f"output {str(output)!r} must end in .parquet, .csv or .tsv")
-    con = connect(keep_order=True)
+    threads = int(os.cpu_count() or 1) if workers is None else int(workers)
+    if threads < 1:
+        raise DataError(f"--workers must be at least 1, got {workers}")
+    torch.set_num_threads(threads)
+    con = connect(threads=threads, keep_order=True)
     n = 0
+    bar: Any = None
     try:
         table = open_table(source, con, encoding=encoding)
         if keep:
             check_columns(table, keep, "--keep")
+        if progress if progress is not None else sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            total = int(table.one(f"SELECT count(*) FROM {table.view}")[0])
+            bar = tqdm(total=total, unit="row", unit_scale=True, dynamic_ncols=True, desc="scoring")
         with atomic_path(output) as tmp:
             writer: Any = None
             try:
@@ -57,12 +75,16 @@ def predict_file(model: Model, source: Any, output: str | Path, *, keep: list[st
                         writer = _open_writer(tmp, fmt, rows.schema)
                     writer.write_table(rows)
                     n += rows.num_rows
+                    if bar is not None:
+                        bar.update(rows.num_rows)
                 if writer is None:
                     raise DataError(f"{table.name} has no rows to score")
             finally:
                 if writer is not None:
                     writer.close()
     finally:
+        if bar is not None:
+            bar.close()
         con.close()
     return n
 
