@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hone._version import __version__
 from hone.artifact import Model
@@ -95,7 +96,23 @@ class MicroBatcher:
         for c in schema.columns:
             _, arrow = _TYPES.get(c.role, (str, pa.string()))
             cols[c.name] = pa.array([r.get(c.name) for r in rows], type=arrow)
-        return self.model.predict_outputs(pa.table(cols))
+        table = pa.table(cols)
+        try:  # straight to the network, typed as in training (no SQL engine per request)
+            typed = pa.table({c.name: pc.cast(table[c.name], _arrow_type(c.dtype)) for c in schema.columns})
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError):
+            return self.model.predict_outputs(table)  # the general path: DuckDB reads and converts
+        return np.concatenate([out for _, out in self.model.outputs([typed])])
+
+
+def _arrow_type(duckdb_type: str) -> pa.DataType:
+    """The Arrow type of a DuckDB type name of the schema (KeyError for the rare ones)."""
+    t = duckdb_type.upper()
+    if t.startswith("DECIMAL"):
+        return pa.float64()
+    return {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "FLOAT": pa.float32(), "BIGINT": pa.int64(),
+            "INTEGER": pa.int32(), "SMALLINT": pa.int16(), "TINYINT": pa.int8(), "BOOLEAN": pa.bool_(),
+            "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us"), "UBIGINT": pa.uint64(),
+            "UINTEGER": pa.uint32(), "HUGEINT": pa.float64()}[t]
 
 
 def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 1 << 20, max_records: int = 1000,
