@@ -128,7 +128,8 @@ def predict(model_dir: str | Path, source: Any, output: str | Path, *, keep: lis
     from hone.predict import predict_file
 
     model = load(model_dir, precision=precision, runtime=runtime)
-    logger.info("scoring with the %s runtime", model.runtime)
+    if runtime != "torch":  # say what auto chose (or confirm the ONNX graph in use)
+        logger.info("scoring with the %s runtime", model.runtime)
     return predict_file(model, source, output, keep=keep, encoding=encoding, workers=workers, progress=progress)
 
 
