@@ -33,7 +33,7 @@ def output_columns(model: Model, batch: pa.Table, out: np.ndarray, keep: list[st
 
 
 def predict_file(model: Model, source: Any, output: str | Path, *, keep: list[str] | None = None,
-                 batch_rows: int = 1024, encoding: str | None = None, workers: int | None = None,
+                 batch_rows: int = 8192, encoding: str | None = None, workers: int | None = None,
                  progress: bool | None = None) -> int:
     """Score ``source`` batch by batch into ``output`` (.parquet, .csv or .tsv); returns the row count.
 
