@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 from _machine import machine_line
+from _measure import peak_rss_mb
 
 _WORDS = 16
 
@@ -48,16 +47,6 @@ def generate(path: Path, rows: int) -> None:
                       FROM range({rows})))
         ) TO '{path}' (FORMAT parquet, ROW_GROUP_SIZE 122880)""")
     con.close()
-
-
-def measured(cmd: list[str]) -> tuple[float, float, str]:
-    t0 = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.exit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
-    kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
-    return kb / 1024, wall, proc.stdout
 
 
 _PANDAS = """
@@ -85,9 +74,9 @@ def main() -> None:
         n100, n1000 = a.rows // 100, a.rows // 1000
         print(f"planted: {n100:,} exact copies (of which {n1000:,} in conflicting groups), {n100:,} near copies, "
               f"{n1000:,} conflicting copies")
-        mem, wall, out = measured([sys.executable, "-c", _PANDAS, str(path)])
+        mem, wall, out, _ = peak_rss_mb([sys.executable, "-c", _PANDAS, str(path)])
         print(f"reference pandas read_parquet + duplicated: peak {mem:,.0f} MB, {wall:.0f} s; {out.strip()}")
-        mem, wall, _ = measured([sys.executable, "-c", _HONE, str(path), str(Path(tmp) / "audit")])
+        mem, wall, _, _ = peak_rss_mb([sys.executable, "-c", _HONE, str(path), str(Path(tmp) / "audit")])
         data = json.loads((Path(tmp) / "audit" / "audit.json").read_text())
         print(f"hone audit (no label-error step): peak {mem:,.0f} MB, {wall:.0f} s, {a.rows / wall:,.0f} rows/s "
               f"-> {'under' if mem < 2048 else 'OVER'} the 2 GB target")

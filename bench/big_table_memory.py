@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 from _machine import machine_line
+from _measure import peak_rss_mb
 
 
 def generate(path: Path, rows: int) -> None:
@@ -44,16 +43,6 @@ def generate(path: Path, rows: int) -> None:
     con.close()
 
 
-def peak_rss_mb(cmd: list[str]) -> tuple[float, float, str]:
-    t0 = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.exit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
-    kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
-    return kb / 1024, wall, proc.stdout + proc.stderr
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000_000)
@@ -66,13 +55,14 @@ def main() -> None:
         t0 = time.perf_counter()
         generate(data, a.rows)
         print(f"generated {a.rows:,} rows ({data.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s")
-        ref_mb, ref_s, _ = peak_rss_mb([sys.executable, "-c", f"import pandas as pd; df = pd.read_parquet('{data}'); print(len(df))"])
+        ref_mb, ref_s, _, _ = peak_rss_mb([sys.executable, "-c", f"import pandas as pd; df = pd.read_parquet('{data}'); print(len(df))"])
         run = Path(tmp) / "run"
         cmd = [sys.executable, "-m", "hone", "fit", str(data), "--target", "churned", "--output", str(run),
                "--max-rows", str(a.max_rows), "--max-eval-rows", str(a.max_eval_rows), "--epochs", str(a.epochs),
                "--no-progress"]
         print("$", " ".join(cmd))
-        hone_mb, hone_s, log = peak_rss_mb(cmd)
+        hone_mb, hone_s, out, err = peak_rss_mb(cmd)
+        log = out + err
         print("\n".join(ln for ln in log.splitlines() if ln and not ln.startswith("\t")))
         m = json.loads((run / "metrics.json").read_text())
     print(f"\n{machine_line()}")

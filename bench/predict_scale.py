@@ -13,26 +13,15 @@ Run:  python bench/predict_scale.py [--rows 10000000] [--workers N]
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 from _machine import machine_line
+from _measure import peak_rss_mb
 from big_table_memory import generate
-
-
-def measured(cmd: list[str]) -> tuple[float, float, str]:
-    t0 = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.exit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
-    kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
-    return kb / 1024, wall, proc.stdout
 
 
 _REFERENCE = """
@@ -66,11 +55,11 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "hone", "-q", "fit", str(data), "--target", "churned", "--output",
                         str(run), "--max-rows", "100000", "--max-eval-rows", "50000", "--epochs", "1",
                         "--no-progress", "--no-audit"], check=True, capture_output=True)
-        ref_mb, ref_s, ref_out = measured([sys.executable, "-c", _REFERENCE, str(data), str(Path(tmp) / "ref.parquet")])
+        ref_mb, ref_s, ref_out, _ = peak_rss_mb([sys.executable, "-c", _REFERENCE, str(data), str(Path(tmp) / "ref.parquet")])
         out = Path(tmp) / "scored.parquet"
         cmd = [sys.executable, "-m", "hone", "predict", str(run / "model"), str(data), "--output", str(out),
                "--keep", "row_id", "--no-progress"] + (["--workers", str(a.workers)] if a.workers else [])
-        mb, wall, _ = measured(cmd)
+        mb, wall, _, _ = peak_rss_mb(cmd)
         n = pq.ParquetFile(out).metadata.num_rows
         print(f"{'what':<62} {'peak RSS MB':>12} {'wall s':>8} {'rows/s':>10}")
         print(f"{'pandas read + LightGBM predict_proba (reference; ' + ref_out.strip() + ')':<62} {ref_mb:>12.0f} "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -14,25 +14,28 @@ from hone.models.build import HoneNet
 from hone.models.precision import autocast
 
 
+def by_length(pre: Preprocessor, batch: pa.Table, run: Callable[[pa.Table], np.ndarray], sub_batch: int = 64
+              ) -> np.ndarray:
+    """``run`` over sub-batches of rows sorted by token count (they pad little), the results put
+    back in the batch's order; the whole batch at once when there is no text."""
+    if pre.text is None or batch.num_rows <= 1:
+        return run(batch)
+    order = np.argsort(pre.lengths(batch), kind="stable")
+    batch = batch.take(order)
+    res = np.concatenate([run(batch.slice(i, sub_batch)) for i in range(0, batch.num_rows, sub_batch)])
+    inv = np.empty_like(order)
+    inv[order] = np.arange(len(order))
+    return res[inv]
+
+
 def outputs_for(model: HoneNet, pre: Preprocessor, batch: pa.Table, *, precision: str, device: torch.device,
                 sub_batch: int = 64) -> np.ndarray:
     """Probabilities ``[B, K]`` for classification or values ``[B]`` (original scale) for regression."""
-    order = None
-    step = batch.num_rows
-    if pre.text is not None and batch.num_rows > 1:
-        # Sub-batches of rows sorted by token count pad little; the original order is restored below.
-        order = np.argsort(pre.lengths(batch), kind="stable")
-        batch = batch.take(order)
-        step = sub_batch
-    with torch.inference_mode(), autocast(precision, device):
-        out = torch.cat([model(pre.inputs(batch.slice(i, step), device)).float()
-                         for i in range(0, batch.num_rows, step)])
-    res = to_outputs(out, pre)
-    if order is not None:
-        inv = np.empty_like(order)
-        inv[order] = np.arange(len(order))
-        res = res[inv]
-    return res
+    def run(part: pa.Table) -> np.ndarray:
+        with torch.inference_mode(), autocast(precision, device):
+            return to_outputs(model(pre.inputs(part, device)).float(), pre)
+
+    return by_length(pre, batch, run, sub_batch)
 
 
 def to_outputs(out: torch.Tensor, pre: Preprocessor) -> np.ndarray:

@@ -10,6 +10,7 @@ import pyarrow as pa
 import torch
 
 from hone.features.pipeline import Preprocessor
+from hone.models.inference import by_length
 
 
 def flatten(inputs: dict[str, Any]) -> tuple[list[str], list[torch.Tensor]]:
@@ -36,20 +37,9 @@ def session_for(path: Path, ort: Any = None) -> Any:
 
 
 def onnx_outputs(session: Any, pre: Preprocessor, batch: pa.Table, sub_batch: int = 64) -> np.ndarray:
-    """The graph's outputs for an Arrow batch (rows sorted by length in sub-batches, order restored)."""
-    order = None
-    step = batch.num_rows
-    if pre.text is not None and batch.num_rows > 1:
-        order = np.argsort(pre.lengths(batch), kind="stable")
-        batch = batch.take(order)
-        step = sub_batch
-    parts = []
-    for i in range(0, batch.num_rows, step):
-        names, tensors = flatten(pre.inputs(batch.slice(i, step), "cpu"))
-        parts.append(session.run(None, {n: t.numpy() for n, t in zip(names, tensors)})[0])
-    res = np.concatenate(parts).astype(np.float64)
-    if order is not None:
-        inv = np.empty_like(order)
-        inv[order] = np.arange(len(order))
-        res = res[inv]
-    return res
+    """The graph's outputs for an Arrow batch (length-sorted sub-batches, as the PyTorch path)."""
+    def run(part: pa.Table) -> np.ndarray:
+        names, tensors = flatten(pre.inputs(part, "cpu"))
+        return session.run(None, {n: t.numpy() for n, t in zip(names, tensors)})[0].astype(np.float64)
+
+    return by_length(pre, batch, run, sub_batch)
