@@ -46,6 +46,5 @@ def audit(table: Table, schema: Schema, cfg: RunConfig | None = None, checks: li
             found += CHECKS[name](table, schema, ctx)
     finally:
         table.con.execute("DROP TABLE IF EXISTS hone_neardup; DROP TABLE IF EXISTS hone_rowkeys")
-        ctx.extras.pop("_done", None)
     found.sort(key=lambda f: (_ORDER[f.severity], -f.count))
     return QualityReport(table.name, rows, found, ctx.extras)

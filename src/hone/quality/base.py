@@ -43,6 +43,7 @@ class Context:
 
     cfg: RunConfig = field(default_factory=RunConfig)
     near_duplicates: int | None = None  # texts in clusters, once ``hone_neardup`` exists
+    row_keys_built: bool = False  # ``hone_rowkeys`` exists
     extras: dict[str, Any] = field(default_factory=dict)  # machine-readable sections of audit.json
 
     def row_keys(self, table: Table, schema: Schema) -> str:
@@ -50,12 +51,12 @@ class Context:
         position in the source, duplicate key (:func:`hone.data.split.feature_key`), text key
         (:func:`hone.data.neardup.text_key`, NULL without text) and label as text. A few bytes a
         row, whatever the table's width."""
-        if "rowkeys" not in self.extras.setdefault("_done", set()):
+        if not self.row_keys_built:
             tgt, tk = qi(schema.target), text_key(schema) or "NULL::UBIGINT"
             keys = (f"SELECT {feature_key(schema)} AS __k, {tk} AS __t, CAST({tgt} AS VARCHAR) AS __y FROM {table.view}")
             table.execute(f"CREATE OR REPLACE TEMP TABLE hone_rowkeys AS SELECT * FROM (SELECT *, row_number() OVER () "
                           f"- 1 AS __row FROM ({keys})) WHERE __y IS NOT NULL")
-            self.extras["_done"].add("rowkeys")
+            self.row_keys_built = True
         return "hone_rowkeys"
 
     def near_duplicate_texts(self, table: Table, schema: Schema) -> int:

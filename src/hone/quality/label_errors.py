@@ -23,7 +23,6 @@ meaning. Nothing is flagged when the model cannot tell noise from signal (see
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import numpy as np
 
@@ -220,12 +219,3 @@ def _unmix(p_given: np.ndarray, noise: np.ndarray) -> np.ndarray:
         p = p_given.copy()
     p = np.clip(p, 1e-9, None)
     return p / p.sum(1, keepdims=True)
-
-
-def summary(entries: list[dict[str, Any]]) -> dict[str, int]:
-    """Flagged rows per (given -> suggested) pair, for the report."""
-    out: dict[str, int] = {}
-    for e in entries:
-        key = f"{e['given']} -> {e['suggested']}"
-        out[key] = out.get(key, 0) + 1
-    return out
