@@ -30,7 +30,8 @@ def test_export_checks_parity_and_onnx_scores_like_torch(trained: Path, tmp_path
     rec = hone.export(trained, quantize="int8", data=str(rows))
     assert (trained / "model.onnx").is_file() and (trained / "model.int8.onnx").is_file()
     assert rec["fp32"]["max_abs_diff"] <= 1e-4 and rec["int8"]["label_agreement"] >= 0.99
-    assert json.loads((trained / "onnx.json").read_text())["rows_checked"] == 256  # the first 256 rows of --data
+    assert json.loads((trained / "onnx.json").read_text())["rows_checked"] == 300  # up to 512 rows of --data
+    assert rec["int8"]["scheme"] in ("dynamic", "per-token")
     # text (two columns of different lengths), numeric, categorical, boolean and date inputs all in the graph
     assert {"text_0_ids", "text_1_mask", "numeric", "categorical"} <= set(rec["inputs"])
     fresh = make_table(120, seed=33)
@@ -70,3 +71,30 @@ def test_a_failed_parity_check_leaves_nothing(trained: Path, tmp_path: Path, mon
     assert not any(p.suffix == ".onnx" or p.name.startswith(".") for p in copy.iterdir())
     assert main(["predict", str(copy), str(tmp_path / "x.csv"), "--output", str(tmp_path / "o.csv"),
                  "--runtime", "onnx"]) == 2
+
+
+def test_int8_falls_back_to_per_token_then_refuses_keeping_fp32(trained: Path, tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    import onnx
+
+    import hone.onnx_export as ex
+
+    copy = tmp_path / "m"
+    shutil.copytree(trained, copy, ignore=shutil.ignore_patterns("*.onnx", "onnx.json"))
+    monkeypatch.setattr(ex, "INT8_SCHEMES", ("per-token",))
+    rec = hone.export(copy, quantize="int8")
+    assert rec["int8"]["scheme"] == "per-token" and rec["int8"]["label_agreement"] >= 0.99
+    ops = {n.op_type for n in onnx.load(str(copy / "model.int8.onnx")).graph.node}
+    assert "MatMulIntegerToFloat" in ops and "QuantizeLinear" in ops
+    fresh = make_table(80, seed=41)
+    p32 = hone.load(copy, runtime="onnx").predict_proba(fresh)
+    assert np.abs(hone.load(copy, runtime="onnx-int8").predict_proba(fresh) - p32).max() <= 0.05
+    # no scheme reaches the bar: the export fails, fp32 stays usable, no int8 file is left
+    monkeypatch.setattr(ex, "INT8_AGREEMENT", 1.01)
+    with pytest.raises(DataError, match="int8 export refused"):
+        hone.export(copy, quantize="int8")
+    assert (copy / "model.onnx").is_file() and not (copy / "model.int8.onnx").exists()
+    assert "int8_refused" in json.loads((copy / "onnx.json").read_text())
+    assert hone.load(copy, runtime="auto").runtime in {"torch", "onnx"}
+    assert np.abs(hone.load(copy, runtime="onnx").predict_proba(fresh) - p32).max() <= 1e-6
