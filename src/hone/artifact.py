@@ -78,15 +78,15 @@ class Model:
         record = json.loads(record_path.read_text()) if record_path.is_file() else None
         if runtime == "auto":
             runtime = "torch"
-            if record is not None and self.decision.uses_network:
+            if record is not None and "covers" in record:
                 speeds = {"torch": record["fp32"]["torch_rows_per_s"], "onnx": record["fp32"]["rows_per_s"]}
                 if "int8" in record:
                     speeds["onnx-int8"] = record["int8"]["rows_per_s"]
                 runtime = max(speeds, key=lambda k: speeds[k])
         if runtime != "torch":
             name = "model.onnx" if runtime == "onnx" else "model.int8.onnx"
-            if record is None or not (model_dir / name).is_file():
-                raise ModelDirError(f"{str(model_dir)!r} has no {name}: run hone export {model_dir} --format onnx"
+            if record is None or not (model_dir / name).is_file() or "covers" not in record:
+                raise ModelDirError(f"{str(model_dir)!r} has no {name} of this hone version: run hone export {model_dir} --format onnx"
                                     + (" --quantize int8" if runtime == "onnx-int8" else ""))
             from hone.models.onnx_inference import session_for
 
@@ -132,16 +132,12 @@ class Model:
     def outputs(self, batches: Iterable[pa.Table | pa.RecordBatch]) -> Iterator[tuple[pa.Table, np.ndarray]]:
         """``(batch, outputs)``: the chosen model's calibrated probabilities ``[B, K]`` (or values ``[B]``)."""
         dec = self.decision
-        if dec.uses_network and self.session is not None:
+        if self.session is not None:  # the graph holds the whole chosen model (hone.onnx_graph)
             from hone.models.onnx_inference import onnx_outputs
 
-            for t in as_tables(batches):  # the graph holds the network's temperature when it predicts alone
-                net_out = onnx_outputs(self.session, self.pre, t)
-                if dec.model == "network":
-                    yield t, net_out
-                else:
-                    base = self.baseline.outputs(t) if dec.uses_baseline and self.baseline is not None else None
-                    yield t, dec.combine(net_out, base)
+            features = self.baseline.features if dec.uses_baseline and self.baseline is not None else None
+            for t in as_tables(batches):
+                yield t, onnx_outputs(self.session, self.pre, t, features, network=dec.uses_network)
             return
         if dec.uses_network:
             pairs: Iterable[tuple[pa.Table, np.ndarray | None]] = iter_outputs(

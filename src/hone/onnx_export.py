@@ -1,16 +1,14 @@
-"""``hone export MODEL --format onnx [--quantize int8]``: the network as one ONNX graph, checked.
+"""``hone export MODEL --format onnx [--quantize int8]``: the chosen model as one ONNX graph, checked.
 
-The graph holds the whole network: the text encoder (token ids and attention masks of each text
-column in, masked mean pooling inside), the numeric and categorical encoders, the head, and the
-output transform: the softmax with the calibration temperature for classification (when the chosen
-model is the network alone), the standardisation undone for regression. Batch and sequence axes
-are dynamic. The preprocessing (tokeniser, imputation, scaling, vocabularies) stays in hone's
-Python code and is the same for both runtimes; so does the combination with the baseline when the
-chosen model is a blend or the baseline (the baseline is not in the graph yet).
+The graph (:mod:`hone.onnx_graph`) holds everything after preprocessing: the network, the baseline
+when the chosen model uses it (LightGBM through onnxmltools, or the TF-IDF linear model), the blend,
+the temperature and the decision rule; batch and token axes are dynamic. The preprocessing
+(tokeniser, imputation, scaling, vocabularies, the baseline's TF-IDF) stays in hone's Python code
+and is the same for both runtimes.
 
 At export a parity check runs on rows of ``data`` (or, without it, rows made from the model's own
 vocabularies and statistics) and refuses the export when it misses: fp32 outputs within ``1e-4`` of
-PyTorch; int8 (``--quantize int8``) agreeing with fp32 on at least 99% of the predicted labels.
+what the torch runtime answers; int8 (``--quantize int8``) agreeing with fp32 on at least 99% of the predicted labels.
 int8 covers the matrix multiplications by constant weights (the embeddings, attention products and
 head stay fp32) and tries two schemes, fastest first: ONNX Runtime's dynamic quantisation (one
 activation scale per call) and, when that misses, hone's per-token scheme with smoothing
@@ -23,52 +21,23 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import torch
-from torch import nn
 
 from hone._io import atomic_path
 from hone.artifact import Model
 from hone.errors import DataError, MissingDependencyError
-from hone.models.inference import by_length
-from hone.models.onnx_inference import flatten, onnx_outputs, session_for
+from hone.models.onnx_inference import onnx_outputs, session_for
+from hone.onnx_graph import BASELINE_PREFIX, OPSET, build
 
 FP32_TOLERANCE = 1e-4
 INT8_AGREEMENT = 0.99
 INT8_SCHEMES = ("dynamic", "per-token")  # fastest first; see hone.models.onnx_int8
-_OPSET = 17
-
-
-class _Graph(nn.Module):
-    """The network with flat tensor inputs and the output transform of :func:`to_outputs`."""
-
-    def __init__(self, model: Model, structure: dict[str, Any]) -> None:
-        super().__init__()
-        self.net = model.net
-        self.structure = structure  # modality -> list of text columns, or None for a single tensor
-        self.regression = model.task == "regression"
-        self.mean, self.std = float(model.pre.target_mean), float(model.pre.target_std)
-        dec = model.decision
-        self.temperature = float(dec.temperature or 1.0) if dec.model == "network" else 1.0
-
-    def forward(self, *flat: torch.Tensor) -> torch.Tensor:
-        batch, k = {}, 0
-        for modality, columns in self.structure.items():
-            if columns is None:
-                batch[modality] = flat[k]
-                k += 1
-            else:
-                batch[modality] = {c: (flat[k + 2 * i], flat[k + 2 * i + 1]) for i, c in enumerate(columns)}
-                k += 2 * len(columns)
-        out = self.net(batch).float()
-        if self.regression:
-            return out[:, 0] * self.std + self.mean
-        return torch.softmax(out / self.temperature, dim=1)
 
 
 def _sample_rows(model: Model, data: Any, rows: int) -> pa.Table:
@@ -116,26 +85,25 @@ def export_onnx(model: Model, model_dir: Path, *, quantize: str | None = None, d
     the parity record. Raises :class:`DataError` when parity misses: nothing is left behind when fp32
     misses; when only int8 does, ``model.onnx`` and ``onnx.json`` (saying why) are kept, no int8 file."""
     try:
+        import onnx
         import onnxruntime as ort
     except ImportError as err:
         raise MissingDependencyError("hone export needs onnx and onnxruntime; install them with: "
                                      "pip install 'hone[onnx]'") from err
-    model.net.eval()
+    model.use_runtime("torch", model_dir)  # the reference the graph is checked against
     sample = _sample_rows(model, data, rows)
-    inputs = model.pre.inputs(sample.slice(0, min(8, sample.num_rows)), "cpu")
-    names, tensors = flatten(inputs)
-    structure = {m: (list(v) if isinstance(v, dict) else None) for m, v in inputs.items()}
-    graph = _Graph(model, structure).eval()
-    # each text column has its own token axis (a batch pads each column to its own longest text)
-    dynamic = {n: ({0: "batch", 1: "tokens_" + n.rsplit("_", 1)[0]} if n.endswith(("_ids", "_mask")) else {0: "batch"})
-               for n in names}
-    dynamic["output"] = {0: "batch"}
-    record: dict[str, Any] = {"inputs": names, "output": "output", "opset": _OPSET, "structure": structure}
+    t0 = time.perf_counter()
+    reference = next(iter(model.outputs([sample])))[1]
+    torch_rows_per_s = sample.num_rows / (time.perf_counter() - t0)
     with atomic_path(model_dir / "model.onnx") as tmp:
-        with torch.inference_mode():
-            torch.onnx.export(graph, tuple(tensors), str(tmp), input_names=names, output_names=["output"],
-                              dynamic_axes=dynamic, opset_version=_OPSET, dynamo=False)
-        fp32 = _check(model, graph, structure, tmp, sample, ort)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=model_dir, prefix=".export.") as work:
+            proto, info = build(model, sample, Path(work))
+            onnx.save(proto, str(tmp))
+        record: dict[str, Any] = {"opset": OPSET, "covers": "the chosen model (" + " + ".join(info["parts"])
+                                  + f", {model.decision.model}, temperature and decision rule)", **info}
+        fp32 = _check(model, tmp, sample, ort, reference)
+        fp32["torch_rows_per_s"] = torch_rows_per_s
         if fp32["max_abs_diff"] > FP32_TOLERANCE:
             raise DataError(f"ONNX export refused: fp32 outputs differ from PyTorch by up to "
                             f"{fp32['max_abs_diff']:.2e} (tolerance {FP32_TOLERANCE:g})")
@@ -146,8 +114,8 @@ def export_onnx(model: Model, model_dir: Path, *, quantize: str | None = None, d
     (model_dir / "model.int8.onnx").unlink(missing_ok=True)  # never one from an earlier export beside this one
     if quantize == "int8":
         try:
-            record["int8"] = _int8(model, graph, structure, model_dir / "model.onnx", model_dir / "model.int8.onnx",
-                                   sample, fp32, ort)
+            record["int8"] = _int8(model, model_dir / "model.onnx", model_dir / "model.int8.onnx", sample,
+                                   fp32["outputs"], ort)
         except DataError as err:
             refused = err
             record["int8_refused"] = str(err)
@@ -161,22 +129,23 @@ def export_onnx(model: Model, model_dir: Path, *, quantize: str | None = None, d
     return record
 
 
-def _int8(model: Model, graph: _Graph, structure: dict[str, Any], fp32_path: Path, dst: Path, sample: pa.Table,
-          fp32: dict[str, Any], ort: Any) -> dict[str, Any]:
+def _int8(model: Model, fp32_path: Path, dst: Path, sample: pa.Table, fp32_out: np.ndarray, ort: Any
+          ) -> dict[str, Any]:
     """Try the int8 schemes, fastest first; keep the first whose labels agree with fp32 on at least
     99% of the parity rows (regression: the first). Refuses when none does."""
     from hone.models.onnx_int8 import quantize_per_token
 
-    feeds = [dict(zip(*_np_feed(model.pre.inputs(sample.slice(i, 64), "cpu")))) for i in range(0, sample.num_rows, 64)]
+    feeds = [feed_for(model, sample.slice(i, 64)) for i in range(0, sample.num_rows, 64)]
     tried: dict[str, float] = {}
+    skip = BASELINE_PREFIX  # the network's matrices only: the baseline stays fp32
     for scheme in INT8_SCHEMES:
         try:
             with atomic_path(dst) as q:
                 if scheme == "dynamic":
-                    _dynamic_int8(fp32_path, q)
+                    _dynamic_int8(fp32_path, q, skip)
                 else:
-                    quantize_per_token(fp32_path, q, feeds)
-                res = _check(model, graph, structure, q, sample, ort, reference=fp32["outputs"])
+                    quantize_per_token(fp32_path, q, feeds, skip=skip)
+                res = _check(model, q, sample, ort, fp32_out)
                 if model.task != "regression":
                     tried[scheme] = res["label_agreement"]
                     if res["label_agreement"] < INT8_AGREEMENT:
@@ -190,14 +159,17 @@ def _int8(model: Model, graph: _Graph, structure: dict[str, Any], fp32_path: Pat
                     + ", ".join(f"{k} {v:.1%}" for k, v in tried.items()) + "); model.onnx (fp32) is kept")
 
 
-def _dynamic_int8(src: Path, dst: Path) -> None:
+def _dynamic_int8(src: Path, dst: Path, skip: str) -> None:
     """ONNX Runtime's dynamic int8: one activation scale per call, 7-bit per-channel weights."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    exclude = [n.name for n in onnx.load(str(src)).graph.node if n.name.startswith(skip)]
     logging.getLogger().disabled = True  # it logs advice to pre-process on the root logger
     try:
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                         per_channel=True, reduce_range=True, extra_options={"MatMulConstBOnly": True})
+                         per_channel=True, reduce_range=True, nodes_to_exclude=exclude,
+                         extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         logging.getLogger().disabled = False
 
@@ -206,28 +178,24 @@ class _Missed(Exception):
     """An int8 scheme missed the agreement bar (its file is discarded)."""
 
 
-def _np_feed(inputs: dict[str, Any]) -> tuple[list[str], list[np.ndarray]]:
-    names, tensors = flatten(inputs)
-    return names, [t.numpy() for t in tensors]
+def feed_for(model: Model, part: pa.Table) -> dict[str, np.ndarray]:
+    """The graph's inputs for rows ``part``: the network's tensors and the baseline's features."""
+    from hone.models.onnx_inference import feeds
+
+    return feeds(model.pre, part, model.baseline.features if model.decision.uses_baseline else None,
+                 network=model.decision.uses_network)
 
 
-def _check(model: Model, graph: _Graph, structure: dict[str, Any], path: Path, sample: pa.Table, ort: Any,
-           reference: np.ndarray | None = None) -> dict[str, Any]:
+def _check(model: Model, path: Path, sample: pa.Table, ort: Any, reference: np.ndarray) -> dict[str, Any]:
+    """Score ``sample`` with the graph at ``path``: its speed and distance from ``reference``."""
     session = session_for(path, ort)
+    extra = model.baseline.features if model.decision.uses_baseline else None
     t0 = time.perf_counter()
-    got = onnx_outputs(session, model.pre, sample)
+    got = onnx_outputs(session, model.pre, sample, extra, network=model.decision.uses_network)
     onnx_s = time.perf_counter() - t0
-    def run_torch(part: pa.Table) -> np.ndarray:
-        with torch.inference_mode():
-            return graph(*flatten(model.pre.inputs(part, "cpu"))[1]).numpy().astype(np.float64)
-
-    t0 = time.perf_counter()
-    torch_out = by_length(model.pre, sample, run_torch)  # batched as the torch runtime scores
-    torch_s = time.perf_counter() - t0
-    ref = torch_out if reference is None else reference
-    out: dict[str, Any] = {"max_abs_diff": float(np.max(np.abs(got - torch_out))),
-                           "rows_per_s": sample.num_rows / onnx_s, "torch_rows_per_s": sample.num_rows / torch_s,
-                           "outputs": got}
+    out: dict[str, Any] = {"max_abs_diff": float(np.max(np.abs(got - reference))),
+                           "rows_per_s": sample.num_rows / onnx_s, "outputs": got}
     if model.task != "regression":
-        out["label_agreement"] = float(np.mean(got.argmax(1) == ref.argmax(1)))
+        dec = model.decision
+        out["label_agreement"] = float(np.mean(dec.predict(got) == dec.predict(reference)))
     return out

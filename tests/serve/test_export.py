@@ -98,3 +98,37 @@ def test_int8_falls_back_to_per_token_then_refuses_keeping_fp32(trained: Path, t
     assert "int8_refused" in json.loads((copy / "onnx.json").read_text())
     assert hone.load(copy, runtime="auto").runtime in {"torch", "onnx"}
     assert np.abs(hone.load(copy, runtime="onnx").predict_proba(fresh) - p32).max() <= 1e-6
+
+
+@pytest.mark.parametrize("choice,classes", [("blend", 3), ("baseline", 2), ("blend", 0)])
+def test_the_graph_holds_lightgbm_blend_temperature_and_decision(tmp_path: Path, choice: str, classes: int) -> None:
+    """Tabular models (no text: the baseline is LightGBM): the exported graph answers what the
+    torch runtime answers, for a blend and for the baseline alone, classification and regression."""
+    import onnx
+
+    table = make_table(500, seed=9, classes=max(classes, 2), with_text=False)
+    target = "label" if classes else "price"
+    if not classes:
+        table = table.filter(table.column("price").is_valid())
+    hone.fit(table, target=target, output=tmp_path / "run", epochs=2, show_progress=False,
+             **{"evaluate.model": choice})
+    model_dir = tmp_path / "run" / "model"
+    rec = hone.export(model_dir)
+    assert rec["fp32"]["max_abs_diff"] <= 1e-4 and any(p.startswith("baseline (lightgbm)") for p in rec["parts"])
+    ops = {n.op_type for n in onnx.load(str(model_dir / "model.onnx")).graph.node}
+    assert ops & {"TreeEnsembleClassifier", "TreeEnsembleRegressor"}
+    assert ("Gemm" in ops or "MatMul" in ops) == (choice == "blend")  # the network only when the choice uses it
+    fresh = make_table(150, seed=12, classes=max(classes, 2), with_text=False)
+    torch_model, onnx_model = hone.load(model_dir), hone.load(model_dir, runtime="onnx")
+    a, b = torch_model.predict_outputs(fresh), onnx_model.predict_outputs(fresh)
+    assert np.abs(a - b).max() <= 1e-4 * max(1.0, float(np.abs(a).max()))
+    if classes:
+        assert list(torch_model.predict(fresh)) == list(onnx_model.predict(fresh))
+        import onnxruntime as ort  # the graph's own label output applies the decision rule as hone does
+
+        from hone.models.onnx_inference import feeds
+
+        s = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+        label = s.run(["label"], feeds(torch_model.pre, fresh, torch_model.baseline.features,
+                                        network=choice == "blend"))[0]
+        assert list(np.asarray(torch_model.classes)[label]) == list(torch_model.predict(fresh))

@@ -79,6 +79,11 @@ class Baseline:
             x = np.concatenate([x, self._tfidf(_texts(self.pre, batch)) @ self.arrays["svd"].T], axis=1)
         return x
 
+    def features(self, batch: pa.Table) -> np.ndarray:
+        """The feature matrix the baseline scores, dense float32 (the ONNX graph's ``baseline`` input)."""
+        x = self._features(batch)
+        return np.asarray(x.todense() if hasattr(x, "todense") else x, dtype=np.float32)
+
     # -- outputs --------------------------------------------------------------------------------
     def outputs(self, batch: pa.Table) -> np.ndarray:
         """Probabilities ``[N, K]``, or values ``[N]`` in the target's own scale."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -36,10 +37,24 @@ def session_for(path: Path, ort: Any = None) -> Any:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def onnx_outputs(session: Any, pre: Preprocessor, batch: pa.Table, sub_batch: int = 64) -> np.ndarray:
-    """The graph's outputs for an Arrow batch (length-sorted sub-batches, as the PyTorch path)."""
-    def run(part: pa.Table) -> np.ndarray:
+def feeds(pre: Preprocessor, part: pa.Table, baseline: Callable[[pa.Table], np.ndarray] | None = None, *,
+          network: bool = True) -> dict[str, np.ndarray]:
+    """The graph's inputs for the rows ``part``: the network's tensors (when the graph has the
+    network) and the baseline's feature matrix (``baseline``, when it has the baseline)."""
+    out: dict[str, np.ndarray] = {}
+    if network:
         names, tensors = flatten(pre.inputs(part, "cpu"))
-        return session.run(None, {n: t.numpy() for n, t in zip(names, tensors)})[0].astype(np.float64)
+        out.update({n: t.numpy() for n, t in zip(names, tensors)})
+    if baseline is not None:
+        out["baseline"] = baseline(part)
+    return out
+
+
+def onnx_outputs(session: Any, pre: Preprocessor, batch: pa.Table,
+                 baseline: Callable[[pa.Table], np.ndarray] | None = None, *, network: bool = True,
+                 sub_batch: int = 64) -> np.ndarray:
+    """The graph's ``output`` for an Arrow batch (length-sorted sub-batches, as the PyTorch path)."""
+    def run(part: pa.Table) -> np.ndarray:
+        return session.run(["output"], feeds(pre, part, baseline, network=network))[0].astype(np.float64)
 
     return by_length(pre, batch, run, sub_batch)

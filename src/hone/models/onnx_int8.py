@@ -33,24 +33,25 @@ _EPS = 1e-8
 SMOOTHING = 0.5
 
 
-def quantizable(model: Any) -> list[Any]:
-    """MatMul nodes whose second input is a constant 2-D float weight."""
+def quantizable(model: Any, skip: str | None = None) -> list[Any]:
+    """MatMul nodes whose second input is a constant 2-D float weight (not those named ``skip...``)."""
     inits = {i.name: i for i in model.graph.initializer}
-    return [n for n in model.graph.node if _is_target(n, inits)]
+    return [n for n in model.graph.node if _is_target(n, inits, skip)]
 
 
-def _is_target(node: Any, inits: dict[str, Any]) -> bool:
+def _is_target(node: Any, inits: dict[str, Any], skip: str | None = None) -> bool:
     return (node.op_type == "MatMul" and node.input[1] in inits and len(inits[node.input[1]].dims) == 2
-            and inits[node.input[1]].data_type == 1)
+            and inits[node.input[1]].data_type == 1 and not (skip and node.name.startswith(skip)))
 
 
-def activation_ranges(path: Path, feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def activation_ranges(path: Path, feeds: list[dict[str, np.ndarray]], skip: str | None = None
+                      ) -> dict[str, np.ndarray]:
     """Per-channel max |x| of each quantizable MatMul's input over the calibration feeds."""
     import onnx
     import onnxruntime as ort
 
     model = onnx.load(str(path))
-    nodes = quantizable(model)
+    nodes = quantizable(model, skip)
     taps = sorted({n.input[0] for n in nodes})
     known = {o.name for o in model.graph.output}
     for t in taps:
@@ -67,14 +68,15 @@ def activation_ranges(path: Path, feeds: list[dict[str, np.ndarray]]) -> dict[st
     return amax
 
 
-def quantize_per_token(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], smoothing: float = SMOOTHING) -> int:
+def quantize_per_token(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], smoothing: float = SMOOTHING,
+                       skip: str | None = None) -> int:
     """Write ``dst``: ``src`` with its quantizable MatMuls rewritten as described above. Returns how
-    many were rewritten. MatMuls that share an input (a layer's query, key and value) share one
-    smoothing and one quantised copy of it."""
+    many were rewritten (nodes named ``skip...`` are left alone). MatMuls that share an input (a
+    layer's query, key and value) share one smoothing and one quantised copy of it."""
     import onnx
     from onnx import helper, numpy_helper
 
-    amax = activation_ranges(src, feeds)
+    amax = activation_ranges(src, feeds, skip)
     model = onnx.load(str(src))
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
@@ -92,14 +94,14 @@ def quantize_per_token(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]],
     last = const("q8_last", np.array([-1], np.int64))
     groups: dict[str, list[Any]] = {}
     for node in graph.node:
-        if _is_target(node, inits):
+        if _is_target(node, inits, skip):
             groups.setdefault(node.input[0], []).append(node)
     weights = {x: [numpy_helper.to_array(inits[n.input[1]]).astype(np.float32) for n in nodes]
                for x, nodes in groups.items()}
     done: set[str] = set()  # inputs whose quantised copy is already in the graph
     new_nodes, count = [], 0
     for node in list(graph.node):
-        if not _is_target(node, inits):
+        if not _is_target(node, inits, skip):
             new_nodes.append(node)
             continue
         x = node.input[0]
