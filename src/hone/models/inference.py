@@ -14,15 +14,20 @@ from hone.models.build import HoneNet
 from hone.models.precision import autocast
 
 
-def by_length(pre: Preprocessor, batch: pa.Table, run: Callable[[pa.Table], np.ndarray], sub_batch: int = 64
+def by_length(pre: Preprocessor, batch: pa.Table, run: Callable[[pa.Table], np.ndarray], sub_batch: int = 64,
+              map_fn: Callable[[Callable[[pa.Table], np.ndarray], list[pa.Table]], list[np.ndarray]] | None = None
               ) -> np.ndarray:
     """``run`` over sub-batches of rows sorted by token count (they pad little), the results put
-    back in the batch's order; the whole batch at once when there is no text."""
-    if pre.text is None or batch.num_rows <= 1:
+    back in the batch's order; the whole batch at once when there is no text. ``map_fn`` (like
+    ``map``, returning a list) may run the sub-batches concurrently."""
+    if batch.num_rows <= 1 or (pre.text is None and map_fn is None):
         return run(batch)
+    if pre.text is None:  # no padding to save: chunks only for the concurrent runs
+        return np.concatenate(map_fn(run, [batch.slice(i, 1024) for i in range(0, batch.num_rows, 1024)]))
     order = np.argsort(pre.lengths(batch), kind="stable")
     batch = batch.take(order)
-    res = np.concatenate([run(batch.slice(i, sub_batch)) for i in range(0, batch.num_rows, sub_batch)])
+    parts = [batch.slice(i, sub_batch) for i in range(0, batch.num_rows, sub_batch)]
+    res = np.concatenate(map_fn(run, parts) if map_fn is not None else [run(p) for p in parts])
     inv = np.empty_like(order)
     inv[order] = np.arange(len(order))
     return res[inv]
