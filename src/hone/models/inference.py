@@ -13,8 +13,10 @@ from hone.features.pipeline import Preprocessor
 from hone.models.build import HoneNet
 from hone.models.precision import autocast
 
+SUB_BATCH = 32  # rows per model call (length-sorted text pads little); 32 scored faster than 64 on 2 cores
 
-def by_length(pre: Preprocessor, batch: pa.Table, run: Callable[[pa.Table], np.ndarray], sub_batch: int = 64,
+
+def by_length(pre: Preprocessor, batch: pa.Table, run: Callable[[pa.Table], np.ndarray], sub_batch: int = SUB_BATCH,
               map_fn: Callable[[Callable[[pa.Table], np.ndarray], list[pa.Table]], list[np.ndarray]] | None = None
               ) -> np.ndarray:
     """``run`` over sub-batches of rows sorted by token count (they pad little), the results put
@@ -34,7 +36,7 @@ def by_length(pre: Preprocessor, batch: pa.Table, run: Callable[[pa.Table], np.n
 
 
 def outputs_for(model: HoneNet, pre: Preprocessor, batch: pa.Table, *, precision: str, device: torch.device,
-                sub_batch: int = 64) -> np.ndarray:
+                sub_batch: int = SUB_BATCH) -> np.ndarray:
     """Probabilities ``[B, K]`` for classification or values ``[B]`` (original scale) for regression."""
     def run(part: pa.Table) -> np.ndarray:
         with torch.inference_mode(), autocast(precision, device):

@@ -15,7 +15,7 @@ import pyarrow as pa
 import torch
 
 from hone.features.pipeline import Preprocessor
-from hone.models.inference import by_length
+from hone.models.inference import SUB_BATCH, by_length
 
 
 def flatten(inputs: dict[str, Any]) -> tuple[list[str], list[torch.Tensor]]:
@@ -86,7 +86,7 @@ def feeds(pre: Preprocessor, part: pa.Table, baseline: Callable[[pa.Table], np.n
 
 def onnx_outputs(session: SessionPool, pre: Preprocessor, batch: pa.Table,
                  baseline: Callable[[pa.Table], np.ndarray] | None = None, *, network: bool = True,
-                 sub_batch: int = 64) -> np.ndarray:
+                 sub_batch: int = SUB_BATCH) -> np.ndarray:
     """The graph's ``output`` for an Arrow batch (length-sorted sub-batches, as the PyTorch path)."""
     def run(part: pa.Table) -> np.ndarray:
         return session.run(["output"], feeds(pre, part, baseline, network=network))[0].astype(np.float64)
