@@ -86,15 +86,23 @@ class Model:
         if runtime != "torch":
             name = "model.onnx" if runtime == "onnx" else "model.int8.onnx"
             if record is None or not (model_dir / name).is_file() or "covers" not in record:
-                raise ModelDirError(f"{str(model_dir)!r} has no {name} of this hone version: run hone export {model_dir} --format onnx"
-                                    + (" --quantize int8" if runtime == "onnx-int8" else ""))
+                raise ModelDirError(f"{str(model_dir)!r} has no {name} of this hone version: run hone export "
+                                    f"{model_dir} --format onnx" + (" --quantize int8" if runtime == "onnx-int8" else ""))
             from hone.models.onnx_inference import session_for
 
-            self.session = session_for(model_dir / name)
+            self.session = session_for(model_dir / name, threads=torch.get_num_threads())  # as --workers set
         else:
             self.session = None
         self.runtime = runtime
         return runtime
+
+    def set_threads(self, threads: int) -> None:
+        """Score with ``threads`` CPU threads (PyTorch's, or the ONNX sessions')."""
+        torch.set_num_threads(threads)
+        if self.session is not None:
+            from hone.models.onnx_inference import session_for
+
+            self.session = session_for(self.session.path, threads=threads)
 
     @property
     def task(self) -> str:

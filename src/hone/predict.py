@@ -44,7 +44,6 @@ def predict_file(model: Model, source: Any, output: str | Path, *, keep: list[st
     import os
     import sys
 
-    import torch
 
     output = Path(output)
     fmt = _FORMATS.get(output.suffix.lower())
@@ -53,7 +52,7 @@ def predict_file(model: Model, source: Any, output: str | Path, *, keep: list[st
     threads = int(os.cpu_count() or 1) if workers is None else int(workers)
     if threads < 1:
         raise DataError(f"--workers must be at least 1, got {workers}")
-    torch.set_num_threads(threads)
+    model.set_threads(threads)
     con = connect(threads=threads, keep_order=True)
     n = 0
     bar: Any = None

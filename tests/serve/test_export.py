@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 import hone
 from hone.cli import main
@@ -40,6 +41,10 @@ def test_export_checks_parity_and_onnx_scores_like_torch(trained: Path, tmp_path
         m = hone.load(trained, runtime=runtime)
         assert m.runtime == runtime and np.abs(m.predict_proba(fresh) - torch_p).max() <= tol
     assert hone.load(trained, runtime="auto").runtime in {"torch", "onnx", "onnx-int8"}
+    one = hone.load(trained, runtime="onnx")
+    assert one.session.size == min(4, torch.get_num_threads())  # sessions share the cores
+    one.set_threads(1)  # --workers 1: one single-threaded session
+    assert one.session.size == 1 and np.abs(one.predict_proba(fresh) - torch_p).max() <= 1e-4
     out = tmp_path / "scored.parquet"
     assert main(["predict", str(trained), str(rows), "--output", str(out), "--runtime", "onnx"]) == 0
     scored = pq.read_table(out)

@@ -46,6 +46,7 @@ class SessionPool:
     def __init__(self, path: Path, ort: Any = None, threads: int | None = None) -> None:
         if ort is None:
             import onnxruntime as ort
+        self.path = Path(path)
         total = max(1, threads or os.cpu_count() or 1)
         self.size = min(total, 4)
         opts = ort.SessionOptions()
@@ -68,9 +69,9 @@ class SessionPool:
         return list(self._pool.map(fn, items)) if self._pool is not None and len(items) > 1 else [fn(i) for i in items]
 
 
-def session_for(path: Path, ort: Any = None) -> SessionPool:
-    """Sessions on the CPU for the graph at ``path`` (see :class:`SessionPool`)."""
-    return SessionPool(path, ort)
+def session_for(path: Path, ort: Any = None, threads: int | None = None) -> SessionPool:
+    """Sessions on the CPU for the graph at ``path`` sharing ``threads`` (default: all cores)."""
+    return SessionPool(path, ort, threads)
 
 
 def feeds(pre: Preprocessor, part: pa.Table, baseline: Callable[[pa.Table], np.ndarray] | None = None, *,
