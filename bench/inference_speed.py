@@ -103,11 +103,13 @@ def main() -> None:
             speed, p = best_of(run, a.rows)
             rows.append((name, speed, f1(p)))
         n_peers = len(rows)
+        hone_labels: dict[str, np.ndarray] = {}
         for runtime in runtimes:  # hone's answers: the chosen model (here a blend) and its decision rule
             m = hone.load(model_dir, precision="fp32", runtime=runtime)
             m.predict_outputs(table.slice(0, 256))
             speed, out = best_of(lambda: m.predict_outputs(table), a.rows)
             labels = np.asarray([str(c) for c in m.labels_for(out)])
+            hone_labels[runtime] = labels
             rows.append((f"hone, runtime {runtime} ({m.decision.model})", speed,
                          f1_score(truth, labels, average="macro")))
         print(f"{'scoring ' + str(a.rows) + ' tweets':<60} {'rows/s':>8} {'macro-F1':>9}")
@@ -116,6 +118,9 @@ def main() -> None:
         best_peer = max(r[1] for r in rows[:n_peers])
         best_hone = max(r[1] for r in rows[n_peers:])
         print(f"hone's fastest / the fastest peer: {best_hone / best_peer:.2f}x (target 1.5x)")
+        if "onnx-int8" in hone_labels:
+            print(f"int8 labels equal to fp32's on {np.mean(hone_labels['onnx-int8'] == hone_labels['onnx']):.1%} "
+                  f"of these {a.rows} held-out tweets (the export's gate: 99% of its parity rows)")
 
 
 if __name__ == "__main__":
