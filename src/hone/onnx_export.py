@@ -133,9 +133,9 @@ def export_onnx(model: Model, model_dir: Path, *, quantize: str | None = None, d
 def _int8(model: Model, fp32_path: Path, dst: Path, sample: pa.Table, fp32_out: np.ndarray, ort: Any
           ) -> dict[str, Any]:
     """Try the int8 schemes, fastest first; keep the first whose labels agree with fp32 on at least
-    99% of the parity rows (regression: the first). Refuses when none does. The per-token scheme
-    calibrates on the first quarter of the rows and is judged on the rest (all of them when there
-    are under 128)."""
+    99% of the parity rows it did not learn from (regression: the first). Refuses when none does.
+    The dynamic scheme learns nothing from the rows and is judged on all of them; the per-token
+    scheme calibrates on the first quarter and is judged on the rest (on all under 128 rows)."""
     from hone.models.onnx_int8 import quantize_per_token
 
     n_cal = sample.num_rows // 4 if sample.num_rows >= 128 else sample.num_rows
@@ -150,8 +150,9 @@ def _int8(model: Model, fp32_path: Path, dst: Path, sample: pa.Table, fp32_out: 
                     _dynamic_int8(fp32_path, q, skip)
                 else:
                     quantize_per_token(fp32_path, q, feeds, skip=skip)
-                res = _check(model, q, judged, ort, judged_ref)
-                res["rows_judged"] = judged.num_rows
+                rows, ref = (sample, fp32_out) if scheme == "dynamic" else (judged, judged_ref)
+                res = _check(model, q, rows, ort, ref)
+                res["rows_judged"] = rows.num_rows
                 if model.task != "regression":
                     tried[scheme] = res["label_agreement"]
                     if res["label_agreement"] < INT8_AGREEMENT:
