@@ -105,6 +105,11 @@ class Model:
             self.session = session_for(self.session.path, threads=threads)
 
     @property
+    def baseline_features(self) -> Any:
+        """The baseline's feature function when the chosen model uses it (the graph's ``baseline`` input)."""
+        return self.baseline.features if self.decision.uses_baseline and self.baseline is not None else None
+
+    @property
     def task(self) -> str:
         return self.pre.schema.task
 
@@ -143,9 +148,8 @@ class Model:
         if self.session is not None:  # the graph holds the whole chosen model (hone.onnx_graph)
             from hone.models.onnx_inference import onnx_outputs
 
-            features = self.baseline.features if dec.uses_baseline and self.baseline is not None else None
             for t in as_tables(batches):
-                yield t, onnx_outputs(self.session, self.pre, t, features, network=dec.uses_network)
+                yield t, onnx_outputs(self.session, self.pre, t, self.baseline_features, network=dec.uses_network)
             return
         if dec.uses_network:
             pairs: Iterable[tuple[pa.Table, np.ndarray | None]] = iter_outputs(

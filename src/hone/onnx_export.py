@@ -189,16 +189,14 @@ def feed_for(model: Model, part: pa.Table) -> dict[str, np.ndarray]:
     """The graph's inputs for rows ``part``: the network's tensors and the baseline's features."""
     from hone.models.onnx_inference import feeds
 
-    return feeds(model.pre, part, model.baseline.features if model.decision.uses_baseline else None,
-                 network=model.decision.uses_network)
+    return feeds(model.pre, part, model.baseline_features, network=model.decision.uses_network)
 
 
 def _check(model: Model, path: Path, sample: pa.Table, ort: Any, reference: np.ndarray) -> dict[str, Any]:
     """Score ``sample`` with the graph at ``path``: its speed and distance from ``reference``."""
     session = session_for(path, ort)
-    extra = model.baseline.features if model.decision.uses_baseline else None
     t0 = time.perf_counter()
-    got = onnx_outputs(session, model.pre, sample, extra, network=model.decision.uses_network)
+    got = onnx_outputs(session, model.pre, sample, model.baseline_features, network=model.decision.uses_network)
     onnx_s = time.perf_counter() - t0
     out: dict[str, Any] = {"max_abs_diff": float(np.max(np.abs(got - reference))),
                            "rows_per_s": sample.num_rows / onnx_s, "outputs": got}
