@@ -25,16 +25,23 @@ from hone.models.build import HoneNet, NetSpec, build_model
 from hone.models.feeding import Feeder
 from hone.models.precision import default_device, resolve_precision
 from hone.models.strategies import Strategy, get_strategy
+from hone.errors import ConfigError
 from hone.train.callbacks import Callback, EarlyStopping, ProgressBar, TimeBudget
-from hone.train.loop import LoopConfig, fit_loop
+from hone.train.loop import Loop, LoopConfig, fit_loop
 from hone.train.optim import class_weights, linear_schedule, make_loss, make_optimizer
 from hone.train.runtime import Runtime
 
 logger = get_logger("hone.fit")
 
 
-def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callback] = ()) -> tuple[Model, dict[str, Any]]:
-    """Run every stage; returns the model (already saved to ``stage/model``) and the run files to write."""
+def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callback] = (), *,
+           checkpoints: Path | None = None, record: dict[str, Any] | None = None,
+           resume: dict[str, Any] | None = None) -> tuple[Model, dict[str, Any]]:
+    """Run every stage; returns the model (already saved to ``stage/model``) and the run files to write.
+
+    ``checkpoints``: the folder the training state is saved to (with ``record``, what a resume needs);
+    ``resume``: that folder's ``run.json`` plus ``state`` (the saved state's folder, or None to start
+    over) when continuing a killed run."""
     t_start = time.perf_counter()
     work = stage / ".work"
     work.mkdir()
@@ -66,6 +73,8 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
         counts = [split.class_counts.get("train", {}).get(str(c), 0) for c in schema.classes]
         rcfg = resolve(cfg, **hardware, class_counts=counts)
         tr = rcfg.train
+        if resume is not None:
+            _check_same_data(resume.get("fingerprint", {}), split.fingerprint)
         logger.info("schema of %s (%s):\n%s", table.name, schema.task, schema)
         if quality is not None:
             logger.info("%s", quality)
@@ -94,7 +103,16 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     t_emb = time.perf_counter()
     feeder.prepare(split.paths)
     t_emb = time.perf_counter() - t_emb
-    state, weights = _train(model, split, rcfg, runtime, feeder, strategy, list(callbacks))
+    extra = list(callbacks)
+    if checkpoints is not None and tr.checkpoint:
+        from hone.train.checkpoint import Checkpointer
+
+        minutes = tr.checkpoint_every_minutes
+        extra.append(Checkpointer(checkpoints, every_steps=tr.checkpoint_every_steps,
+                                  every_seconds=minutes * 60 if minutes else None,
+                                  record={**(record or {}), "fingerprint": split.fingerprint}))
+    state, weights, resumed_from = _train(model, split, rcfg, runtime, feeder, strategy, extra,
+                            resume_state=resume.get("state") if resume else None)
     weighted = weights is not None
     strategy.finalize(net)  # merge LoRA adapters, unfreeze: the saved network is a plain one
     # Baseline, model choice, calibration and decision rule on validation; test scored once. The
@@ -109,7 +127,9 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
                 "best_epoch": state.best_epoch, "best_step": state.best_step, "stop_reason": state.stop_reason or "completed",
                 "embedding_seconds": round(t_emb, 2), "strategy": rcfg.model.strategy, "preset": rcfg.preset,
                 "precision": tr.precision, "threads": threads, "device": str(runtime.device), "class_weights": weighted,
-                "rows": split.counts, "skipped_rows": split.skipped, "coerced_cells": schema.coerced}
+                "rows": split.counts, "skipped_rows": split.skipped, "coerced_cells": schema.coerced,
+                # the step a resumed run continued from (0: its checkpoint was lost, it started over)
+                "resumed_from": resumed_from if resume is not None else None}
     model.meta = {"task": schema.task, "target": schema.target, "classes": schema.classes,
                   "config": rcfg.model_dump(mode="json"), "training": training,
                   # no figures: they quote test rows, which stay in the run folder, not in the model package
@@ -141,8 +161,15 @@ def infer_run_schema(table: Table, cfg: RunConfig) -> Schema:
                         sample_rows=d.sample_rows, seed=d.split.seed)
 
 
+def _check_same_data(saved: dict[str, Any], now: dict[str, Any]) -> None:
+    if saved and (saved.get("rows"), saved.get("content_hash")) != (now.get("rows"), now.get("content_hash")):
+        raise ConfigError(f"the data changed since the run started ({saved.get('rows')} rows, content hash "
+                          f"{saved.get('content_hash')}; now {now.get('rows')} rows, {now.get('content_hash')}): "
+                          "a resume must read the same rows; start a new run instead")
+
+
 def _train(model: Model, split: SplitResult, cfg: ResolvedRunConfig, runtime: Runtime, feeder: Feeder,
-           strategy: Strategy, extra: list[Callback]) -> tuple[Any, np.ndarray | None]:
+           strategy: Strategy, extra: list[Callback], resume_state: str | Path | None = None) -> tuple[Any, np.ndarray | None, int]:
     tr, pre, net = cfg.train, model.pre, model.net
     n_batches = -(-split.counts["train"] // tr.batch_size)
     steps_per_epoch = max(1, -(-n_batches // tr.grad_accum_steps))
@@ -171,9 +198,18 @@ def _train(model: Model, split: SplitResult, cfg: ResolvedRunConfig, runtime: Ru
                       higher_is_better=HIGHER_IS_BETTER[tr.metric], grad_clip=tr.grad_clip,
                       grad_accum_steps=tr.grad_accum_steps, eval_every_steps=tr.eval_every_steps)
     loss_fn = make_loss(pre.schema.task, weights.to(runtime.device) if weights is not None else None)
+    state, best, resumed_from = None, None, 0
+    if resume_state is not None:
+        from hone.train.checkpoint import load_loop_state
+
+        holder = Loop(net, opt, sched, loss_fn, runtime, loop, {})
+        state = load_loop_state(resume_state, holder)
+        best, resumed_from = holder.best, state.step
+        logger.info("resuming at step %d (epoch %d, batch %d of it) from %s", state.step, state.epoch + 1,
+                    state.batch_in_epoch, resume_state)
     state = fit_loop(net, batches=batches, evaluate=evaluate, loss_fn=loss_fn, optimizer=opt, scheduler=sched,
-                     cfg=loop, runtime=runtime, callbacks=[*callbacks, *extra])
-    return state, weights.numpy() if weights is not None else None
+                     cfg=loop, runtime=runtime, callbacks=[*callbacks, *extra], state=state, best=best)
+    return state, weights.numpy() if weights is not None else None, resumed_from
 
 
 def score(model: Model, outputs: Iterable[tuple[pa.Table, np.ndarray]]) -> dict[str, Any]:

@@ -45,10 +45,15 @@ def make_config(source: Any = None, *, target: str | None = None, config: Any = 
 def _run_dir(cfg: RunConfig, source: Any, output: str | Path | None, overwrite: bool) -> Path:
     if output is not None:
         path = Path(output)
+        interrupted = (path / "checkpoints" / "run.json").is_file() and not (path / "metrics.json").is_file()
+        if interrupted and not overwrite:
+            raise ConfigError(f"{str(path)!r} holds an interrupted run: continue it with hone fit --resume {path}, "
+                              "or pass --overwrite to start it over")
         if path.exists() and any(path.iterdir()) and not overwrite:
             raise ConfigError(f"run directory {str(path)!r} already exists; pass --overwrite to replace it "
                               "or choose another --output")
-        if path.exists() and overwrite and not (path / "config.resolved.yaml").exists() and any(path.iterdir()):
+        if path.exists() and overwrite and not (path / "config.resolved.yaml").exists() and not interrupted \
+                and any(path.iterdir()):
             raise ConfigError(f"{str(path)!r} exists and is not a hone run directory; refusing to replace it")
         return path
     name = cfg.name or (Path(str(source)).stem.split("*")[0].strip(".") if isinstance(source, (str, os.PathLike))
@@ -61,7 +66,8 @@ def _run_dir(cfg: RunConfig, source: Any, output: str | Path | None, overwrite: 
 
 
 def fit(source: Any = None, *, target: str | None = None, config: Any = None, output: str | Path | None = None,
-        overwrite: bool = False, callbacks: list[Any] | None = None, **overrides: Any) -> Any:
+        overwrite: bool = False, callbacks: list[Any] | None = None, resume: str | Path | None = None,
+        **overrides: Any) -> Any:
     """Fine-tune a model on a labelled table and write its run directory.
 
     Args:
@@ -73,6 +79,9 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
         overwrite: replace an existing ``output`` run directory (only once the new run succeeded).
         callbacks: :class:`hone.train.callbacks.Callback` objects added to the training loop's own
             (tracking, pruning, checkpoints...).
+        resume: the directory of a run that was killed or interrupted: it continues from its last
+            checkpoint with the config it started with (``source`` is needed again only when it was
+            a DataFrame or Arrow table); ``metrics.json`` records ``resumed_from``.
         **overrides: short names (``epochs=3``, ``lr=1e-4``, ``text=["review"]``...) or dotted fields.
 
     Returns:
@@ -81,26 +90,80 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
     Example:
         >>> model = hone.fit("reviews.csv", target="sentiment", epochs=2)   # doctest: +SKIP
     """
+    import sys
+    import time
+
     from hone._fit import fit_in
+    from hone._provenance import environment
+    from hone.train.checkpoint import latest_checkpoint
 
-    cfg = make_config(source, target=target, config=config, overrides=overrides)
-    src = source if source is not None else cfg.data.source
-    run_dir = _run_dir(cfg, src, output, overwrite)
+    started = time.time()
+    resumed = None
+    if resume is not None:
+        if target is not None or config is not None or overrides or output is not None:
+            raise ConfigError("--resume continues a run with the config it started with; pass no other settings "
+                              "(start a new run to change them)")
+        run_dir, resumed = Path(resume), _resume_record(Path(resume))
+        cfg = build_config(resumed["config"])
+        src = source if source is not None else resumed.get("source")
+        if src is None:
+            raise ConfigError(f"the run in {str(run_dir)!r} read a DataFrame or Arrow table: pass the same data "
+                              "again, hone.fit(data, resume=...)")
+        state = latest_checkpoint(run_dir / "checkpoints")
+        if state is None:
+            logger.warning("no complete checkpoint in %s: the run starts over from step 0", run_dir / "checkpoints")
+        resumed["state"] = state
+    else:
+        cfg = make_config(source, target=target, config=config, overrides=overrides)
+        src = source if source is not None else cfg.data.source
+        run_dir = _run_dir(cfg, src, output, overwrite)
+    record = {"config": cfg.model_dump(mode="json", exclude_unset=True),
+              "source": str(src) if isinstance(src, (str, os.PathLike)) else None,
+              "command": sys.argv, "started": started}
+    checkpoints = run_dir / "checkpoints"
     _seed_everything(cfg.train.seed)
-    with atomic_path(run_dir) as stage:
-        stage.mkdir(parents=True)
-        try:
-            model, files = fit_in(cfg, src, stage, callbacks or ())
-        finally:
-            shutil.rmtree(stage / ".work", ignore_errors=True)
-        for name, content in files.items():
-            (write_text if isinstance(content, str) else write_json)(stage / name, content)
-        from hone.evaluate.report import write_report
+    try:
+        with atomic_path(run_dir) as stage:
+            stage.mkdir(parents=True)
+            try:
+                model, files = fit_in(cfg, src, stage, callbacks or (), checkpoints=checkpoints, record=record,
+                                      resume=resumed)
+            finally:
+                shutil.rmtree(stage / ".work", ignore_errors=True)
+            files["environment.json"] = environment(started)
+            for name, content in files.items():
+                (write_text if isinstance(content, str) else write_json)(stage / name, content)
+            from hone.evaluate.report import write_report
 
-        write_report(stage, run_dir.name)
+            write_report(stage, run_dir.name)
+            if cfg.train.keep_checkpoints and checkpoints.is_dir():
+                shutil.move(str(checkpoints), str(stage / "checkpoints"))
+    except BaseException:
+        if latest_checkpoint(checkpoints) is not None:
+            logger.error("the run stopped; continue it from its last checkpoint with: hone fit --resume %s", run_dir)
+        raise
     model.run_dir = run_dir
     logger.info("saved run to %s (model in %s)", run_dir, run_dir / "model")
     return model
+
+
+def _resume_record(run_dir: Path) -> dict[str, Any]:
+    """What a killed run wrote for its resume (``checkpoints/run.json``), with clear errors."""
+    import json
+
+    rec = run_dir / "checkpoints" / "run.json"
+    if not run_dir.is_dir():
+        raise ConfigError(f"run directory {str(run_dir)!r} does not exist")
+    if not rec.is_file():
+        if (run_dir / "metrics.json").is_file():
+            raise ConfigError(f"the run in {str(run_dir)!r} finished: there is nothing to resume")
+        raise ConfigError(f"{str(run_dir)!r} has no checkpoints to resume from (checkpoints/run.json is missing)")
+    try:
+        data = json.loads(rec.read_text(encoding="utf-8"))
+        data["config"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"{str(rec)!r} is damaged: {err}") from err
+    return data
 
 
 def _seed_everything(seed: int) -> None:

@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--config", help="run config YAML; flags override it")
     f.add_argument("--output", help="run directory (default: runs/<source name>)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing --output once the new run succeeds")
+    f.add_argument("--resume", metavar="RUN_DIR", help="continue a killed or interrupted run from its last checkpoint "
+                                                       "(with the config it started with)")
     _add_config_flags(f)
     f.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="any config field, e.g. --set train.weight_decay=0.05 (repeatable)")
@@ -139,7 +141,11 @@ def _fit_overrides(a: argparse.Namespace) -> dict[str, Any]:
 def _run(a: argparse.Namespace) -> int:
     from hone import api
 
-    if a.command == "fit":
+    if a.command == "fit" and a.resume:
+        model = api.fit(a.source, target=a.target, config=a.config, output=a.output, resume=a.resume, **_fit_overrides(a))
+        print(model.metrics_table())
+        print(f"model: {model.run_dir / 'model'}")
+    elif a.command == "fit":
         model = api.fit(a.source, target=a.target, config=a.config, output=a.output, overwrite=a.overwrite,
                         **_fit_overrides(a))
         print(model.metrics_table())
@@ -192,6 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hone._logging import configure
 
     configure(-1 if a.quiet else a.verbose)
+    from hone import _provenance
+
+    _provenance.command_line = ["hone", *(sys.argv[1:] if argv is None else argv)]
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     try:
@@ -200,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted; nothing was left half-written", file=sys.stderr)
+        print("error: interrupted; nothing was left half-written (a fit that saved a checkpoint continues with "
+              "hone fit --resume RUN_DIR)", file=sys.stderr)
         return 130
 
 

@@ -152,6 +152,15 @@ class TrainConfig(_Section):
     )
     num_threads: Union[Annotated[int, Field(ge=1)], Auto] = Field("auto", description="Torch threads; auto = all cores.")
     seed: int = Field(42, description="Seed of initialisation, shuffling and dropout (not of the split: data.split.seed).")
+    checkpoint: bool = Field(True, description="Save the full training state in RUN_DIR/checkpoints (at every "
+                                               "evaluation and epoch end, and on the cadence below) so that a killed "
+                                               "run continues with hone fit --resume RUN_DIR.")
+    checkpoint_every_steps: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="Also checkpoint every N optimiser steps.")
+    checkpoint_every_minutes: Annotated[float, Field(gt=0)] | None = Field(
+        10.0, description="Also checkpoint when this many minutes passed since the last save.")
+    keep_checkpoints: bool = Field(False, description="Keep RUN_DIR/checkpoints once the run succeeded (default: "
+                                                      "removed, the model folder holds the best weights).")
     show_progress: bool = Field(True, description="Draw a progress bar on a terminal.")
 
 
@@ -231,7 +240,8 @@ FLAGS: dict[str, str] = {
     "batch_size": "train.batch_size", "lr": "train.lr", "grad_accum_steps": "train.grad_accum_steps",
     "patience": "train.patience", "seed": "train.seed", "max_rows": "train.max_rows",
     "max_eval_rows": "train.max_eval_rows", "time_budget": "train.time_budget", "precision": "train.precision",
-    "show_progress": "train.show_progress", "name": "name", "model": "evaluate.model",
+    "show_progress": "train.show_progress", "checkpoint_every_steps": "train.checkpoint_every_steps",
+    "name": "name", "model": "evaluate.model",
     "threshold_objective": "evaluate.threshold_objective",
 }
 

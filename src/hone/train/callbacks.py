@@ -20,6 +20,7 @@ class Callback:
     def on_epoch_start(self, state: TrainState) -> None: ...
     def on_batch_end(self, state: TrainState, *, rows: int, loss: float | None) -> None: ...
     def on_evaluate(self, state: TrainState, *, metrics: dict[str, Any], is_best: bool) -> None: ...
+    def on_step_end(self, state: TrainState) -> None: ...  # after the step's evaluation, if any: a consistent point
     def on_epoch_end(self, state: TrainState) -> None: ...
     def on_fit_end(self, state: TrainState) -> None: ...
 
@@ -37,14 +38,15 @@ class EarlyStopping(Callback):
 
 
 class TimeBudget(Callback):
-    """Stop once ``seconds`` of wall time have passed since the fit started."""
+    """Stop once ``seconds`` of training and evaluation have passed; a resumed fit counts the time
+    spent before the interruption."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.start = 0.0
 
     def on_fit_start(self, state: TrainState, *, loop: Any = None) -> None:
-        self.start = time.perf_counter()
+        self.start = time.perf_counter() - state.train_seconds - state.eval_seconds
 
     def on_batch_end(self, state: TrainState, *, rows: int, loss: float | None) -> None:
         if time.perf_counter() - self.start >= self.seconds and not state.should_stop:

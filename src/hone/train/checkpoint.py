@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from hone._io import atomic_path
+from hone.train.callbacks import Callback
 from hone.train.loop import Loop
 from hone.train.state import TrainState
 
@@ -109,3 +111,59 @@ def load_loop_state(path: str | Path, loop: Loop) -> TrainState:
     p = rng["python"]
     random.setstate((p[0], tuple(p[1]), p[2]))
     return TrainState(**tree["train_state"])
+
+
+LATEST = "latest"
+
+
+def latest_checkpoint(folder: str | Path) -> Path | None:
+    """The newest complete state in a checkpoint folder, or None. A save killed between its two
+    renames leaves the previous state as ``.latest.old``: that one is used then."""
+    root = Path(folder)
+    for candidate in (root / LATEST, root / f".{LATEST}.old"):
+        if (candidate / _STATE).is_file() and (candidate / _TENSORS).is_file():
+            return candidate
+    return None
+
+
+class Checkpointer(Callback):
+    """Save the loop's full state to ``folder/latest`` at every evaluation, at the end of every
+    epoch, every ``every_steps`` optimiser steps and at least every ``every_seconds``.
+
+    Saves happen at consistent points only (after a step and its evaluation), so
+    :func:`load_loop_state` plus ``fit_loop(state=..., best=...)`` continues exactly. ``record`` (any
+    JSON) is written beside the state as ``run.json``: what a resume needs to rebuild the run.
+    """
+
+    def __init__(self, folder: str | Path, *, every_steps: int | None = None, every_seconds: float | None = 600.0,
+                 record: dict[str, Any] | None = None) -> None:
+        self.folder, self.every_steps, self.every_seconds = Path(folder), every_steps, every_seconds
+        self.record = record or {}
+        self.loop: Loop | None = None
+        self.evaluated = False
+        self.last_save = 0.0
+        self.saves = 0
+
+    def on_fit_start(self, state: TrainState, *, loop: Any = None) -> None:
+        self.loop, self.last_save = loop, time.perf_counter()
+
+    def on_evaluate(self, state: TrainState, *, metrics: dict[str, Any], is_best: bool) -> None:
+        self.evaluated = True
+
+    def on_step_end(self, state: TrainState) -> None:
+        due = self.every_steps and state.step % self.every_steps == 0
+        late = self.every_seconds is not None and time.perf_counter() - self.last_save >= self.every_seconds
+        if self.evaluated or due or late:
+            self.save(state)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self.save(state)
+
+    def save(self, state: TrainState) -> None:
+        from hone._io import write_json
+
+        assert self.loop is not None, "on_fit_start was not called"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_json(self.folder / "run.json", {**self.record, "step": state.step, "epoch": state.epoch})
+        save_loop_state(self.folder / LATEST, self.loop, state)
+        self.evaluated, self.last_save, self.saves = False, time.perf_counter(), self.saves + 1

@@ -111,6 +111,7 @@ def evaluate_step(loop: Loop, evaluate: Callable[[], dict[str, float]], state: T
                 loop.best[k] = v.detach().clone()
     else:
         state.evals_since_best += 1
+    state.last_eval_step = state.step
     state.history.append({"epoch": state.epoch + 1, "step": state.step, "train_loss": state.last_loss, **metrics})
     for cb in callbacks:
         cb.on_evaluate(state, metrics=metrics, is_best=better)
@@ -145,7 +146,8 @@ def fit_loop(model: nn.Module, *, batches: Callable[[int], Iterable[Batch]], eva
     model.train()
     for cb in callbacks:
         cb.on_fit_start(state, loop=loop)
-    for epoch in range(state.epoch + 1 if state.epoch_finished else state.epoch, cfg.epochs):
+    first = cfg.epochs if state.should_stop else state.epoch + 1 if state.epoch_finished else state.epoch
+    for epoch in range(first, cfg.epochs):  # a state saved after the stop resumes straight to the end
         if epoch != state.epoch or state.epoch_finished:
             state.epoch, state.batch_in_epoch, state.epoch_finished = epoch, 0, False
         for cb in callbacks:
@@ -167,11 +169,11 @@ def fit_loop(model: nn.Module, *, batches: Callable[[int], Iterable[Batch]], eva
 def _run_epoch(loop: Loop, epoch_batches: Iterable[Batch], evaluate: Callable[[], dict[str, float]],
                state: TrainState, callbacks: list[Callback]) -> None:
     cfg = loop.cfg
-    skip, pending, loss, evaluated_at = state.batch_in_epoch, 0, None, -1
+    skip, pending, loss = state.batch_in_epoch, 0, None
     tick = time.perf_counter()
 
     def after_step(rows: int) -> None:
-        nonlocal evaluated_at, tick
+        nonlocal tick
         state.step += 1
         logged = state.step % cfg.loss_log_every == 0
         if logged and loss is not None:
@@ -181,7 +183,8 @@ def _run_epoch(loop: Loop, epoch_batches: Iterable[Batch], evaluate: Callable[[]
             cb.on_batch_end(state, rows=rows, loss=state.last_loss if logged else None)
         if (cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0) or state.should_stop:
             evaluate_step(loop, evaluate, state, callbacks)
-            evaluated_at = state.step
+        for cb in callbacks:
+            cb.on_step_end(state)
         tick = time.perf_counter()
 
     for i, batch in enumerate(epoch_batches):
@@ -205,5 +208,5 @@ def _run_epoch(loop: Loop, epoch_batches: Iterable[Batch], evaluate: Callable[[]
     if loss is not None and state.step:
         state.last_loss = float(loss)
     last_epoch = state.epoch == cfg.epochs - 1
-    if evaluated_at != state.step and (not cfg.eval_every_steps or last_epoch):
+    if state.last_eval_step != state.step and (not cfg.eval_every_steps or last_epoch):
         evaluate_step(loop, evaluate, state, callbacks)

@@ -23,6 +23,7 @@ class TrainState:
     best_step: int = 0
     best_epoch: int = 0
     evals_since_best: int = 0
+    last_eval_step: int = -1  # the step of the latest evaluation (a resumed epoch does not evaluate twice)
     should_stop: bool = False
     stop_reason: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
