@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,33 +31,44 @@ from hone.train.callbacks import Callback, EarlyStopping, ProgressBar, TimeBudge
 from hone.train.loop import Loop, LoopConfig, fit_loop
 from hone.train.optim import class_weights, linear_schedule, make_loss, make_optimizer
 from hone.train.runtime import Runtime
+from hone.train.state import TrainState
 
 logger = get_logger("hone.fit")
 
 
-def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callback] = (), *,
-           checkpoints: Path | None = None, record: dict[str, Any] | None = None,
-           resume: dict[str, Any] | None = None) -> tuple[Model, dict[str, Any]]:
-    """Run every stage; returns the model (already saved to ``stage/model``) and the run files to write.
+@dataclass
+class Prepared:
+    """The data stages' result, shared by a fit and by every trial of a search."""
 
-    ``checkpoints``: the folder the training state is saved to (with ``record``, what a resume needs);
-    ``resume``: that folder's ``run.json`` plus ``state`` (the saved state's folder, or None to start
-    over) when continuing a killed run."""
-    t_start = time.perf_counter()
-    work = stage / ".work"
-    work.mkdir()
+    schema: Schema
+    split: SplitResult
+    hardware: dict[str, Any]
+    work: Path
+    table_name: str
+    quality: Any = None
+    cleaning: dict[str, Any] | None = None
+
+    def resolve(self, cfg: RunConfig) -> ResolvedRunConfig:
+        counts = [self.split.class_counts.get("train", {}).get(str(c), 0) for c in self.schema.classes]
+        return resolve(cfg, **self.hardware, class_counts=counts)
+
+
+def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = None) -> Prepared:
+    """Open the source, audit (unless ``audit`` is False) and clean it, infer the schema, split it into
+    ``work/splits``. Every setting is checked here, before the first line of output."""
     threads = int(cfg.train.num_threads) if cfg.train.num_threads != "auto" else (os.cpu_count() or 1)
     torch.set_num_threads(threads)
+    audit = cfg.quality.audit if audit is None else audit
     # the audit and cleaning name rows by their position in the source: that needs rows in input order
-    con = connect(work, cfg.data.memory_limit, threads, keep_order=cfg.data.clean or cfg.quality.audit)
+    con = connect(work, cfg.data.memory_limit, threads, keep_order=cfg.data.clean or audit)
     cleaning, quality = None, None
     try:
         table = open_table(source, con, encoding=cfg.data.encoding, work_dir=work)
         schema = infer_run_schema(table, cfg)
-        if cfg.quality.audit:
-            from hone.quality.audit import audit
+        if audit or cfg.data.clean:
+            from hone.quality.audit import audit as run_audit
 
-            quality = audit(table, schema, cfg)
+            quality = run_audit(table, schema, cfg)
         if cfg.data.clean:
             from hone.quality.clean import clean_table
 
@@ -70,25 +82,42 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
         resolve(cfg, **hardware)  # every setting is checked before the first line of output
         caps = {"train": cfg.train.max_rows, "validation": cfg.train.max_eval_rows, "test": cfg.train.max_eval_rows}
         split = split_table(table, schema, cfg.data.split, work / "splits", key=cfg.data.key, max_rows=caps)
-        counts = [split.class_counts.get("train", {}).get(str(c), 0) for c in schema.classes]
-        rcfg = resolve(cfg, **hardware, class_counts=counts)
-        tr = rcfg.train
-        if resume is not None:
-            _check_same_data(resume.get("fingerprint", {}), split.fingerprint)
-        logger.info("schema of %s (%s):\n%s", table.name, schema.task, schema)
-        if quality is not None:
-            logger.info("%s", quality)
-        if schema.coerced:
-            logger.warning("read as missing: %s", ", ".join(f"{n} value(s) of {c!r} that are not numbers/dates"
-                                                             for c, n in schema.coerced.items()))
-        _log_split(split)
-        pre = Preprocessor.fit(schema, split.paths["train"], con=con, cfg=rcfg.model,
-                               class_counts=split.class_counts.get("train", {}))
+        name = table.name
     finally:
         con.close()
-    runtime = Runtime.local(tr.precision)
-    torch.manual_seed(tr.seed)
-    spec = NetSpec(pre.encoder_specs(), 1 if schema.task == "regression" else len(schema.classes),
+    return Prepared(schema, split, hardware, work, name, quality, cleaning)
+
+
+def fit_preprocessor(prep: Prepared, rcfg: ResolvedRunConfig) -> Preprocessor:
+    """Vocabularies, statistics and the tokenizer, from the training split only."""
+    con = connect(prep.work, rcfg.data.memory_limit, prep.hardware["threads"])
+    try:
+        return Preprocessor.fit(prep.schema, prep.split.paths["train"], con=con, cfg=rcfg.model,
+                                class_counts=prep.split.class_counts.get("train", {}))
+    finally:
+        con.close()
+
+
+@dataclass
+class Trained:
+    """A trained network (best validation weights restored) and how its training went."""
+
+    model: Model
+    state: TrainState
+    weights: np.ndarray | None  # the class weights of the loss, if any
+    resumed_from: int
+    embedding_seconds: float
+    runtime: Runtime
+
+
+def train_network(prep: Prepared, rcfg: ResolvedRunConfig, pre: Preprocessor, callbacks: Iterable[Callback] = (),
+                  resume_state: str | Path | None = None, log: bool = True) -> Trained:
+    """Build the network for ``rcfg``, train it on the training split with early stopping on
+    validation (``resume_state``: continue from a saved loop state) and finalise its strategy."""
+    split = prep.split
+    runtime = Runtime.local(rcfg.train.precision)
+    torch.manual_seed(rcfg.train.seed)
+    spec = NetSpec(pre.encoder_specs(), 1 if prep.schema.task == "regression" else len(prep.schema.classes),
                    rcfg.model.hidden_size, rcfg.model.dropout)
     assets = {"text": Path(rcfg.model.backbone)} if "text" in pre.modalities else {}
     net = build_model(spec, assets, pretrained=True).to(runtime.device)
@@ -99,10 +128,43 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
                              backbone=assets.get("text"))
     model = Model(net, pre, {}, assets=assets, precision=runtime.precision)
     chosen = f"{described}; preset {rcfg.preset}" if "text" in pre.modalities else "no pretrained backbone"
-    logger.info("training %s on %d rows (%s): %s", _describe(net), split.counts["train"], chosen, _settings(rcfg, "text" in pre.modalities))
+    if log:
+        logger.info("training %s on %d rows (%s): %s", _describe(net), split.counts["train"], chosen,
+                    _settings(rcfg, "text" in pre.modalities))
     t_emb = time.perf_counter()
     feeder.prepare(split.paths)
     t_emb = time.perf_counter() - t_emb
+    state, weights, resumed_from = _train(model, split, rcfg, runtime, feeder, strategy, list(callbacks),
+                                          resume_state=resume_state)
+    strategy.finalize(net)  # merge LoRA adapters, unfreeze: the saved network is a plain one
+    return Trained(model, state, weights, resumed_from, t_emb, runtime)
+
+
+def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callback] = (), *,
+           checkpoints: Path | None = None, record: dict[str, Any] | None = None,
+           resume: dict[str, Any] | None = None) -> tuple[Model, dict[str, Any]]:
+    """Run every stage; returns the model (already saved to ``stage/model``) and the run files to write.
+
+    ``checkpoints``: the folder the training state is saved to (with ``record``, what a resume needs);
+    ``resume``: that folder's ``run.json`` plus ``state`` (the saved state's folder, or None to start
+    over) when continuing a killed run."""
+    t_start = time.perf_counter()
+    work = stage / ".work"
+    work.mkdir()
+    prep = prepare(cfg, source, work)
+    schema, split, quality, cleaning = prep.schema, prep.split, prep.quality, prep.cleaning
+    rcfg = prep.resolve(cfg)
+    tr = rcfg.train
+    if resume is not None:
+        _check_same_data(resume.get("fingerprint", {}), split.fingerprint)
+    logger.info("schema of %s (%s):\n%s", prep.table_name, schema.task, schema)
+    if quality is not None:
+        logger.info("%s", quality)
+    if schema.coerced:
+        logger.warning("read as missing: %s", ", ".join(f"{n} value(s) of {c!r} that are not numbers/dates"
+                                                         for c, n in schema.coerced.items()))
+    _log_split(split)
+    pre = fit_preprocessor(prep, rcfg)
     extra = list(callbacks)
     if checkpoints is not None and tr.checkpoint:
         from hone.train.checkpoint import Checkpointer
@@ -111,10 +173,10 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
         extra.append(Checkpointer(checkpoints, every_steps=tr.checkpoint_every_steps,
                                   every_seconds=minutes * 60 if minutes else None,
                                   record={**(record or {}), "fingerprint": split.fingerprint}))
-    state, weights, resumed_from = _train(model, split, rcfg, runtime, feeder, strategy, extra,
-                            resume_state=resume.get("state") if resume else None)
+    trained = train_network(prep, rcfg, pre, extra, resume_state=resume.get("state") if resume else None)
+    model, state, weights, runtime = trained.model, trained.state, trained.weights, trained.runtime
+    threads, t_emb, resumed_from = prep.hardware["threads"], trained.embedding_seconds, trained.resumed_from
     weighted = weights is not None
-    strategy.finalize(net)  # merge LoRA adapters, unfreeze: the saved network is a plain one
     # Baseline, model choice, calibration and decision rule on validation; test scored once. The
     # numbers come from the plain network, exactly as a loaded model computes them.
     paths = {s: p for s, p in split.paths.items() if split.counts.get(s)}
