@@ -82,10 +82,31 @@ def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = Non
         resolve(cfg, **hardware)  # every setting is checked before the first line of output
         caps = {"train": cfg.train.max_rows, "validation": cfg.train.max_eval_rows, "test": cfg.train.max_eval_rows}
         split = split_table(table, schema, cfg.data.split, work / "splits", key=cfg.data.key, max_rows=caps)
+        if cfg.train.fit_on == "train+validation":
+            _merge_validation_into_train(con, split)
         name = table.name
     finally:
         con.close()
     return Prepared(schema, split, hardware, work, name, quality, cleaning)
+
+
+def _merge_validation_into_train(con: Any, split: SplitResult) -> None:
+    """Training rows become train + validation (the refit of a search); validation stays for the
+    choices made on it, which are then optimistic, and test is untouched."""
+    from hone.data.sql import ql
+
+    path = split.paths["train"].with_name("train_validation.parquet")
+    con.execute(f"COPY (SELECT * FROM read_parquet([{ql(split.paths['train'])}, {ql(split.paths['validation'])}])) "
+                f"TO {ql(path)} (FORMAT parquet, ROW_GROUP_SIZE 16384)")
+    split.paths["train"] = path
+    split.counts["train"] += split.counts.get("validation", 0)
+    merged = dict(split.class_counts.get("train", {}))
+    for c, n in split.class_counts.get("validation", {}).items():
+        merged[c] = merged.get(c, 0) + n
+    if split.class_counts:
+        split.class_counts["train"] = merged
+    logger.warning("training on train + validation (%d rows) for %s: validation metrics and the choices made on "
+                   "them are optimistic; the test split is untouched", split.counts["train"], "the set epochs")
 
 
 def fit_preprocessor(prep: Prepared, rcfg: ResolvedRunConfig) -> Preprocessor:
@@ -252,13 +273,16 @@ def _train(model: Model, split: SplitResult, cfg: ResolvedRunConfig, runtime: Ru
                                    weight_decay=tr.weight_decay)
     opt = make_optimizer(groups)
     sched = linear_schedule(opt, tr.epochs * steps_per_epoch, tr.warmup_ratio)
-    callbacks: list[Callback] = [_EpochLog(tr.metric), EarlyStopping(tr.patience),
-                                 ProgressBar(None if tr.show_progress else False)]
+    on_validation = tr.fit_on == "train+validation"  # no early stopping on rows it trains on
+    callbacks: list[Callback] = [_EpochLog(tr.metric), ProgressBar(None if tr.show_progress else False)]
+    if not on_validation:
+        callbacks.append(EarlyStopping(tr.patience))
     if tr.time_budget:
         callbacks.append(TimeBudget(tr.time_budget))
     loop = LoopConfig(epochs=tr.epochs, steps_per_epoch=steps_per_epoch, metric=tr.metric,
                       higher_is_better=HIGHER_IS_BETTER[tr.metric], grad_clip=tr.grad_clip,
-                      grad_accum_steps=tr.grad_accum_steps, eval_every_steps=tr.eval_every_steps)
+                      grad_accum_steps=tr.grad_accum_steps, eval_every_steps=tr.eval_every_steps,
+                      restore_best=not on_validation)
     loss_fn = make_loss(pre.schema.task, weights.to(runtime.device) if weights is not None else None)
     state, best, resumed_from = None, None, 0
     if resume_state is not None:

@@ -166,6 +166,31 @@ def _resume_record(run_dir: Path) -> dict[str, Any]:
     return data
 
 
+def tune(source: Any = None, *, target: str | None = None, config: Any = None, output: str | Path | None = None,
+         **overrides: Any) -> dict[str, Any]:
+    """Search the training configuration with Optuna, then refit the best one (see :mod:`hone.tune.study`).
+
+    ``output`` (default ``runs/<name>-tune``) holds ``study.db`` (the same call resumes an interrupted
+    search), ``tune.json``, ``trials.csv`` and ``best/``, the refitted run. Overrides take the same
+    short names as :func:`fit` plus ``trials``, ``timeout`` (seconds or "2h"), ``jobs``, ``pruner``,
+    ``sampler`` and ``refit``. Returns the summary of ``tune.json``."""
+    from hone.tune.space import parse_duration
+    from hone.tune.study import run_tune
+
+    for short in ("trials", "timeout", "jobs", "pruner", "sampler", "refit"):
+        if short in overrides:
+            value = overrides.pop(short)
+            overrides[f"tune.{short}"] = parse_duration(value) if short == "timeout" and value is not None else value
+    cfg = make_config(source, target=target, config=config, overrides=overrides)
+    src = source if source is not None else cfg.data.source
+    if output is None:
+        stem = cfg.name or (Path(str(src)).stem.split("*")[0].strip(".") if isinstance(src, (str, os.PathLike))
+                            and not str(src).startswith("sql:") else "run") or "run"
+        output = Path("runs") / f"{stem}-tune"
+    _seed_everything(cfg.train.seed)
+    return run_tune(cfg, src, Path(output))
+
+
 def _seed_everything(seed: int) -> None:
     import torch
 

@@ -76,6 +76,25 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="any config field, e.g. --set train.weight_decay=0.05 (repeatable)")
 
+    tu = sub.add_parser("tune", help="search the training configuration (Optuna), then refit the best one",
+                        description="Search learning rate, epochs, batch size, regularisation (and LoRA rank or "
+                                    "trainable layers) on the validation metric, pruning poor trials; the study in "
+                                    "OUTPUT/study.db resumes with the same command; OUTPUT/best is the refitted run.")
+    tu.add_argument("source", nargs="?", help="the labelled table (default: data.source of --config)")
+    tu.add_argument("--target", help="column to predict")
+    tu.add_argument("--config", help="run config YAML (its tune section: space, pruner...); flags override it")
+    tu.add_argument("--output", help="study folder (default: runs/<source name>-tune)")
+    tu.add_argument("--trials", type=int, help="finished trials to run (default 20) [tune.trials]")
+    tu.add_argument("--timeout", help="time for the whole command, search and refit: 2h, 90m, 45s [tune.timeout]")
+    tu.add_argument("--jobs", type=int, help="processes sharing the study (default 1) [tune.jobs]")
+    tu.add_argument("--pruner", choices=["median", "hyperband", "none"], help="[tune.pruner]")
+    tu.add_argument("--sampler", choices=["tpe", "random"], help="[tune.sampler]")
+    tu.add_argument("--refit", choices=["train", "train+validation"], help="rows of the final fit [tune.refit]")
+    tu.add_argument("--worker", metavar="OUTPUT", help=argparse.SUPPRESS)  # a --jobs process
+    _add_config_flags(tu)
+    tu.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="any config field, e.g. --set tune.space.lr='{low: 1e-5, high: 1e-4, log: true}'")
+
     for cmd, what in (("predict", "score a table with a saved model"), ("evaluate", "metrics of a saved model on a labelled table")):
         c = sub.add_parser(cmd, help=what)
         c.add_argument("model_dir")
@@ -150,6 +169,15 @@ def _run(a: argparse.Namespace) -> int:
                         **_fit_overrides(a))
         print(model.metrics_table())
         print(f"model: {model.run_dir / 'model'}")
+    elif a.command == "tune" and a.worker:
+        from hone.tune.study import run_worker
+
+        run_worker(Path(a.worker))
+    elif a.command == "tune":
+        extra = {k: getattr(a, k) for k in ("trials", "timeout", "jobs", "pruner", "sampler", "refit")}
+        summary = api.tune(a.source, target=a.target, config=a.config, output=a.output,
+                           **{k: v for k, v in extra.items() if v is not None}, **_fit_overrides(a))
+        print(format_tune(summary))
     elif a.command == "predict":
         n = api.predict(a.model_dir, a.source, a.output, keep=a.keep, precision=a.precision, encoding=a.encoding,
                         runtime=a.runtime, workers=a.workers, progress=a.progress)
@@ -181,6 +209,21 @@ def _run(a: argparse.Namespace) -> int:
                                encoding=a.encoding)
         print(format_metrics({"evaluation": metrics}))
     return 0
+
+
+def format_tune(summary: dict[str, Any]) -> str:
+    """The console summary of a search: trials, the best parameters, importances, the refit's metrics."""
+    best, refit = summary.get("best") or {}, summary.get("refit") or {}
+    lines = [f"{summary['finished']} trial(s) finished ({summary['pruned']} pruned) in {summary['search_seconds']:.0f} s; "
+             f"best: trial {best.get('number')} with validation {summary['metric']} {best.get('value', float('nan')):.4f}"]
+    lines += [f"  {k} = {v:.4g}" if isinstance(v, float) else f"  {k} = {v}" for k, v in best.get("params", {}).items()]
+    if summary.get("importances"):
+        lines.append("importance: " + ", ".join(f"{k} {v:.2f}" for k, v in summary["importances"].items()))
+    test = refit.get("test") or {}
+    if test:
+        lines.append(f"refit ({refit.get('fit_on')}): test " + ", ".join(
+            f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float)))
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -159,6 +159,10 @@ class TrainConfig(_Section):
         None, description="Also checkpoint every N optimiser steps.")
     checkpoint_every_minutes: Annotated[float, Field(gt=0)] | None = Field(
         10.0, description="Also checkpoint when this many minutes passed since the last save.")
+    fit_on: Literal["train", "train+validation"] = Field(
+        "train", description="Rows the network and baseline learn from: train+validation (the tune refit option) "
+                             "trains for train.epochs without early stopping; validation-based choices are then "
+                             "optimistic, the test split stays untouched.")
     keep_checkpoints: bool = Field(False, description="Keep RUN_DIR/checkpoints once the run succeeded (default: "
                                                       "removed, the model folder holds the best weights).")
     show_progress: bool = Field(True, description="Draw a progress bar on a terminal.")
@@ -211,6 +215,29 @@ class EvaluateConfig(_Section):
         return self
 
 
+class TuneConfig(_Section):
+    """The hyperparameter search of ``hone tune`` (Optuna)."""
+
+    trials: Annotated[int, Field(ge=1)] = Field(20, description="Finished (complete or pruned) trials to run.")
+    timeout: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="Seconds for the whole command, search and refit together; the search stops early "
+                          "enough to leave the refit its time.")
+    sampler: Literal["tpe", "random"] = Field("tpe", description="Optuna's TPE sampler or random search.")
+    pruner: Literal["median", "hyperband", "none"] = Field(
+        "median", description="Stop poor trials from their validation metric at each evaluation.")
+    space: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Search space by parameter (lr, epochs, batch_size, dropout, weight_decay, warmup_ratio, "
+                    "lora_r, top_k, head_lr or any dotted config field): {low, high, log} or {choices: [...]} "
+                    "narrows or widens the default range, a plain value fixes it, null leaves it out.")
+    replace_space: bool = Field(False, description="Search only the parameters in tune.space (not the defaults).")
+    refit: Literal["train", "train+validation"] = Field(
+        "train", description="Refit the best configuration on the training split (early stopping and the model "
+                             "choice on validation), or on training and validation rows for the best trial's epochs.")
+    jobs: Annotated[int, Field(ge=1)] = Field(1, description="Processes sharing the study on this machine.")
+    seed: int = Field(0, description="Seed of the sampler.")
+
+
 class RunConfig(_Section):
     """Everything a run needs. The minimum is ``data.source`` and ``data.target``."""
 
@@ -224,6 +251,7 @@ class RunConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
 
 
 # The settings people change most, by their short name: the keyword of ``hone.fit(epochs=3)`` and

@@ -106,6 +106,9 @@ def render(run: Path, name: str | None = None) -> str:
         cols = list(rows[0]["inputs"])
         out.append("<h2>Test rows wrong with the highest confidence</h2>" +
                    _table([*keys, *cols], [[r[k] for k in keys] + [r["inputs"].get(c) for c in cols] for r in rows]))
+    search = _read(run, "tune.json")
+    if search:
+        out.append(_search(search))
     out.append("<h2>Data</h2>" + _data(schema, fp))
     quality = _read(run, "quality.json")
     if quality and quality.get("findings"):
@@ -221,6 +224,39 @@ def _data(schema: dict[str, Any], fp: dict[str, Any]) -> str:
         classes = sorted({c for s in cc.values() for c in s})
         out += _table(["class", *cc], [[c, *[cc[s].get(c, 0) for s in cc]] for c in classes])
     return out
+
+
+def _search(t: dict[str, Any]) -> str:
+    """The hyperparameter search that chose this run's configuration (``tune.json``)."""
+    best, metric = t.get("best") or {}, t.get("metric", "")
+    trials = [x for x in t.get("trials", []) if x.get("value") is not None or x.get("intermediate")]
+    done = sorted((x for x in trials if x["state"] == "complete"), key=lambda x: x["number"])
+    maximize = t.get("direction") == "maximize"
+    running, best_so_far = None, []
+    for x in done:
+        if running is None or (x["value"] > running if maximize else x["value"] < running):
+            running = x["value"]
+        best_so_far.append([x["number"], running])
+    pruned = [[x["number"], x["intermediate"][-1][1]] for x in trials if x["state"] == "pruned" and x["intermediate"]]
+    history = line_chart([("best so far", best_so_far)], x_label="trial", y_label=f"validation {metric}")
+    points = line_chart([("complete", [[x["number"], x["value"]] for x in done]), ("pruned (last value)", pruned)],
+                        x_label="trial", y_label=f"validation {metric}", scatter=True)
+    names = sorted({k for x in t.get("trials", []) for k in x.get("params", {})})
+    rows = [[x["number"], x["state"], x.get("value"), x.get("seconds"), x.get("best_epoch"),
+             *[x.get("params", {}).get(n) for n in names]] for x in t.get("trials", [])]
+    marks = ["best" if x["number"] == best.get("number") else "" for x in t.get("trials", [])]
+    imp = t.get("importances") or {}
+    refit = t.get("refit") or {}
+    return (f"<h2>Hyperparameter search</h2><p class='muted'>{t.get('finished')} of {t.get('trials_requested')} "
+            f"trials finished ({t.get('pruned')} pruned by the {_e(t.get('pruner'))} pruner, {_e(t.get('sampler'))} "
+            f"sampler) in {t.get('search_seconds', 0):.0f} s, on validation {_e(metric)} only. This run refits trial "
+            f"{_e(best.get('number'))} (validation {_fmt(best.get('value'))}) on {_e(refit.get('fit_on', 'train'))}; "
+            "its test metrics above are the only look at the test split.</p>"
+            "<div class='plots'>" + _figure("Optimisation history", history) + _figure("Trials", points) + "</div>"
+            + ("<h3>Parameter importance (fANOVA)</h3>" + _table(["parameter", "importance"], [[k, v] for k, v in imp.items()])
+               if imp else "")
+            + "<h3>Trials</h3>" + _table(["trial", "state", f"validation {metric}", "seconds", "best epoch", *names],
+                                         rows, marks))
 
 
 def write_report(run: Path, name: str | None = None) -> Path:

@@ -37,6 +37,7 @@ class LoopConfig:
     grad_accum_steps: int = 1  # batches whose gradients are summed before one optimiser step
     eval_every_steps: int | None = None
     loss_log_every: int = 10  # loss.item() is a host sync on a GPU: read it only this often
+    restore_best: bool = True  # False: keep the last weights (training on the validation rows too)
 
 
 @dataclass
@@ -158,7 +159,7 @@ def fit_loop(model: nn.Module, *, batches: Callable[[int], Iterable[Batch]], eva
             cb.on_epoch_end(state)
         if state.should_stop:
             break
-    if loop.best:
+    if loop.best and cfg.restore_best:
         model.load_state_dict(loop.best)
     model.eval()
     for cb in callbacks:

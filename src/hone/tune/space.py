@@ -1,0 +1,136 @@
+"""The search space: defaults per fine-tuning strategy, merged with ``tune.space`` from the config.
+
+A parameter is a short name (``lr``, ``epochs``...) or any dotted config field. Its spec is
+``{"low": a, "high": b, "log": bool}`` (a float range; integers when both ends are integers),
+``{"choices": [...]}``, or a plain value (fixed, not searched).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hone.errors import ConfigError
+
+# Short names of the searched settings and the config fields they set.
+FIELDS: dict[str, str] = {
+    "lr": "train.lr", "head_lr": "train.head_lr", "epochs": "train.epochs", "batch_size": "train.batch_size",
+    "dropout": "model.dropout", "weight_decay": "train.weight_decay", "warmup_ratio": "train.warmup_ratio",
+    "lora_r": "model.lora_r", "top_k": "model.top_k",
+}
+
+_REGULARISE = {"dropout": {"low": 0.0, "high": 0.3}, "weight_decay": {"low": 0.0, "high": 0.1},
+               "warmup_ratio": {"low": 0.0, "high": 0.2}}
+
+# Defaults around each strategy's own defaults (hone.config.STRATEGY_DEFAULTS), wide enough to matter.
+DEFAULT_SPACES: dict[str, dict[str, Any]] = {
+    "full": {"lr": {"low": 1e-5, "high": 1.5e-4, "log": True}, "head_lr": {"low": 2e-4, "high": 5e-3, "log": True},
+             "epochs": {"low": 2, "high": 6}, "batch_size": {"choices": [16, 32]}, **_REGULARISE},
+    "top-k": {"lr": {"low": 2e-5, "high": 5e-4, "log": True}, "head_lr": {"low": 2e-4, "high": 5e-3, "log": True},
+              "epochs": {"low": 2, "high": 8}, "batch_size": {"choices": [16, 32, 64]}, "top_k": {"low": 1, "high": 6},
+              **_REGULARISE},
+    "lora": {"lr": {"low": 1e-4, "high": 3e-3, "log": True}, "head_lr": {"low": 2e-4, "high": 5e-3, "log": True},
+             "epochs": {"low": 2, "high": 8}, "batch_size": {"choices": [16, 32, 64]},
+             "lora_r": {"choices": [4, 8, 16, 32]}, **_REGULARISE},
+    "frozen": {"lr": {"low": 2e-4, "high": 1e-2, "log": True}, "epochs": {"low": 5, "high": 30},
+               "batch_size": {"choices": [32, 64, 128]}, **_REGULARISE},
+    "tabular": {"lr": {"low": 2e-4, "high": 1e-2, "log": True}, "epochs": {"low": 5, "high": 40},
+                "batch_size": {"choices": [64, 128, 256, 512]}, "dropout": {"low": 0.0, "high": 0.4},
+                "weight_decay": {"low": 0.0, "high": 0.1}, "warmup_ratio": {"low": 0.0, "high": 0.2}},
+}
+
+
+def dotted(name: str) -> str:
+    return FIELDS.get(name, name)
+
+
+def build_space(strategy: str, has_text: bool, user: dict[str, Any], *, replace: bool = False,
+                backbone_layers: int | None = None) -> dict[str, Any]:
+    """The space searched: the strategy's defaults (unless ``replace``) updated by the user's entries;
+    ``None`` removes a parameter, a plain value fixes it. Every entry is checked here."""
+    space = {} if replace else json.loads(json.dumps(DEFAULT_SPACES[strategy if has_text else "tabular"]))
+    if backbone_layers and "top_k" in space:
+        space["top_k"]["high"] = min(space["top_k"]["high"], backbone_layers)
+    for name, spec in (user or {}).items():
+        if spec is None:
+            space.pop(name, None)
+        else:
+            space[name] = spec
+    from hone.config import field_of
+
+    for name, spec in space.items():
+        if dotted(name).startswith(("data.", "tune.", "quality.")):
+            raise ConfigError(f"tune.space cannot search {name!r}: the data, audit and search settings are fixed "
+                              "for a study")
+        try:
+            field_of(dotted(name))
+        except (KeyError, AttributeError) as err:
+            from hone.errors import did_you_mean
+
+            raise ConfigError(f"tune.space: unknown parameter {name!r}.{did_you_mean(name, FIELDS)} Use a short "
+                              f"name ({', '.join(FIELDS)}) or a dotted config field") from err
+        _check_spec(name, spec)
+    return space
+
+
+def _check_spec(name: str, spec: Any) -> None:
+    if not isinstance(spec, dict):
+        return  # a fixed value: the config validates it
+    if "choices" in spec:
+        if set(spec) != {"choices"} or not isinstance(spec["choices"], list) or not spec["choices"]:
+            raise ConfigError(f"tune.space.{name}: choices must be a non-empty list and come alone, got {spec}")
+        return
+    low, high = spec.get("low"), spec.get("high")
+    if set(spec) - {"low", "high", "log", "step"} or not all(isinstance(v, (int, float)) for v in (low, high)):
+        raise ConfigError(f"tune.space.{name}: give {{low, high[, log]}} numbers or {{choices: [...]}}, got {spec}")
+    if low > high or (spec.get("log") and low <= 0):
+        raise ConfigError(f"tune.space.{name}: needs low <= high (and low > 0 with log), got {spec}")
+
+
+def suggest(trial: Any, space: dict[str, Any]) -> dict[str, Any]:
+    """Sample one value per searched parameter on an Optuna trial; fixed values pass through."""
+    out = {}
+    for name, spec in space.items():
+        if not isinstance(spec, dict):
+            out[name] = spec
+        elif "choices" in spec:
+            out[name] = trial.suggest_categorical(name, spec["choices"])
+        elif isinstance(spec["low"], int) and isinstance(spec["high"], int) and not isinstance(spec["low"], bool):
+            out[name] = trial.suggest_int(name, spec["low"], spec["high"], log=bool(spec.get("log")))
+        else:
+            out[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
+    return out
+
+
+def backbone_layers(backbone: str | None) -> int | None:
+    """Transformer layers of a local Hugging Face model folder (the top_k range), if it says."""
+    if not backbone:
+        return None
+    try:
+        return int(json.loads((Path(backbone) / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds from ``"2h"``, ``"90m"``, ``"1h30m"``, ``"45s"`` or a plain number of seconds.
+
+    Example:
+        >>> parse_duration("1h30m"), parse_duration("90"), parse_duration(12.5)
+        (5400.0, 90.0, 12.5)
+    """
+    import re
+
+    if isinstance(text, (int, float)):
+        return float(text)
+    t = str(text).strip().lower()
+    try:
+        return float(t)
+    except ValueError:
+        pass
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)s)?", t)
+    if not t or not parts or not any(parts.groups()):
+        raise ConfigError(f"--timeout {text!r} is not a duration: use e.g. 2h, 90m, 1h30m, 45s or seconds")
+    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
+    return h * 3600 + m * 60 + s

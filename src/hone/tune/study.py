@@ -1,0 +1,314 @@
+"""``hone tune``: an Optuna study over the training configuration, then a refit of the best one.
+
+The data stages (read, split) run once per process; each trial resolves its configuration, trains
+the network and returns its best validation metric (the test split is never looked at). Poor
+trials are pruned from the metric at each evaluation. The study lives in ``OUTPUT/study.db``
+(SQLite), so the same command resumes an interrupted search, and ``--jobs N`` processes share it.
+The best configuration is then refitted as an ordinary run in ``OUTPUT/best`` (its report gains the
+search), evaluated once on test.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hone._logging import get_logger
+from hone.config import RunConfig, build_config
+from hone.errors import ConfigError
+from hone.evaluate.metrics import HIGHER_IS_BETTER
+from hone.train.callbacks import Callback
+from hone.tune.space import backbone_layers, build_space, dotted, suggest
+
+logger = get_logger("hone.tune")
+
+STUDY = "hone"
+REQUEST = ".tune-request.json"  # what worker processes read: the config and the source
+FINISHED = ("COMPLETE", "PRUNED")
+
+
+class PruneOnValidation(Callback):
+    """Report the validation metric to the trial at each evaluation and stop a trial Optuna prunes."""
+
+    def __init__(self, trial: Any, metric: str) -> None:
+        self.trial, self.metric, self.evals, self.pruned = trial, metric, 0, False
+
+    def on_evaluate(self, state: Any, *, metrics: dict[str, Any], is_best: bool) -> None:
+        self.evals += 1
+        value = float(metrics[self.metric])
+        if math.isnan(value):
+            return
+        self.trial.report(value, self.evals)
+        if self.trial.should_prune():
+            self.pruned = True
+            state.should_stop = True
+            state.stop_reason = f"pruned after evaluation {self.evals}"
+
+
+def _storage(out: Path) -> Any:
+    """SQLite in the output folder; a trial whose process died (no heartbeat for 30 s) is failed and
+    its parameters tried again once."""
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+
+    return RDBStorage(f"sqlite:///{out / 'study.db'}", engine_kwargs={"connect_args": {"timeout": 60}},
+                      heartbeat_interval=10, grace_period=30,
+                      failed_trial_callback=RetryFailedTrialCallback(max_retry=1))
+
+
+def _sampler(cfg: RunConfig) -> Any:
+    import optuna
+
+    t = cfg.tune
+    if t.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=t.seed)
+    return optuna.samplers.TPESampler(seed=t.seed, n_startup_trials=min(10, max(2, t.trials // 3)))
+
+
+def _pruner(cfg: RunConfig) -> Any:
+    import optuna
+
+    t = cfg.tune
+    if t.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=min(5, max(2, t.trials // 4)), n_warmup_steps=1)
+    if t.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto", reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def _identity(cfg: RunConfig, fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """What must stay the same for a study to be resumed: everything but the search's size and time."""
+    tree = cfg.model_dump(mode="json")
+    for k in ("trials", "timeout", "jobs"):
+        tree["tune"].pop(k, None)
+    tree["train"].pop("num_threads", None)
+    tree["train"].pop("show_progress", None)
+    return {"config": tree, "rows": fingerprint.get("rows"), "content_hash": fingerprint.get("content_hash")}
+
+
+def _finished(study: Any) -> int:
+    import optuna
+
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False) -> dict[str, Any]:
+    """Run (or resume) the study in ``out`` and, in the main process, refit the best configuration.
+
+    Returns the summary written to ``out/tune.json``."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    t0 = time.time()
+    deadline = t0 + cfg.tune.timeout if cfg.tune.timeout else None
+    jobs, base = cfg.tune.jobs, cfg
+    if jobs > 1:  # the cores are shared between the processes
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cfg = build_config(cfg, {"train.num_threads": max(1, cores // jobs)})
+    out.mkdir(parents=True, exist_ok=True)
+    work = out / f".work-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    workers: list[subprocess.Popen] = []
+    try:
+        from hone._fit import prepare
+
+        prep = prepare(cfg, source, work, audit=False)
+        rcfg = prep.resolve(cfg)
+        metric, has_text = rcfg.train.metric, prep.hardware["has_text"]
+        space = build_space(rcfg.model.strategy, has_text, cfg.tune.space, replace=cfg.tune.replace_space,
+                            backbone_layers=backbone_layers(rcfg.model.backbone if has_text else None))
+        if not space:
+            raise ConfigError("tune.space is empty: nothing to search")
+        study = optuna.create_study(storage=_storage(out), study_name=STUDY, sampler=_sampler(cfg),
+                                    pruner=_pruner(cfg), load_if_exists=True,
+                                    direction="maximize" if HIGHER_IS_BETTER[metric] else "minimize")
+        identity = _identity(cfg, prep.split.fingerprint)
+        saved = study.user_attrs.get("identity")
+        if saved is None:
+            study.set_user_attr("identity", identity)
+        elif saved != identity:
+            raise ConfigError(f"the study in {str(out)!r} was started with other data or settings; resume it with "
+                              "the same command, or choose another --output")
+        done = _finished(study)
+        if not worker:
+            logger.info("search of %s over %s: %d of %d trial(s) finished so far (study %s)", metric,
+                        ", ".join(space), done, cfg.tune.trials, out / "study.db")
+            if jobs > 1 and done < cfg.tune.trials:
+                workers = _start_workers(cfg, source, out, jobs - 1)
+        _optimize(study, cfg, prep, space, metric, deadline, t0)
+        for w in workers:
+            w.wait()
+        if worker:
+            return {}
+        summary = summarize(study, cfg, space, metric, time.time() - t0)
+        _write_summary(out, summary)
+        best = _refit(study, base, source, out, deadline, summary)
+        summary["refit"] = best
+        _write_summary(out, summary)
+        shutil.copy(out / "tune.json", out / "best" / "tune.json")
+        from hone.evaluate.report import write_report
+
+        write_report(out / "best")
+        return summary
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.terminate()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _start_workers(cfg: RunConfig, source: Any, out: Path, n: int) -> list[subprocess.Popen]:
+    if not isinstance(source, (str, os.PathLike)):
+        raise ConfigError("--jobs above 1 needs a file, directory, glob or sql: source (each process reads it)")
+    from hone._io import write_json
+
+    write_json(out / REQUEST, {"config": cfg.model_dump(mode="json"), "source": str(source)})
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return [subprocess.Popen([sys.executable, "-m", "hone", "-q", "tune", "--worker", str(out)], env=env)
+            for _ in range(n)]
+
+
+def run_worker(out: Path) -> None:
+    """A process started by ``--jobs``: read the request, run trials until the study has enough."""
+    req = json.loads((out / REQUEST).read_text(encoding="utf-8"))
+    run_tune(build_config(req["config"]), req["source"], out, worker=True)
+
+
+def _optimize(study: Any, cfg: RunConfig, prep: Any, space: dict[str, Any], metric: str, deadline: float | None,
+              t0: float) -> None:
+    import optuna
+
+    from hone._fit import fit_preprocessor, train_network
+
+    durations: list[float] = [t.duration.total_seconds() for t in study.get_trials(deepcopy=False)
+                              if t.duration and t.state.name == "COMPLETE"]
+
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest(trial, space)
+        budget = None
+        if deadline is not None:
+            budget = max(1.0, _search_end(deadline, durations) - time.time())
+        overrides = {dotted(k): v for k, v in params.items()}
+        overrides.update({"train.checkpoint": False, "train.show_progress": False})
+        if budget is not None:
+            overrides["train.time_budget"] = min(budget, cfg.train.time_budget or budget)
+        tcfg = build_config(cfg, overrides)
+        rcfg = prep.resolve(tcfg)
+        pre = fit_preprocessor(prep, rcfg)
+        pruning = PruneOnValidation(trial, metric)
+        trained = train_network(prep, rcfg, pre, [pruning], log=False)
+        st = trained.state
+        for k, v in {"best_epoch": st.best_epoch, "epochs_run": st.epoch + 1, "steps": st.step,
+                     "rows_per_second": round(st.rows_per_second, 1), "stop_reason": st.stop_reason or "completed",
+                     "evaluations": pruning.evals}.items():
+            trial.set_user_attr(k, v)
+        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+        if pruning.pruned:
+            logger.info("trial %d: %s -> pruned after %d evaluation(s)", trial.number, shown, pruning.evals)
+            raise optuna.TrialPruned()
+        if st.best_metric is None or math.isnan(st.best_metric):
+            raise optuna.TrialPruned()  # nothing measurable (e.g. diverged): as good as pruned
+        logger.info("trial %d: %s -> validation %s %.4f (%s)", trial.number, shown, metric, st.best_metric,
+                    st.stop_reason or "completed")
+        return float(st.best_metric)
+
+    while _finished(study) < cfg.tune.trials:
+        if deadline is not None and time.time() + (_median(durations) or 0.0) > _search_end(deadline, durations):
+            logger.info("time budget: the search stops to leave the refit its time (%d trial(s) finished)",
+                        _finished(study))
+            break
+        start = time.time()
+        study.optimize(objective, n_trials=1, catch=())
+        last = study.trials[-1] if study.trials else None
+        if last is not None and last.state.name == "COMPLETE":
+            durations.append(time.time() - start)
+
+
+def _median(xs: list[float]) -> float | None:
+    return sorted(xs)[len(xs) // 2] if xs else None
+
+
+def _search_end(deadline: float, durations: list[float]) -> float:
+    """When the search must stop: the refit needs about one full trial plus the baseline and report."""
+    return deadline - 1.5 * (max(durations) if durations else 0.0) - 10.0
+
+
+def summarize(study: Any, cfg: RunConfig, space: dict[str, Any], metric: str, seconds: float) -> dict[str, Any]:
+    """Trials, the best one and parameter importances, as written to ``tune.json``."""
+    import optuna
+
+    trials = []
+    for t in study.get_trials(deepcopy=False):
+        trials.append({"number": t.number, "state": t.state.name.lower(), "value": t.value, "params": t.params,
+                       "seconds": round(t.duration.total_seconds(), 2) if t.duration else None,
+                       "intermediate": [[int(k), v] for k, v in sorted(t.intermediate_values.items())],
+                       **{k: v for k, v in t.user_attrs.items()}})
+    completed = [t for t in trials if t["state"] == "complete"]
+    best = None
+    if completed:
+        b = study.best_trial
+        best = {"number": b.number, "value": b.value, "params": b.params, "best_epoch": b.user_attrs.get("best_epoch")}
+    importances: dict[str, float] = {}
+    if len(completed) >= 2:
+        try:
+            importances = {k: round(float(v), 4) for k, v in optuna.importance.get_param_importances(study).items()}
+        except (RuntimeError, ValueError) as err:  # e.g. every completed trial had the same parameters
+            logger.info("no parameter importances: %s", err)
+    return {"metric": metric, "direction": study.direction.name.lower(), "trials_requested": cfg.tune.trials,
+            "finished": sum(t["state"] in ("complete", "pruned") for t in trials),
+            "pruned": sum(t["state"] == "pruned" for t in trials), "sampler": cfg.tune.sampler,
+            "pruner": cfg.tune.pruner, "space": space, "best": best, "importances": importances,
+            "search_seconds": round(seconds, 1), "trials": trials}
+
+
+def _write_summary(out: Path, summary: dict[str, Any]) -> None:
+    import csv
+    import io
+
+    from hone._io import write_json, write_text
+
+    write_json(out / "tune.json", summary)
+    names = sorted({k for t in summary["trials"] for k in t["params"]})
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["number", "state", "value", "seconds", "best_epoch", "stop_reason", *names])
+    for t in summary["trials"]:
+        w.writerow([t["number"], t["state"], t["value"], t["seconds"], t.get("best_epoch"), t.get("stop_reason"),
+                    *[t["params"].get(n) for n in names]])
+    write_text(out / "trials.csv", buf.getvalue())
+
+
+def _refit(study: Any, cfg: RunConfig, source: Any, out: Path, deadline: float | None,
+           summary: dict[str, Any]) -> dict[str, Any]:
+    """Fit the best configuration as an ordinary run in ``out/best``; test is scored there, once."""
+    from hone import api
+
+    best = summary["best"]
+    if best is None:
+        raise ConfigError(f"no trial of the study in {str(out)!r} completed (all pruned or failed): widen the "
+                          "search space or run more trials")
+    overrides: dict[str, Any] = {dotted(k): v for k, v in summary["space"].items() if not isinstance(v, dict)}
+    overrides.update({dotted(k): v for k, v in best["params"].items()})
+    if cfg.tune.refit == "train+validation":
+        overrides.update({"train.fit_on": "train+validation", "train.epochs": max(1, int(best["best_epoch"] or 1))})
+    if deadline is not None:
+        overrides["train.time_budget"] = max(1.0, deadline - time.time() - 10.0)
+    done = out / "best" / "tune.json"
+    if done.is_file() and (out / "best" / "metrics.json").is_file():
+        previous = json.loads(done.read_text(encoding="utf-8")).get("refit") or {}
+        if previous.get("trial") == best["number"] and previous.get("fit_on") == cfg.tune.refit:
+            logger.info("the best trial (%d) was already refitted in %s", best["number"], out / "best")
+            return previous
+    logger.info("refitting trial %d's configuration (validation %s %.4f) on %s", best["number"], summary["metric"],
+                best["value"], cfg.tune.refit)
+    model = api.fit(source, config=build_config(cfg, overrides), output=out / "best", overwrite=True)
+    return {"trial": best["number"], "fit_on": cfg.tune.refit, "dir": "best",
+            "validation": model.meta["metrics"].get("validation"), "test": model.meta["metrics"].get("test")}
