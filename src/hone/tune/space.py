@@ -56,7 +56,7 @@ def build_space(strategy: str, has_text: bool, user: dict[str, Any], *, replace:
         if spec is None:
             space.pop(name, None)
         else:
-            space[name] = spec
+            space[name] = {k: _number(v) for k, v in spec.items()} if isinstance(spec, dict) else spec
     from hone.config import field_of
 
     for name, spec in space.items():
@@ -72,6 +72,16 @@ def build_space(strategy: str, has_text: bool, user: dict[str, Any], *, replace:
                               f"name ({', '.join(FIELDS)}) or a dotted config field") from err
         _check_spec(name, spec)
     return space
+
+
+def _number(v: Any) -> Any:
+    """YAML reads ``1e-5`` (no dot) as a string: such bounds are numbers."""
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    return v
 
 
 def _check_spec(name: str, spec: Any) -> None:

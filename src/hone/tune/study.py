@@ -55,11 +55,15 @@ class PruneOnValidation(Callback):
 def _storage(out: Path) -> Any:
     """SQLite in the output folder; a trial whose process died (no heartbeat for 30 s) is failed and
     its parameters tried again once."""
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    import warnings
 
-    return RDBStorage(f"sqlite:///{out / 'study.db'}", engine_kwargs={"connect_args": {"timeout": 60}},
-                      heartbeat_interval=10, grace_period=30,
-                      failed_trial_callback=RetryFailedTrialCallback(max_retry=1))
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna 5, and what a crash needs
+        warnings.simplefilter("ignore")
+        return RDBStorage(f"sqlite:///{out / 'study.db'}", engine_kwargs={"connect_args": {"timeout": 60}},
+                          heartbeat_interval=10, grace_period=30,
+                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
 
 
 def _sampler(cfg: RunConfig) -> Any:
@@ -208,7 +212,7 @@ def _optimize(study: Any, cfg: RunConfig, prep: Any, space: dict[str, Any], metr
         st = trained.state
         for k, v in {"best_epoch": st.best_epoch, "epochs_run": st.epoch + 1, "steps": st.step,
                      "rows_per_second": round(st.rows_per_second, 1), "stop_reason": st.stop_reason or "completed",
-                     "evaluations": pruning.evals}.items():
+                     "evaluations": pruning.evals, "process": os.getpid()}.items():
             trial.set_user_attr(k, v)
         shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
         if pruning.pruned:

@@ -1,0 +1,113 @@
+"""hone tune: a small Optuna study to completion, one interrupted and resumed, pruning, the refit."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from hone.cli import main
+from hone.errors import ConfigError
+from hone.tune.space import build_space, parse_duration
+
+# A wide learning-rate range: the poor end is obviously poor, so the median pruner has work.
+SPACE = ["--set", "tune.space.lr={low: 1e-5, high: 0.05, log: true}", "--set", "tune.space.epochs={low: 3, high: 6}",
+         "--set", "tune.space.batch_size={choices: [32, 64]}"]
+
+
+@pytest.fixture
+def tab(tmp_path: Path, tab_table: pa.Table) -> Path:
+    p = tmp_path / "tab.parquet"
+    pq.write_table(tab_table, p)
+    return p
+
+
+def _args(src: Path, out: Path, trials: int, *extra: str) -> list[str]:
+    return ["-q", "tune", str(src), "--target", "label", "--trials", str(trials), "--output", str(out),
+            "--no-label-errors", "--no-progress", "--set", "evaluate.bootstrap=50", *SPACE, *extra]
+
+
+def _finished(db: Path) -> int:
+    try:
+        with sqlite3.connect(db, timeout=30) as con:
+            return con.execute("SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')").fetchone()[0]
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def test_a_small_search_runs_to_the_end_and_refits_the_best(tmp_path: Path, tab: Path, capsys) -> None:
+    out = tmp_path / "study"
+    assert main(_args(tab, out, 5)) == 0
+    printed = capsys.readouterr().out
+    assert "best: trial" in printed and "refit (train): test" in printed
+    summary = json.loads((out / "tune.json").read_text())
+    assert summary["finished"] == 5 and len(summary["trials"]) == 5
+    values = [t["value"] for t in summary["trials"] if t["state"] == "complete"]
+    assert summary["best"]["value"] == max(values)
+    assert set(summary["best"]["params"]) == {"lr", "epochs", "batch_size", "dropout", "weight_decay", "warmup_ratio"}
+    assert summary["importances"] and abs(sum(summary["importances"].values()) - 1) < 1e-3
+    # the refit uses the best parameters, and its run folder and report carry the search
+    resolved = (out / "best" / "config.resolved.yaml").read_text()
+    assert f"batch_size: {summary['best']['params']['batch_size']}" in resolved
+    assert f"epochs: {summary['best']['params']['epochs']}" in resolved
+    report = (out / "best" / "report.html").read_text()
+    assert "Hyperparameter search" in report and "Optimisation history" in report
+    assert (out / "best" / "model" / "hone.json").is_file() and (out / "trials.csv").read_text().count("\n") == 6
+    # the same command again: the study is complete, nothing is retrained
+    assert main(_args(tab, out, 5)) == 0
+    assert json.loads((out / "tune.json").read_text())["finished"] == 5
+
+
+def test_an_interrupted_search_resumes_with_the_same_command_and_prunes(tmp_path: Path, tab: Path) -> None:
+    out = tmp_path / "study"
+    cmd = [sys.executable, "-m", "hone", *_args(tab, out, 10)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while _finished(out / "study.db") < 3 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C in the middle of the search
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    interrupted = _finished(out / "study.db")
+    assert 3 <= interrupted < 10 and not (out / "best").exists()
+    assert main(_args(tab, out, 10)) == 0  # resumes: only the missing trials run
+    summary = json.loads((out / "tune.json").read_text())
+    assert summary["finished"] == 10
+    assert summary["pruned"] >= 1 and all(t["intermediate"] for t in summary["trials"] if t["state"] == "pruned")
+    assert (out / "best" / "metrics.json").is_file()
+    # a study is resumed only with the data and settings it started with
+    assert main(_args(tab, out, 10, "--set", "model.hidden_size=64")) == 2
+
+
+def test_two_processes_share_one_study(tmp_path: Path, tab: Path) -> None:
+    out = tmp_path / "study"
+    slow = ["--set", "tune.space.epochs=40", "--set", "train.patience=40"]  # trials of a few seconds each
+    assert main(_args(tab, out, 6, "--jobs", "2", "--pruner", "none", *slow)) == 0
+    summary = json.loads((out / "tune.json").read_text())
+    assert 6 <= summary["finished"] <= 7  # the two processes stop once 6 have finished (one may be in flight)
+    assert summary["pruned"] == 0
+    assert len({t["process"] for t in summary["trials"]}) == 2  # both processes ran trials of the one study
+
+
+def test_the_space_is_the_strategy_default_narrowed_or_replaced_by_the_config() -> None:
+    lora = build_space("lora", True, {"lr": {"low": 1e-4, "high": 1e-3, "log": True}, "dropout": None, "epochs": 3})
+    assert lora["lr"]["high"] == 1e-3 and "dropout" not in lora and lora["epochs"] == 3 and "lora_r" in lora
+    assert "top_k" in build_space("top-k", True, {}, backbone_layers=2) and \
+        build_space("top-k", True, {}, backbone_layers=2)["top_k"]["high"] == 2
+    assert set(build_space("full", True, {"train.head_lr": {"choices": [1e-3]}}, replace=True)) == {"train.head_lr"}
+    assert "lora_r" not in build_space("full", True, {}) and "head_lr" not in build_space("full", False, {})
+    for bad in ({"lrr": {"low": 1, "high": 2}}, {"lr": {"low": 2, "high": 1}}, {"data.target": "x"},
+                {"lr": {"choices": []}}, {"lr": {"low": 0, "high": 1, "log": True}}):
+        with pytest.raises(ConfigError):
+            build_space("full", True, bad)
+    assert parse_duration("2h") == 7200 and parse_duration("1h30m") == 5400 and parse_duration("45s") == 45
+    with pytest.raises(ConfigError):
+        parse_duration("soon")
