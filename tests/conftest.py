@@ -7,6 +7,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# MLflow tracking is on by default when MLflow is installed; the tests that check it turn it on
+# (tracking.enabled: true) against a store of their own, the others leave no ./mlruns behind.
+os.environ.setdefault("HONE_TRACKING", "off")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from pathlib import Path
 

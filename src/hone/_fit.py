@@ -163,12 +163,13 @@ def train_network(prep: Prepared, rcfg: ResolvedRunConfig, pre: Preprocessor, ca
 
 def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callback] = (), *,
            checkpoints: Path | None = None, record: dict[str, Any] | None = None,
-           resume: dict[str, Any] | None = None) -> tuple[Model, dict[str, Any]]:
+           resume: dict[str, Any] | None = None, tracker: Any = None) -> tuple[Model, dict[str, Any]]:
     """Run every stage; returns the model (already saved to ``stage/model``) and the run files to write.
 
     ``checkpoints``: the folder the training state is saved to (with ``record``, what a resume needs);
     ``resume``: that folder's ``run.json`` plus ``state`` (the saved state's folder, or None to start
-    over) when continuing a killed run."""
+    over) when continuing a killed run; ``tracker``: a :class:`hone.tracking.Tracker` started once the
+    data stages passed (a resumed run continues its MLflow run)."""
     t_start = time.perf_counter()
     work = stage / ".work"
     work.mkdir()
@@ -187,13 +188,22 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     _log_split(split)
     pre = fit_preprocessor(prep, rcfg)
     extra = list(callbacks)
+    record = dict(record or {})
+    if tracker is not None:
+        from hone.tracking import flatten
+
+        tags = {"hone.target": str(schema.target), "hone.task": schema.task, "hone.data_hash": split.fingerprint.get("content_hash", "")}
+        if quality is not None:
+            tags["hone.audit"] = str(quality).splitlines()[0][:5000]
+        record["mlflow_run_id"] = tracker.start(flatten(rcfg.model_dump(mode="json")), tags=tags)
+        extra.append(tracker.callback())
     if checkpoints is not None and tr.checkpoint:
         from hone.train.checkpoint import Checkpointer
 
         minutes = tr.checkpoint_every_minutes
         extra.append(Checkpointer(checkpoints, every_steps=tr.checkpoint_every_steps,
                                   every_seconds=minutes * 60 if minutes else None,
-                                  record={**(record or {}), "fingerprint": split.fingerprint}))
+                                  record={**record, "fingerprint": split.fingerprint}))
     trained = train_network(prep, rcfg, pre, extra, resume_state=resume.get("state") if resume else None)
     model, state, weights, runtime = trained.model, trained.state, trained.weights, trained.runtime
     threads, t_emb, resumed_from = prep.hardware["threads"], trained.embedding_seconds, trained.resumed_from

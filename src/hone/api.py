@@ -67,7 +67,7 @@ def _run_dir(cfg: RunConfig, source: Any, output: str | Path | None, overwrite: 
 
 def fit(source: Any = None, *, target: str | None = None, config: Any = None, output: str | Path | None = None,
         overwrite: bool = False, callbacks: list[Any] | None = None, resume: str | Path | None = None,
-        **overrides: Any) -> Any:
+        track_parent: str | None = None, **overrides: Any) -> Any:
     """Fine-tune a model on a labelled table and write its run directory.
 
     Args:
@@ -82,6 +82,7 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
         resume: the directory of a run that was killed or interrupted: it continues from its last
             checkpoint with the config it started with (``source`` is needed again only when it was
             a DataFrame or Arrow table); ``metrics.json`` records ``resumed_from``.
+        track_parent: an MLflow run id to nest this run's MLflow run under (the refit of a search).
         **overrides: short names (``epochs=3``, ``lr=1e-4``, ``text=["review"]``...) or dotted fields.
 
     Returns:
@@ -121,13 +122,19 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
               "source": str(src) if isinstance(src, (str, os.PathLike)) else None,
               "command": sys.argv, "started": started}
     checkpoints = run_dir / "checkpoints"
+    tracker = None
+    from hone.tracking import Tracker, final_metrics, wanted
+
+    if wanted(cfg):
+        tracker = Tracker(cfg, name=run_dir.name, parent=track_parent,
+                          run_id=resumed.get("mlflow_run_id") if resumed else None)
     _seed_everything(cfg.train.seed)
     try:
         with atomic_path(run_dir) as stage:
             stage.mkdir(parents=True)
             try:
                 model, files = fit_in(cfg, src, stage, callbacks or (), checkpoints=checkpoints, record=record,
-                                      resume=resumed)
+                                      resume=resumed, tracker=tracker)
             finally:
                 shutil.rmtree(stage / ".work", ignore_errors=True)
             files["environment.json"] = environment(started)
@@ -138,10 +145,16 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
             write_report(stage, run_dir.name)
             if cfg.train.keep_checkpoints and checkpoints.is_dir():
                 shutil.move(str(checkpoints), str(stage / "checkpoints"))
-    except BaseException:
+    except BaseException as err:
         if latest_checkpoint(checkpoints) is not None:
             logger.error("the run stopped; continue it from its last checkpoint with: hone fit --resume %s", run_dir)
+        if tracker is not None:
+            tracker.end("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
         raise
+    if tracker is not None and tracker.run_id is not None:
+        tracker.log_metrics(final_metrics(files["metrics.json"]), step=model.meta["training"]["steps"])
+        tracker.log_run_folder(run_dir)
+        tracker.end()
     model.run_dir = run_dir
     logger.info("saved run to %s (model in %s)", run_dir, run_dir / "model")
     return model

@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--config", help="run config YAML; flags override it")
     f.add_argument("--output", help="run directory (default: runs/<source name>)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing --output once the new run succeeds")
+    f.add_argument("--no-track", action="store_true", help="do not log this run to MLflow [tracking.enabled]")
     f.add_argument("--resume", metavar="RUN_DIR", help="continue a killed or interrupted run from its last checkpoint "
                                                        "(with the config it started with)")
     _add_config_flags(f)
@@ -91,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     tu.add_argument("--sampler", choices=["tpe", "random"], help="[tune.sampler]")
     tu.add_argument("--refit", choices=["train", "train+validation"], help="rows of the final fit [tune.refit]")
     tu.add_argument("--worker", metavar="OUTPUT", help=argparse.SUPPRESS)  # a --jobs process
+    tu.add_argument("--no-track", action="store_true", help="do not log the search to MLflow [tracking.enabled]")
     _add_config_flags(tu)
     tu.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="any config field, e.g. --set tune.space.lr='{low: 1e-5, high: 1e-4, log: true}'")
@@ -149,6 +151,8 @@ def _fit_overrides(a: argparse.Namespace) -> dict[str, Any]:
     from hone.config import FLAGS
 
     out = {name: getattr(a, name) for name in FLAGS if hasattr(a, name)}
+    if getattr(a, "no_track", False):
+        out["tracking.enabled"] = False
     for item in a.set:
         field, sep, value = item.partition("=")
         if not sep or not field:

@@ -238,6 +238,17 @@ class TuneConfig(_Section):
     seed: int = Field(0, description="Seed of the sampler.")
 
 
+class TrackingConfig(_Section):
+    """Experiment tracking with MLflow."""
+
+    enabled: Union[bool, Auto] = Field(
+        "auto", description="Log every fit and search to MLflow; auto = when MLflow is installed (the track extra) "
+                            "and $HONE_TRACKING is not off.")
+    uri: str | None = Field(None, description="Tracking server or store; default $MLFLOW_TRACKING_URI, else a "
+                                              "SQLite store in ./mlruns (artifacts in ./mlruns/artifacts).")
+    experiment: str | None = Field(None, description="MLflow experiment; default $MLFLOW_EXPERIMENT_NAME, else 'hone'.")
+
+
 class RunConfig(_Section):
     """Everything a run needs. The minimum is ``data.source`` and ``data.target``."""
 
@@ -252,6 +263,7 @@ class RunConfig(_Section):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 
 # The settings people change most, by their short name: the keyword of ``hone.fit(epochs=3)`` and
