@@ -100,8 +100,9 @@ class Tracker:
         if self.uri.startswith("sqlite:///"):
             Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=self.uri)
-        if self.run_id is not None:
+        if self.run_id is not None:  # a resumed fit or search continues its run (its params are logged)
             self.client.update_run(self.run_id, status="RUNNING")
+            return self.run_id
         else:
             exp = self.client.get_experiment_by_name(self.experiment)
             if exp is None:

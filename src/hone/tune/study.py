@@ -107,7 +107,12 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False) ->
     """Run (or resume) the study in ``out`` and, in the main process, refit the best configuration.
 
     Returns the summary written to ``out/tune.json``."""
-    import optuna
+    try:
+        import optuna
+    except ImportError as err:
+        from hone.errors import MissingDependencyError
+
+        raise MissingDependencyError("hone tune needs Optuna: pip install 'hone[tune]'") from err
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     t0 = time.time()
@@ -141,32 +146,59 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False) ->
         elif saved != identity:
             raise ConfigError(f"the study in {str(out)!r} was started with other data or settings; resume it with "
                               "the same command, or choose another --output")
+        parent = _parent_run(study, cfg, out, space, worker)
         done = _finished(study)
         if not worker:
             logger.info("search of %s over %s: %d of %d trial(s) finished so far (study %s)", metric,
                         ", ".join(space), done, cfg.tune.trials, out / "study.db")
             if jobs > 1 and done < cfg.tune.trials:
                 workers = _start_workers(cfg, source, out, jobs - 1)
-        _optimize(study, cfg, prep, space, metric, deadline, t0)
-        for w in workers:
-            w.wait()
-        if worker:
-            return {}
-        summary = summarize(study, cfg, space, metric, time.time() - t0)
-        _write_summary(out, summary)
-        best = _refit(study, base, source, out, deadline, summary)
-        summary["refit"] = best
-        _write_summary(out, summary)
-        shutil.copy(out / "tune.json", out / "best" / "tune.json")
-        from hone.evaluate.report import write_report
+        try:
+            _optimize(study, cfg, prep, space, metric, deadline, t0, parent.run_id if parent else
+                      study.user_attrs.get("mlflow_run_id"))
+            for w in workers:
+                w.wait()
+            if worker:
+                return {}
+            summary = summarize(study, cfg, space, metric, time.time() - t0)
+            _write_summary(out, summary)
+            best = _refit(study, base, source, out, deadline, summary, parent.run_id if parent else None)
+            summary["refit"] = best
+            _write_summary(out, summary)
+            shutil.copy(out / "tune.json", out / "best" / "tune.json")
+            from hone.evaluate.report import write_report
 
-        write_report(out / "best")
+            write_report(out / "best")
+        except BaseException as err:
+            if parent is not None:
+                parent.end("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+            raise
+        if parent is not None:
+            parent.log_metrics({"best_validation": summary["best"]["value"], "finished_trials": summary["finished"],
+                                "pruned_trials": summary["pruned"],
+                                **{f"importance.{k}": v for k, v in summary["importances"].items()},
+                                **{f"test.{k}": v for k, v in (best.get("test") or {}).items()}})
+            parent.log_run_folder(out, model=False)
+            parent.end()
         return summary
     finally:
         for w in workers:
             if w.poll() is None:
                 w.terminate()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _parent_run(study: Any, cfg: RunConfig, out: Path, space: dict[str, Any], worker: bool) -> Any:
+    """The search's MLflow run (reopened when the search resumes); trials and the refit nest under it."""
+    from hone.tracking import Tracker, wanted
+
+    if worker or not wanted(cfg):
+        return None
+    parent = Tracker(cfg, name=f"tune {out.name}", kind="tune", run_id=study.user_attrs.get("mlflow_run_id"))
+    params = {"tune.sampler": cfg.tune.sampler, "tune.pruner": cfg.tune.pruner, "tune.refit": cfg.tune.refit,
+              "tune.space": json.dumps(space)}
+    study.set_user_attr("mlflow_run_id", parent.start(params, tags={"hone.study": str(out / "study.db")}))
+    return parent
 
 
 def _start_workers(cfg: RunConfig, source: Any, out: Path, n: int) -> list[subprocess.Popen]:
@@ -187,7 +219,7 @@ def run_worker(out: Path) -> None:
 
 
 def _optimize(study: Any, cfg: RunConfig, prep: Any, space: dict[str, Any], metric: str, deadline: float | None,
-              t0: float) -> None:
+              t0: float, parent_run: str | None) -> None:
     import optuna
 
     from hone._fit import fit_preprocessor, train_network
@@ -208,8 +240,23 @@ def _optimize(study: Any, cfg: RunConfig, prep: Any, space: dict[str, Any], metr
         rcfg = prep.resolve(tcfg)
         pre = fit_preprocessor(prep, rcfg)
         pruning = PruneOnValidation(trial, metric)
-        trained = train_network(prep, rcfg, pre, [pruning], log=False)
+        tracker = None
+        if parent_run is not None:
+            from hone.tracking import Tracker
+
+            tracker = Tracker(cfg, name=f"trial {trial.number}", parent=parent_run, kind="trial")
+            tracker.start(params, tags={"hone.trial": str(trial.number)})
+        try:
+            trained = train_network(prep, rcfg, pre, [pruning, *([tracker.callback()] if tracker else [])], log=False)
+        except BaseException as err:
+            if tracker is not None:
+                tracker.end("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+            raise
         st = trained.state
+        if tracker is not None:
+            if st.best_metric is not None:
+                tracker.log_metrics({"best_validation": st.best_metric}, step=st.step)
+            tracker.end("KILLED" if pruning.pruned else "FINISHED")  # MLflow has no "pruned": KILLED
         for k, v in {"best_epoch": st.best_epoch, "epochs_run": st.epoch + 1, "steps": st.step,
                      "rows_per_second": round(st.rows_per_second, 1), "stop_reason": st.stop_reason or "completed",
                      "evaluations": pruning.evals, "process": os.getpid()}.items():
@@ -291,7 +338,7 @@ def _write_summary(out: Path, summary: dict[str, Any]) -> None:
 
 
 def _refit(study: Any, cfg: RunConfig, source: Any, out: Path, deadline: float | None,
-           summary: dict[str, Any]) -> dict[str, Any]:
+           summary: dict[str, Any], parent_run: str | None = None) -> dict[str, Any]:
     """Fit the best configuration as an ordinary run in ``out/best``; test is scored there, once."""
     from hone import api
 
@@ -313,6 +360,7 @@ def _refit(study: Any, cfg: RunConfig, source: Any, out: Path, deadline: float |
             return previous
     logger.info("refitting trial %d's configuration (validation %s %.4f) on %s", best["number"], summary["metric"],
                 best["value"], cfg.tune.refit)
-    model = api.fit(source, config=build_config(cfg, overrides), output=out / "best", overwrite=True)
+    model = api.fit(source, config=build_config(cfg, overrides), output=out / "best", overwrite=True,
+                    track_parent=parent_run)
     return {"trial": best["number"], "fit_on": cfg.tune.refit, "dir": "best",
             "validation": model.meta["metrics"].get("validation"), "test": model.meta["metrics"].get("test")}
