@@ -233,6 +233,8 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     files = {"config.resolved.yaml": dump_yaml(rcfg), "metrics.json": {**metrics, **report, "training": training},
              "schema.json": schema.to_dict(), "history.json": state.history,
              "data.fingerprint.json": {**split.fingerprint, "rows_per_split": split.counts,
+                                       "schema": {c.name: {"role": c.role, "type": c.dtype} for c in schema.columns}
+                                       | {schema.target: {"role": "target", "classes": schema.classes}},
                                        "class_counts": split.class_counts, "skipped": split.skipped}}
     if cleaning is not None:
         files["cleaning.json"] = cleaning

@@ -256,9 +256,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted; nothing was left half-written (a fit that saved a checkpoint continues with "
-              "hone fit --resume RUN_DIR)", file=sys.stderr)
+        then = {"fit": " (a fit that saved a checkpoint continues with hone fit --resume RUN_DIR)",
+                "tune": " (the same command continues the search)"}.get(a.command, "")
+        print(f"error: interrupted; nothing was left half-written{then}", file=sys.stderr)
         return 130
+    finally:
+        _provenance.command_line = None
 
 
 if __name__ == "__main__":
