@@ -82,12 +82,43 @@ def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = Non
         resolve(cfg, **hardware)  # every setting is checked before the first line of output
         caps = {"train": cfg.train.max_rows, "validation": cfg.train.max_eval_rows, "test": cfg.train.max_eval_rows}
         split = split_table(table, schema, cfg.data.split, work / "splits", key=cfg.data.key, max_rows=caps)
+        if cfg.data.split.choice_fraction > 0:
+            _hold_out_choice_rows(con, split, cfg.data.split.choice_fraction, schema.target)
         if cfg.train.fit_on == "train+validation":
             _merge_validation_into_train(con, split)
         name = table.name
     finally:
         con.close()
     return Prepared(schema, split, hardware, work, name, quality, cleaning)
+
+
+def _hold_out_choice_rows(con: Any, split: SplitResult, fraction: float, target: str) -> None:
+    """Move ``fraction`` of the validation rows (by row hash: deterministic, duplicates together) to a
+    ``choice`` split for the model choice, calibration and threshold; early stopping and a search see
+    only the rest."""
+    from hone.data.sql import ql
+
+    src = split.paths["validation"]
+    cut = int(round(fraction * 10_000))
+    parts = {"choice": src.with_name("choice.parquet"), "validation": src.with_name("validation_search.parquet")}
+    for name, path in parts.items():
+        cond = f"hash(t) % 10000 {'<' if name == 'choice' else '>='} {cut}"
+        con.execute(f"COPY (SELECT * FROM read_parquet({ql(src)}) t WHERE {cond}) TO {ql(path)} "
+                    "(FORMAT parquet, ROW_GROUP_SIZE 16384)")
+    counts = {n: int(con.execute(f"SELECT count(*) FROM read_parquet({ql(p)})").fetchone()[0]) for n, p in parts.items()}
+    if min(counts.values()) < 10:
+        logger.warning("validation split too small (%d rows) to hold out %.0f%% for the model choice: it serves both",
+                       split.counts["validation"], fraction * 100)
+        return
+    split.paths.update(parts)
+    split.counts.update(counts)
+    split.counts = {k: split.counts[k] for k in ("train", "validation", "choice", "test") if k in split.counts}
+    if split.class_counts:
+        from hone.data.sql import qi
+
+        for name, path in parts.items():
+            rows = con.execute(f"SELECT {qi(target)}, count(*) FROM read_parquet({ql(path)}) GROUP BY 1").fetchall()
+            split.class_counts[name] = {str(k): int(v) for k, v in rows}
 
 
 def _merge_validation_into_train(con: Any, split: SplitResult) -> None:
@@ -211,6 +242,8 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     # Baseline, model choice, calibration and decision rule on validation; test scored once. The
     # numbers come from the plain network, exactly as a loaded model computes them.
     paths = {s: p for s, p in split.paths.items() if split.counts.get(s)}
+    if "choice" in paths:  # the rows held out from early stopping and the search decide
+        paths["validation"] = paths.pop("choice")
     report = choose_and_score(model, paths, rcfg, weights)
     rcfg = rcfg.model_copy(update={"evaluate": rcfg.evaluate.model_copy(update={"model": model.decision.model})})
     metrics = {s: report.pop(s) for s in ("validation", "test") if s in report}
@@ -350,7 +383,7 @@ def _settings(cfg: ResolvedRunConfig, has_text: bool) -> str:
 
 
 def _log_split(split: SplitResult) -> None:
-    logger.info("split: %s rows (train/validation/test)", " / ".join(str(split.counts[s]) for s in split.counts))
+    logger.info("split: %s rows (%s)", " / ".join(str(split.counts[s]) for s in split.counts), "/".join(split.counts))
     for what, n in split.skipped.items():
         if n:
             logger.info("skipped %d rows: %s", n, what.replace("_", " "))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -122,6 +123,7 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
               "source": str(src) if isinstance(src, (str, os.PathLike)) else None,
               "command": sys.argv, "started": started}
     checkpoints = run_dir / "checkpoints"
+    existed = checkpoints.exists()
     tracker = None
     from hone.tracking import Tracker, final_metrics, wanted
 
@@ -146,7 +148,14 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
             if cfg.train.keep_checkpoints and checkpoints.is_dir():
                 shutil.move(str(checkpoints), str(stage / "checkpoints"))
     except BaseException as err:
-        if latest_checkpoint(checkpoints) is not None:
+        from hone.errors import UserError
+
+        if isinstance(err, UserError) and resumed is None and not existed:
+            # bad input or settings fail the same way again: nothing to resume, nothing left behind
+            shutil.rmtree(checkpoints, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()
+        elif latest_checkpoint(checkpoints) is not None:
             logger.error("the run stopped; continue it from its last checkpoint with: hone fit --resume %s", run_dir)
         if tracker is not None:
             tracker.end("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")

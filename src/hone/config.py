@@ -49,6 +49,10 @@ class SplitConfig(_Section):
         (0.8, 0.1, 0.1), description="Train, validation and test fractions of the hash split."
     )
     seed: int = Field(0, description="Seed of the split hash (independent of the training seed).")
+    choice_fraction: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.0, description="Share of the validation split held out (by row hash) for the model choice, calibration and "
+                         "decision threshold, never used for early stopping or by a search; hone tune sets "
+                         "tune.choice_fraction.")
     near_duplicates: Annotated[float, Field(ge=0, le=1)] = Field(
         0.7, description="Texts whose word-bigram Jaccard similarity reaches this share a split (MinHash/LSH); "
                          "0 turns the near-duplicate grouping off.")
@@ -235,6 +239,10 @@ class TuneConfig(_Section):
         "train", description="Refit the best configuration on the training split (early stopping and the model "
                              "choice on validation), or on training and validation rows for the best trial's epochs.")
     jobs: Annotated[int, Field(ge=1)] = Field(1, description="Processes sharing the study on this machine.")
+    choice_fraction: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.5, description="Share of the validation split the search never sees: the refit chooses network, baseline "
+                         "or blend, calibrates and sets its threshold there, free of the search's selection bias "
+                         "(0: the whole validation split serves both).")
     seed: int = Field(0, description="Seed of the sampler.")
 
 

@@ -117,6 +117,8 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False) ->
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     t0 = time.time()
     deadline = t0 + cfg.tune.timeout if cfg.tune.timeout else None
+    if cfg.tune.choice_fraction > 0:  # the refit's model choice on validation rows the search never saw
+        cfg = build_config(cfg, {"data.split.choice_fraction": cfg.tune.choice_fraction})
     jobs, base = cfg.tune.jobs, cfg
     if jobs > 1:  # the cores are shared between the processes
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -146,6 +148,10 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False) ->
         elif saved != identity:
             raise ConfigError(f"the study in {str(out)!r} was started with other data or settings; resume it with "
                               "the same command, or choose another --output")
+        if not worker and not study.trials:  # trial 0 is the default configuration: the yardstick
+            defaults = default_params(space, rcfg)
+            if defaults:
+                study.enqueue_trial(defaults, user_attrs={"defaults": True})
         parent = _parent_run(study, cfg, out, space, worker)
         done = _finished(study)
         if not worker:
@@ -186,6 +192,28 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False) ->
             if w.poll() is None:
                 w.terminate()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def default_params(space: dict[str, Any], rcfg: Any) -> dict[str, Any]:
+    """The resolved config's values of the searched parameters that lie inside the space."""
+    tree = rcfg.model_dump(mode="json")
+    out = {}
+    for name, spec in space.items():
+        if not isinstance(spec, dict):
+            continue
+        node: Any = tree
+        for part in dotted(name).split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None or isinstance(node, bool):
+            continue
+        if "choices" in spec:
+            if node in spec["choices"]:
+                out[name] = node
+        elif isinstance(node, (int, float)) and spec["low"] <= node <= spec["high"]:
+            ints = isinstance(spec["low"], int) and isinstance(spec["high"], int)
+            if not ints or float(node).is_integer():
+                out[name] = int(node) if ints else float(node)
+    return out
 
 
 def _parent_run(study: Any, cfg: RunConfig, out: Path, space: dict[str, Any], worker: bool) -> Any:
