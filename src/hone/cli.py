@@ -221,6 +221,10 @@ def format_tune(summary: dict[str, Any]) -> str:
     lines = [f"{summary['finished']} trial(s) finished ({summary['pruned']} pruned) in {summary['search_seconds']:.0f} s; "
              f"best: trial {best.get('number')} with validation {summary['metric']} {best.get('value', float('nan')):.4f}"]
     lines += [f"  {k} = {v:.4g}" if isinstance(v, float) else f"  {k} = {v}" for k, v in best.get("params", {}).items()]
+    default = next((t for t in summary.get("trials", []) if t.get("defaults")), None)
+    if default is not None:
+        shown = f"{default['value']:.4f}" if default.get("value") is not None else default["state"]
+        lines.append(f"the default configuration (trial {default['number']}): validation {summary['metric']} {shown}")
     if summary.get("importances"):
         lines.append("importance: " + ", ".join(f"{k} {v:.2f}" for k, v in summary["importances"].items()))
     test = refit.get("test") or {}

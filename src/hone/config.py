@@ -432,6 +432,22 @@ class ResolvedEvaluateConfig(EvaluateConfig):
     threshold_objective: str
 
 
+class ResolvedTrackingConfig(TrackingConfig):
+    """TrackingConfig with ``enabled`` resolved to whether this run was tracked."""
+
+    enabled: bool
+
+
+def tracking_available() -> bool:
+    """Whether ``tracking.enabled: auto`` tracks: MLflow is installed and ``$HONE_TRACKING`` is not off."""
+    import importlib.util
+    import os
+
+    if os.environ.get("HONE_TRACKING", "").strip().lower() in ("0", "off", "false", "no"):
+        return False
+    return importlib.util.find_spec("mlflow") is not None
+
+
 class ResolvedRunConfig(RunConfig):
     """The config a run actually used: no field is ``auto`` (written to ``config.resolved.yaml``)."""
 
@@ -440,6 +456,7 @@ class ResolvedRunConfig(RunConfig):
     model: ResolvedModelConfig
     train: ResolvedTrainConfig
     evaluate: ResolvedEvaluateConfig
+    tracking: ResolvedTrackingConfig
 
 
 def default_cache_root() -> Path:
@@ -499,8 +516,10 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
     metric_objective = train["metric"] if train["metric"] in ("macro_f1", "accuracy") else "macro_f1"
     objective = pick(cfg.evaluate.threshold_objective, metric_objective if task == "binary" and imbalanced else "none")
     evaluate = {**cfg.evaluate.model_dump(), "threshold_objective": objective}
+    enabled = cfg.tracking.enabled
+    tracking = {**cfg.tracking.model_dump(), "enabled": tracking_available() if enabled == "auto" else enabled}
     return ResolvedRunConfig.model_validate({**cfg.model_dump(), "preset": preset, "train": train, "model": model,
-                                             "data": data, "evaluate": evaluate})
+                                             "data": data, "evaluate": evaluate, "tracking": tracking})
 
 
 def check_backbone(path: str) -> str:

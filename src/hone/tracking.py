@@ -29,14 +29,15 @@ RUN_FILES = ("config.resolved.yaml", "metrics.json", "quality.json", "cleaning.j
 def wanted(cfg: Any, no_track: bool = False) -> bool:
     """Whether this run is tracked: ``tracking.enabled``, or on auto, when MLflow is importable and
     ``$HONE_TRACKING`` is not ``off``/``0``/``false``."""
+    from hone.config import tracking_available
+
     enabled = cfg.tracking.enabled
     if no_track or enabled is False:
         return False
     if enabled == "auto":
-        if os.environ.get("HONE_TRACKING", "").strip().lower() in ("0", "off", "false", "no"):
-            return False
-        if importlib.util.find_spec("mlflow") is None:
-            logger.info("tracking is off: MLflow is not installed (pip install 'hone[track]')")
+        if not tracking_available():
+            if importlib.util.find_spec("mlflow") is None:
+                logger.info("tracking is off: MLflow is not installed (pip install 'hone[track]')")
             return False
         return True
     if importlib.util.find_spec("mlflow") is None:

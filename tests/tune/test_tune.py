@@ -51,6 +51,11 @@ def test_a_small_search_runs_to_the_end_and_refits_the_best(tmp_path: Path, tab:
     summary = json.loads((out / "tune.json").read_text())
     assert summary["finished"] == 5 and len(summary["trials"]) == 5
     values = [t["value"] for t in summary["trials"] if t["state"] == "complete"]
+    first = summary["trials"][0]
+    assert first.get("defaults") and first["params"]["dropout"] == 0.1 and first["params"]["weight_decay"] == 0.01
+    # the refit chose its model on validation rows the search never saw
+    counts = json.loads((out / "best" / "data.fingerprint.json").read_text())["rows_per_split"]
+    assert set(counts) == {"train", "validation", "choice", "test"} and counts["choice"] > 0
     assert summary["best"]["value"] == max(values)
     assert set(summary["best"]["params"]) == {"lr", "epochs", "batch_size", "dropout", "weight_decay", "warmup_ratio"}
     assert summary["importances"] and abs(sum(summary["importances"].values()) - 1) < 1e-3

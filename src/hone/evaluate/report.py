@@ -242,7 +242,7 @@ def _search(t: dict[str, Any]) -> str:
     points = line_chart([("complete", [[x["number"], x["value"]] for x in done]), ("pruned (last value)", pruned)],
                         x_label="trial", y_label=f"validation {metric}", scatter=True)
     names = sorted({k for x in t.get("trials", []) for k in x.get("params", {})})
-    rows = [[x["number"], x["state"], x.get("value"), x.get("seconds"), x.get("best_epoch"),
+    rows = [[f"{x['number']} (defaults)" if x.get("defaults") else x["number"], x["state"], x.get("value"), x.get("seconds"), x.get("best_epoch"),
              *[x.get("params", {}).get(n) for n in names]] for x in t.get("trials", [])]
     marks = ["best" if x["number"] == best.get("number") else "" for x in t.get("trials", [])]
     imp = t.get("importances") or {}
@@ -251,7 +251,8 @@ def _search(t: dict[str, Any]) -> str:
             f"trials finished ({t.get('pruned')} pruned by the {_e(t.get('pruner'))} pruner, {_e(t.get('sampler'))} "
             f"sampler) in {t.get('search_seconds', 0):.0f} s, on validation {_e(metric)} only. This run refits trial "
             f"{_e(best.get('number'))} (validation {_fmt(best.get('value'))}) on {_e(refit.get('fit_on', 'train'))}; "
-            "its test metrics above are the only look at the test split.</p>"
+            "it chose its model, calibration and threshold on validation rows the search never saw (when "
+            "tune.choice_fraction > 0), and its test metrics above are the only look at the test split.</p>"
             "<div class='plots'>" + _figure("Optimisation history", history) + _figure("Trials", points) + "</div>"
             + ("<h3>Parameter importance (fANOVA)</h3>" + _table(["parameter", "importance"], [[k, v] for k, v in imp.items()])
                if imp else "")
