@@ -39,3 +39,17 @@ def test_failed_prediction_leaves_no_file(tmp_path: Path, tab_model, tab_table: 
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(DataError, match=r"must end in .parquet, .csv or .tsv"):
         predict_file(tab_model, tab_table, tmp_path / "out.xlsx")
+
+
+def test_the_written_prediction_applies_the_threshold_chosen_on_validation(tmp_path: Path, tab_table: pa.Table) -> None:
+    # Regression: the file's prediction was the argmax of the probabilities, not the model's decision
+    # rule, so `hone predict` disagreed with `hone evaluate` and metrics.json on every thresholded model.
+    model = hone.fit(tab_table, target="label", output=tmp_path / "run", show_progress=False, label_errors=False,
+                     threshold_objective="recall_at_precision:0.6", **{"evaluate.bootstrap": 0})
+    threshold = model.decision.threshold["threshold"]
+    proba = model.predict_proba(tab_table)
+    pos = 1  # a binary threshold applies to the second class's probability
+    assert ((proba[:, pos] >= threshold) != (proba.argmax(1) == pos)).any()  # the rule changes some labels
+    predict_file(model, tab_table, tmp_path / "out.parquet")
+    written = pq.read_table(tmp_path / "out.parquet").column("prediction").to_pylist()
+    assert written == list(model.predict(tab_table))

@@ -25,8 +25,8 @@ def output_columns(model: Model, batch: pa.Table, out: np.ndarray, keep: list[st
     table = batch.select(cols)
     if model.task == "regression":
         return table.append_column("prediction", pa.array(out, type=pa.float64()))
-    labels = [model.classes[i] for i in out.argmax(axis=1)]
-    table = table.append_column("prediction", pa.array(labels))
+    labels = model.labels_for(out)  # the decision rule chosen on validation (threshold, prior correction)
+    table = table.append_column("prediction", pa.array(labels.tolist()))
     for k, c in enumerate(model.classes):
         table = table.append_column(f"proba_{c}", pa.array(out[:, k], type=pa.float64()))
     return table

@@ -116,3 +116,19 @@ def test_the_space_is_the_strategy_default_narrowed_or_replaced_by_the_config() 
     assert parse_duration("2h") == 7200 and parse_duration("1h30m") == 5400 and parse_duration("45s") == 45
     with pytest.raises(ConfigError):
         parse_duration("soon")
+
+
+@pytest.mark.parametrize("args, says", [
+    (["missing.csv", "--target", "label"], "missing.csv"),
+    (["tab.parquet", "--target", "nope"], "nope"),
+    (["tab.parquet", "--target", "label", "--timeout", "soon"], "duration"),
+    (["tab.parquet", "--target", "label", "--set", "tune.space.lrr={low: 1, high: 2}"], "lrr"),
+])
+def test_bad_search_input_is_one_line_and_leaves_nothing(tmp_path: Path, tab_table: pa.Table, monkeypatch, capsys,
+                                                         args: list[str], says: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    pq.write_table(tab_table, tmp_path / "tab.parquet")
+    assert main(["-q", "tune", *args, "--no-label-errors"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and says in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tab.parquet"]

@@ -103,7 +103,8 @@ def _finished(study: Any) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False) -> dict[str, Any]:
+def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False,
+             deadline: float | None = None) -> dict[str, Any]:
     """Run (or resume) the study in ``out`` and, in the main process, refit the best configuration.
 
     Returns the summary written to ``out/tune.json``."""
@@ -116,13 +117,15 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False) ->
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     t0 = time.time()
-    deadline = t0 + cfg.tune.timeout if cfg.tune.timeout else None
+    if deadline is None and cfg.tune.timeout:
+        deadline = t0 + cfg.tune.timeout
     if cfg.tune.choice_fraction > 0:  # the refit's model choice on validation rows the search never saw
         cfg = build_config(cfg, {"data.split.choice_fraction": cfg.tune.choice_fraction})
     jobs, base = cfg.tune.jobs, cfg
     if jobs > 1:  # the cores are shared between the processes
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         cfg = build_config(cfg, {"train.num_threads": max(1, cores // jobs)})
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     work = out / f".work-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
@@ -158,12 +161,14 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False) ->
             logger.info("search of %s over %s: %d of %d trial(s) finished so far (study %s)", metric,
                         ", ".join(space), done, cfg.tune.trials, out / "study.db")
             if jobs > 1 and done < cfg.tune.trials:
-                workers = _start_workers(cfg, source, out, jobs - 1)
+                workers = _start_workers(cfg, source, out, jobs - 1, deadline)
         try:
             _optimize(study, cfg, prep, space, metric, deadline, t0, parent.run_id if parent else
                       study.user_attrs.get("mlflow_run_id"))
             for w in workers:
                 w.wait()
+            if workers:
+                (out / REQUEST).unlink(missing_ok=True)
             if worker:
                 return {}
             summary = summarize(study, cfg, space, metric, time.time() - t0)
@@ -192,6 +197,8 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False) ->
             if w.poll() is None:
                 w.terminate()
         shutil.rmtree(work, ignore_errors=True)
+        if created and not any(out.iterdir()):  # failed before the study existed: nothing left behind
+            out.rmdir()
 
 
 def default_params(space: dict[str, Any], rcfg: Any) -> dict[str, Any]:
@@ -229,12 +236,12 @@ def _parent_run(study: Any, cfg: RunConfig, out: Path, space: dict[str, Any], wo
     return parent
 
 
-def _start_workers(cfg: RunConfig, source: Any, out: Path, n: int) -> list[subprocess.Popen]:
+def _start_workers(cfg: RunConfig, source: Any, out: Path, n: int, deadline: float | None) -> list[subprocess.Popen]:
     if not isinstance(source, (str, os.PathLike)):
         raise ConfigError("--jobs above 1 needs a file, directory, glob or sql: source (each process reads it)")
     from hone._io import write_json
 
-    write_json(out / REQUEST, {"config": cfg.model_dump(mode="json"), "source": str(source)})
+    write_json(out / REQUEST, {"config": cfg.model_dump(mode="json"), "source": str(source), "deadline": deadline})
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return [subprocess.Popen([sys.executable, "-m", "hone", "-q", "tune", "--worker", str(out)], env=env)
             for _ in range(n)]
@@ -243,7 +250,7 @@ def _start_workers(cfg: RunConfig, source: Any, out: Path, n: int) -> list[subpr
 def run_worker(out: Path) -> None:
     """A process started by ``--jobs``: read the request, run trials until the study has enough."""
     req = json.loads((out / REQUEST).read_text(encoding="utf-8"))
-    run_tune(build_config(req["config"]), req["source"], out, worker=True)
+    run_tune(build_config(req["config"]), req["source"], out, worker=True, deadline=req.get("deadline"))
 
 
 def _optimize(study: Any, cfg: RunConfig, prep: Any, space: dict[str, Any], metric: str, deadline: float | None,
