@@ -10,6 +10,7 @@ search), evaluated once on test.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -125,7 +126,7 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False,
     if jobs > 1:  # the cores are shared between the processes
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         cfg = build_config(cfg, {"train.num_threads": max(1, cores // jobs)})
-    created = not out.exists()
+    made = [p for p in (out.absolute(), *out.absolute().parents) if not p.exists()]  # child first
     out.mkdir(parents=True, exist_ok=True)
     work = out / f".work-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
@@ -197,8 +198,9 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False,
             if w.poll() is None:
                 w.terminate()
         shutil.rmtree(work, ignore_errors=True)
-        if created and not any(out.iterdir()):  # failed before the study existed: nothing left behind
-            out.rmdir()
+        for p in made:  # failed before the study existed: the folders made for it go again
+            with contextlib.suppress(OSError):
+                p.rmdir()  # only if empty
 
 
 def default_params(space: dict[str, Any], rcfg: Any) -> dict[str, Any]:
