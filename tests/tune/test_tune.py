@@ -113,6 +113,11 @@ def test_the_space_is_the_strategy_default_narrowed_or_replaced_by_the_config() 
                 {"lr": {"choices": []}}, {"lr": {"low": 0, "high": 1, "log": True}}):
         with pytest.raises(ConfigError):
             build_space("full", True, bad)
+    assert "epochs" not in build_space("full", True, {}, fixed={"epochs"})
+    from hone.config import build_config
+    from hone.tune.space import explicit_settings
+
+    assert explicit_settings(build_config({"train": {"epochs": 3}, "model": {"dropout": 0.2}})) == {"epochs", "dropout"}
     assert parse_duration("2h") == 7200 and parse_duration("1h30m") == 5400 and parse_duration("45s") == 45
     with pytest.raises(ConfigError):
         parse_duration("soon")

@@ -45,11 +45,24 @@ def dotted(name: str) -> str:
     return FIELDS.get(name, name)
 
 
+def explicit_settings(cfg: Any) -> set[str]:
+    """The short names of the searchable settings the user set (flag, keyword or config file)."""
+    out = set()
+    for name, field in FIELDS.items():
+        section, key = field.split(".")
+        if key in getattr(cfg, section).model_fields_set:
+            out.add(name)
+    return out
+
+
 def build_space(strategy: str, has_text: bool, user: dict[str, Any], *, replace: bool = False,
-                backbone_layers: int | None = None) -> dict[str, Any]:
-    """The space searched: the strategy's defaults (unless ``replace``) updated by the user's entries;
-    ``None`` removes a parameter, a plain value fixes it. Every entry is checked here."""
+                backbone_layers: int | None = None, fixed: set[str] = frozenset()) -> dict[str, Any]:
+    """The space searched: the strategy's defaults (unless ``replace``) without the settings in
+    ``fixed`` (set by the user: their value applies), updated by the user's entries; ``None`` removes
+    a parameter, a plain value fixes it. Every entry is checked here."""
     space = {} if replace else json.loads(json.dumps(DEFAULT_SPACES[strategy if has_text else "tabular"]))
+    for name in fixed:
+        space.pop(name, None)
     if backbone_layers and "top_k" in space:
         space["top_k"]["high"] = min(space["top_k"]["high"], backbone_layers)
     for name, spec in (user or {}).items():

@@ -26,7 +26,7 @@ from hone.config import RunConfig, build_config
 from hone.errors import ConfigError
 from hone.evaluate.metrics import HIGHER_IS_BETTER
 from hone.train.callbacks import Callback
-from hone.tune.space import backbone_layers, build_space, dotted, suggest
+from hone.tune.space import backbone_layers, build_space, dotted, explicit_settings, suggest
 
 logger = get_logger("hone.tune")
 
@@ -138,8 +138,11 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False,
         prep = prepare(cfg, source, work, audit=False)
         rcfg = prep.resolve(cfg)
         metric, has_text = rcfg.train.metric, prep.hardware["has_text"]
+        fixed = explicit_settings(cfg) - set(cfg.tune.space)
         space = build_space(rcfg.model.strategy, has_text, cfg.tune.space, replace=cfg.tune.replace_space,
-                            backbone_layers=backbone_layers(rcfg.model.backbone if has_text else None))
+                            backbone_layers=backbone_layers(rcfg.model.backbone if has_text else None), fixed=fixed)
+        if fixed and not worker:
+            logger.info("not searched, as set: %s", ", ".join(sorted(fixed)))
         if not space:
             raise ConfigError("tune.space is empty: nothing to search")
         study = optuna.create_study(storage=_storage(out), study_name=STUDY, sampler=_sampler(cfg),
