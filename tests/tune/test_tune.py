@@ -137,3 +137,19 @@ def test_bad_search_input_is_one_line_and_leaves_nothing(tmp_path: Path, tab_tab
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and says in err and len(err.splitlines()) == 1 and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tab.parquet"]
+
+
+def test_a_text_search_tunes_the_strategy_parameters_with_hyperband(tmp_path: Path, table: pa.Table,
+                                                                    tiny_backbone: Path) -> None:
+    data = tmp_path / "reviews.parquet"
+    pq.write_table(table, data)
+    out = tmp_path / "study"
+    assert main(["-q", "tune", str(data), "--target", "label", "--trials", "3", "--output", str(out),
+                 "--backbone", str(tiny_backbone), "--strategy", "top-k", "--pruner", "hyperband", "--no-label-errors",
+                 "--no-progress", "--set", "evaluate.bootstrap=0", "--set", "tune.space.epochs={low: 1, high: 2}"]) == 0
+    summary = json.loads((out / "tune.json").read_text())
+    assert summary["pruner"] == "hyperband" and summary["finished"] == 3
+    params = summary["best"]["params"]
+    assert {"lr", "head_lr", "top_k"} <= set(params) and 1 <= params["top_k"] <= 2  # the tiny backbone has 2 layers
+    resolved = (out / "best" / "config.resolved.yaml").read_text()
+    assert f"top_k: {params['top_k']}" in resolved and "strategy: top-k" in resolved
