@@ -19,14 +19,14 @@ from hone.artifact import Model
 from hone.config import ResolvedRunConfig, RunConfig, dump_yaml, resolve
 from hone.data.schema import Schema, check_columns, infer_schema
 from hone.data.sources import Table, connect, open_table
-from hone.data.split import SplitResult, split_table
+from hone.data.split import SplitResult, hold_out_choice, merge_validation_into_train, split_table
+from hone.errors import ConfigError
 from hone.evaluate.metrics import HIGHER_IS_BETTER
 from hone.features.pipeline import Preprocessor
 from hone.models.build import HoneNet, NetSpec, build_model
 from hone.models.feeding import Feeder
 from hone.models.precision import default_device, resolve_precision
 from hone.models.strategies import Strategy, get_strategy
-from hone.errors import ConfigError
 from hone.train.callbacks import Callback, EarlyStopping, ProgressBar, TimeBudget
 from hone.train.loop import Loop, LoopConfig, fit_loop
 from hone.train.optim import class_weights, linear_schedule, make_loss, make_optimizer
@@ -83,61 +83,13 @@ def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = Non
         caps = {"train": cfg.train.max_rows, "validation": cfg.train.max_eval_rows, "test": cfg.train.max_eval_rows}
         split = split_table(table, schema, cfg.data.split, work / "splits", key=cfg.data.key, max_rows=caps)
         if cfg.data.split.choice_fraction > 0:
-            _hold_out_choice_rows(con, split, cfg.data.split.choice_fraction, schema.target)
+            hold_out_choice(con, split, cfg.data.split.choice_fraction, schema.target)
         if cfg.train.fit_on == "train+validation":
-            _merge_validation_into_train(con, split)
+            merge_validation_into_train(con, split)
         name = table.name
     finally:
         con.close()
     return Prepared(schema, split, hardware, work, name, quality, cleaning)
-
-
-def _hold_out_choice_rows(con: Any, split: SplitResult, fraction: float, target: str) -> None:
-    """Move ``fraction`` of the validation rows (by row hash: deterministic, duplicates together) to a
-    ``choice`` split for the model choice, calibration and threshold; early stopping and a search see
-    only the rest."""
-    from hone.data.sql import ql
-
-    src = split.paths["validation"]
-    cut = int(round(fraction * 10_000))
-    parts = {"choice": src.with_name("choice.parquet"), "validation": src.with_name("validation_search.parquet")}
-    for name, path in parts.items():
-        cond = f"hash(t) % 10000 {'<' if name == 'choice' else '>='} {cut}"
-        con.execute(f"COPY (SELECT * FROM read_parquet({ql(src)}) t WHERE {cond}) TO {ql(path)} "
-                    "(FORMAT parquet, ROW_GROUP_SIZE 16384)")
-    counts = {n: int(con.execute(f"SELECT count(*) FROM read_parquet({ql(p)})").fetchone()[0]) for n, p in parts.items()}
-    if min(counts.values()) < 10:
-        logger.warning("validation split too small (%d rows) to hold out %.0f%% for the model choice: it serves both",
-                       split.counts["validation"], fraction * 100)
-        return
-    split.paths.update(parts)
-    split.counts.update(counts)
-    split.counts = {k: split.counts[k] for k in ("train", "validation", "choice", "test") if k in split.counts}
-    if split.class_counts:
-        from hone.data.sql import qi
-
-        for name, path in parts.items():
-            rows = con.execute(f"SELECT {qi(target)}, count(*) FROM read_parquet({ql(path)}) GROUP BY 1").fetchall()
-            split.class_counts[name] = {str(k): int(v) for k, v in rows}
-
-
-def _merge_validation_into_train(con: Any, split: SplitResult) -> None:
-    """Training rows become train + validation (the refit of a search); validation stays for the
-    choices made on it, which are then optimistic, and test is untouched."""
-    from hone.data.sql import ql
-
-    path = split.paths["train"].with_name("train_validation.parquet")
-    con.execute(f"COPY (SELECT * FROM read_parquet([{ql(split.paths['train'])}, {ql(split.paths['validation'])}])) "
-                f"TO {ql(path)} (FORMAT parquet, ROW_GROUP_SIZE 16384)")
-    split.paths["train"] = path
-    split.counts["train"] += split.counts.get("validation", 0)
-    merged = dict(split.class_counts.get("train", {}))
-    for c, n in split.class_counts.get("validation", {}).items():
-        merged[c] = merged.get(c, 0) + n
-    if split.class_counts:
-        split.class_counts["train"] = merged
-    logger.warning("training on train + validation (%d rows) for %s: validation metrics and the choices made on "
-                   "them are optimistic; the test split is untouched", split.counts["train"], "the set epochs")
 
 
 def fit_preprocessor(prep: Prepared, rcfg: ResolvedRunConfig) -> Preprocessor:

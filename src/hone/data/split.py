@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hone._logging import get_logger
 from hone.config import SplitConfig
 from hone.data.neardup import near_duplicate_clusters, normalised_text, text_key
 from hone.data.schema import Schema, feature_selects
@@ -27,9 +28,12 @@ from hone.data.sources import Table
 from hone.data.sql import ql, qi
 from hone.errors import DataError, EmptyDataError
 
+logger = get_logger("hone.split")
+
 SPLITS = ("train", "validation", "test")
 _USER_SPLIT_NAMES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
                      "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
+
 
 @dataclass
 class SplitResult:
@@ -169,3 +173,45 @@ def _check_split(res: SplitResult, schema: Schema) -> None:
         if missing:
             raise DataError(f"class {missing[0]!r} of target {schema.target!r} has no row in the training split; "
                             "it needs more examples")
+
+
+def hold_out_choice(con: Any, split: SplitResult, fraction: float, target: str) -> None:
+    """Move ``fraction`` of the validation rows (by row hash: deterministic, duplicates together) to a
+    ``choice`` split for the model choice, calibration and threshold; early stopping and a search see
+    only the rest."""
+    src = split.paths["validation"]
+    cut = int(round(fraction * 10_000))
+    parts = {"choice": src.with_name("choice.parquet"), "validation": src.with_name("validation_search.parquet")}
+    for name, path in parts.items():
+        cond = f"hash(t) % 10000 {'<' if name == 'choice' else '>='} {cut}"
+        con.execute(f"COPY (SELECT * FROM read_parquet({ql(src)}) t WHERE {cond}) TO {ql(path)} "
+                    "(FORMAT parquet, ROW_GROUP_SIZE 16384)")
+    counts = {n: int(con.execute(f"SELECT count(*) FROM read_parquet({ql(p)})").fetchone()[0]) for n, p in parts.items()}
+    if min(counts.values()) < 10:
+        logger.warning("validation split too small (%d rows) to hold out %.0f%% for the model choice: it serves both",
+                       split.counts["validation"], fraction * 100)
+        return
+    split.paths.update(parts)
+    split.counts.update(counts)
+    split.counts = {k: split.counts[k] for k in ("train", "validation", "choice", "test") if k in split.counts}
+    if split.class_counts:
+        for name, path in parts.items():
+            rows = con.execute(f"SELECT {qi(target)}, count(*) FROM read_parquet({ql(path)}) GROUP BY 1").fetchall()
+            split.class_counts[name] = {str(k): int(v) for k, v in rows}
+
+
+def merge_validation_into_train(con: Any, split: SplitResult) -> None:
+    """Training rows become train + validation (the refit of a search); validation stays for the
+    choices made on it, which are then optimistic, and test is untouched."""
+    path = split.paths["train"].with_name("train_validation.parquet")
+    con.execute(f"COPY (SELECT * FROM read_parquet([{ql(split.paths['train'])}, {ql(split.paths['validation'])}])) "
+                f"TO {ql(path)} (FORMAT parquet, ROW_GROUP_SIZE 16384)")
+    split.paths["train"] = path
+    split.counts["train"] += split.counts.get("validation", 0)
+    merged = dict(split.class_counts.get("train", {}))
+    for c, n in split.class_counts.get("validation", {}).items():
+        merged[c] = merged.get(c, 0) + n
+    if split.class_counts:
+        split.class_counts["train"] = merged
+    logger.warning("training on train + validation (%d rows) for the set epochs: validation metrics and the "
+                   "choices made on them are optimistic; the test split is untouched", split.counts["train"])
