@@ -119,7 +119,7 @@ def train_network(prep: Prepared, rcfg: ResolvedRunConfig, pre: Preprocessor, ca
     """Build the network for ``rcfg``, train it on the training split with early stopping on
     validation (``resume_state``: continue from a saved loop state) and finalise its strategy."""
     split = prep.split
-    runtime = Runtime.local(rcfg.train.precision)
+    runtime = Runtime.from_env(rcfg.train.precision)  # data-parallel under torchrun or Ray Train
     torch.manual_seed(rcfg.train.seed)
     spec = NetSpec(pre.encoder_specs(), 1 if prep.schema.task == "regression" else len(prep.schema.classes),
                    rcfg.model.hidden_size, rcfg.model.dropout)
@@ -140,8 +140,20 @@ def train_network(prep: Prepared, rcfg: ResolvedRunConfig, pre: Preprocessor, ca
     t_emb = time.perf_counter() - t_emb
     state, weights, resumed_from = _train(model, split, rcfg, runtime, feeder, strategy, list(callbacks),
                                           resume_state=resume_state)
+    runtime.close()  # the last collective was the training's: the rest runs on the main process only
     strategy.finalize(net)  # merge LoRA adapters, unfreeze: the saved network is a plain one
     return Trained(model, state, weights, resumed_from, t_emb, runtime)
+
+
+def fit_worker(cfg: RunConfig, source: Any) -> None:
+    """A data-parallel process other than the main one: the same data stages (deterministic, no
+    audit) and its share of the training; the main process writes the run."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="hone-rank-") as tmp:
+        prep = prepare(cfg, source, Path(tmp), audit=False)
+        rcfg = prep.resolve(cfg)
+        train_network(prep, rcfg, fit_preprocessor(prep, rcfg), log=False)
 
 
 def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callback] = (), *,
@@ -199,7 +211,8 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     report = choose_and_score(model, paths, rcfg, weights)
     rcfg = rcfg.model_copy(update={"evaluate": rcfg.evaluate.model_copy(update={"model": model.decision.model})})
     metrics = {s: report.pop(s) for s in ("validation", "test") if s in report}
-    training = {"train_samples_per_second": round(state.rows_per_second, 2), "train_seconds": round(state.train_seconds, 2),
+    world = runtime.world_size  # rows_seen counts this process's rows: the processes train equal shares
+    training = {"train_samples_per_second": round(state.rows_per_second * world, 2), "world_size": world, "train_seconds": round(state.train_seconds, 2),
                 "eval_seconds": round(state.eval_seconds, 2), "total_seconds": round(time.perf_counter() - t_start, 2),
                 "peak_memory_mb": round(_peak_mb(), 1), "epochs_run": state.epoch + 1, "steps": state.step,
                 "best_epoch": state.best_epoch, "best_step": state.best_step, "stop_reason": state.stop_reason or "completed",
@@ -259,7 +272,8 @@ def _train(model: Model, split: SplitResult, cfg: ResolvedRunConfig, runtime: Ru
         weights, weighted = class_weights(counts, tr.class_weights)
 
     def batches(epoch: int) -> Iterator[Any]:
-        for inputs, t in feeder.train_batches(split.paths["train"], tr.batch_size, seed=tr.seed, epoch=epoch):
+        for inputs, t in feeder.train_batches(split.paths["train"], tr.batch_size, seed=tr.seed, epoch=epoch,
+                                              rank=runtime.rank, world_size=runtime.world_size):
             yield inputs, torch.from_numpy(pre.targets(t)).to(runtime.device), t.num_rows
 
     def evaluate() -> dict[str, float]:
@@ -271,7 +285,9 @@ def _train(model: Model, split: SplitResult, cfg: ResolvedRunConfig, runtime: Ru
     opt = make_optimizer(groups)
     sched = linear_schedule(opt, tr.epochs * steps_per_epoch, tr.warmup_ratio)
     on_validation = tr.fit_on == "train+validation"  # no early stopping on rows it trains on
-    callbacks: list[Callback] = [_EpochLog(tr.metric), ProgressBar(None if tr.show_progress else False)]
+    # one process logs, draws and saves; every process stops early on the same (identical) metrics
+    callbacks: list[Callback] = [_EpochLog(tr.metric), ProgressBar(None if tr.show_progress else False)] \
+        if runtime.is_main else []
     if not on_validation:
         callbacks.append(EarlyStopping(tr.patience))
     if tr.time_budget:
@@ -291,7 +307,8 @@ def _train(model: Model, split: SplitResult, cfg: ResolvedRunConfig, runtime: Ru
         logger.info("resuming at step %d (epoch %d, batch %d of it) from %s", state.step, state.epoch + 1,
                     state.batch_in_epoch, resume_state)
     state = fit_loop(net, batches=batches, evaluate=evaluate, loss_fn=loss_fn, optimizer=opt, scheduler=sched,
-                     cfg=loop, runtime=runtime, callbacks=[*callbacks, *extra], state=state, best=best)
+                     cfg=loop, runtime=runtime, callbacks=[*callbacks, *(extra if runtime.is_main else [])],
+                     state=state, best=best)
     return state, weights.numpy() if weights is not None else None, resumed_from
 
 

@@ -100,6 +100,12 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
     from hone.train.checkpoint import latest_checkpoint
 
     started = time.time()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("RANK", "0")) != 0:
+        from hone._fit import fit_worker  # torchrun / Ray Train: the main process (rank 0) writes the run
+
+        cfg = make_config(source, target=target, config=config, overrides=overrides)
+        fit_worker(cfg, source if source is not None else cfg.data.source)
+        return None
     resumed = None
     if resume is not None:
         if target is not None or config is not None or overrides or output is not None:

@@ -171,6 +171,8 @@ def _run(a: argparse.Namespace) -> int:
     elif a.command == "fit":
         model = api.fit(a.source, target=a.target, config=a.config, output=a.output, overwrite=a.overwrite,
                         **_fit_overrides(a))
+        if model is None:  # a data-parallel process other than the main one: rank 0 reports
+            return 0
         print(model.metrics_table())
         print(f"model: {model.run_dir / 'model'}")
     elif a.command == "tune" and a.worker:

@@ -161,3 +161,23 @@ def test_texts_differing_only_by_case_spacing_or_punctuation_share_a_split(tmp_p
             key = " ".join("".join(ch if ch.isalnum() else " " for ch in r["review"].lower()).split())
             where.setdefault(key, set()).add(name)
     assert len(where) == 200 and all(len(v) == 1 for v in where.values())
+
+
+@pytest.mark.parametrize("rows, group_rows", [(331, 16384), (5000, 300)])
+def test_data_parallel_shards_are_disjoint_and_equal_in_steps(tmp_path, rows: int, group_rows: int) -> None:
+    from hone.data.batches import shuffled_batches
+
+    path = tmp_path / "train.parquet"
+    pq.write_table(pa.table({"i": np.arange(rows)}), path, row_group_size=group_rows)
+    for epoch in (0, 1):
+        shards = [list(shuffled_batches(path, 32, seed=3, epoch=epoch, rank=r, world_size=2)) for r in (0, 1)]
+        assert len(shards[0]) == len(shards[1])  # the same number of steps on both processes
+        seen = [np.concatenate([b.column("i").to_numpy() for b in s]) for s in shards]
+        assert not set(seen[0]) & set(seen[1])  # disjoint
+        union = set(seen[0]) | set(seen[1])
+        if group_rows >= rows:  # one row group: both read the file and split each global batch exactly
+            assert len(union) >= rows - 1
+        else:  # each reads only its own row groups: at most a few batches skipped to keep steps equal
+            assert len(union) >= rows - 2 * 300
+            groups = [{int(i) // group_rows for i in s} for s in seen]
+            assert not groups[0] & groups[1]  # no row group is read by both

@@ -37,8 +37,13 @@ def shuffled_batches(
     sort_key: Callable[[pa.Table], np.ndarray] | None = None,
     drop_last: bool = False,
     with_row_index: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> Iterator[pa.Table]:
     """Yield training batches of ``batch_size`` rows in a seeded, epoch-dependent random order.
+
+    With ``world_size`` > 1 (data-parallel training), ``batch_size`` is the global batch and this
+    process (``rank``) gets its share of every step's batch, the same number of steps as every other.
 
     Row groups are visited in a random order and ``buffer_groups`` of them at a time are shuffled
     together, so memory stays at a few row groups whatever the file size (the split already wrote
@@ -52,6 +57,41 @@ def shuffled_batches(
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(f.num_row_groups)
     sizes = [f.metadata.row_group(i).num_rows for i in range(f.num_row_groups)]
+    if world_size <= 1:
+        yield from _buffered_batches(f, order, sizes, rng, batch_size, buffer_groups, sort_key, drop_last, with_row_index, columns)
+        return
+    if len(order) >= 2 * world_size:  # big file: each process reads only its own row groups
+        local = -(-batch_size // world_size)
+        limit = shard_batch_count(sizes, order, local, world_size, drop_last)
+        mine = _buffered_batches(f, order[rank::world_size], sizes, rng, local, buffer_groups, sort_key, drop_last,
+                                 with_row_index, columns)
+        for i, batch in enumerate(mine):
+            if i >= limit:
+                return
+            yield batch
+        return
+    # small file (fewer row groups than two per process): every process forms the same global
+    # batches as a single process would and keeps every world_size-th row of each, so the shards are
+    # disjoint and together are the whole file (a last batch with fewer rows than processes is skipped)
+    for batch in _buffered_batches(f, order, sizes, rng, batch_size, buffer_groups, sort_key, drop_last,
+                                   with_row_index, columns):
+        if batch.num_rows < world_size:
+            return
+        yield batch.take(np.arange(rank, batch.num_rows, world_size))
+
+
+def shard_batch_count(sizes: list[int], order: np.ndarray, batch_size: int, world_size: int,
+                      drop_last: bool = False) -> int:
+    """Batches of ``batch_size`` rows every process trains on in an epoch when each reads its own row
+    groups: the same number for all of them (gradients are averaged at each step), so the few
+    batches beyond it are skipped that epoch (a different few each epoch)."""
+    per = (lambda n: n // batch_size) if drop_last else (lambda n: -(-n // batch_size))  # noqa: E731
+    return min(per(sum(sizes[int(g)] for g in order[r::world_size])) for r in range(world_size))
+
+
+def _buffered_batches(f: pq.ParquetFile, order: np.ndarray, sizes: list[int], rng: np.random.Generator,
+                      batch_size: int, buffer_groups: int, sort_key: Callable[[pa.Table], np.ndarray] | None,
+                      drop_last: bool, with_row_index: bool, columns: list[str] | None) -> Iterator[pa.Table]:
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     carry: pa.Table | None = None
     for start in range(0, len(order), buffer_groups):

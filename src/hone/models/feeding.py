@@ -31,8 +31,11 @@ class Feeder:
     def prepare(self, paths: dict[str, Path]) -> None:
         """Work done once before training (nothing here)."""
 
-    def train_batches(self, path: Path, batch_size: int, *, seed: int, epoch: int) -> Iterator[tuple[dict[str, Any], pa.Table]]:
-        for t in shuffled_batches(path, batch_size, seed=seed, epoch=epoch, sort_key=self.pre.lengths if self.pre.text is not None else None):
+    def train_batches(self, path: Path, batch_size: int, *, seed: int, epoch: int, rank: int = 0,
+                      world_size: int = 1) -> Iterator[tuple[dict[str, Any], pa.Table]]:
+        """This process's share of the epoch's batches (``batch_size`` is the global batch)."""
+        for t in shuffled_batches(path, batch_size, seed=seed, epoch=epoch, rank=rank, world_size=world_size,
+                                  sort_key=self.pre.lengths if self.pre.text is not None else None):
             yield self.pre.inputs(t, self.device), t
 
     def outputs(self, path: Path) -> Iterator[tuple[pa.Table, np.ndarray]]:
@@ -64,9 +67,11 @@ class CachedFeeder(Feeder):
         out["text"] = {c: torch.from_numpy(np.ascontiguousarray(e[rows])).to(self.device) for c, e in cache.items()}
         return out
 
-    def train_batches(self, path: Path, batch_size: int, *, seed: int, epoch: int) -> Iterator[tuple[dict[str, Any], pa.Table]]:
+    def train_batches(self, path: Path, batch_size: int, *, seed: int, epoch: int, rank: int = 0,
+                      world_size: int = 1) -> Iterator[tuple[dict[str, Any], pa.Table]]:
         cache = self.cache[path]
-        for t in shuffled_batches(path, batch_size, seed=seed, epoch=epoch, with_row_index=True):
+        for t in shuffled_batches(path, batch_size, seed=seed, epoch=epoch, with_row_index=True, rank=rank,
+                                  world_size=world_size):
             yield self._inputs(t, cache), t
 
     def outputs(self, path: Path) -> Iterator[tuple[pa.Table, np.ndarray]]:

@@ -51,6 +51,7 @@ class Loop:
     runtime: Runtime
     cfg: LoopConfig
     best: dict[str, torch.Tensor]
+    forward: nn.Module | None = None  # what the training forward goes through (DDP over ``model``), if not the model
 
 
 def forward_backward(loop: Loop, batch: Batch) -> torch.Tensor:
@@ -58,7 +59,7 @@ def forward_backward(loop: Loop, batch: Batch) -> torch.Tensor:
     detached loss tensor without synchronising."""
     inputs, y, _ = batch
     with loop.runtime.autocast():
-        out = loop.model(inputs)
+        out = (loop.forward or loop.model)(inputs)
     loss = loop.loss_fn(out.float(), y)
     accum = loop.cfg.grad_accum_steps
     (loss / accum if accum > 1 else loss).backward()
@@ -144,6 +145,7 @@ def fit_loop(model: nn.Module, *, batches: Callable[[int], Iterable[Batch]], eva
     runtime = runtime or Runtime(device=next(model.parameters()).device)
     state = state or TrainState(total_steps=cfg.epochs * cfg.steps_per_epoch)
     loop = Loop(model, optimizer, scheduler, loss_fn, runtime, cfg, best if best is not None else {})
+    loop.forward = runtime.wrap(model)  # DDP when the runtime has several processes
     model.train()
     for cb in callbacks:
         cb.on_fit_start(state, loop=loop)
@@ -182,6 +184,7 @@ def _run_epoch(loop: Loop, epoch_batches: Iterable[Batch], evaluate: Callable[[]
         state.train_seconds += time.perf_counter() - tick
         for cb in callbacks:
             cb.on_batch_end(state, rows=rows, loss=state.last_loss if logged else None)
+        state.should_stop = loop.runtime.any(state.should_stop)  # every process stops at the same step
         if (cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0) or state.should_stop:
             evaluate_step(loop, evaluate, state, callbacks)
         for cb in callbacks:
