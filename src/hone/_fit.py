@@ -92,6 +92,22 @@ def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = Non
     return Prepared(schema, split, hardware, work, name, quality, cleaning)
 
 
+def check_settings(cfg: RunConfig, source: Any) -> None:
+    """Open the source, infer its schema and resolve the config, without splitting: the checks a
+    fit makes before its first line of output, for an engine that fits elsewhere."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="hone-check-") as tmp:
+        con = connect(Path(tmp), cfg.data.memory_limit)
+        try:
+            table = open_table(source, con, encoding=cfg.data.encoding, work_dir=Path(tmp))
+            schema = infer_run_schema(table, cfg)
+            resolve(cfg, has_text=bool(schema.names("text")), task=schema.task, threads=1,
+                    precision=resolve_precision("auto", default_device()))
+        finally:
+            con.close()
+
+
 def fit_preprocessor(prep: Prepared, rcfg: ResolvedRunConfig) -> Preprocessor:
     """Vocabularies, statistics and the tokenizer, from the training split only."""
     con = connect(prep.work, rcfg.data.memory_limit, prep.hardware["threads"])

@@ -125,6 +125,12 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
         cfg = make_config(source, target=target, config=config, overrides=overrides)
         src = source if source is not None else cfg.data.source
         run_dir = _run_dir(cfg, src, output, overwrite)
+        if cfg.engine.kind == "ray":
+            from hone.distributed.ray_fit import fit_on_ray
+
+            model = load(fit_on_ray(cfg, src, run_dir, overwrite) / "model")
+            model.run_dir = run_dir
+            return model
     record = {"config": cfg.model_dump(mode="json", exclude_unset=True),
               "source": str(src) if isinstance(src, (str, os.PathLike)) else None,
               "command": sys.argv, "started": started}

@@ -257,6 +257,19 @@ class TrackingConfig(_Section):
     experiment: str | None = Field(None, description="MLflow experiment; default $MLFLOW_EXPERIMENT_NAME, else 'hone'.")
 
 
+class EngineConfig(_Section):
+    """Where a fit runs: this process (local; torchrun is detected by itself) or a Ray cluster."""
+
+    kind: Literal["local", "ray"] = Field("local", description="local, or ray: Ray Train runs the same training "
+                                                               "loop on engine.workers processes with DDP.")
+    address: str | None = Field(None, description="Ray cluster to join (ray://host:10001 or host:6379); default: "
+                                                  "start a local Ray instance.")
+    workers: Annotated[int, Field(ge=1)] = Field(2, description="Ray Train workers (data-parallel processes).")
+    cpus_per_worker: Annotated[float, Field(gt=0)] = Field(1.0, description="CPUs each Ray worker reserves.")
+    gpus_per_worker: Annotated[float, Field(ge=0)] = Field(0.0, description="GPUs each Ray worker reserves "
+                                                                            "(NCCL instead of gloo when > 0).")
+
+
 class RunConfig(_Section):
     """Everything a run needs. The minimum is ``data.source`` and ``data.target``."""
 
@@ -272,6 +285,7 @@ class RunConfig(_Section):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
 
 
 # The settings people change most, by their short name: the keyword of ``hone.fit(epochs=3)`` and
@@ -289,7 +303,7 @@ FLAGS: dict[str, str] = {
     "patience": "train.patience", "seed": "train.seed", "max_rows": "train.max_rows",
     "max_eval_rows": "train.max_eval_rows", "time_budget": "train.time_budget", "precision": "train.precision",
     "show_progress": "train.show_progress", "checkpoint_every_steps": "train.checkpoint_every_steps",
-    "name": "name", "model": "evaluate.model",
+    "name": "name", "engine": "engine.kind", "workers": "engine.workers", "model": "evaluate.model",
     "threshold_objective": "evaluate.threshold_objective",
 }
 
