@@ -109,7 +109,11 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--runtime", choices=["torch", "onnx", "onnx-int8", "auto"], default="torch",
                            help="scoring engine; onnx ones need 'hone export' first; auto: the fastest that "
                                 "passed the export's parity check")
-            c.add_argument("--workers", type=int, help="threads for reading and scoring (default: all cores)")
+            c.add_argument("--workers", type=int, help="threads for reading and scoring (default: all cores); "
+                                                       "with --engine ray, Ray actors (default 2)")
+            c.add_argument("--engine", choices=["local", "ray"], default="local",
+                           help="ray: score on a Ray Dataset with --workers actors, written as a folder of Parquet parts")
+            c.add_argument("--address", help="Ray cluster to join with --engine ray (default: a local Ray instance)")
             c.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                            help="a progress bar in rows/s with ETA (default: on a terminal)")
             c.add_argument("--keep", type=_csv_list, metavar="COLS", help="input columns to copy (default: all)")
@@ -184,6 +188,12 @@ def _run(a: argparse.Namespace) -> int:
         summary = api.tune(a.source, target=a.target, config=a.config, output=a.output,
                            **{k: v for k, v in extra.items() if v is not None}, **_fit_overrides(a))
         print(format_tune(summary))
+    elif a.command == "predict" and a.engine == "ray":
+        from hone.distributed.ray_predict import predict_on_ray
+
+        n = predict_on_ray(a.model_dir, a.source, a.output, keep=a.keep, workers=a.workers or 2,
+                           precision=a.precision, runtime=a.runtime, address=a.address)
+        print(f"wrote {n} predictions to {a.output}/ (Parquet parts)")
     elif a.command == "predict":
         n = api.predict(a.model_dir, a.source, a.output, keep=a.keep, precision=a.precision, encoding=a.encoding,
                         runtime=a.runtime, workers=a.workers, progress=a.progress)

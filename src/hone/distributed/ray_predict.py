@@ -1,0 +1,126 @@
+"""``hone predict --engine ray``: the model mapped over a Ray Dataset, written as partitioned Parquet.
+
+Ray Data reads the files (Parquet, CSV, JSON; a file, a directory or a list) in blocks; a pool of
+``workers`` actors each loads the model once and scores its blocks through the same path as a local
+``hone predict`` (DuckDB's typed reading with its coercions, the model's decision rule), so the
+predictions are the local ones, row for row. The output is a directory of Parquet parts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from hone._logging import get_logger
+from hone.errors import ConfigError, MissingDependencyError
+
+logger = get_logger("hone.ray")
+
+_READERS = {".parquet": "read_parquet", ".pq": "read_parquet", ".csv": "read_csv", ".tsv": "read_csv",
+            ".json": "read_json", ".jsonl": "read_json", ".ndjson": "read_json"}
+
+
+class Scorer:
+    """One Ray actor: the model loaded once, every block scored like a local batch."""
+
+    def __init__(self, model_dir: str, keep: list[str] | None, precision: str | None, runtime: str, threads: int) -> None:
+        from hone.artifact import load
+
+        self.model = load(model_dir, precision=precision, runtime=runtime)
+        self.model.set_threads(threads)
+        self.keep = keep
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        from hone.data.sources import connect, open_table
+        from hone.predict import output_columns
+
+        con = connect(threads=1, keep_order=True)
+        try:
+            table = open_table(batch, con)
+            parts = [output_columns(self.model, b, out, self.keep) for b, out in self.model.iter_scored(table)]
+        finally:
+            con.close()
+        return pa.concat_tables(parts) if parts else batch.slice(0, 0)
+
+
+def _reader(source: str) -> tuple[str, Any]:
+    p = Path(source)
+    if source.startswith("sql:"):
+        raise ConfigError("--engine ray reads files (Parquet, CSV, JSON, or a directory of them), not sql: queries")
+    if p.is_dir():
+        suffixes = {f.suffix.lower() for f in p.rglob("*") if f.is_file() and not f.name.startswith((".", "_"))}
+        kinds = {_READERS.get(s) for s in suffixes} - {None}
+        if len(kinds) != 1:
+            raise ConfigError(f"directory {source!r} must hold files of one format (Parquet, CSV or JSON), found "
+                              f"{', '.join(sorted(suffixes)) or 'none'}")
+        return kinds.pop(), str(p)
+    if not p.exists():
+        raise ConfigError(f"input {source!r} not found")
+    kind = _READERS.get(p.suffix.lower())
+    if kind is None:
+        raise ConfigError(f"--engine ray reads .parquet, .csv, .tsv, .json or .jsonl files, not {p.suffix!r}")
+    return kind, str(p)
+
+
+def predict_on_ray(model_dir: str | Path, source: str, output: str | Path, *, keep: list[str] | None = None,
+                   workers: int = 2, precision: str | None = None, runtime: str = "torch",
+                   address: str | None = None, batch_rows: int = 8192, rows_per_file: int = 1_000_000) -> int:
+    """Score ``source`` on ``workers`` Ray actors into the directory ``output`` (Parquet parts of at
+    most ``rows_per_file`` rows); returns the row count."""
+    try:
+        import ray
+    except ImportError as err:
+        raise MissingDependencyError("--engine ray needs Ray: pip install 'hone[ray]'") from err
+    from hone.artifact import load
+
+    load(model_dir)  # a broken model folder is one clear error here, not one per actor
+    kind, path = _reader(str(source))
+    out = Path(output)
+    if out.suffix.lower() in (".csv", ".tsv", ".parquet") or (out.exists() and not out.is_dir()):
+        raise ConfigError(f"--engine ray writes a directory of Parquet parts: give --output a folder, not {str(out)!r}")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    started = not ray.is_initialized()
+    if started:
+        # the scoring actors take one CPU each: one more is left for Ray Data's read and write tasks,
+        # without which they would wait for each other forever
+        ray.init(address=address, include_dashboard=False, logging_level="WARNING",
+                 **({} if address else {"num_cpus": max(os.cpu_count() or 1, workers) + 1}))
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        import logging
+
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        read = getattr(ray.data, kind)
+        options: dict[str, Any] = {}
+        if path.lower().endswith(".tsv"):
+            import pyarrow.csv as pacsv
+
+            options["parse_options"] = pacsv.ParseOptions(delimiter="\t")
+        files = [Path(path)] if Path(path).is_file() else [f for f in Path(path).rglob("*") if f.is_file()]
+        size = sum(f.stat().st_size for f in files)
+        # blocks enough for every actor to have work, and none much over 64 MB
+        options["override_num_blocks"] = max(2 * workers, len(files), size // (64 << 20))
+        ds = read(path, **options)
+        scored = ds.map_batches(Scorer, fn_constructor_kwargs={"model_dir": str(Path(model_dir).absolute()),
+                                                               "keep": keep, "precision": precision,
+                                                               "runtime": runtime, "threads": 1},
+                                batch_format="pyarrow", batch_size=batch_rows, concurrency=workers, num_cpus=1)
+        shutil.rmtree(tmp, ignore_errors=True)
+        scored.write_parquet(str(tmp.absolute()), max_rows_per_file=rows_per_file)
+        import pyarrow.parquet as pq
+
+        n = sum(pq.ParquetFile(f).metadata.num_rows for f in sorted(tmp.glob("*.parquet")))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)  # the folder appears only when complete
+        return n
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if started:
+            ray.shutdown()
