@@ -56,7 +56,9 @@ class Prepared:
 def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = None) -> Prepared:
     """Open the source, audit (unless ``audit`` is False) and clean it, infer the schema, split it into
     ``work/splits``. Every setting is checked here, before the first line of output."""
-    threads = int(cfg.train.num_threads) if cfg.train.num_threads != "auto" else (os.cpu_count() or 1)
+    # auto: the cores, shared between the processes torchrun or Ray started on this machine
+    local_procs = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    threads = int(cfg.train.num_threads) if cfg.train.num_threads != "auto" else max(1, (os.cpu_count() or 1) // local_procs)
     torch.set_num_threads(threads)
     audit = cfg.quality.audit if audit is None else audit
     # the audit and cleaning name rows by their position in the source: that needs rows in input order
