@@ -33,12 +33,9 @@ def quiet_ray_train() -> None:
 
 def _train_worker(config: dict[str, Any]) -> None:
     """One Ray Train worker: the ordinary fit, data-parallel through the environment Ray set up."""
-    import torch
-
     from hone import api
 
     os.chdir(config["cwd"])  # relative paths mean what they meant where the command ran
-    torch.set_num_threads(max(1, int(config["threads"])))
     api.fit(config["source"], config=config["config"], output=config["output"], overwrite=config["overwrite"])
 
 
@@ -67,7 +64,7 @@ def fit_on_ray(cfg: RunConfig, source: Any, run_dir: Path, overwrite: bool) -> P
                  **({} if e.address else {"num_cpus": max(os.cpu_count() or 1, int(e.workers * e.cpus_per_worker))}))
     storage = Path(tempfile.mkdtemp(prefix="hone-ray-"))
     local = build_config(cfg, {"engine.kind": "local"}).model_dump(mode="json", exclude_unset=True)
-    if "threads" not in local.get("train", {}) and cfg.train.num_threads == "auto":
+    if cfg.train.num_threads == "auto":  # a worker's threads are the CPUs it reserved
         local.setdefault("train", {})["num_threads"] = max(1, int(e.cpus_per_worker))
     resources = {"CPU": e.cpus_per_worker, **({"GPU": e.gpus_per_worker} if e.gpus_per_worker else {})}
     logger.info("fitting on Ray: %d worker(s), %s each%s", e.workers, resources,
@@ -76,7 +73,7 @@ def fit_on_ray(cfg: RunConfig, source: Any, run_dir: Path, overwrite: bool) -> P
         trainer = TorchTrainer(
             _train_worker,
             train_loop_config={"config": local, "source": str(source), "output": str(Path(run_dir).absolute()),
-                               "overwrite": overwrite, "cwd": os.getcwd(), "threads": e.cpus_per_worker},
+                               "overwrite": overwrite, "cwd": os.getcwd()},
             scaling_config=ScalingConfig(num_workers=e.workers, use_gpu=e.gpus_per_worker > 0,
                                          resources_per_worker=resources),
             run_config=RayRunConfig(name="hone", storage_path=str(storage)),
