@@ -5,13 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown CPU"
+from hone._provenance import cpu_model  # one reader of /proc/cpuinfo's model name
 
 
 def native_bf16() -> str:

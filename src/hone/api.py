@@ -43,6 +43,12 @@ def make_config(source: Any = None, *, target: str | None = None, config: Any = 
     return cfg
 
 
+def _run_name(cfg: RunConfig, source: Any) -> str:
+    """``name``, or the source file's stem (``run`` for queries and in-memory tables)."""
+    return cfg.name or (Path(str(source)).stem.split("*")[0].strip(".") if isinstance(source, (str, os.PathLike))
+                        and not str(source).startswith("sql:") else "run") or "run"
+
+
 def _run_dir(cfg: RunConfig, source: Any, output: str | Path | None, overwrite: bool) -> Path:
     if output is not None:
         path = Path(output)
@@ -57,8 +63,7 @@ def _run_dir(cfg: RunConfig, source: Any, output: str | Path | None, overwrite: 
                 and any(path.iterdir()):
             raise ConfigError(f"{str(path)!r} exists and is not a hone run directory; refusing to replace it")
         return path
-    name = cfg.name or (Path(str(source)).stem.split("*")[0].strip(".") if isinstance(source, (str, os.PathLike))
-                        and not str(source).startswith("sql:") else "run") or "run"
+    name = _run_name(cfg, source)
     base = Path("runs") / name
     path, i = base, 2
     while path.exists():
@@ -218,9 +223,7 @@ def tune(source: Any = None, *, target: str | None = None, config: Any = None, o
     cfg = make_config(source, target=target, config=config, overrides=overrides)
     src = source if source is not None else cfg.data.source
     if output is None:
-        stem = cfg.name or (Path(str(src)).stem.split("*")[0].strip(".") if isinstance(src, (str, os.PathLike))
-                            and not str(src).startswith("sql:") else "run") or "run"
-        output = Path("runs") / f"{stem}-tune"
+        output = Path("runs") / f"{_run_name(cfg, src)}-tune"
     _seed_everything(cfg.train.seed)
     return run_tune(cfg, src, Path(output))
 

@@ -26,13 +26,13 @@ RUN_FILES = ("config.resolved.yaml", "metrics.json", "quality.json", "cleaning.j
              "environment.json", "data.fingerprint.json", "schema.json", "history.json", "tune.json", "trials.csv")
 
 
-def wanted(cfg: Any, no_track: bool = False) -> bool:
+def wanted(cfg: Any) -> bool:
     """Whether this run is tracked: ``tracking.enabled``, or on auto, when MLflow is importable and
     ``$HONE_TRACKING`` is not ``off``/``0``/``false``."""
     from hone.config import tracking_available
 
     enabled = cfg.tracking.enabled
-    if no_track or enabled is False:
+    if enabled is False:
         return False
     if enabled == "auto":
         if not tracking_available():
@@ -104,20 +104,19 @@ class Tracker:
         if self.run_id is not None:  # a resumed fit or search continues its run (its params are logged)
             self.client.update_run(self.run_id, status="RUNNING")
             return self.run_id
+        exp = self.client.get_experiment_by_name(self.experiment)
+        if exp is None:
+            where = None
+            if self.uri.startswith("sqlite:///"):  # artifacts beside the local store, not in the working folder
+                where = (Path(self.uri.removeprefix("sqlite:///")).parent / "artifacts").absolute().as_uri()
+            exp_id = self.client.create_experiment(self.experiment, artifact_location=where)
         else:
-            exp = self.client.get_experiment_by_name(self.experiment)
-            if exp is None:
-                where = None
-                if self.uri.startswith("sqlite:///"):  # artifacts beside the local store, not in the working folder
-                    where = (Path(self.uri.removeprefix("sqlite:///")).parent / "artifacts").absolute().as_uri()
-                exp_id = self.client.create_experiment(self.experiment, artifact_location=where)
-            else:
-                exp_id = exp.experiment_id
-            all_tags = {"hone.kind": self.kind, **(tags or {})}
-            if self.parent:
-                all_tags["mlflow.parentRunId"] = self.parent
-            self.run_id = self.client.create_run(exp_id, run_name=self.name, tags=all_tags).info.run_id
-            logger.info("tracking to MLflow %s: experiment %r, run %s", _shown(self.uri), self.experiment, self.run_id)
+            exp_id = exp.experiment_id
+        all_tags = {"hone.kind": self.kind, **(tags or {})}
+        if self.parent:
+            all_tags["mlflow.parentRunId"] = self.parent
+        self.run_id = self.client.create_run(exp_id, run_name=self.name, tags=all_tags).info.run_id
+        logger.info("tracking to MLflow %s: experiment %r, run %s", _shown(self.uri), self.experiment, self.run_id)
         if params:
             self._log_params(params)
         return self.run_id

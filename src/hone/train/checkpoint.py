@@ -142,7 +142,6 @@ class Checkpointer(Callback):
         self.loop: Loop | None = None
         self.evaluated = False
         self.last_save = 0.0
-        self.saves = 0
 
     def on_fit_start(self, state: TrainState, *, loop: Any = None) -> None:
         self.loop, self.last_save = loop, time.perf_counter()
@@ -166,4 +165,4 @@ class Checkpointer(Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         write_json(self.folder / "run.json", {**self.record, "step": state.step, "epoch": state.epoch})
         save_loop_state(self.folder / LATEST, self.loop, state)
-        self.evaluated, self.last_save, self.saves = False, time.perf_counter(), self.saves + 1
+        self.evaluated, self.last_save = False, time.perf_counter()
