@@ -212,11 +212,12 @@ def tune(source: Any = None, *, target: str | None = None, config: Any = None, o
     ``output`` (default ``runs/<name>-tune``) holds ``study.db`` (the same call resumes an interrupted
     search), ``tune.json``, ``trials.csv`` and ``best/``, the refitted run. Overrides take the same
     short names as :func:`fit` plus ``trials``, ``timeout`` (seconds or "2h"), ``jobs``, ``pruner``,
-    ``sampler`` and ``refit``. Returns the summary of ``tune.json``."""
+    ``sampler``, ``searcher`` and ``refit``; ``engine="ray", workers=N`` runs N trials at once on Ray
+    Tune (:mod:`hone.tune.ray_search`). Returns the summary of ``tune.json``."""
     from hone.tune.space import parse_duration
     from hone.tune.study import run_tune
 
-    for short in ("trials", "timeout", "jobs", "pruner", "sampler", "refit"):
+    for short in ("trials", "timeout", "jobs", "pruner", "sampler", "searcher", "refit"):
         if short in overrides:
             value = overrides.pop(short)
             overrides[f"tune.{short}"] = parse_duration(value) if short == "timeout" and value is not None else value

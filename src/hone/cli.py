@@ -80,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     tu = sub.add_parser("tune", help="search the training configuration (Optuna), then refit the best one",
                         description="Search learning rate, epochs, batch size, regularisation (and LoRA rank or "
                                     "trainable layers) on the validation metric, pruning poor trials; the study in "
-                                    "OUTPUT/study.db resumes with the same command; OUTPUT/best is the refitted run.")
+                                    "OUTPUT/study.db resumes with the same command; OUTPUT/best is the refitted run. "
+                                    "--engine ray --workers N runs N trials at once as Ray Tune trials.")
     tu.add_argument("source", nargs="?", help="the labelled table (default: data.source of --config)")
     tu.add_argument("--target", help="column to predict")
     tu.add_argument("--config", help="run config YAML (its tune section: space, pruner...); flags override it")
@@ -90,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     tu.add_argument("--jobs", type=int, help="processes sharing the study (default 1) [tune.jobs]")
     tu.add_argument("--pruner", choices=["median", "hyperband", "none"], help="[tune.pruner]")
     tu.add_argument("--sampler", choices=["tpe", "random"], help="[tune.sampler]")
+    tu.add_argument("--searcher", choices=["optuna", "hyperopt"],
+                    help="with --engine ray: Ray Tune's search algorithm (default optuna) [tune.searcher]")
     tu.add_argument("--refit", choices=["train", "train+validation"], help="rows of the final fit [tune.refit]")
     tu.add_argument("--worker", metavar="OUTPUT", help=argparse.SUPPRESS)  # a --jobs process
     tu.add_argument("--no-track", action="store_true", help="do not log the search to MLflow [tracking.enabled]")
@@ -184,7 +187,7 @@ def _run(a: argparse.Namespace) -> int:
 
         run_worker(Path(a.worker))
     elif a.command == "tune":
-        extra = {k: getattr(a, k) for k in ("trials", "timeout", "jobs", "pruner", "sampler", "refit")}
+        extra = {k: getattr(a, k) for k in ("trials", "timeout", "jobs", "pruner", "sampler", "searcher", "refit")}
         summary = api.tune(a.source, target=a.target, config=a.config, output=a.output,
                            **{k: v for k, v in extra.items() if v is not None}, **_fit_overrides(a))
         print(format_tune(summary))

@@ -227,8 +227,12 @@ class TuneConfig(_Section):
         None, description="Seconds for the whole command, search and refit together; the search stops early "
                           "enough to leave the refit its time.")
     sampler: Literal["tpe", "random"] = Field("tpe", description="Optuna's TPE sampler or random search.")
+    searcher: Literal["optuna", "hyperopt"] = Field(
+        "optuna", description="With engine.kind ray: Ray Tune's search algorithm, Optuna (with tune.sampler) or "
+                              "Hyperopt's TPE.")
     pruner: Literal["median", "hyperband", "none"] = Field(
-        "median", description="Stop poor trials from their validation metric at each evaluation.")
+        "median", description="Stop poor trials from their validation metric at each evaluation (on Ray: Tune's "
+                              "median stopping rule, or ASHA for hyperband).")
     space: dict[str, Any] = Field(
         default_factory=dict,
         description="Search space by parameter (lr, epochs, batch_size, dropout, weight_decay, warmup_ratio, "
@@ -264,7 +268,8 @@ class EngineConfig(_Section):
                                                                "loop on engine.workers processes with DDP.")
     address: str | None = Field(None, description="Ray cluster to join (ray://host:10001 or host:6379); default: "
                                                   "start a local Ray instance.")
-    workers: Annotated[int, Field(ge=1)] = Field(2, description="Ray Train workers (data-parallel processes).")
+    workers: Annotated[int, Field(ge=1)] = Field(2, description="Ray Train workers (data-parallel processes); for "
+                                                                   "hone tune, trials run at once.")
     cpus_per_worker: Annotated[float, Field(gt=0)] = Field(1.0, description="CPUs each Ray worker reserves.")
     gpus_per_worker: Annotated[float, Field(ge=0)] = Field(0.0, description="GPUs each Ray worker reserves "
                                                                             "(NCCL instead of gloo when > 0).")
@@ -303,7 +308,8 @@ FLAGS: dict[str, str] = {
     "patience": "train.patience", "seed": "train.seed", "max_rows": "train.max_rows",
     "max_eval_rows": "train.max_eval_rows", "time_budget": "train.time_budget", "precision": "train.precision",
     "show_progress": "train.show_progress", "checkpoint_every_steps": "train.checkpoint_every_steps",
-    "name": "name", "engine": "engine.kind", "workers": "engine.workers", "model": "evaluate.model",
+    "name": "name", "engine": "engine.kind", "workers": "engine.workers",
+    "address": "engine.address", "model": "evaluate.model",
     "threshold_objective": "evaluate.threshold_objective",
 }
 

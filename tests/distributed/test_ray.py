@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -69,3 +70,67 @@ def test_predict_on_ray_matches_local_predict_row_by_row(tmp_path: Path, tab_tab
     assert (remote["prediction"] == local["prediction"]).all()
     for c in model.classes:
         assert (remote[f"proba_{c}"] - local[f"proba_{c}"]).abs().max() < 1e-6
+
+
+def _tune_args(out: str, trials: int, *extra: str) -> list[str]:
+    return ["-q", "tune", "tab.parquet", "--target", "label", "--trials", str(trials), "--output", out,
+            "--engine", "ray", "--workers", "2", "--no-label-errors", "--no-progress", "--set", "evaluate.bootstrap=50",
+            "--set", "tune.space.epochs={low: 3, high: 6}", *extra]
+
+
+def test_tune_on_ray_runs_trials_side_by_side_then_refits_and_resumes(tmp_path: Path, tab_table: pa.Table,
+                                                                       monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    pq.write_table(tab_table, tmp_path / "tab.parquet")
+    assert main(_tune_args("study", 5)) == 0
+    assert "refit (train): test" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "study" / "tune.json").read_text())
+    assert summary["engine"] == "ray" and summary["searcher"] == "optuna" and summary["finished"] == 5
+    trials = summary["trials"]
+    assert [t["number"] for t in trials] == [0, 1, 2, 3, 4]
+    # trial 0 is the default configuration (epochs brought into the searched range), as in a local search
+    assert trials[0].get("defaults") and trials[0]["params"]["dropout"] == 0.1 and trials[0]["params"]["epochs"] == 6
+    # the trials ran in Ray's worker processes, two of them at once, not in this one
+    processes = {t["process"] for t in trials}
+    assert len(processes) == 2 and not any(p.endswith(f":{os.getpid()}") for p in processes)
+    complete = [t for t in trials if t["state"] == "complete"]
+    assert summary["best"]["value"] == max(t["value"] for t in complete)
+    assert all(t["intermediate"] for t in trials)
+    assert (tmp_path / "study" / "trials.csv").read_text().count("\n") == 6
+    model = hone.load(tmp_path / "study" / "best" / "model")
+    assert len(model.predict(tab_table.slice(0, 7))) == 7
+    resolved = (tmp_path / "study" / "best" / "config.resolved.yaml").read_text()
+    assert f"batch_size: {summary['best']['params']['batch_size']}" in resolved and "kind: local" in resolved
+    # the same command again: Ray Tune's experiment is restored, nothing is retrained
+    before = (tmp_path / "study" / "best" / "metrics.json").stat().st_mtime
+    assert main(_tune_args("study", 5)) == 0
+    again = json.loads((tmp_path / "study" / "tune.json").read_text())
+    assert again["finished"] == 5 and again["best"] == summary["best"]
+    assert (tmp_path / "study" / "best" / "metrics.json").stat().st_mtime == before
+
+
+def test_tune_on_ray_with_hyperopt_and_asha_prunes(tmp_path: Path, tab_table: pa.Table, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    pq.write_table(tab_table, tmp_path / "tab.parquet")
+    # the low end of the range cannot move the weights: ASHA has work. One trial at a time, so the
+    # searcher sees the same results in the same order on every run.
+    assert main(_tune_args("study", 8, "--workers", "1", "--searcher", "hyperopt", "--pruner", "hyperband",
+                           "--set", "tune.space.lr={low: 1.0e-7, high: 0.05, log: true}")) == 0
+    summary = json.loads((tmp_path / "study" / "tune.json").read_text())
+    assert summary["searcher"] == "hyperopt" and summary["pruner"] == "hyperband" and summary["finished"] == 8
+    pruned = [t for t in summary["trials"] if t["state"] == "pruned"]
+    assert pruned and all(t["stop_reason"].startswith("pruned after evaluation") for t in pruned)
+    longest = max(len(t["intermediate"]) for t in summary["trials"])
+    assert all(len(t["intermediate"]) < longest for t in pruned)  # stopped before they ran their course
+    assert summary["best"]["params"]["lr"] > 1e-4
+
+
+def test_a_trial_that_fails_on_ray_is_one_clear_line(tmp_path: Path, tab_table: pa.Table, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    pq.write_table(tab_table, tmp_path / "tab.parquet")
+    # a value only a trial's own config validation rejects
+    (tmp_path / "bad.yaml").write_text("tune:\n  replace_space: true\n  space:\n    model.hidden_size: {choices: [-5]}\n")
+    assert main(_tune_args("study", 2, "--config", "bad.yaml")) == 2
+    err = capsys.readouterr().err
+    assert "error: config field 'model.hidden_size'" in err and "Traceback" not in err
+    assert not (tmp_path / "study" / "best").exists()

@@ -18,17 +18,10 @@ from typing import Any
 
 from hone._logging import get_logger
 from hone.config import RunConfig, build_config
-from hone.errors import ConfigError, MissingDependencyError
+from hone.distributed.cluster import import_ray, local_cores, raise_user_error, start_ray
+from hone.errors import ConfigError
 
 logger = get_logger("hone.ray")
-
-
-def quiet_ray_train() -> None:
-    """In every Ray worker process: Ray Train's placement-group monitor warns every few seconds that
-    the State API (served by the dashboard, which hone does not start) is unavailable; harmless."""
-    import logging
-
-    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
 
 
 def _train_worker(config: dict[str, Any]) -> None:
@@ -41,13 +34,11 @@ def _train_worker(config: dict[str, Any]) -> None:
 
 def fit_on_ray(cfg: RunConfig, source: Any, run_dir: Path, overwrite: bool) -> Path:
     """Run the fit on Ray Train workers; returns the run folder the main worker wrote."""
-    try:
-        import ray
-        from ray.train import RunConfig as RayRunConfig
-        from ray.train import ScalingConfig
-        from ray.train.torch import TorchTrainer
-    except ImportError as err:
-        raise MissingDependencyError("--engine ray needs Ray: pip install 'hone[ray]'") from err
+    ray = import_ray()
+    from ray.train import RunConfig as RayRunConfig
+    from ray.train import ScalingConfig
+    from ray.train.torch import TorchTrainer
+
     if not isinstance(source, (str, os.PathLike)):
         raise ConfigError("--engine ray reads the data in each worker: give a file, directory, glob or sql: "
                           "source, not a DataFrame")
@@ -55,13 +46,7 @@ def fit_on_ray(cfg: RunConfig, source: Any, run_dir: Path, overwrite: bool) -> P
 
     check_settings(cfg, source)  # bad data or settings: one line here, before Ray starts
     e = cfg.engine
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=e.address, include_dashboard=False, logging_level="WARNING",
-                 runtime_env={"worker_process_setup_hook": "hone.distributed.ray_fit.quiet_ray_train"},
-                 **({} if e.address else {"num_cpus": max(os.cpu_count() or 1, int(e.workers * e.cpus_per_worker))}))
+    started = start_ray(e.address, max(local_cores(), int(e.workers * e.cpus_per_worker)))
     storage = Path(tempfile.mkdtemp(prefix="hone-ray-"))
     local = build_config(cfg, {"engine.kind": "local"}).model_dump(mode="json", exclude_unset=True)
     if cfg.train.num_threads == "auto":  # a worker's threads are the CPUs it reserved
@@ -82,13 +67,7 @@ def fit_on_ray(cfg: RunConfig, source: Any, run_dir: Path, overwrite: bool) -> P
         if getattr(result, "error", None) is not None:
             raise result.error
     except Exception as err:
-        from hone.errors import UserError
-
-        for failure in [*getattr(err, "worker_failures", {}).values(), err.__cause__]:
-            while failure is not None and not isinstance(failure, UserError):
-                failure = failure.__cause__
-            if isinstance(failure, UserError):
-                raise failure from None  # the worker's one clear line, not Ray's wrapping of it
+        raise_user_error(err)
         raise
     finally:
         shutil.rmtree(storage, ignore_errors=True)

@@ -8,7 +8,6 @@ predictions are the local ones, row for row. The output is a directory of Parque
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,8 @@ from typing import Any
 import pyarrow as pa
 
 from hone._logging import get_logger
-from hone.errors import ConfigError, MissingDependencyError
+from hone.distributed.cluster import import_ray, local_cores, start_ray
+from hone.errors import ConfigError
 
 logger = get_logger("hone.ray")
 
@@ -71,10 +71,7 @@ def predict_on_ray(model_dir: str | Path, source: str, output: str | Path, *, ke
                    address: str | None = None, batch_rows: int = 8192, rows_per_file: int = 1_000_000) -> int:
     """Score ``source`` on ``workers`` Ray actors into the directory ``output`` (Parquet parts of at
     most ``rows_per_file`` rows); returns the row count."""
-    try:
-        import ray
-    except ImportError as err:
-        raise MissingDependencyError("--engine ray needs Ray: pip install 'hone[ray]'") from err
+    ray = import_ray()
     from hone.artifact import load
 
     load(model_dir)  # a broken model folder is one clear error here, not one per actor
@@ -82,13 +79,9 @@ def predict_on_ray(model_dir: str | Path, source: str, output: str | Path, *, ke
     out = Path(output)
     if out.suffix.lower() in (".csv", ".tsv", ".parquet") or (out.exists() and not out.is_dir()):
         raise ConfigError(f"--engine ray writes a directory of Parquet parts: give --output a folder, not {str(out)!r}")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    started = not ray.is_initialized()
-    if started:
-        # the scoring actors take one CPU each: one more is left for Ray Data's read and write tasks,
-        # without which they would wait for each other forever
-        ray.init(address=address, include_dashboard=False, logging_level="WARNING",
-                 **({} if address else {"num_cpus": max(os.cpu_count() or 1, workers) + 1}))
+    # the scoring actors take one CPU each: one more is left for Ray Data's read and write tasks,
+    # without which they would wait for each other forever
+    started = start_ray(address, max(local_cores(), workers) + 1)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         import logging

@@ -126,6 +126,23 @@ def suggest(trial: Any, space: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def distributions(space: dict[str, Any]) -> dict[str, Any]:
+    """The searched parameters as Optuna distributions (the ones :func:`suggest` samples from)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    out: dict[str, Any] = {}
+    for name, spec in space.items():
+        if not isinstance(spec, dict):
+            continue
+        if "choices" in spec:
+            out[name] = CategoricalDistribution(spec["choices"])
+        elif isinstance(spec["low"], int) and isinstance(spec["high"], int) and not isinstance(spec["low"], bool):
+            out[name] = IntDistribution(spec["low"], spec["high"], log=bool(spec.get("log")))
+        else:
+            out[name] = FloatDistribution(float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
+    return out
+
+
 def backbone_layers(backbone: str | None) -> int | None:
     """Transformer layers of a local Hugging Face model folder (the top_k range), if it says."""
     if not backbone:

@@ -15,9 +15,11 @@ import json
 import math
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +126,9 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False,
         cfg = build_config(cfg, {"data.split.choice_fraction": cfg.tune.choice_fraction})
     jobs, base = cfg.tune.jobs, cfg
     if jobs > 1:  # the cores are shared between the processes
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        cfg = build_config(cfg, {"train.num_threads": max(1, cores // jobs)})
+        from hone.distributed.cluster import local_cores
+
+        cfg = build_config(cfg, {"train.num_threads": max(1, local_cores() // jobs)})
     made = [p for p in (out.absolute(), *out.absolute().parents) if not p.exists()]  # child first
     out.mkdir(parents=True, exist_ok=True)
     work = out / f".work-{os.getpid()}"
@@ -145,9 +148,15 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False,
             logger.info("not searched, as set: %s", ", ".join(sorted(fixed)))
         if not space:
             raise ConfigError("tune.space is empty: nothing to search")
-        study = optuna.create_study(storage=_storage(out), study_name=STUDY, sampler=_sampler(cfg),
-                                    pruner=_pruner(cfg), load_if_exists=True,
-                                    direction="maximize" if HIGHER_IS_BETTER[metric] else "minimize")
+        on_ray = cfg.engine.kind == "ray" and not worker
+        if on_ray:  # Ray Tune keeps its trials; the identity and the MLflow run live beside them
+            from hone.tune.ray_search import SearchAttrs
+
+            study = SearchAttrs(out / "search.json")
+        else:
+            study = optuna.create_study(storage=_storage(out), study_name=STUDY, sampler=_sampler(cfg),
+                                        pruner=_pruner(cfg), load_if_exists=True,
+                                        direction="maximize" if HIGHER_IS_BETTER[metric] else "minimize")
         identity = _identity(cfg, prep.split.fingerprint)
         saved = study.user_attrs.get("identity")
         if saved is None:
@@ -155,20 +164,24 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False,
         elif saved != identity:
             raise ConfigError(f"the study in {str(out)!r} was started with other data or settings; resume it with "
                               "the same command, or choose another --output")
-        if not worker and not study.trials:  # trial 0 is the default configuration: the yardstick
-            defaults = default_params(space, rcfg)
-            if defaults:
-                study.enqueue_trial(defaults, user_attrs={"defaults": True})
+        defaults = default_params(space, rcfg, clip=on_ray)  # trial 0 is the default configuration: the yardstick
+        if not on_ray and not worker and not study.trials and defaults:
+            study.enqueue_trial(defaults, user_attrs={"defaults": True})
         parent = _parent_run(study, cfg, out, space, worker)
-        done = _finished(study)
-        if not worker:
+        parent_id = parent.run_id if parent else study.user_attrs.get("mlflow_run_id")
+        if not worker and not on_ray:
+            done = _finished(study)
             logger.info("search of %s over %s: %d of %d trial(s) finished so far (study %s)", metric,
                         ", ".join(space), done, cfg.tune.trials, out / "study.db")
             if jobs > 1 and done < cfg.tune.trials:
                 workers = _start_workers(cfg, source, out, jobs - 1, deadline)
         try:
-            _optimize(study, cfg, prep, space, metric, deadline, t0, parent.run_id if parent else
-                      study.user_attrs.get("mlflow_run_id"))
+            if on_ray:  # Ray Tune's trials, gathered into an in-memory Optuna study for the summary
+                from hone.tune.ray_search import search_on_ray
+
+                study = search_on_ray(cfg, prep, out, space, metric, defaults, deadline, parent_id)
+            else:
+                _optimize(study, cfg, prep, space, metric, deadline, parent_id)
             for w in workers:
                 w.wait()
             if workers:
@@ -177,7 +190,7 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False,
                 return {}
             summary = summarize(study, cfg, space, metric, time.time() - t0)
             _write_summary(out, summary)
-            best = _refit(study, base, source, out, deadline, summary, parent.run_id if parent else None)
+            best = _refit(study, base, source, out, deadline, summary, parent_id)
             summary["refit"] = best
             _write_summary(out, summary)
             shutil.copy(out / "tune.json", out / "best" / "tune.json")
@@ -206,8 +219,10 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False,
                 p.rmdir()  # only if empty
 
 
-def default_params(space: dict[str, Any], rcfg: Any) -> dict[str, Any]:
-    """The resolved config's values of the searched parameters that lie inside the space."""
+def default_params(space: dict[str, Any], rcfg: Any, *, clip: bool = False) -> dict[str, Any]:
+    """The resolved config's values of the searched parameters that lie inside the space; with
+    ``clip``, every searched parameter, the ones outside brought to the nearest end (or the first
+    choice), for searchers that need a whole point."""
     tree = rcfg.model_dump(mode="json")
     out = {}
     for name, spec in space.items():
@@ -216,15 +231,20 @@ def default_params(space: dict[str, Any], rcfg: Any) -> dict[str, Any]:
         node: Any = tree
         for part in dotted(name).split("."):
             node = node.get(part) if isinstance(node, dict) else None
-        if node is None or isinstance(node, bool):
-            continue
         if "choices" in spec:
             if node in spec["choices"]:
                 out[name] = node
-        elif isinstance(node, (int, float)) and spec["low"] <= node <= spec["high"]:
-            ints = isinstance(spec["low"], int) and isinstance(spec["high"], int)
-            if not ints or float(node).is_integer():
-                out[name] = int(node) if ints else float(node)
+            elif clip:
+                out[name] = spec["choices"][0]
+            continue
+        ints = isinstance(spec["low"], int) and isinstance(spec["high"], int)
+        if not isinstance(node, (int, float)) or isinstance(node, bool) or (ints and not float(node).is_integer()):
+            if clip:
+                out[name] = spec["low"] if ints else float(spec["low"])
+            continue
+        if clip or spec["low"] <= node <= spec["high"]:
+            value = min(max(node, spec["low"]), spec["high"])
+            out[name] = int(value) if ints else float(value)
     return out
 
 
@@ -259,47 +279,19 @@ def run_worker(out: Path) -> None:
 
 
 def _optimize(study: Any, cfg: RunConfig, prep: Any, space: dict[str, Any], metric: str, deadline: float | None,
-              t0: float, parent_run: str | None) -> None:
+              parent_run: str | None) -> None:
     import optuna
-
-    from hone._fit import fit_preprocessor, train_network
 
     durations: list[float] = [t.duration.total_seconds() for t in study.get_trials(deepcopy=False)
                               if t.duration and t.state.name == "COMPLETE"]
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, space)
-        budget = None
-        if deadline is not None:
-            budget = max(1.0, _search_end(deadline, durations) - time.time())
-        overrides = {dotted(k): v for k, v in params.items()}
-        overrides.update({"train.checkpoint": False, "train.show_progress": False})
-        if budget is not None:
-            overrides["train.time_budget"] = min(budget, cfg.train.time_budget or budget)
-        tcfg = build_config(cfg, overrides)
-        rcfg = prep.resolve(tcfg)
-        pre = fit_preprocessor(prep, rcfg)
+        budget = None if deadline is None else max(1.0, _search_end(deadline, durations) - time.time())
         pruning = PruneOnValidation(trial, metric)
-        tracker = None
-        if parent_run is not None:
-            from hone.tracking import Tracker
-
-            tracker = Tracker(cfg, name=f"trial {trial.number}", parent=parent_run, kind="trial")
-            tracker.start(params, tags={"hone.trial": str(trial.number)})
-        try:
-            trained = train_network(prep, rcfg, pre, [pruning, *([tracker.callback()] if tracker else [])], log=False)
-        except BaseException as err:
-            if tracker is not None:
-                tracker.end("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
-            raise
-        st = trained.state
-        if tracker is not None:
-            if st.best_metric is not None:
-                tracker.log_metrics({"best_validation": st.best_metric}, step=st.step)
-            tracker.end("KILLED" if pruning.pruned else "FINISHED")  # MLflow has no "pruned": KILLED
-        for k, v in {"best_epoch": st.best_epoch, "epochs_run": st.epoch + 1, "steps": st.step,
-                     "rows_per_second": round(st.rows_per_second, 1), "stop_reason": st.stop_reason or "completed",
-                     "evaluations": pruning.evals, "process": os.getpid()}.items():
+        st = train_trial(prep, cfg, params, pruning, budget=budget, parent_run=parent_run,
+                         name=f"trial {trial.number}")
+        for k, v in trial_record(st, pruning).items():
             trial.set_user_attr(k, v)
         shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
         if pruning.pruned:
@@ -321,6 +313,46 @@ def _optimize(study: Any, cfg: RunConfig, prep: Any, space: dict[str, Any], metr
         last = study.trials[-1] if study.trials else None
         if last is not None and last.state.name == "COMPLETE":
             durations.append(time.time() - start)
+
+
+def train_trial(prep: Any, cfg: RunConfig, params: dict[str, Any], pruning: Callback, *, budget: float | None,
+                parent_run: str | None, name: str) -> Any:
+    """Train one trial's network (``params`` over ``cfg``) on the prepared splits; returns its
+    training state. ``pruning`` reports each evaluation to the search (and stops a pruned trial);
+    with ``parent_run`` the trial is an MLflow run nested under the search's."""
+    from hone._fit import fit_preprocessor, train_network
+
+    overrides = {dotted(k): v for k, v in params.items()}
+    overrides.update({"train.checkpoint": False, "train.show_progress": False})
+    if budget is not None:
+        overrides["train.time_budget"] = min(budget, cfg.train.time_budget or budget)
+    rcfg = prep.resolve(build_config(cfg, overrides))
+    pre = fit_preprocessor(prep, rcfg)
+    tracker = None
+    if parent_run is not None:
+        from hone.tracking import Tracker
+
+        tracker = Tracker(cfg, name=name, parent=parent_run, kind="trial")
+        tracker.start(params, tags={"hone.trial": name.split()[-1]})
+    try:
+        trained = train_network(prep, rcfg, pre, [pruning, *([tracker.callback()] if tracker else [])], log=False)
+    except BaseException as err:  # SystemExit: Ray Tune stopping a trial it pruned
+        if tracker is not None:
+            tracker.end("KILLED" if isinstance(err, (KeyboardInterrupt, SystemExit)) else "FAILED")
+        raise
+    st = trained.state
+    if tracker is not None:
+        if st.best_metric is not None:
+            tracker.log_metrics({"best_validation": st.best_metric}, step=st.step)
+        tracker.end("KILLED" if getattr(pruning, "pruned", False) else "FINISHED")  # MLflow has no "pruned"
+    return st
+
+
+def trial_record(st: Any, pruning: Any) -> dict[str, Any]:
+    """What ``trials.csv`` and ``tune.json`` show of a trial besides its parameters and value."""
+    return {"best_epoch": st.best_epoch, "epochs_run": st.epoch + 1, "steps": st.step,
+            "rows_per_second": round(st.rows_per_second, 1), "stop_reason": st.stop_reason or "completed",
+            "evaluations": pruning.evals, "process": f"{socket.gethostname()}:{os.getpid()}"}
 
 
 def _median(xs: list[float]) -> float | None:
@@ -350,12 +382,16 @@ def summarize(study: Any, cfg: RunConfig, space: dict[str, Any], metric: str, se
     importances: dict[str, float] = {}
     if len(completed) >= 2:
         try:
-            importances = {k: round(float(v), 4) for k, v in optuna.importance.get_param_importances(study).items()}
+            with warnings.catch_warnings():  # e.g. "importances will be equal" on a handful of trials
+                warnings.simplefilter("ignore")
+                found = optuna.importance.get_param_importances(study)
+            importances = {k: round(float(v), 4) for k, v in found.items()}
         except (RuntimeError, ValueError) as err:  # e.g. every completed trial had the same parameters
             logger.info("no parameter importances: %s", err)
     return {"metric": metric, "direction": study.direction.name.lower(), "trials_requested": cfg.tune.trials,
             "finished": sum(t["state"] in ("complete", "pruned") for t in trials),
-            "pruned": sum(t["state"] == "pruned" for t in trials), "sampler": cfg.tune.sampler,
+            "pruned": sum(t["state"] == "pruned" for t in trials), "engine": cfg.engine.kind,
+            "searcher": cfg.tune.searcher if cfg.engine.kind == "ray" else "optuna", "sampler": cfg.tune.sampler,
             "pruner": cfg.tune.pruner, "space": space, "best": best, "importances": importances,
             "search_seconds": round(seconds, 1), "trials": trials}
 
@@ -388,6 +424,7 @@ def _refit(study: Any, cfg: RunConfig, source: Any, out: Path, deadline: float |
                           "search space or run more trials")
     overrides: dict[str, Any] = {dotted(k): v for k, v in summary["space"].items() if not isinstance(v, dict)}
     overrides.update({dotted(k): v for k, v in best["params"].items()})
+    overrides["engine.kind"] = "local"  # engine.workers ran trials side by side; the refit is one ordinary fit
     if cfg.tune.refit == "train+validation":
         overrides.update({"train.fit_on": "train+validation", "train.epochs": max(1, int(best["best_epoch"] or 1))})
     if deadline is not None:
