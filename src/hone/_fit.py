@@ -163,15 +163,16 @@ def train_network(prep: Prepared, rcfg: ResolvedRunConfig, pre: Preprocessor, ca
     return Trained(model, state, weights, resumed_from, t_emb, runtime)
 
 
-def fit_worker(cfg: RunConfig, source: Any) -> None:
+def fit_worker(cfg: RunConfig, source: Any, resume_state: str | Path | None = None) -> None:
     """A data-parallel process other than the main one: the same data stages (deterministic, no
-    audit) and its share of the training; the main process writes the run."""
+    audit) and its share of the training (continued from ``resume_state``, the main process's
+    checkpoint, when the run resumes); the main process writes the run."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="hone-rank-") as tmp:
         prep = prepare(cfg, source, Path(tmp), audit=False)
         rcfg = prep.resolve(cfg)
-        train_network(prep, rcfg, fit_preprocessor(prep, rcfg), log=False)
+        train_network(prep, rcfg, fit_preprocessor(prep, rcfg), resume_state=resume_state, log=False)
 
 
 def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callback] = (), *,

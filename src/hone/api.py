@@ -105,11 +105,20 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
     from hone.train.checkpoint import latest_checkpoint
 
     started = time.time()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("RANK", "0")) != 0:
-        from hone._fit import fit_worker  # torchrun / Ray Train: the main process (rank 0) writes the run
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # under torchrun or Ray Train
+    # a Ray Train worker runs the fit itself, even with engine.kind ray in its config (the run's own)
+    dispatch = not distributed and os.environ.get("HONE_RAY_WORKER") != "1"
+    if distributed and int(os.environ.get("RANK", "0")) != 0:
+        from hone._fit import fit_worker  # the main process (rank 0) writes the run
 
-        cfg = make_config(source, target=target, config=config, overrides=overrides)
-        fit_worker(cfg, source if source is not None else cfg.data.source)
+        state = None
+        if resume is not None:  # every process continues from the main one's checkpoint
+            cfg = build_config(_resume_record(Path(resume))["config"])
+            source = source if source is not None else _resume_record(Path(resume)).get("source")
+            state = latest_checkpoint(Path(resume) / "checkpoints")
+        else:
+            cfg = make_config(source, target=target, config=config, overrides=overrides)
+        fit_worker(cfg, source if source is not None else cfg.data.source, resume_state=state)
         return None
     resumed = None
     if resume is not None:
@@ -122,6 +131,12 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
         if src is None:
             raise ConfigError(f"the run in {str(run_dir)!r} read a DataFrame or Arrow table: pass the same data "
                               "again, hone.fit(data, resume=...)")
+        if cfg.engine.kind == "ray" and dispatch:  # continue on Ray Train, as it started
+            from hone.distributed.ray_fit import fit_on_ray
+
+            model = load(fit_on_ray(cfg, src, run_dir, overwrite=False, resume=True) / "model")
+            model.run_dir = run_dir
+            return model
         state = latest_checkpoint(run_dir / "checkpoints")
         if state is None:
             logger.warning("no complete checkpoint in %s: the run starts over from step 0", run_dir / "checkpoints")
@@ -130,7 +145,7 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
         cfg = make_config(source, target=target, config=config, overrides=overrides)
         src = source if source is not None else cfg.data.source
         run_dir = _run_dir(cfg, src, output, overwrite)
-        if cfg.engine.kind == "ray":
+        if cfg.engine.kind == "ray" and dispatch:
             from hone.distributed.ray_fit import fit_on_ray
 
             model = load(fit_on_ray(cfg, src, run_dir, overwrite) / "model")

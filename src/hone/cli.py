@@ -171,13 +171,9 @@ def _fit_overrides(a: argparse.Namespace) -> dict[str, Any]:
 def _run(a: argparse.Namespace) -> int:
     from hone import api
 
-    if a.command == "fit" and a.resume:
-        model = api.fit(a.source, target=a.target, config=a.config, output=a.output, resume=a.resume, **_fit_overrides(a))
-        print(model.metrics_table())
-        print(f"model: {model.run_dir / 'model'}")
-    elif a.command == "fit":
-        model = api.fit(a.source, target=a.target, config=a.config, output=a.output, overwrite=a.overwrite,
-                        **_fit_overrides(a))
+    if a.command == "fit":
+        how = {"resume": a.resume} if a.resume else {"overwrite": a.overwrite}
+        model = api.fit(a.source, target=a.target, config=a.config, output=a.output, **how, **_fit_overrides(a))
         if model is None:  # a data-parallel process other than the main one: rank 0 reports
             return 0
         print(model.metrics_table())

@@ -30,7 +30,7 @@ def test_fit_on_two_ray_workers_trains_checkpoints_and_loads(tmp_path: Path, tab
     state = json.loads((tmp_path / "ray" / "checkpoints" / "latest" / "state.json").read_text())
     assert state["train_state"]["step"] == 24 and state["train_state"]["epoch_finished"]
     resolved = (tmp_path / "ray" / "config.resolved.yaml").read_text()
-    assert "kind: local" in resolved  # each worker ran an ordinary fit; the record repeats on one machine
+    assert "kind: ray" in resolved and "workers: 2" in resolved  # the record says how the run was made
     model = hone.load(tmp_path / "ray" / "model")
     assert len(model.predict(tab_table)) == tab_table.num_rows
     # the same config in one process: the same package format, the same steps
@@ -70,6 +70,50 @@ def test_predict_on_ray_matches_local_predict_row_by_row(tmp_path: Path, tab_tab
     assert (remote["prediction"] == local["prediction"]).all()
     for c in model.classes:
         assert (remote[f"proba_{c}"] - local[f"proba_{c}"]).abs().max() < 1e-6
+
+
+def test_a_ray_fit_killed_mid_run_resumes_on_ray(tmp_path: Path, table: pa.Table, tiny_backbone: Path,
+                                                monkeypatch) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    pq.write_table(table, tmp_path / "reviews.parquet")
+    cmd = [sys.executable, "-m", "hone", "-q", "fit", "reviews.parquet", "--target", "label", "--engine", "ray",
+           "--workers", "2", "--output", "run", "--backbone", str(tiny_backbone), "--epochs", "10", "--batch-size", "16",
+           "--no-progress", "--no-label-errors", "--checkpoint-every-steps", "5", "--patience", "100",
+           "--set", "evaluate.bootstrap=0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    state = tmp_path / "run" / "checkpoints" / "latest" / "state.json"
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline:
+        try:
+            if json.loads(state.read_text())["train_state"]["step"] >= 10:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the machine goes down: the command, Ray and its workers
+    _, err = proc.communicate(timeout=60)
+    # Ray's workers outlive their driver by a moment (until Ray sees it gone): wait for them
+    while time.time() < deadline and any(_cwd(p) == tmp_path for p in Path("/proc").glob("[0-9]*")):
+        time.sleep(0.2)
+    assert not (tmp_path / "run" / "metrics.json").exists(), err[-2000:]
+    at = json.loads(state.read_text())["train_state"]["step"]
+    assert main(["-q", "fit", "--resume", "run"]) == 0  # continues on Ray, every worker from that checkpoint
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["training"]["resumed_from"] == at >= 10 and m["training"]["world_size"] == 2
+    assert m["training"]["steps"] == 10 * 20  # 320 training rows in global batches of 16: 20 steps an epoch
+    assert len(hone.load(tmp_path / "run" / "model").predict(table.slice(0, 5))) == 5
+
+
+def _cwd(proc: Path) -> Path | None:
+    try:
+        return Path(os.readlink(proc / "cwd")) if int(proc.name) != os.getpid() else None
+    except OSError:
+        return None
 
 
 def _tune_args(out: str, trials: int, *extra: str) -> list[str]:

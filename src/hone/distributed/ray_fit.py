@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hone._logging import get_logger
-from hone.config import RunConfig, build_config
+from hone.config import RunConfig
 from hone.distributed.cluster import import_ray, local_cores, raise_user_error, start_ray
 from hone.errors import ConfigError
 
@@ -29,11 +29,16 @@ def _train_worker(config: dict[str, Any]) -> None:
     from hone import api
 
     os.chdir(config["cwd"])  # relative paths mean what they meant where the command ran
-    api.fit(config["source"], config=config["config"], output=config["output"], overwrite=config["overwrite"])
+    os.environ["HONE_RAY_WORKER"] = "1"  # this process fits: engine.kind ray in the config is the run's record
+    if config["resume"]:  # every worker continues from the run's checkpoint (rank 0 wrote it)
+        api.fit(config["source"], resume=config["output"])
+    else:
+        api.fit(config["source"], config=config["config"], output=config["output"], overwrite=config["overwrite"])
 
 
-def fit_on_ray(cfg: RunConfig, source: Any, run_dir: Path, overwrite: bool) -> Path:
-    """Run the fit on Ray Train workers; returns the run folder the main worker wrote."""
+def fit_on_ray(cfg: RunConfig, source: Any, run_dir: Path, overwrite: bool, resume: bool = False) -> Path:
+    """Run the fit on Ray Train workers; returns the run folder the main worker wrote. With
+    ``resume``, ``run_dir`` is a killed run: the workers continue it from its last checkpoint."""
     ray = import_ray()
     from ray.train import RunConfig as RayRunConfig
     from ray.train import ScalingConfig
@@ -48,17 +53,17 @@ def fit_on_ray(cfg: RunConfig, source: Any, run_dir: Path, overwrite: bool) -> P
     e = cfg.engine
     started = start_ray(e.address, max(local_cores(), int(e.workers * e.cpus_per_worker)))
     storage = Path(tempfile.mkdtemp(prefix="hone-ray-"))
-    local = build_config(cfg, {"engine.kind": "local"}).model_dump(mode="json", exclude_unset=True)
+    tree = cfg.model_dump(mode="json", exclude_unset=True)
     if cfg.train.num_threads == "auto":  # a worker's threads are the CPUs it reserved
-        local.setdefault("train", {})["num_threads"] = max(1, int(e.cpus_per_worker))
+        tree.setdefault("train", {})["num_threads"] = max(1, int(e.cpus_per_worker))
     resources = {"CPU": e.cpus_per_worker, **({"GPU": e.gpus_per_worker} if e.gpus_per_worker else {})}
     logger.info("fitting on Ray: %d worker(s), %s each%s", e.workers, resources,
                 f", cluster {e.address}" if e.address else ", local Ray instance")
     try:
         trainer = TorchTrainer(
             _train_worker,
-            train_loop_config={"config": local, "source": str(source), "output": str(Path(run_dir).absolute()),
-                               "overwrite": overwrite, "cwd": os.getcwd()},
+            train_loop_config={"config": tree, "source": str(source), "output": str(Path(run_dir).absolute()),
+                               "overwrite": overwrite, "cwd": os.getcwd(), "resume": resume},
             scaling_config=ScalingConfig(num_workers=e.workers, use_gpu=e.gpus_per_worker > 0,
                                          resources_per_worker=resources),
             run_config=RayRunConfig(name="hone", storage_path=str(storage)),

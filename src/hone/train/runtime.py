@@ -72,7 +72,9 @@ class Runtime:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids)
+        # static graph: the same parameters take part in every step, and the ones that never do (a
+        # backbone's pooler, which mean pooling does not use) are found once, in the first step
+        return DistributedDataParallel(model, device_ids=ids, static_graph=True)
 
     def any(self, flag: bool) -> bool:
         """True on every process when it is true on one (a stop decided by one rank's clock)."""
