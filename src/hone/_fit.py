@@ -53,12 +53,19 @@ class Prepared:
         return resolve(cfg, **self.hardware, class_counts=counts)
 
 
+def _threads(cfg: RunConfig) -> int:
+    """``train.num_threads``; auto: the cores, shared between the processes torchrun or Ray started
+    on this machine."""
+    if cfg.train.num_threads != "auto":
+        return int(cfg.train.num_threads)
+    local_procs = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, (os.cpu_count() or 1) // local_procs)
+
+
 def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = None) -> Prepared:
     """Open the source, audit (unless ``audit`` is False) and clean it, infer the schema, split it into
     ``work/splits``. Every setting is checked here, before the first line of output."""
-    # auto: the cores, shared between the processes torchrun or Ray started on this machine
-    local_procs = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    threads = int(cfg.train.num_threads) if cfg.train.num_threads != "auto" else max(1, (os.cpu_count() or 1) // local_procs)
+    threads = _threads(cfg)
     torch.set_num_threads(threads)
     audit = cfg.quality.audit if audit is None else audit
     # the audit and cleaning name rows by their position in the source: that needs rows in input order
@@ -94,20 +101,15 @@ def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = Non
     return Prepared(schema, split, hardware, work, name, quality, cleaning)
 
 
-def check_settings(cfg: RunConfig, source: Any) -> None:
-    """Open the source, infer its schema and resolve the config, without splitting: the checks a
-    fit makes before its first line of output, for an engine that fits elsewhere."""
-    import tempfile
+def adopt(prep: Prepared, cfg: RunConfig, work: Path) -> Prepared:
+    """The data stages another process ran (a Ray driver, on storage this one reaches), for this
+    process: its own spill folder, its threads and its device's precision (the driver may have no GPU)."""
+    import dataclasses
 
-    with tempfile.TemporaryDirectory(prefix="hone-check-") as tmp:
-        con = connect(Path(tmp), cfg.data.memory_limit)
-        try:
-            table = open_table(source, con, encoding=cfg.data.encoding, work_dir=Path(tmp))
-            schema = infer_run_schema(table, cfg)
-            resolve(cfg, has_text=bool(schema.names("text")), task=schema.task, threads=1,
-                    precision=resolve_precision("auto", default_device()))
-        finally:
-            con.close()
+    threads = _threads(cfg)
+    torch.set_num_threads(threads)
+    hardware = {**prep.hardware, "threads": threads, "precision": resolve_precision("auto", default_device())}
+    return dataclasses.replace(prep, work=work, hardware=hardware)
 
 
 def fit_preprocessor(prep: Prepared, rcfg: ResolvedRunConfig) -> Preprocessor:
@@ -163,31 +165,35 @@ def train_network(prep: Prepared, rcfg: ResolvedRunConfig, pre: Preprocessor, ca
     return Trained(model, state, weights, resumed_from, t_emb, runtime)
 
 
-def fit_worker(cfg: RunConfig, source: Any, resume_state: str | Path | None = None) -> None:
-    """A data-parallel process other than the main one: the same data stages (deterministic, no
-    audit) and its share of the training (continued from ``resume_state``, the main process's
-    checkpoint, when the run resumes); the main process writes the run."""
+def fit_worker(cfg: RunConfig, source: Any, resume_state: str | Path | None = None,
+               prepared: Prepared | None = None) -> None:
+    """A data-parallel process other than the main one: its share of the training (continued from
+    ``resume_state``, the main process's checkpoint, when the run resumes) on the splits the driver
+    made (``prepared``) or, under torchrun, on the same deterministic data stages run here (no
+    audit); the main process writes the run."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="hone-rank-") as tmp:
-        prep = prepare(cfg, source, Path(tmp), audit=False)
+        prep = adopt(prepared, cfg, Path(tmp)) if prepared is not None else prepare(cfg, source, Path(tmp), audit=False)
         rcfg = prep.resolve(cfg)
         train_network(prep, rcfg, fit_preprocessor(prep, rcfg), resume_state=resume_state, log=False)
 
 
 def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callback] = (), *,
            checkpoints: Path | None = None, record: dict[str, Any] | None = None,
-           resume: dict[str, Any] | None = None, tracker: Any = None) -> tuple[Model, dict[str, Any]]:
+           resume: dict[str, Any] | None = None, tracker: Any = None,
+           prepared: Prepared | None = None) -> tuple[Model, dict[str, Any]]:
     """Run every stage; returns the model (already saved to ``stage/model``) and the run files to write.
 
     ``checkpoints``: the folder the training state is saved to (with ``record``, what a resume needs);
     ``resume``: that folder's ``run.json`` plus ``state`` (the saved state's folder, or None to start
     over) when continuing a killed run; ``tracker``: a :class:`hone.tracking.Tracker` started once the
-    data stages passed (a resumed run continues its MLflow run)."""
+    data stages passed (a resumed run continues its MLflow run); ``prepared``: the data stages, run
+    already by a Ray driver."""
     t_start = time.perf_counter()
     work = stage / ".work"
     work.mkdir()
-    prep = prepare(cfg, source, work)
+    prep = adopt(prepared, cfg, work) if prepared is not None else prepare(cfg, source, work)
     schema, split, quality, cleaning = prep.schema, prep.split, prep.quality, prep.cleaning
     rcfg = prep.resolve(cfg)
     tr = rcfg.train

@@ -73,7 +73,7 @@ def _run_dir(cfg: RunConfig, source: Any, output: str | Path | None, overwrite: 
 
 def fit(source: Any = None, *, target: str | None = None, config: Any = None, output: str | Path | None = None,
         overwrite: bool = False, callbacks: list[Any] | None = None, resume: str | Path | None = None,
-        track_parent: str | None = None, **overrides: Any) -> Any:
+        track_parent: str | None = None, prepared: Any = None, **overrides: Any) -> Any:
     """Fine-tune a model on a labelled table and write its run directory.
 
     Args:
@@ -89,6 +89,8 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
             checkpoint with the config it started with (``source`` is needed again only when it was
             a DataFrame or Arrow table); ``metrics.json`` records ``resumed_from``.
         track_parent: an MLflow run id to nest this run's MLflow run under (the refit of a search).
+        prepared: for engines: the data stages (read, audit, split) already run by a Ray driver,
+            whose split files this process reads.
         **overrides: short names (``epochs=3``, ``lr=1e-4``, ``text=["review"]``...) or dotted fields.
 
     Returns:
@@ -118,7 +120,7 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
             state = latest_checkpoint(Path(resume) / "checkpoints")
         else:
             cfg = make_config(source, target=target, config=config, overrides=overrides)
-        fit_worker(cfg, source if source is not None else cfg.data.source, resume_state=state)
+        fit_worker(cfg, source if source is not None else cfg.data.source, resume_state=state, prepared=prepared)
         return None
     resumed = None
     if resume is not None:
@@ -168,7 +170,7 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
             stage.mkdir(parents=True)
             try:
                 model, files = fit_in(cfg, src, stage, callbacks or (), checkpoints=checkpoints, record=record,
-                                      resume=resumed, tracker=tracker)
+                                      resume=resumed, tracker=tracker, prepared=prepared)
             finally:
                 shutil.rmtree(stage / ".work", ignore_errors=True)
             files["environment.json"] = environment(started)

@@ -1,15 +1,17 @@
 """``hone fit --engine ray``: Ray Train's ``TorchTrainer`` runs hone's own fit on N workers.
 
-Each worker calls :func:`hone.api.fit` with the same config: Ray Train has set ``RANK`` and
-``WORLD_SIZE`` and joined the process group, so the runtime wraps the network in DDP, each worker
-streams its own shard of the training split, and the main worker (rank 0) writes the run folder,
-checkpoints and all, exactly as a local fit does. Without ``engine.address`` a local Ray instance is
+The driver runs the data stages once (read, audit, split into files beside the run folder). Each
+worker then calls :func:`hone.api.fit` with the same config and those splits: Ray Train has set
+``RANK`` and ``WORLD_SIZE`` and joined the process group, so the runtime wraps the network in DDP,
+each worker streams only its own shard of the training split (no worker reads the whole table),
+and the main worker (rank 0) writes the run folder, checkpoints and all, exactly as a local fit does. Without ``engine.address`` a local Ray instance is
 started (and stopped again); with one, hone joins that cluster, whose workers must reach the data
 and the run folder at the same paths (shared storage).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -30,10 +32,12 @@ def _train_worker(config: dict[str, Any]) -> None:
 
     os.chdir(config["cwd"])  # relative paths mean what they meant where the command ran
     os.environ["HONE_RAY_WORKER"] = "1"  # this process fits: engine.kind ray in the config is the run's record
+    prep = config["prepared"]  # the driver's split: this worker reads its shard of it, not the whole table
     if config["resume"]:  # every worker continues from the run's checkpoint (rank 0 wrote it)
-        api.fit(config["source"], resume=config["output"])
+        api.fit(config["source"], resume=config["output"], prepared=prep)
     else:
-        api.fit(config["source"], config=config["config"], output=config["output"], overwrite=config["overwrite"])
+        api.fit(config["source"], config=config["config"], output=config["output"], overwrite=config["overwrite"],
+                prepared=prep)
 
 
 def fit_on_ray(cfg: RunConfig, source: Any, run_dir: Path, overwrite: bool, resume: bool = False) -> Path:
@@ -47,12 +51,26 @@ def fit_on_ray(cfg: RunConfig, source: Any, run_dir: Path, overwrite: bool, resu
     if not isinstance(source, (str, os.PathLike)):
         raise ConfigError("--engine ray reads the data in each worker: give a file, directory, glob or sql: "
                           "source, not a DataFrame")
-    from hone._fit import check_settings
+    from hone._fit import prepare
 
-    check_settings(cfg, source)  # bad data or settings: one line here, before Ray starts
+    # The data stages run once, here: read, audit, split into files beside the run folder (on the
+    # storage every node reaches); bad data or settings are one line before Ray starts.
+    out = Path(run_dir).absolute()
+    made = [p for p in out.parents if not p.exists()]  # child first
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shared = Path(tempfile.mkdtemp(prefix=f".{out.name}.split-", dir=out.parent))
+    storage = Path(tempfile.mkdtemp(prefix="hone-ray-"))
+    try:
+        prep = prepare(cfg, source, shared)
+    except BaseException:
+        for p in (shared, storage):
+            shutil.rmtree(p, ignore_errors=True)
+        for p in made:  # nothing left behind by a run that never started
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
     e = cfg.engine
     started = start_ray(e.address, max(local_cores(), int(e.workers * e.cpus_per_worker)))
-    storage = Path(tempfile.mkdtemp(prefix="hone-ray-"))
     tree = cfg.model_dump(mode="json", exclude_unset=True)
     if cfg.train.num_threads == "auto":  # a worker's threads are the CPUs it reserved
         tree.setdefault("train", {})["num_threads"] = max(1, int(e.cpus_per_worker))
@@ -63,7 +81,7 @@ def fit_on_ray(cfg: RunConfig, source: Any, run_dir: Path, overwrite: bool, resu
         trainer = TorchTrainer(
             _train_worker,
             train_loop_config={"config": tree, "source": str(source), "output": str(Path(run_dir).absolute()),
-                               "overwrite": overwrite, "cwd": os.getcwd(), "resume": resume},
+                               "overwrite": overwrite, "cwd": os.getcwd(), "resume": resume, "prepared": prep},
             scaling_config=ScalingConfig(num_workers=e.workers, use_gpu=e.gpus_per_worker > 0,
                                          resources_per_worker=resources),
             run_config=RayRunConfig(name="hone", storage_path=str(storage)),
@@ -76,6 +94,7 @@ def fit_on_ray(cfg: RunConfig, source: Any, run_dir: Path, overwrite: bool, resu
         raise
     finally:
         shutil.rmtree(storage, ignore_errors=True)
+        shutil.rmtree(shared, ignore_errors=True)
         if started:
             ray.shutdown()
     return Path(run_dir)

@@ -13,7 +13,6 @@ every node reaches (the split files and Ray Tune's state are there).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -62,40 +61,35 @@ class ReportToTune(Callback):
     def on_evaluate(self, state: Any, *, metrics: dict[str, Any], is_best: bool) -> None:
         from ray import tune
 
+        from hone.tune.study import process_name
+
         self.evals += 1
         value = float(metrics[self.metric])
         if math.isnan(value):
             return
         if self.best is None or (value > self.best if self.higher else value < self.best):
             self.best = value
-        tune.report({SCORE: self.best, "value": value, "evaluation": self.evals, "process": _process()})
+        tune.report({SCORE: self.best, "value": value, "evaluation": self.evals, "process": process_name()})
 
 
-def _process() -> str:
-    import socket
-
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def run_trial(params: dict[str, Any], *, prep: Any, cfg: dict[str, Any], metric: str, threads: int, cwd: str,
+def run_trial(params: dict[str, Any], *, prep: Any, cfg: dict[str, Any], metric: str, cwd: str,
               deadline_file: str, parent_run: str | None) -> None:
     """One Ray Tune trial: ``params`` over the config, trained on the driver's splits."""
-    import torch
     from ray import tune
 
+    from hone._fit import adopt
     from hone.config import build_config
     from hone.tune.study import train_trial, trial_record
 
     os.chdir(cwd)  # Ray Tune moved into the trial's folder: relative paths mean what they meant for the command
-    torch.set_num_threads(threads)
     deadline = _read_deadline(Path(deadline_file))
     number = _number(Path(tune.get_context().get_trial_dir()).name)
+    run_cfg = build_config(cfg)
     with tempfile.TemporaryDirectory(prefix="hone-trial-") as tmp:  # DuckDB's spill folder, this trial's own
-        mine = dataclasses.replace(prep, work=Path(tmp), hardware={**prep.hardware, "threads": threads})
         report = ReportToTune(metric)
         budget = None if deadline is None else max(1.0, deadline - time.time() - 10.0)
-        st = train_trial(mine, build_config(cfg), params, report, budget=budget, parent_run=parent_run,
-                         name=f"trial {number}")
+        st = train_trial(adopt(prep, run_cfg, Path(tmp)), run_cfg, params, report, budget=budget,
+                         parent_run=parent_run, name=f"trial {number}")
     value = st.best_metric
     # "evaluation" as in the last report: the schedulers keep every result and read it from each
     final = {"finished": True, "evaluation": report.evals, **trial_record(st, report)}
@@ -246,8 +240,7 @@ def search_on_ray(cfg: RunConfig, prep: Any, out: Path, space: dict[str, Any], m
     trial_cfg.setdefault("train", {})["num_threads"] = threads
     try:
         trainable = tune.with_resources(
-            tune.with_parameters(run_trial, prep=prep, cfg=trial_cfg, metric=metric, threads=threads,
-                                 cwd=os.getcwd(), deadline_file=str(deadline_file), parent_run=parent_run),
+            tune.with_parameters(run_trial, prep=prep, cfg=trial_cfg, metric=metric, cwd=os.getcwd(), deadline_file=str(deadline_file), parent_run=parent_run),
             {"cpu": e.cpus_per_worker, **({"gpu": e.gpus_per_worker} if e.gpus_per_worker else {})})
         resumed = tune.Tuner.can_restore(str(exp))
         if resumed:

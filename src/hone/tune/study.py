@@ -352,7 +352,12 @@ def trial_record(st: Any, pruning: Any) -> dict[str, Any]:
     """What ``trials.csv`` and ``tune.json`` show of a trial besides its parameters and value."""
     return {"best_epoch": st.best_epoch, "epochs_run": st.epoch + 1, "steps": st.step,
             "rows_per_second": round(st.rows_per_second, 1), "stop_reason": st.stop_reason or "completed",
-            "evaluations": pruning.evals, "process": f"{socket.gethostname()}:{os.getpid()}"}
+            "evaluations": pruning.evals, "process": process_name()}
+
+
+def process_name() -> str:
+    """Which machine and process ran a trial: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _median(xs: list[float]) -> float | None:
