@@ -8,6 +8,7 @@ predictions are the local ones, row for row. The output is a directory of Parque
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -66,9 +67,23 @@ def _reader(source: str) -> tuple[str, Any]:
     return kind, str(p)
 
 
+def _in_memory_bytes(f: Path) -> int:
+    """About how many bytes the file's rows take in memory: Parquet says (uncompressed), text
+    formats are about their size."""
+    if f.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        try:
+            meta = pq.ParquetFile(f).metadata
+            return sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        except (OSError, ValueError, pa.ArrowException):
+            pass
+    return f.stat().st_size
+
+
 def predict_on_ray(model_dir: str | Path, source: str, output: str | Path, *, keep: list[str] | None = None,
                    workers: int = 2, precision: str | None = None, runtime: str = "torch",
-                   address: str | None = None, batch_rows: int = 8192, rows_per_file: int = 1_000_000) -> int:
+                   address: str | None = None, batch_rows: int = 65536, rows_per_file: int = 1_000_000) -> int:
     """Score ``source`` on ``workers`` Ray actors into the directory ``output`` (Parquet parts of at
     most ``rows_per_file`` rows); returns the row count."""
     ray = import_ray()
@@ -87,7 +102,11 @@ def predict_on_ray(model_dir: str | Path, source: str, output: str | Path, *, ke
         import logging
 
         ctx = ray.data.DataContext.get_current()
+        saved = {k: getattr(ctx, k) for k in ("target_max_block_size", "enable_progress_bars", "use_datasource_v2")}
         ctx.enable_progress_bars = False
+        # Ray Data 2.60's new Parquet pipeline (ListFiles -> ReadFiles) spends 7-8 s listing one file
+        # here, and scoring 1M rows took 19 s instead of 11 s: the established reader is used
+        ctx.use_datasource_v2 = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         read = getattr(ray.data, kind)
         options: dict[str, Any] = {}
@@ -96,9 +115,11 @@ def predict_on_ray(model_dir: str | Path, source: str, output: str | Path, *, ke
 
             options["parse_options"] = pacsv.ParseOptions(delimiter="\t")
         files = [Path(path)] if Path(path).is_file() else [f for f in Path(path).rglob("*") if f.is_file()]
-        size = sum(f.stat().st_size for f in files)
-        # blocks enough for every actor to have work, and none much over 64 MB
+        size = sum(_in_memory_bytes(f) for f in files)
+        # blocks enough for every actor to have work (a read task cuts one big file into blocks of
+        # at most this size), and none over 64 MB
         options["override_num_blocks"] = max(2 * workers, len(files), size // (64 << 20))
+        ctx.target_max_block_size = int(min(64 << 20, max(1 << 20, size // (4 * workers))))
         ds = read(path, **options)
         scored = ds.map_batches(Scorer, fn_constructor_kwargs={"model_dir": str(Path(model_dir).absolute()),
                                                                "keep": keep, "precision": precision,
@@ -115,5 +136,8 @@ def predict_on_ray(model_dir: str | Path, source: str, output: str | Path, *, ke
         return n
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(NameError):  # the caller's Ray Data settings, as they were
+            for k, v in saved.items():
+                setattr(ctx, k, v)
         if started:
             ray.shutdown()
