@@ -228,22 +228,20 @@ def search_on_ray(cfg: RunConfig, prep: Any, out: Path, space: dict[str, Any], m
         raise ConfigError("--jobs starts processes on this machine; with --engine ray, --workers sets how many "
                           "trials run at once")
     e = cfg.engine
-    threads = max(1, int(e.cpus_per_worker))
     exp = out.absolute() / EXPERIMENT
     exp.mkdir(parents=True, exist_ok=True)
-    deadline_file = exp / DEADLINE
-    write_json(deadline_file, {"deadline": deadline})
+    write_json(exp / DEADLINE, {"deadline": deadline})
     (exp / TIME_UP).unlink(missing_ok=True)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # hone prints its own summary
     started = start_ray(e.address, max(local_cores(), int(e.workers * e.cpus_per_worker)))
     trial_cfg = cfg.model_dump(mode="json", exclude_unset=True)
-    trial_cfg.setdefault("train", {})["num_threads"] = threads
+    trial_cfg.setdefault("train", {})["num_threads"] = max(1, int(e.cpus_per_worker))  # a trial's CPUs
     try:
         trainable = tune.with_resources(
-            tune.with_parameters(run_trial, prep=prep, cfg=trial_cfg, metric=metric, cwd=os.getcwd(), deadline_file=str(deadline_file), parent_run=parent_run),
+            tune.with_parameters(run_trial, prep=prep, cfg=trial_cfg, metric=metric, cwd=os.getcwd(),
+                                 deadline_file=str(exp / DEADLINE), parent_run=parent_run),
             {"cpu": e.cpus_per_worker, **({"gpu": e.gpus_per_worker} if e.gpus_per_worker else {})})
-        resumed = tune.Tuner.can_restore(str(exp))
-        if resumed:
+        if tune.Tuner.can_restore(str(exp)):
             logger.info("resuming the Ray Tune search in %s", exp)
             tuner = tune.Tuner.restore(str(exp), trainable=trainable, resume_unfinished=True, resume_errored=True)
         else:
@@ -256,22 +254,9 @@ def search_on_ray(cfg: RunConfig, prep: Any, out: Path, space: dict[str, Any], m
                                             scheduler=_scheduler(cfg, metric), num_samples=cfg.tune.trials,
                                             reuse_actors=True),
                 run_config=tune.RunConfig(name=EXPERIMENT, storage_path=str(out.absolute()), verbose=0,
-                                          stop=_stopper(deadline_file), callbacks=[_progress()],
+                                          stop=_stopper(exp / DEADLINE), callbacks=[_progress()],
                                           failure_config=tune.FailureConfig(fail_fast=True)))
-        import logging
-
-        tune_log = logging.getLogger("ray.tune")
-        level = tune_log.level
-        tune_log.setLevel(logging.CRITICAL)  # a failed trial's traceback: hone raises the error itself, below
-        try:
-            with warnings.catch_warnings():  # OptunaSearch re-reporting a step: Tune's scheduler prunes, not Optuna
-                warnings.filterwarnings("ignore", message="The reported value is ignored", category=UserWarning)
-                results = tuner.fit()
-        finally:
-            tune_log.setLevel(level)
-        errors = [r.error for r in results if r.error is not None]
-        if errors:
-            raise errors[0]  # (a trial's clear error is unwrapped below)
+        results = _run_quietly(tuner)
         unfinished = len(results) - results.num_terminated - results.num_errors
         if (unfinished or len(results) < cfg.tune.trials) and not (exp / TIME_UP).exists():
             # Ray Tune caught Ctrl+C, saved its state and returned: the search is interrupted, not over
@@ -283,6 +268,26 @@ def search_on_ray(cfg: RunConfig, prep: Any, out: Path, space: dict[str, Any], m
         if started:
             ray.shutdown()
     return gather(results, space, metric, defaults)
+
+
+def _run_quietly(tuner: Any) -> Any:
+    """``tuner.fit()`` without Ray Tune's logging of a failed trial's traceback: the trial's error is
+    raised here instead (hone's own one line, when it is one)."""
+    import logging
+
+    tune_log = logging.getLogger("ray.tune")
+    level = tune_log.level
+    tune_log.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():  # OptunaSearch re-reporting a step: Tune's scheduler prunes, not Optuna
+            warnings.filterwarnings("ignore", message="The reported value is ignored", category=UserWarning)
+            results = tuner.fit()
+    finally:
+        tune_log.setLevel(level)
+    errors = [r.error for r in results if r.error is not None]
+    if errors:
+        raise errors[0]
+    return results
 
 
 def gather(results: Any, space: dict[str, Any], metric: str, defaults: dict[str, Any]) -> Any:
