@@ -100,6 +100,9 @@ class ModelConfig(_Section):
     )
     top_k: Annotated[int, Field(ge=1)] = Field(2, description="Transformer layers that train with strategy top-k.")
     lora_r: Annotated[int, Field(ge=1)] = Field(8, description="Rank of the LoRA adapters.")
+    train_word_embeddings: bool = Field(
+        True, description="With strategy full: false keeps the backbone's word-embedding matrix (half of MiniLM's "
+                          "weights) as pretrained, sparing its gradient and optimizer update.")
     lora_alpha: Annotated[int, Field(ge=1)] = Field(16, description="Scale (alpha) of the LoRA adapters.")
     embedding_cache: str = Field(
         "auto", description="Folder of the frozen strategy's embedding cache; auto = $HONE_CACHE_DIR/embeddings or "

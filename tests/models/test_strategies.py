@@ -45,6 +45,21 @@ def test_each_strategy_fits_saves_and_reloads(tmp_path: Path, table: pa.Table, f
     assert model.metrics["network"]["macro_f1"] > 0.6  # the fine-tuned network itself, whatever was chosen
 
 
+def test_full_without_word_embeddings_keeps_the_vocabulary_matrix(tmp_path: Path, table: pa.Table, fast: dict) -> None:
+    from transformers import AutoModel
+
+    pretrained = AutoModel.from_pretrained(fast["backbone"]).state_dict()
+    model = hone.fit(table, target="label", output=tmp_path / "run", strategy="full",
+                     **{**fast, "epochs": 2, "model.train_word_embeddings": False})
+    weights = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
+    saved = {k.removeprefix("encoders.text.backbone."): v for k, v in weights.items()
+             if k.startswith("encoders.text.backbone.")}
+    changed = {k for k in saved if not torch.equal(saved[k], pretrained[k])}
+    assert "embeddings.word_embeddings.weight" not in changed
+    assert "embeddings.position_embeddings.weight" in changed and any(k.startswith("encoder.layer.0.") for k in changed)
+    assert model.metrics["network"]["macro_f1"] > 0.6
+
+
 def test_frozen_cache_is_reused_and_invalidated(tmp_path: Path, table: pa.Table, fast: dict, monkeypatch) -> None:
     monkeypatch.setenv("HONE_CACHE_DIR", str(tmp_path / "cache"))
     hone.fit(table, target="label", output=tmp_path / "a", preset="fast", **{**fast, "epochs": 2})

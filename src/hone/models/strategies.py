@@ -46,6 +46,10 @@ class Strategy:
 
     def prepare(self, net: HoneNet, cfg: ModelConfig) -> str:
         """Set what trains; returns a one-line description."""
+        if net.text is not None and not cfg.train_word_embeddings:
+            words = net.text.backbone.get_input_embeddings()
+            words.requires_grad_(False)  # no gradient for the vocabulary matrix, no optimizer update of it
+            return f"full: every weight but the word embeddings ({words.weight.numel() / 1e6:.1f} M) trains"
         return "full: every weight trains"
 
     def param_groups(self, net: HoneNet, *, lr: float, head_lr: float, weight_decay: float) -> list[dict[str, Any]]:
