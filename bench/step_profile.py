@@ -53,20 +53,6 @@ def group_of(name: str) -> str:
     return "elementwise and norm"
 
 
-def matmul_peak(dtype_name: str, seconds: float = 1.5) -> float:
-    """GFLOP/s of the matmuls MiniLM's linear layers do: [32*T, 384] x [384, 1536] (T = 48 tokens)."""
-    import torch
-
-    dtype = getattr(torch, dtype_name)
-    a, b = torch.randn(32 * 48, 384, dtype=dtype), torch.randn(384, 1536, dtype=dtype)
-    a @ b
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        a @ b
-        n += 1
-    return 2 * a.shape[0] * 384 * 1536 * n / (time.perf_counter() - t0) / 1e9
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=10)
@@ -75,7 +61,7 @@ def main() -> None:
     a = p.parse_args()
     print(machine_line())
     import torch
-    from finetune_speed import load_tweets, real_tokens
+    from finetune_speed import load_tweets, matmul_peak, real_tokens
     from torch.profiler import ProfilerActivity, profile
 
     import hone
@@ -137,7 +123,7 @@ def main() -> None:
     print(f"\nword-embedding matrix: {n_emb / 1e6:.1f} M of MiniLM's {n_all / 1e6:.1f} M weights")
     tokens_per_row = real_tokens(df) / int((df.split == "train").sum())  # MiniLM's tokenizer, max length 128
     print(f"matmul peak at MiniLM's shapes: fp32 {matmul_peak('float32'):.0f} GFLOP/s, "
-          f"bf16 {matmul_peak('bfloat16'):.0f} GFLOP/s")
+          f"bf16 {matmul_peak('bfloat16', 1.0):.0f} GFLOP/s")
     print(f"achieved ({tokens_per_row:.1f} real tokens a row, 64 MFLOP a token): "
           f"{cb.rows / cb.wall * tokens_per_row * FLOP_PER_TOKEN / 1e9:.0f} GFLOP/s")
 
