@@ -115,8 +115,9 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
 
         state = None
         if resume is not None:  # every process continues from the main one's checkpoint
-            cfg = build_config(_resume_record(Path(resume))["config"])
-            source = source if source is not None else _resume_record(Path(resume)).get("source")
+            rec = _resume_record(Path(resume))
+            cfg = build_config(rec["config"])
+            source = source if source is not None else rec.get("source")
             state = latest_checkpoint(Path(resume) / "checkpoints")
         else:
             cfg = make_config(source, target=target, config=config, overrides=overrides)

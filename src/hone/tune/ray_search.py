@@ -56,7 +56,7 @@ class ReportToTune(Callback):
 
     def __init__(self, metric: str) -> None:
         self.metric, self.higher, self.evals, self.best = metric, HIGHER_IS_BETTER[metric], 0, None
-        self.pruned = False
+        self.pruned = False  # a trial Ray Tune stops never returns from tune.report: nothing sets it
 
     def on_evaluate(self, state: Any, *, metrics: dict[str, Any], is_best: bool) -> None:
         from ray import tune
@@ -145,18 +145,23 @@ def _stopper(deadline_file: Path) -> Any:
 
 def tune_space(space: dict[str, Any]) -> dict[str, Any]:
     """hone's search space as Ray Tune's (whose integer ranges exclude the upper end)."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
     from ray import tune
 
+    from hone.tune.space import distributions
+
+    dists = distributions(space)
     out: dict[str, Any] = {}
     for name, spec in space.items():
-        if not isinstance(spec, dict):
+        d = dists.get(name)
+        if d is None:
             out[name] = spec
-        elif "choices" in spec:
-            out[name] = tune.choice(spec["choices"])
-        elif isinstance(spec["low"], int) and isinstance(spec["high"], int) and not isinstance(spec["low"], bool):
-            out[name] = (tune.lograndint if spec.get("log") else tune.randint)(spec["low"], spec["high"] + 1)
+        elif isinstance(d, CategoricalDistribution):
+            out[name] = tune.choice(list(d.choices))
+        elif isinstance(d, IntDistribution):
+            out[name] = (tune.lograndint if d.log else tune.randint)(d.low, d.high + 1)
         else:
-            out[name] = (tune.loguniform if spec.get("log") else tune.uniform)(float(spec["low"]), float(spec["high"]))
+            out[name] = (tune.loguniform if d.log else tune.uniform)(d.low, d.high)
     return out
 
 

@@ -113,16 +113,20 @@ def _check_spec(name: str, spec: Any) -> None:
 
 def suggest(trial: Any, space: dict[str, Any]) -> dict[str, Any]:
     """Sample one value per searched parameter on an Optuna trial; fixed values pass through."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    dists = distributions(space)
     out = {}
     for name, spec in space.items():
-        if not isinstance(spec, dict):
+        d = dists.get(name)
+        if d is None:
             out[name] = spec
-        elif "choices" in spec:
-            out[name] = trial.suggest_categorical(name, spec["choices"])
-        elif isinstance(spec["low"], int) and isinstance(spec["high"], int) and not isinstance(spec["low"], bool):
-            out[name] = trial.suggest_int(name, spec["low"], spec["high"], log=bool(spec.get("log")))
+        elif isinstance(d, CategoricalDistribution):
+            out[name] = trial.suggest_categorical(name, list(d.choices))
+        elif isinstance(d, IntDistribution):
+            out[name] = trial.suggest_int(name, d.low, d.high, log=d.log)
         else:
-            out[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
+            out[name] = trial.suggest_float(name, d.low, d.high, log=d.log)
     return out
 
 

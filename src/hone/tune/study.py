@@ -315,10 +315,11 @@ def _optimize(study: Any, cfg: RunConfig, prep: Any, space: dict[str, Any], metr
             durations.append(time.time() - start)
 
 
-def train_trial(prep: Any, cfg: RunConfig, params: dict[str, Any], pruning: Callback, *, budget: float | None,
+def train_trial(prep: Any, cfg: RunConfig, params: dict[str, Any], pruning: Any, *, budget: float | None,
                 parent_run: str | None, name: str) -> Any:
     """Train one trial's network (``params`` over ``cfg``) on the prepared splits; returns its
-    training state. ``pruning`` reports each evaluation to the search (and stops a pruned trial);
+    training state. ``pruning``, a callback with ``evals`` and ``pruned``, reports each evaluation to
+    the search (and stops a pruned trial);
     with ``parent_run`` the trial is an MLflow run nested under the search's."""
     from hone._fit import fit_preprocessor, train_network
 
@@ -344,7 +345,7 @@ def train_trial(prep: Any, cfg: RunConfig, params: dict[str, Any], pruning: Call
     if tracker is not None:
         if st.best_metric is not None:
             tracker.log_metrics({"best_validation": st.best_metric}, step=st.step)
-        tracker.end("KILLED" if getattr(pruning, "pruned", False) else "FINISHED")  # MLflow has no "pruned"
+        tracker.end("KILLED" if pruning.pruned else "FINISHED")  # MLflow has no "pruned"
     return st
 
 
