@@ -207,7 +207,7 @@ def main() -> None:
                 tr = m["training"]
                 results[name] = {"rows_per_s": tr["train_samples_per_second"], "train_s": tr["train_seconds"],
                                  "fit_s": tr["train_seconds"] + tr["embedding_seconds"],
-                                 "macro_f1": m["test"]["macro_f1"], "wall_s": wall, "peak_mb": peak,
+                                 "macro_f1": m["network"]["macro_f1"], "wall_s": wall, "peak_mb": peak,
                                  "precision": tr["precision"]}
             print(f"    {json.dumps(results[name])}", flush=True)
     print_table(results, df, tokens, n_train, peaks, fast_bf16, a)

@@ -49,3 +49,17 @@ def test_backbone_must_be_a_local_model_folder(tmp_path) -> None:
         _resolve({"model": {"backbone": str(tmp_path / "nope")}})
     with pytest.raises(ConfigError, match="no config.json"):
         _resolve({"model": {"backbone": str(tmp_path)}})
+
+
+def test_fine_tuning_epochs_follow_the_training_rows() -> None:
+    def epochs(tree: dict, rows: int | None, has_text: bool = True) -> int:
+        return resolve(build_config(tree), has_text=has_text, task="binary", precision="fp32", threads=2,
+                       train_rows=rows).train.epochs
+
+    assert epochs({}, 3_200) == 4 and epochs({}, None) == 4  # a small table: the strategy's epochs
+    assert epochs({}, 12_000) == 3 and epochs({}, 20_000) == 2
+    assert epochs({}, 35_000) == 1 and epochs({}, 5_000_000) == 1  # never fewer than one
+    assert epochs({"model": {"strategy": "lora"}}, 35_000) == 1
+    assert epochs({"model": {"strategy": "frozen"}}, 35_000) == 10  # the head alone: cheap epochs
+    assert epochs({}, 35_000, has_text=False) == 10
+    assert epochs({"train": {"epochs": 3}}, 35_000) == 3  # an explicit value is kept

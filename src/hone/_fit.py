@@ -50,7 +50,7 @@ class Prepared:
 
     def resolve(self, cfg: RunConfig) -> ResolvedRunConfig:
         counts = [self.split.class_counts.get("train", {}).get(str(c), 0) for c in self.schema.classes]
-        return resolve(cfg, **self.hardware, class_counts=counts)
+        return resolve(cfg, **self.hardware, class_counts=counts, train_rows=self.split.counts.get("train"))
 
 
 def _threads(cfg: RunConfig) -> int:
@@ -145,6 +145,8 @@ def train_network(prep: Prepared, rcfg: ResolvedRunConfig, pre: Preprocessor, ca
                    rcfg.model.hidden_size, rcfg.model.dropout)
     assets = {"text": Path(rcfg.model.backbone)} if "text" in pre.modalities else {}
     net = build_model(spec, assets, pretrained=True).to(runtime.device)
+    if net.text is not None and rcfg.model.backbone_dropout is not None:
+        net.text.set_dropout(rcfg.model.backbone_dropout)
     strategy = get_strategy(rcfg.model.strategy)
     described = strategy.prepare(net, rcfg.model)
     cache_dir = Path(rcfg.model.embedding_cache)

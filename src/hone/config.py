@@ -34,6 +34,22 @@ STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
     "frozen": {"epochs": 10, "lr": 1e-3, "patience": 3},
 }
 NO_TEXT_DEFAULTS: dict[str, Any] = {"epochs": 10, "lr": 1e-3, "patience": 2}
+# A fine-tuned backbone (full, top-k, LoRA) needs about this many training rows seen, not a fixed
+# number of epochs: a small table gets its strategy's epochs, a big one fewer (at least one), so a
+# 35,000-row table trains one epoch (bench/big_text.py) and 3,200 tweets four.
+FINE_TUNE_ROWS = 25_600
+
+
+def fine_tune_epochs(strategy_epochs: int, train_rows: int | None) -> int:
+    """``train.epochs: auto`` for a fine-tuned backbone: the strategy's epochs, fewer on a big table.
+
+    Example:
+        >>> fine_tune_epochs(4, 3_200), fine_tune_epochs(4, 12_000), fine_tune_epochs(4, 35_000)
+        (4, 3, 1)
+    """
+    if not train_rows:
+        return strategy_epochs
+    return max(1, min(strategy_epochs, -(-FINE_TUNE_ROWS // train_rows)))
 
 
 class _Section(BaseModel):
@@ -103,6 +119,9 @@ class ModelConfig(_Section):
     train_word_embeddings: bool = Field(
         True, description="With strategy full: false keeps the backbone's word-embedding matrix (half of MiniLM's "
                           "weights) as pretrained, sparing its gradient and optimizer update.")
+    backbone_dropout: Union[Annotated[float, Field(ge=0.0, lt=1.0)], None] = Field(
+        None, description="Dropout inside the text backbone while it trains (every dropout layer, attention "
+                          "included); null = the backbone's own (0.1 for MiniLM).")
     lora_alpha: Annotated[int, Field(ge=1)] = Field(16, description="Scale (alpha) of the LoRA adapters.")
     embedding_cache: str = Field(
         "auto", description="Folder of the frozen strategy's embedding cache; auto = $HONE_CACHE_DIR/embeddings or "
@@ -119,7 +138,9 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     """The optimisation: schedule, regularisation, precision, stopping."""
 
-    epochs: Union[Annotated[int, Field(ge=1)], Auto] = Field("auto", description="Epochs; auto = 4 with text, 10 without.")
+    epochs: Union[Annotated[int, Field(ge=1)], Auto] = Field(
+        "auto", description=f"Epochs; auto = 4 when a text backbone is fine-tuned (fewer on big tables: enough to "
+                            f"see about {FINE_TUNE_ROWS:,} training rows, at least 1), 10 for frozen or without text.")
     batch_size: Union[Annotated[int, Field(ge=1)], Auto] = Field(
         "auto", description="Rows per step; auto = 32 with text, 256 without."
     )
@@ -490,7 +511,7 @@ def default_cache_root() -> Path:
 
 
 def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, threads: int,
-            class_counts: list[int] | None = None) -> ResolvedRunConfig:
+            class_counts: list[int] | None = None, train_rows: int | None = None) -> ResolvedRunConfig:
     """Replace every ``"auto"`` with the value this run uses; the result is what gets saved.
 
     Args:
@@ -501,6 +522,8 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
         threads: the thread count for ``auto``.
         class_counts: training rows per class; ``class_weights: auto`` becomes ``balanced`` when the
             largest class is at least 1.5 times the smallest, else ``none``.
+        train_rows: rows of the training split; ``epochs: auto`` of a fine-tuned backbone follows it
+            (:func:`fine_tune_epochs`).
 
     Example:
         >>> r = resolve(RunConfig(model={"strategy": "frozen"}), has_text=True, task="binary",
@@ -524,7 +547,9 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
         raise ConfigError(f"train.metric {metric!r} does not apply to a {task} task")
     if metric == "roc_auc" and task != "binary":
         raise ConfigError(f"train.metric 'roc_auc' needs a binary task, this one is {task}")
-    train = {**t.model_dump(), "epochs": pick(t.epochs, defaults["epochs"]),
+    epochs = defaults["epochs"] if strategy == "frozen" or not has_text else \
+        fine_tune_epochs(defaults["epochs"], train_rows)
+    train = {**t.model_dump(), "epochs": pick(t.epochs, epochs),
              "batch_size": pick(t.batch_size, 32 if has_text else 256), "lr": pick(t.lr, defaults["lr"]),
              "patience": pick(t.patience, defaults["patience"]), "metric": metric,
              "class_weights": pick(t.class_weights, "balanced" if class_counts and max(class_counts) >=

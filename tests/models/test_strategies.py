@@ -70,3 +70,21 @@ def test_frozen_cache_is_reused_and_invalidated(tmp_path: Path, table: pa.Table,
     assert {f: f.stat().st_mtime_ns for f in (tmp_path / "cache" / "embeddings").glob("*.npy")} == stamp
     hone.fit(table, target="label", output=tmp_path / "c", preset="fast", max_length=8, **{**fast, "epochs": 2})
     assert len(list((tmp_path / "cache" / "embeddings").glob("*.npy"))) == 8  # new max length, new entries
+
+
+def test_backbone_dropout_sets_every_dropout_layer(tmp_path: Path, table: pa.Table, fast: dict) -> None:
+    from hone.models.encoders.text import TextEncoder, load_backbone
+
+    enc = TextEncoder(load_backbone(fast["backbone"], pretrained=True), ["text"])
+    enc.train()
+    n_vocab = enc.backbone.config.vocab_size
+    ids, mask = torch.randint(5, n_vocab, (4, 12)), torch.ones(4, 12, dtype=torch.long)
+    torch.manual_seed(0)
+    assert not torch.equal(enc.pool(ids, mask), enc.pool(ids, mask))  # the backbone's own dropout
+    enc.set_dropout(0.0)
+    assert torch.equal(enc.pool(ids, mask), enc.pool(ids, mask))
+    # through a fit: the option reaches the network, and the run records it
+    model = hone.fit(table, target="label", output=tmp_path / "run", strategy="full",
+                     **{**fast, "epochs": 1, "model.backbone_dropout": 0.0})
+    assert all(m.p == 0.0 for m in model.net.text.backbone.modules() if isinstance(m, torch.nn.Dropout))
+    assert "backbone_dropout: 0.0" in (tmp_path / "run" / "config.resolved.yaml").read_text()

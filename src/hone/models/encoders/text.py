@@ -33,6 +33,13 @@ class TextEncoder(nn.Module):
         self.hidden = int(backbone.config.hidden_size)
         self.out_dim = self.hidden * len(self.columns)
 
+    def set_dropout(self, p: float) -> None:
+        """Set every dropout layer of the backbone to ``p`` (attention dropout included: BERT-style
+        attention reads its dropout layer's ``p``)."""
+        for m in self.backbone.modules():
+            if isinstance(m, nn.Dropout):
+                m.p = p
+
     def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """``[B, T]`` token ids and mask -> ``[B, H]``: the mean of the last hidden states over real tokens."""
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
