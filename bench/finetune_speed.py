@@ -11,9 +11,12 @@ text; every tool trains on the same 3,200 rows and is scored on the same 400 tes
 the bundled all-MiniLM-L6-v2, max length 128, batch 32, one epoch (plus a 10-epoch frozen run), each
 in its own process, measured with /usr/bin/time -v for peak memory.
 
-Run:  python bench/finetune_speed.py [--rows 4000] [--bf16-steps 20] [--only trainer-fp32,hone-full,...]
-On a CPU without native bf16 a bf16 Trainer epoch takes hours: --bf16-steps caps it (the cap is printed);
-its rows/s come from those steps.
+hone's rows: each strategy, and full fine-tuning with each lever of issue 19 turned the other way
+from hone's default (the backbone's own dropout, frozen word embeddings, torch.compile, one thread),
+so every lever's effect on speed and accuracy is in the same table.
+
+Run:  python bench/finetune_speed.py [--rows 4000] [--only trainer-grouped-fp32,hone-full,...]
+The Trainer's bf16 runs are made only where bf16 is native (on AVX2 alone an epoch takes hours).
 """
 
 from __future__ import annotations
@@ -98,14 +101,14 @@ def timed(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
     return wall, kb / 1024, proc.stdout + proc.stderr
 
 
-def matmul_peak(dtype_name: str, seconds: float = 2.0) -> float:
+def matmul_peak(dtype_name: str, seconds: float = 2.0, rows: int = 32 * 48) -> float:
     """GFLOP/s of the matmuls MiniLM's linear layers do in a training step: [32*T, 384] x [384, 1536]
     (batch 32, T = 48 tokens). A square 1024 x 1024 product is not what the model runs, and read
     77 GFLOP/s here where these shapes give 150."""
     import torch
 
     dtype = getattr(torch, dtype_name)
-    a, b = torch.randn(32 * 48, 384, dtype=dtype), torch.randn(384, 1536, dtype=dtype)
+    a, b = torch.randn(rows, 384, dtype=dtype), torch.randn(384, 1536, dtype=dtype)
     a @ b
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
@@ -150,11 +153,27 @@ def padding_stats(df: pd.DataFrame) -> str:
             f"(real {n_tok.mean():.1f}); counting and tokenising the {len(texts)} training rows: {tok_s:.2f} s")
 
 
+# hone's runs: each strategy, and full fine-tuning with each lever of the step turned the other way
+# (the first row is hone's default full fine-tune; the others change one setting of it).
+HONE_RUNS = {
+    "hone-full": ["--strategy", "full"],
+    "hone-full +backbone dropout 0.1": ["--strategy", "full", "--set", "model.backbone_dropout=0.1"],
+    "hone-full +frozen word emb.": ["--strategy", "full", "--set", "model.train_word_embeddings=false"],
+    "hone-full +torch.compile": ["--strategy", "full", "--set", "train.compile=true"],
+    "hone-full 1 thread": ["--strategy", "full", "--set", "train.num_threads=1"],
+    "hone-lora": ["--strategy", "lora"],
+    "hone-top-k": ["--strategy", "top-k"],
+    "hone-frozen": ["--strategy", "frozen"],
+    "hone-frozen-10ep": ["--strategy", "frozen", "--epochs", "10", "--set", "train.patience=10"],
+    "hone-frozen-10ep-cold": ["--strategy", "frozen", "--epochs", "10", "--set", "train.patience=10"],
+}
+FULL_FINE_TUNES = ("trainer", "hone-full")  # runs whose step costs 64 MFLOP per token
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=4000)
-    ap.add_argument("--bf16-steps", type=int, default=20, help="cap on bf16 Trainer steps where bf16 is slow; 0 = none")
-    ap.add_argument("--only", default="", help="comma-separated subset of runs")
+    ap.add_argument("--only", default="", help="comma-separated subset of runs (names as printed)")
     ap.add_argument("--worker", choices=["trainer"], help=argparse.SUPPRESS)
     ap.add_argument("--csv"), ap.add_argument("--out"), ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--max-steps", type=int, default=0)
@@ -164,31 +183,28 @@ def main() -> None:
         return trainer_worker(Path(a.csv), Path(a.out), a.bf16, a.max_steps, a.grouped)
     from hone.models.precision import cpu_has_fast_bf16
 
+    print(machine_line(), flush=True)
     fast_bf16 = cpu_has_fast_bf16()
     df = load_tweets(a.rows)
     tokens = real_tokens(df)
     n_train = int((df.split == "train").sum())
     peaks = {"float32": matmul_peak("float32"), "bfloat16": matmul_peak("bfloat16", 1.0)}
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HONE_CACHE_DIR": tempfile.mkdtemp(prefix="hone-cache-")}
-    capped = [] if fast_bf16 or not a.bf16_steps else ["--max-steps", str(a.bf16_steps)]
-    runs = {
-        "trainer-random-fp32": ["--worker", "trainer"],
-        "trainer-grouped-fp32": ["--worker", "trainer", "--grouped"],
-        "trainer-grouped-bf16": ["--worker", "trainer", "--grouped", "--bf16", *capped],
-        "hone-full": ["--strategy", "full", "--epochs", "1"],
-        "hone-lora": ["--strategy", "lora", "--epochs", "1"],
-        "hone-top-k": ["--strategy", "top-k", "--epochs", "1"],
-        "hone-frozen": ["--strategy", "frozen", "--epochs", "1"],
-        "hone-frozen-10ep": ["--strategy", "frozen", "--epochs", "10", "--set", "train.patience=10"],
-        "hone-frozen-10ep-cold": ["--strategy", "frozen", "--epochs", "10", "--set", "train.patience=10"],
-    }
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HONE_TRACKING": "off",
+           "HONE_CACHE_DIR": tempfile.mkdtemp(prefix="hone-cache-")}
+    runs = {"trainer-random-fp32": ["--worker", "trainer"], "trainer-grouped-fp32": ["--worker", "trainer", "--grouped"]}
+    if fast_bf16:  # bf16 only where it is native: elsewhere an epoch takes hours and is nobody's fastest setting
+        runs.update({"trainer-random-bf16": ["--worker", "trainer", "--bf16"],
+                     "trainer-grouped-bf16": ["--worker", "trainer", "--grouped", "--bf16"]})
+    else:
+        print("bf16 is not native on this CPU: the Trainer's bf16 runs are left out (fp32 is its fastest here)")
+    runs.update({name: [*args, *([] if "--epochs" in args else ["--epochs", "1"])] for name, args in HONE_RUNS.items()})
     only = [r for r in a.only.split(",") if r] or list(runs)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "tweets.csv"
         df.to_csv(csv, index=False)
-        for name in only:
-            out = Path(tmp) / name
+        for i, name in enumerate(only):
+            out = Path(tmp) / f"run{i}"
             out.mkdir()
             if name.startswith("trainer"):
                 cmd = [sys.executable, __file__, *runs[name], "--csv", str(csv), "--out", str(out)]
@@ -201,42 +217,46 @@ def main() -> None:
             wall, peak, log = timed(cmd, run_env)
             if name.startswith("trainer"):
                 r = json.loads((out / "result.json").read_text())
-                results[name] = {**r, "wall_s": wall, "peak_mb": peak}
+                results[name] = {**r, "wall_s": wall, "peak_mb": peak, "precision": "bf16" if "bf16" in name else "fp32"}
             else:
                 m = json.loads((out / "run" / "metrics.json").read_text())
                 tr = m["training"]
                 results[name] = {"rows_per_s": tr["train_samples_per_second"], "train_s": tr["train_seconds"],
                                  "fit_s": tr["train_seconds"] + tr["embedding_seconds"],
-                                 "macro_f1": m["network"]["macro_f1"], "wall_s": wall, "peak_mb": peak,
-                                 "precision": tr["precision"]}
+                                 "eval_s": tr["eval_seconds"], "macro_f1": m["network"]["macro_f1"],
+                                 "wall_s": wall, "peak_mb": peak, "precision": tr["precision"]}
             print(f"    {json.dumps(results[name])}", flush=True)
-    print_table(results, df, tokens, n_train, peaks, fast_bf16, a)
+    print_table(results, df, tokens, n_train, peaks)
     print(padding_stats(df))
 
 
-def print_table(results: dict, df: pd.DataFrame, tokens: int, n_train: int, peaks: dict, fast_bf16: bool, a) -> None:
+def print_table(results: dict, df: pd.DataFrame, tokens: int, n_train: int, peaks: dict) -> None:
     print(f"\n{machine_line()}")
     print(f"data: {len(df)} tweets, {n_train} train rows, {tokens / n_train:.1f} real tokens per row; "
-          f"matmul peak fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.0f} GFLOP/s")
-    print(f"{'run':<24} {'train rows/s':>12} {'fit s':>8} {'wall s':>8} {'peak MB':>8} {'test macro-F1':>14}")
+          f"matmul peak at MiniLM's shapes: fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.0f} GFLOP/s")
+    print("one epoch unless named; 'fit s' = training (+ the frozen strategy's embedding pass), 'eval s' = the "
+          "validation passes, 'wall s' = the whole command; macro-F1 of the fine-tuned network on the 400 test rows")
+    print(f"{'run':<32} {'rows/s':>7} {'fit s':>7} {'eval s':>7} {'wall s':>7} {'peak MB':>8} {'macro-F1':>9} "
+          f"{'GFLOP/s':>8} {'of peak':>8}")
     for name, r in results.items():
         fit = r.get("fit_s", r["train_s"])
-        note = f" ({r['steps']} steps)" if name.endswith("bf16") and a.bf16_steps and not fast_bf16 else ""
-        print(f"{name:<24} {r['rows_per_s']:>12.1f} {fit:>8.1f} {r['wall_s']:>8.1f} {r['peak_mb']:>8.0f} "
-              f"{r['macro_f1']:>14.4f}{note}")
-    # The reference: the Trainer's fastest setting here (grouped batches; bf16 only where it is native,
-    # since a capped bf16 run on a CPU without it measures a handful of steps, not an epoch).
-    grouped = [k for k in ("trainer-grouped-fp32", "trainer-grouped-bf16") if k in results
-               and (fast_bf16 or not k.endswith("bf16"))]
+        ev = f"{r['eval_s']:>7.1f}" if "eval_s" in r else f"{'-':>7}"
+        if name.startswith(FULL_FINE_TUNES):
+            gflops = FLOP_PER_TOKEN * tokens / n_train * r["rows_per_s"] / 1e9
+            peak = peaks["bfloat16"] if r.get("precision") == "bf16" else peaks["float32"]
+            flops = f"{gflops:>8.0f} {100 * gflops / peak:>7.0f}%"
+        else:
+            flops = f"{'-':>8} {'-':>8}"
+        print(f"{name:<32} {r['rows_per_s']:>7.1f} {fit:>7.1f} {ev} {r['wall_s']:>7.1f} {r['peak_mb']:>8.0f} "
+              f"{r['macro_f1']:>9.4f} {flops}")
+    # The reference: the Trainer's fastest grouped setting on this CPU
+    grouped = [k for k in ("trainer-grouped-fp32", "trainer-grouped-bf16") if k in results]
     ref_name = max(grouped, key=lambda k: results[k]["rows_per_s"], default=None)
     if ref_name and "hone-full" in results:
         ref, full = results[ref_name], results["hone-full"]
-        gflops = FLOP_PER_TOKEN * tokens / n_train * full["rows_per_s"] / 1e9
-        peak = peaks["bfloat16"] if full.get("precision") == "bf16" else peaks["float32"]
-        print(f"hone-full ({full.get('precision')}): {full['rows_per_s'] / ref['rows_per_s']:.2f}x the rows/s of the "
-              f"Trainer at its fastest here ({ref_name}), macro-F1 {100 * (full['macro_f1'] - ref['macro_f1']):+.1f} "
-              f"points; {gflops:.0f} GFLOP/s achieved = {100 * gflops / peak:.0f}% of the {full.get('precision')} "
-              f"matmul peak")
+        print(f"hone-full ({full.get('precision')}): {full['rows_per_s'] / ref['rows_per_s']:.2f}x the training rows/s of "
+              f"the Trainer at its fastest here ({ref_name}), test macro-F1 "
+              f"{100 * (full['macro_f1'] - ref['macro_f1']):+.1f} points")
     if "hone-full" in results:
         for k in ("hone-frozen-10ep", "hone-frozen-10ep-cold"):
             if k in results:

@@ -16,7 +16,7 @@ It prints each group's seconds per step and share, the achieved GFLOP/s (64 MFLO
 against the measured matmul peak of this machine (fp32 and bf16 at MiniLM's shapes), and the
 machine line.
 
-Run:  python bench/step_profile.py [--steps 10] [--precision auto|fp32|bf16]
+Run:  python bench/step_profile.py [--steps 10] [--precision auto|fp32|bf16] [--set model.backbone_dropout=0.1 ...]
 """
 
 from __future__ import annotations
@@ -58,7 +58,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--rows", type=int, default=4000)
     p.add_argument("--precision", default="auto")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a hone setting for the profiled fit, e.g. model.backbone_dropout=0.1")
     a = p.parse_args()
+    import yaml
+
+    settings = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in a.set)}
     print(machine_line())
     import torch
     from finetune_speed import load_tweets, matmul_peak, real_tokens
@@ -94,7 +99,7 @@ def main() -> None:
         df[df.split != "test"].drop(columns="split").to_parquet(data, index=False)
         hone.fit(str(data), target="label", output=Path(tmp) / "run", callbacks=[cb], strategy="full",
                  batch_size=32, max_length=128, epochs=1, precision=a.precision, show_progress=False, audit=False,
-                 label_errors=False, **{"evaluate.bootstrap": 0, "data.split.near_duplicates": 0})
+                 label_errors=False, **{"evaluate.bootstrap": 0, "data.split.near_duplicates": 0, **settings})
     if cb.prof is None or not cb.wall:
         sys.exit("the fit ended before the profiled steps")
     totals: dict[str, float] = {}
@@ -114,7 +119,8 @@ def main() -> None:
     totals["optimizer, other weights"] = opt * (1 - n_emb / n_all)
     totals["host (tokenisation, batching, Python)"] = max(0.0, cb.wall - sum(totals.values()))
     steps = a.steps
-    print(f"\nhone fit --strategy full, MiniLM, batch 32, max length 128, precision {a.precision}: "
+    print(f"\nhone fit --strategy full {' '.join('--set ' + kv for kv in a.set)}, MiniLM, batch 32, max length 128, "
+          f"precision {a.precision}: "
           f"{steps} steps profiled, {cb.rows / cb.wall:.1f} rows/s, {torch.get_num_threads()} threads")
     print(f"{'where the time goes':<40} {'s/step':>8} {'share':>7}")
     for name, secs in sorted(totals.items(), key=lambda kv: -kv[1]):
@@ -124,6 +130,9 @@ def main() -> None:
     tokens_per_row = real_tokens(df) / int((df.split == "train").sum())  # MiniLM's tokenizer, max length 128
     print(f"matmul peak at MiniLM's shapes: fp32 {matmul_peak('float32'):.0f} GFLOP/s, "
           f"bf16 {matmul_peak('bfloat16', 1.0):.0f} GFLOP/s")
+    # larger micro-batches only help if bigger matrices run faster: the fp32 rate by rows per product
+    by_rows = ", ".join(f"{m} rows {matmul_peak('float32', 1.0, rows=m):.0f}" for m in (320, 960, 1536, 3072, 6144))
+    print(f"fp32 matmul GFLOP/s by rows (batch x tokens) of [rows, 384] x [384, 1536]: {by_rows}")
     print(f"achieved ({tokens_per_row:.1f} real tokens a row, 64 MFLOP a token): "
           f"{cb.rows / cb.wall * tokens_per_row * FLOP_PER_TOKEN / 1e9:.0f} GFLOP/s")
 

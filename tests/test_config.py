@@ -63,3 +63,17 @@ def test_fine_tuning_epochs_follow_the_training_rows() -> None:
     assert epochs({"model": {"strategy": "frozen"}}, 35_000) == 10  # the head alone: cheap epochs
     assert epochs({}, 35_000, has_text=False) == 10
     assert epochs({"train": {"epochs": 3}}, 35_000) == 3  # an explicit value is kept
+
+
+def test_backbone_dropout_auto_is_off_for_a_single_pass_only() -> None:
+    def dropout(tree: dict, rows: int | None = None, has_text: bool = True):
+        return resolve(build_config(tree), has_text=has_text, task="binary", precision="fp32", threads=2,
+                       train_rows=rows).model.backbone_dropout
+
+    assert dropout({}, 3_200) is None  # 4 epochs: the backbone's own dropout
+    assert dropout({}, 35_000) == 0.0  # one epoch, chosen for a big table
+    assert dropout({"train": {"epochs": 1}}) == 0.0 and dropout({"train": {"epochs": 2}}) is None
+    assert dropout({"model": {"strategy": "frozen"}, "train": {"epochs": 1}}) is None  # the backbone never trains
+    assert dropout({"train": {"epochs": 1}}, has_text=False) is None
+    assert dropout({"train": {"epochs": 1}, "model": {"backbone_dropout": 0.2}}) == 0.2  # explicit wins
+    assert dropout({"model": {"backbone_dropout": None}, "train": {"epochs": 1}}) is None

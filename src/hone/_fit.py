@@ -149,6 +149,8 @@ def train_network(prep: Prepared, rcfg: ResolvedRunConfig, pre: Preprocessor, ca
         net.text.set_dropout(rcfg.model.backbone_dropout)
     strategy = get_strategy(rcfg.model.strategy)
     described = strategy.prepare(net, rcfg.model)
+    if rcfg.train.compile and net.text is not None:
+        net.text.backbone.compile(dynamic=True)  # in place: the weights keep their names
     cache_dir = Path(rcfg.model.embedding_cache)
     feeder = strategy.feeder(net, pre, device=runtime.device, precision=runtime.precision, cache_dir=cache_dir,
                              backbone=assets.get("text"))
