@@ -15,7 +15,11 @@ hone's rows: each strategy, and full fine-tuning with each lever of issue 19 tur
 from hone's default (the backbone's own dropout, frozen word embeddings, torch.compile, one thread),
 so every lever's effect on speed and accuracy is in the same table.
 
-Run:  python bench/finetune_speed.py [--rows 4000] [--only trainer-grouped-fp32,hone-full,...]
+The speed claim is the median over back-to-back pairs (the reference Trainer run, then hone-full;
+--pairs, 3 by default, the first pair from the table's own runs): this machine's speed drifts by
+10-20% over minutes, so runs minutes apart do not compare.
+
+Run:  python bench/finetune_speed.py [--rows 4000] [--pairs 3] [--only trainer-grouped-fp32,hone-full,...]
 The Trainer's bf16 runs are made only where bf16 is native (on AVX2 alone an epoch takes hours).
 """
 
@@ -174,6 +178,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=4000)
     ap.add_argument("--only", default="", help="comma-separated subset of runs (names as printed)")
+    ap.add_argument("--pairs", type=int, default=3, help="back-to-back (reference Trainer, hone-full) pairs for the ratio")
     ap.add_argument("--worker", choices=["trainer"], help=argparse.SUPPRESS)
     ap.add_argument("--csv"), ap.add_argument("--out"), ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--max-steps", type=int, default=0)
@@ -199,12 +204,15 @@ def main() -> None:
         print("bf16 is not native on this CPU: the Trainer's bf16 runs are left out (fp32 is its fastest here)")
     runs.update({name: [*args, *([] if "--epochs" in args else ["--epochs", "1"])] for name, args in HONE_RUNS.items()})
     only = [r for r in a.only.split(",") if r] or list(runs)
-    results = {}
+    ref_name = "trainer-grouped-bf16" if fast_bf16 else "trainer-grouped-fp32"
+    results, pairs = {}, []
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "tweets.csv"
         df.to_csv(csv, index=False)
-        for i, name in enumerate(only):
-            out = Path(tmp) / f"run{i}"
+        counter = iter(range(10_000))
+
+        def run(name: str) -> dict:
+            out = Path(tmp) / f"run{next(counter)}"
             out.mkdir()
             if name.startswith("trainer"):
                 cmd = [sys.executable, __file__, *runs[name], "--csv", str(csv), "--out", str(out)]
@@ -214,19 +222,32 @@ def main() -> None:
                        "--output", str(out / "run"), *runs[name]]
             run_env = env if not name.endswith("-cold") else {**env, "HONE_CACHE_DIR": tempfile.mkdtemp()}
             print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(cmd[1:])}", flush=True)
-            wall, peak, log = timed(cmd, run_env)
+            wall, peak, _ = timed(cmd, run_env)
             if name.startswith("trainer"):
                 r = json.loads((out / "result.json").read_text())
-                results[name] = {**r, "wall_s": wall, "peak_mb": peak, "precision": "bf16" if "bf16" in name else "fp32"}
+                r = {**r, "wall_s": wall, "peak_mb": peak, "precision": "bf16" if "bf16" in name else "fp32"}
             else:
                 m = json.loads((out / "run" / "metrics.json").read_text())
                 tr = m["training"]
-                results[name] = {"rows_per_s": tr["train_samples_per_second"], "train_s": tr["train_seconds"],
-                                 "fit_s": tr["train_seconds"] + tr["embedding_seconds"],
-                                 "eval_s": tr["eval_seconds"], "macro_f1": m["network"]["macro_f1"],
-                                 "wall_s": wall, "peak_mb": peak, "precision": tr["precision"]}
-            print(f"    {json.dumps(results[name])}", flush=True)
+                r = {"rows_per_s": tr["train_samples_per_second"], "train_s": tr["train_seconds"],
+                     "fit_s": tr["train_seconds"] + tr["embedding_seconds"], "eval_s": tr["eval_seconds"],
+                     "macro_f1": m["network"]["macro_f1"], "wall_s": wall, "peak_mb": peak,
+                     "precision": tr["precision"]}
+            print(f"    {json.dumps(r)}", flush=True)
+            return r
+
+        for name in only:
+            results[name] = run(name)
+        if ref_name in results and "hone-full" in results:
+            # this machine's speed drifts by 10-20% over minutes: the claim is the median of back-to-back pairs
+            pairs.append(results["hone-full"]["rows_per_s"] / results[ref_name]["rows_per_s"])
+            for _ in range(a.pairs - 1):
+                t, h = run(ref_name), run("hone-full")
+                pairs.append(h["rows_per_s"] / t["rows_per_s"])
     print_table(results, df, tokens, n_train, peaks)
+    if pairs:
+        print(f"hone-full / {ref_name} training rows/s, {len(pairs)} back-to-back pairs: "
+              f"{', '.join(f'{p:.2f}' for p in pairs)}; median {float(np.median(pairs)):.2f}x")
     print(padding_stats(df))
 
 

@@ -54,3 +54,13 @@ def test_target_errors(table: pa.Table) -> None:
         _schema(pa.table({"c": ["k"] * 5, "y": ["a", "b", "a", "b", "a"]}), "y")
     with pytest.raises(DataError, match=r"column 'nope' \(--text\) not found"):
         _schema(table, overrides={"text": ["nope"]})
+
+
+def test_distinct_titles_are_short_text_and_single_tokens_are_ids() -> None:
+    # Regression: film titles (unique, ~3 words, ~17 characters) were dropped as ID-like.
+    words = ["star", "night", "return", "the", "of", "city", "love", "war", "last", "blue", "dark", "house"]
+    titles = [f"{words[i % 12].title()} {words[(i // 12) % 12]} {i}" for i in range(200)]
+    tbl = pa.table({"title": titles, "sku": [f"SKU{i:06d}" for i in range(200)], "label": [i % 2 for i in range(200)]})
+    s = _schema(tbl)
+    assert {c.name: c.role for c in s.columns} == {"title": "text"}
+    assert "short free text" in s.columns[0].reason and s.dropped["sku"].startswith("ID-like")

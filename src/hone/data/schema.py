@@ -230,6 +230,8 @@ def _infer_role(name: str, dtype: str, s: dict[str, float], forced: str | None) 
     if base == "categorical":
         if s["words"] >= 4 or (ratio > 0.5 and s["length"] >= 25 and s["words"] >= 2):
             return "text", f"free text (mean {s['words']:.0f} words)"
+        if ratio > 0.5 and s["words"] >= 2:  # titles, product names: mostly distinct, several words each
+            return "text", f"short free text (mean {s['words']:.1f} words, {100 * ratio:.0f}% distinct)"
         if ratio > 0.95 and s["count"] >= 20:
             return None, "ID-like (unique short strings)"
         return "categorical", f"~{int(s['distinct'])} distinct values"
