@@ -88,10 +88,10 @@ def main() -> None:
     t = m["training"]
     chosen = m["model"]["chosen"]
     print(f"\n{machine_line()}")
-    print(f"{'run':<34} {'time s':>8} {'train rows/s':>12} {'peak MB':>8} {'test macro-F1':>14}")
-    print(f"{ref + ' (1 epoch, training only)':<34} {tr['train_s']:>8.1f} {tr['rows_per_s']:>12.1f} {peak_t:>8.0f} "
+    print(f"{'run':<46} {'time s':>8} {'train rows/s':>12} {'peak MB':>8} {'test macro-F1':>14}")
+    print(f"{ref + ' (1 epoch, training only)':<46} {tr['train_s']:>8.1f} {tr['rows_per_s']:>12.1f} {peak_t:>8.0f} "
           f"{tr['macro_f1']:>14.4f}")
-    print(f"{'hone fit, defaults (whole command)':<34} {wall:>8.1f} {t['train_samples_per_second']:>12.1f} "
+    print(f"{'hone fit, defaults (whole command)':<46} {wall:>8.1f} {t['train_samples_per_second']:>12.1f} "
           f"{peak_h:>8.0f} {m['test']['macro_f1']:>14.4f}")
     epochs = next((ln.split(":")[1].strip() for ln in rc.splitlines() if ln.strip().startswith("epochs:")), "?")
     strategy = next((ln.split(":")[1].strip() for ln in rc.splitlines() if ln.strip().startswith("strategy:")), "?")

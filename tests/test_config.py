@@ -77,3 +77,13 @@ def test_backbone_dropout_auto_is_off_for_a_single_pass_only() -> None:
     assert dropout({"train": {"epochs": 1}}, has_text=False) is None
     assert dropout({"train": {"epochs": 1}, "model": {"backbone_dropout": 0.2}}) == 0.2  # explicit wins
     assert dropout({"model": {"backbone_dropout": None}, "train": {"epochs": 1}}) is None
+
+
+def test_word_embeddings_train_unless_a_single_pass() -> None:
+    def words(tree: dict, rows: int | None = None) -> bool:
+        return resolve(build_config(tree), has_text=True, task="binary", precision="fp32", threads=2,
+                       train_rows=rows).model.train_word_embeddings
+
+    assert words({}, 3_200) is True and words({}, 35_000) is False
+    assert words({"train": {"epochs": 1}}) is False and words({"train": {"epochs": 2}}) is True
+    assert words({"train": {"epochs": 1}, "model": {"train_word_embeddings": True}}) is True
