@@ -257,7 +257,7 @@ def print_table(results: dict, df: pd.DataFrame, tokens: int, n_train: int, peak
           f"matmul peak at MiniLM's shapes: fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.0f} GFLOP/s")
     print("one epoch unless named; 'fit s' = training (+ the frozen strategy's embedding pass), 'eval s' = the "
           "validation passes, 'wall s' = the whole command; macro-F1 of the fine-tuned network on the 400 test rows")
-    print(f"{'run':<32} {'rows/s':>7} {'fit s':>7} {'eval s':>7} {'wall s':>7} {'peak MB':>8} {'macro-F1':>9} "
+    print(f"{'run':<36} {'rows/s':>7} {'fit s':>7} {'eval s':>7} {'wall s':>7} {'peak MB':>8} {'macro-F1':>9} "
           f"{'GFLOP/s':>8} {'of peak':>8}")
     for name, r in results.items():
         fit = r.get("fit_s", r["train_s"])
@@ -268,7 +268,7 @@ def print_table(results: dict, df: pd.DataFrame, tokens: int, n_train: int, peak
             flops = f"{gflops:>8.0f} {100 * gflops / peak:>7.0f}%"
         else:
             flops = f"{'-':>8} {'-':>8}"
-        print(f"{name:<32} {r['rows_per_s']:>7.1f} {fit:>7.1f} {ev} {r['wall_s']:>7.1f} {r['peak_mb']:>8.0f} "
+        print(f"{name:<36} {r['rows_per_s']:>7.1f} {fit:>7.1f} {ev} {r['wall_s']:>7.1f} {r['peak_mb']:>8.0f} "
               f"{r['macro_f1']:>9.4f} {flops}")
     # The reference: the Trainer's fastest grouped setting on this CPU
     grouped = [k for k in ("trainer-grouped-fp32", "trainer-grouped-bf16") if k in results]
