@@ -119,12 +119,12 @@ class ModelConfig(_Section):
     train_word_embeddings: Union[bool, Auto] = Field(
         "auto", description="With strategy full: false keeps the backbone's word-embedding matrix (half of MiniLM's "
                             "weights) as pretrained, sparing its gradient and optimizer update; auto = false for a "
-                            "single epoch (one pass barely moves it; the step is 12-16% faster), true otherwise.")
+                            "single epoch (one pass barely moves it; up to 16% faster on short rows), true otherwise.")
     backbone_dropout: Union[Annotated[float, Field(ge=0.0, lt=1.0)], Auto, None] = Field(
         "auto", description="Dropout inside the text backbone while it trains (every dropout layer, attention "
                             "included); null = the backbone's own (0.1 for MiniLM); auto = 0 when the backbone "
-                            "is fine-tuned for one epoch (each row seen once: nothing to regularise, and the step "
-                            "is 20% faster), the backbone's own otherwise.")
+                            "is fine-tuned for one epoch (each row seen once: nothing to regularise, and training "
+                            "is 10-25% faster), the backbone's own otherwise.")
     lora_alpha: Annotated[int, Field(ge=1)] = Field(16, description="Scale (alpha) of the LoRA adapters.")
     embedding_cache: str = Field(
         "auto", description="Folder of the frozen strategy's embedding cache; auto = $HONE_CACHE_DIR/embeddings or "
@@ -183,8 +183,8 @@ class TrainConfig(_Section):
     )
     num_threads: Union[Annotated[int, Field(ge=1)], Auto] = Field("auto", description="Torch threads; auto = all cores.")
     compile: bool = Field(
-        False, description="torch.compile the text backbone. Off: on CPUs the first step's compilation (about 2 "
-                           "minutes) outweighs a 2% faster step (bench/finetune_speed.py); it can pay on a GPU.")
+        False, description="torch.compile the text backbone. Off: on a CPU its compilation (minutes, again for "
+                           "evaluation) is not repaid within an epoch (bench/finetune_speed.py); it can pay on a GPU.")
     seed: int = Field(42, description="Seed of initialisation, shuffling and dropout (not of the split: data.split.seed).")
     checkpoint: bool = Field(True, description="Save the full training state in RUN_DIR/checkpoints (at every "
                                                "evaluation and epoch end, and on the cadence below) so that a killed "
@@ -466,7 +466,7 @@ class ResolvedTrainConfig(TrainConfig):
 
 
 class ResolvedModelConfig(ModelConfig):
-    """ModelConfig with the strategy, backbone and backbone dropout resolved."""
+    """ModelConfig with the strategy, backbone, backbone dropout and word-embedding training resolved."""
 
     strategy: StrategyName
     backbone_dropout: Union[Annotated[float, Field(ge=0.0, lt=1.0)], None]
