@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from _machine import machine_line
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -84,7 +85,7 @@ def main() -> None:
         print(f"[{time.strftime('%H:%M:%S')}] hone fit (defaults): {' '.join(cmd[3:])}", flush=True)
         wall, peak_h, _ = timed(cmd, env)
         m = json.loads((out / "metrics.json").read_text())
-        rc = (out / "config.resolved.yaml").read_text()
+        rc = yaml.safe_load((out / "config.resolved.yaml").read_text())
     t = m["training"]
     chosen = m["model"]["chosen"]
     print(f"\n{machine_line()}")
@@ -93,8 +94,7 @@ def main() -> None:
           f"{tr['macro_f1']:>14.4f}")
     print(f"{'hone fit, defaults (whole command)':<46} {wall:>8.1f} {t['train_samples_per_second']:>12.1f} "
           f"{peak_h:>8.0f} {m['test']['macro_f1']:>14.4f}")
-    epochs = next((ln.split(":")[1].strip() for ln in rc.splitlines() if ln.strip().startswith("epochs:")), "?")
-    strategy = next((ln.split(":")[1].strip() for ln in rc.splitlines() if ln.strip().startswith("strategy:")), "?")
+    epochs, strategy = rc["train"]["epochs"], rc["model"]["strategy"]
     print(f"hone chose: strategy {strategy}, {epochs} epoch(s), precision {t.get('precision')}, model {chosen} "
           f"({m['model']['why']}); the fine-tuned network alone: test macro-F1 {m['network']['macro_f1']:.4f}; "
           f"training {t['train_seconds']:.1f} s, evaluation passes {t.get('eval_seconds', 0.0):.1f} s")
