@@ -47,6 +47,7 @@ class Prepared:
     table_name: str
     quality: Any = None
     cleaning: dict[str, Any] | None = None
+    base_dir: str = ""  # the source's folder: relative image paths are read from it
 
     def resolve(self, cfg: RunConfig) -> ResolvedRunConfig:
         counts = [self.split.class_counts.get("train", {}).get(str(c), 0) for c in self.schema.classes]
@@ -87,7 +88,7 @@ def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = Non
                         "conflicting-label row(s) dropped (cleaning.json)", len(cleaning["label_merges"]),
                         cleaning["dropped_label_errors"], cleaning["dropped_duplicates"], cleaning["dropped_conflicting"])
         hardware = {"has_text": bool(schema.names("text")), "task": schema.task, "threads": threads,
-                    "precision": resolve_precision("auto", default_device())}
+                    "precision": resolve_precision("auto", default_device()), **_image_hardware(schema, cfg)}
         resolve(cfg, **hardware)  # every setting is checked before the first line of output
         caps = {"train": cfg.train.max_rows, "validation": cfg.train.max_eval_rows, "test": cfg.train.max_eval_rows}
         split = split_table(table, schema, cfg.data.split, work / "splits", key=cfg.data.key, max_rows=caps)
@@ -95,10 +96,26 @@ def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = Non
             hold_out_choice(con, split, cfg.data.split.choice_fraction, schema.target)
         if cfg.train.fit_on == "train+validation":
             merge_validation_into_train(con, split)
-        name = table.name
+        name, base_dir = table.name, table.base_dir
     finally:
         con.close()
-    return Prepared(schema, split, hardware, work, name, quality, cleaning)
+    return Prepared(schema, split, hardware, work, name, quality, cleaning, base_dir)
+
+
+def _image_hardware(schema: Schema, cfg: RunConfig) -> dict[str, Any]:
+    """For a table with image columns: the vision backbone folder (the default converted on first
+    use) and its input side, for resolve."""
+    if not schema.names("image"):
+        return {}
+    from hone.features.image import backbone_preprocessing
+
+    folder = cfg.model.image_backbone
+    if folder == "auto":
+        from hone.models.vision_weights import default_image_backbone
+
+        folder = default_image_backbone()
+    size = backbone_preprocessing(folder)["size"] if Path(folder).is_dir() else None
+    return {"has_image": True, "image_backbone": folder, "image_size": size}
 
 
 def adopt(prep: Prepared, cfg: RunConfig, work: Path) -> Prepared:
@@ -116,10 +133,13 @@ def fit_preprocessor(prep: Prepared, rcfg: ResolvedRunConfig) -> Preprocessor:
     """Vocabularies, statistics and the tokenizer, from the training split only."""
     con = connect(prep.work, rcfg.data.memory_limit, prep.hardware["threads"])
     try:
-        return Preprocessor.fit(prep.schema, prep.split.paths["train"], con=con, cfg=rcfg.model,
-                                class_counts=prep.split.class_counts.get("train", {}))
+        pre = Preprocessor.fit(prep.schema, prep.split.paths["train"], con=con, cfg=rcfg.model,
+                               class_counts=prep.split.class_counts.get("train", {}))
     finally:
         con.close()
+    pre.bind(prep.base_dir)
+    pre.check({s: p for s, p in prep.split.paths.items() if prep.split.counts.get(s)})
+    return pre
 
 
 @dataclass
@@ -143,7 +163,8 @@ def train_network(prep: Prepared, rcfg: ResolvedRunConfig, pre: Preprocessor, ca
     torch.manual_seed(rcfg.train.seed)
     spec = NetSpec(pre.encoder_specs(), 1 if prep.schema.task == "regression" else len(prep.schema.classes),
                    rcfg.model.hidden_size, rcfg.model.dropout)
-    assets = {"text": Path(rcfg.model.backbone)} if "text" in pre.modalities else {}
+    folders = {"text": rcfg.model.backbone, "image": rcfg.model.image_backbone}
+    assets = {m: Path(folders[m]) for m in ("text", "image") if m in pre.modalities}
     net = build_model(spec, assets, pretrained=True).to(runtime.device)
     if net.text is not None and rcfg.model.backbone_dropout is not None:
         net.text.set_dropout(rcfg.model.backbone_dropout)
@@ -153,17 +174,25 @@ def train_network(prep: Prepared, rcfg: ResolvedRunConfig, pre: Preprocessor, ca
         net.text.backbone.compile(dynamic=True)  # in place: the weights keep their names
     cache_dir = Path(rcfg.model.embedding_cache)
     feeder = strategy.feeder(net, pre, device=runtime.device, precision=runtime.precision, cache_dir=cache_dir,
-                             backbone=assets.get("text"))
+                             backbones=assets)
+    feeder.prefetch = rcfg.train.prefetch
     model = Model(net, pre, {}, assets=assets, precision=runtime.precision)
-    chosen = f"{described}; preset {rcfg.preset}" if "text" in pre.modalities else "no pretrained backbone"
+    chosen = f"{described}; preset {rcfg.preset}" if assets else "no pretrained backbone"
     if log:
         logger.info("training %s on %d rows (%s): %s", _describe(net), split.counts["train"], chosen,
-                    _settings(rcfg, "text" in pre.modalities))
-    t_emb = time.perf_counter()
-    feeder.prepare(split.paths)
-    t_emb = time.perf_counter() - t_emb
-    state, weights, resumed_from = _train(model, split, rcfg, runtime, feeder, strategy, list(callbacks),
-                                          resume_state=resume_state)
+                    _settings(rcfg, "text" in pre.modalities, "image" in pre.modalities))
+    images = pre.modalities.get("image")
+    if images is not None:
+        images.strict = True  # an image that does not decode while training is an error, not a missing image
+    try:
+        t_emb = time.perf_counter()
+        feeder.prepare(split.paths)
+        t_emb = time.perf_counter() - t_emb
+        state, weights, resumed_from = _train(model, split, rcfg, runtime, feeder, strategy, list(callbacks),
+                                              resume_state=resume_state)
+    finally:
+        if images is not None:
+            images.strict = False
     runtime.close()  # the last collective was the training's: the rest runs on the main process only
     strategy.finalize(net)  # merge LoRA adapters, unfreeze: the saved network is a plain one
     return Trained(model, state, weights, resumed_from, t_emb, runtime)
@@ -278,7 +307,7 @@ def infer_run_schema(table: Table, cfg: RunConfig) -> Schema:
         if col:
             check_columns(table, [col], what)
             exclude[col] = what
-    overrides = {"text": d.text, "categorical": d.categorical, "numeric": d.numeric, "ignore": d.ignore}
+    overrides = {"text": d.text, "image": d.image, "categorical": d.categorical, "numeric": d.numeric, "ignore": d.ignore}
     return infer_schema(table, target=str(d.target), task=d.task, overrides=overrides, exclude=exclude,
                         sample_rows=d.sample_rows, seed=d.split.seed)
 
@@ -309,7 +338,7 @@ def _train(model: Model, split: SplitResult, cfg: ResolvedRunConfig, runtime: Ru
         m = score(model, feeder.outputs(split.paths["validation"]))
         return {k: v for k, v in m.items() if isinstance(v, float)}
 
-    groups = strategy.param_groups(net, lr=tr.lr, head_lr=tr.head_lr if "text" in pre.modalities else tr.lr,
+    groups = strategy.param_groups(net, lr=tr.lr, head_lr=tr.head_lr if net.backbones() else tr.lr,
                                    weight_decay=tr.weight_decay)
     opt = make_optimizer(groups)
     sched = linear_schedule(opt, tr.epochs * steps_per_epoch, tr.warmup_ratio)
@@ -367,15 +396,26 @@ def _describe(net: HoneNet) -> str:
             parts.append(f"{spec['width'] // 2} numeric feature(s)")
         elif name == "categorical":
             parts.append(f"{len(spec['cardinalities'])} categorical column(s)")
+        elif name == "image":
+            parts.append(f"{len(spec['columns'])} image column(s) at {spec['size']} px through a "
+                         f"{enc.hidden}-d {type(_base(enc.backbone)).__name__}")
         else:
             parts.append(f"a {name} encoder")
     size = f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
     return f"a {size}-parameter network with " + ", ".join(parts)
 
 
-def _settings(cfg: ResolvedRunConfig, has_text: bool) -> str:
-    t = cfg.train
-    text = f"strategy={cfg.model.strategy} max_length={cfg.model.max_length} head_lr={t.head_lr} " if has_text else ""
+def _base(backbone: Any) -> Any:
+    """The backbone under a PEFT wrapper."""
+    return backbone.get_base_model() if hasattr(backbone, "get_base_model") else backbone
+
+
+def _settings(cfg: ResolvedRunConfig, has_text: bool, has_image: bool = False) -> str:
+    t, m = cfg.train, cfg.model
+    text = f"strategy={m.strategy} max_length={m.max_length} head_lr={t.head_lr} " if has_text else ""
+    if has_image:
+        text = (f"{text}{'' if has_text else f'strategy={m.strategy} head_lr={t.head_lr} '}image_size={m.image_size} "
+                f"augment={'on' if m.augment.enabled else 'off'} prefetch={t.prefetch} ")
     return (f"{text}epochs={t.epochs} batch_size={t.batch_size} lr={t.lr} precision={t.precision} "
             f"class_weights={t.class_weights} metric={t.metric} patience={t.patience} seed={t.seed}")
 

@@ -130,10 +130,17 @@ class Model:
     def iter_scored(self, table: Table, batch_rows: int = BATCH_ROWS) -> Iterator[tuple[pa.Table, np.ndarray]]:
         """Yield ``(input batch, outputs)`` over an opened table, streaming."""
         check_columns(table, self.pre.schema.names(), "a feature the model was trained on")
+        self.pre.bind(table.base_dir)
         query, checked = scoring_query(self.pre.schema, table, flag_prefix=_COERCED)
         self.coerced = dict.fromkeys(checked, 0)
+        images = self.pre.modalities.get("image")
+        if images is not None:
+            images.reset_counts()
         batches = self._count_coerced(stream(table, query, batch_rows), checked)
         yield from self.outputs(batches)
+        if images is not None and images.unreadable:
+            logger.warning("unreadable images scored as missing: %s (column missing_image_<name> marks the rows)",
+                           ", ".join(f"{n} in {c!r}" for c, n in images.unreadable.items()))
         self.coerced = {c: n for c, n in self.coerced.items() if n}
         if self.coerced:
             logger.warning("read as missing: %s", ", ".join(f"{n} value(s) of {c!r} that are not {self._dtype(c)}"
@@ -254,6 +261,8 @@ def _copy_backbone_files(src: Path, pre: Any, dst: Path) -> None:
     # weights are in model.safetensors.
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src / "config.json", dst / "config.json")
+    if (src / "preprocessor_config.json").is_file():  # a vision backbone's: kept with the model for reference
+        shutil.copyfile(src / "preprocessor_config.json", dst / "preprocessor_config.json")
     pre.save_assets(dst)
 
 

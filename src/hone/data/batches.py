@@ -2,14 +2,63 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROW_INDEX = "__row"
+T = TypeVar("T")
+_DONE = object()
+
+
+def prefetch(items: Iterator[T], depth: int) -> Iterator[T]:
+    """``items``, produced ``depth`` ahead by a background thread (decoding images while the network
+    trains on the previous batch). Exceptions reach the consumer; closing the generator stops the thread.
+    ``depth`` 0 is ``items`` itself."""
+    if depth <= 0:
+        yield from items
+        return
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((_DONE, None))
+        except BaseException as err:  # noqa: BLE001  (re-raised in the consumer)
+            q.put((_DONE, err))
+
+    thread = threading.Thread(target=produce, name="hone-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, err = q.get()
+            if item is _DONE:
+                if err is not None:
+                    raise err
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
 
 
 def as_tables(batches: Iterable[pa.Table | pa.RecordBatch]) -> Iterator[pa.Table]:

@@ -10,13 +10,32 @@ from hone.data.sources import Table, coerced_counts
 from hone.data.sql import qi, try_cast
 from hone.errors import DataError, EmptyDataError, SchemaError, did_you_mean
 
-Role = Literal["text", "categorical", "numeric", "boolean", "datetime"]
+Role = Literal["text", "categorical", "numeric", "boolean", "datetime", "image"]
 TaskName = Literal["binary", "multiclass", "regression"]
 
 _ID_NAME = re.compile(r"(^|[_\s.-])(id|ids|key|uuid|guid|index|idx|rownames?|row_?num(ber)?)$", re.IGNORECASE)
 _NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                   "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL")
 _MAX_CLASSES = 1000
+# A text column is image paths when nearly all its values end like an image file.
+IMAGE_SUFFIX = r"(?i)\.(png|jpe?g|bmp|gif|webp|tiff?)$"
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def is_image_bytes(head: bytes) -> bool:
+    """Whether bytes start like an encoded image (PNG, JPEG, GIF, BMP, TIFF or WebP).
+
+    Example:
+        >>> is_image_bytes(b"\x89PNG\r\n\x1a\n..."), is_image_bytes(b"hello")
+        (True, False)
+    """
+    return head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def pixel_array_type(dtype: str) -> bool:
+    """Whether a DuckDB type is a (nested) list or array of numbers: pixels (``UTINYINT[]``, ``FLOAT[28][28]``)."""
+    base = re.sub(r"(\[\d*\])+$", "", dtype.strip())
+    return base != dtype.strip() and is_numeric_type(base)
 
 
 @dataclass
@@ -111,6 +130,8 @@ def is_numeric_type(dtype: str) -> bool:
 
 def _base_role(dtype: str) -> Role | None:
     t = dtype.upper()
+    if pixel_array_type(t):
+        return "image"
     if t == "BOOLEAN":
         return "boolean"
     if t.startswith(("DATE", "TIMESTAMP")):
@@ -195,8 +216,8 @@ def _sample_stats(table: Table, sample_rows: int, seed: int) -> dict[str, dict[s
         names += [f"n{i}", f"d{i}"]
         if dtype.upper() == "VARCHAR":
             parts += [f"avg(length({q}))", f"avg(len(string_split(trim({q}), ' ')))",
-                      f"count({try_cast(q, 'DOUBLE')})"]
-            names += [f"l{i}", f"w{i}", f"p{i}"]
+                      f"count({try_cast(q, 'DOUBLE')})", f"count_if(regexp_matches(trim({q}), '{IMAGE_SUFFIX}'))"]
+            names += [f"l{i}", f"w{i}", f"p{i}", f"f{i}"]
     values = dict(zip(names, table.one(f"SELECT {', '.join(parts)} FROM {sample}")))
     if not values.get("rows"):
         raise EmptyDataError(f"{table.name} has no rows")
@@ -205,20 +226,35 @@ def _sample_stats(table: Table, sample_rows: int, seed: int) -> dict[str, dict[s
         n = float(values[f"n{i}"] or 0)
         out[name] = {"rows": float(values["rows"]), "count": n, "distinct": min(float(values[f"d{i}"] or 0), n),
                      "length": float(values.get(f"l{i}") or 0), "words": float(values.get(f"w{i}") or 0),
-                     "numbers": float(values.get(f"p{i}") or 0)}
+                     "numbers": float(values.get(f"p{i}") or 0), "image_files": float(values.get(f"f{i}") or 0)}
+        if table.types[i].upper() == "BLOB":  # encoded images? the first bytes of a few values tell
+            heads = table.sql(f"SELECT {qi(name)} FROM {sample} WHERE {qi(name)} IS NOT NULL LIMIT 20").fetchall()
+            out[name]["image_files"] = float(sum(is_image_bytes(bytes(h[0][:12])) for h in heads))
+            out[name]["count"] = min(out[name]["count"], float(len(heads))) if heads else 0.0
     return out
 
 
 def _infer_role(name: str, dtype: str, s: dict[str, float], forced: str | None) -> tuple[Role | None, str]:
     base = _base_role(dtype)
     if forced:
+        if forced == "image" and not (dtype.upper() in ("VARCHAR", "BLOB") or pixel_array_type(dtype)):
+            raise SchemaError(f"column {name!r} has type {dtype}; an image column holds paths (text), encoded "
+                              "images (bytes) or arrays of pixels")
         if forced == "numeric" and base not in ("numeric", "boolean") and not (base == "categorical" and s["numbers"]):
             raise SchemaError(f"column {name!r} has type {dtype} and holds no numbers; it cannot be --numeric")
         return forced, "set by user"  # type: ignore[return-value]
+    if dtype.upper() == "BLOB":
+        if s["count"] and s["image_files"] >= 0.9 * s["count"]:
+            return "image", "encoded images (PNG/JPEG/... bytes)"
+        return None, "unsupported type BLOB (not encoded images)"
     if base is None:
         return None, f"unsupported type {dtype}"
     if s["count"] == 0:
         return None, "all values missing"
+    if base == "image":
+        return "image", "arrays of pixels"
+    if base == "categorical" and s["image_files"] >= 0.95 * s["count"]:
+        return "image", "paths to image files"
     if s["distinct"] <= 1:
         return None, "constant"
     ratio = s["distinct"] / s["count"]

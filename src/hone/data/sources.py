@@ -49,6 +49,7 @@ class Table:
     tolerant: dict[str, str] = field(default_factory=dict)
     csv_paths: list[str] = field(default_factory=list)
     encoding: str | None = None
+    base_dir: str = ""  # the folder relative paths in the table (image files) are read from; "" = the working folder
 
     def error(self, err: BaseException) -> DataError:
         """The clearest :class:`DataError` for a DuckDB error met while reading this table."""
@@ -208,8 +209,12 @@ def open_table(source: Any, con: duckdb.DuckDBPyConnection, view: str = "source"
         _create_view(con, view, f"SELECT * REPLACE ({casts}) FROM {raw}", name, csv_paths, encoding)
     else:
         _create_view(con, view, f"SELECT * FROM {raw}", name, csv_paths, encoding)
+    base = ""
+    if paths:
+        src = Path(str(source)).expanduser()
+        base = str(src if src.is_dir() else Path(paths[0]).parent)
     return Table(con=con, view=view, name=name, columns=columns, types=types, raw_view=raw, tolerant=tolerant,
-                 csv_paths=csv_paths, encoding=encoding)
+                 csv_paths=csv_paths, encoding=encoding, base_dir=base)
 
 
 def _create_view(con: duckdb.DuckDBPyConnection, view: str, select: str, name: str, csv_paths: list[str],

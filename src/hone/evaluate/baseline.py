@@ -2,9 +2,9 @@
 
 - Text only: TF-IDF (words, 1-2 grams) + logistic regression (ridge for regression), its
   regularisation tuned on the validation split.
-- Numeric and categorical columns (and mixed tables): LightGBM with its default settings and early
-  stopping on the validation split; text columns, if any, enter as a 64-dimensional SVD of their
-  TF-IDF.
+- Numeric, categorical and image columns (and mixed tables): LightGBM with its default settings and
+  early stopping on the validation split; text columns, if any, enter as a 64-dimensional SVD of
+  their TF-IDF, image columns as 16 x 16 grey thumbnails (raw pixels).
 
 The baseline reads the same preprocessed columns as the network (the fitted
 :class:`~hone.features.pipeline.Preprocessor`), so it sees exactly what the network sees, and it
@@ -30,6 +30,7 @@ from hone.features.pipeline import Preprocessor
 
 MAX_ROWS = 200_000  # the baseline trains on at most this many training rows (the file is in hash order)
 _SVD_DIM = 64
+THUMBNAIL = 16  # image columns enter the LightGBM baseline as 16 x 16 grey thumbnails (256 pixels each)
 _TFIDF = {"ngram_range": (1, 2), "sublinear_tf": True, "max_features": 100_000, "dtype": np.float32}
 
 
@@ -44,6 +45,8 @@ def _tabular(pre: Preprocessor, batch: pa.Table) -> np.ndarray:
         parts.append(pre.modalities["numeric"].transform(batch).astype(np.float64))
     if "categorical" in pre.modalities:
         parts.append(pre.modalities["categorical"].transform(batch).astype(np.float64))
+    if "image" in pre.modalities:  # grey thumbnails: LightGBM on (downsampled) raw pixels
+        parts.append(pre.modalities["image"].thumbnails(batch, THUMBNAIL).astype(np.float64))
     return np.concatenate(parts, axis=1) if parts else np.zeros((batch.num_rows, 0))
 
 
@@ -148,7 +151,7 @@ def fit_baseline(pre: Preprocessor, train_path: Path, valid_path: Path, *, seed:
     train, valid = _read(train_path, MAX_ROWS), _read(valid_path)
     y_tr, y_va = pre.targets(train), pre.targets(valid)
     has_text = "text" in pre.modalities
-    tabular = any(m in pre.modalities for m in ("numeric", "categorical"))
+    tabular = any(m in pre.modalities for m in ("numeric", "categorical", "image"))
     vocab, arrays = None, {}
     if has_text:
         from sklearn.feature_extraction.text import TfidfVectorizer

@@ -1,6 +1,6 @@
 """The modality registry of the features layer: one preprocessor class per modality.
 
-A modality (text, numeric, categorical; images later) claims schema roles, fits its statistics on
+A modality (text, numeric, categorical, image) claims schema roles, fits its statistics on
 the training split only, turns Arrow batches into arrays, and round-trips through JSON (plus an
 assets folder, e.g. tokenizer files). Adding a modality is a new module that subclasses
 :class:`FeaturePreprocessor` and registers itself; nothing else in this layer changes.
@@ -67,3 +67,14 @@ class FeaturePreprocessor(ABC):
 
     def save_assets(self, folder: Path) -> None:
         """Write files the preprocessing needs besides JSON (tokenizers); nothing by default."""
+
+    def transform_train(self, batch: pa.Table, key: tuple[int, ...]) -> Any:
+        """The inputs of a training batch; ``key`` (seed, epoch, batch) seeds random augmentation.
+        The same as :meth:`transform` unless the modality augments."""
+        return self.transform(batch)
+
+    def bind(self, root: str) -> None:
+        """Learn the folder the table being read lives in (relative image paths); nothing by default."""
+
+    def check(self, path: Path, split: str) -> None:
+        """Check a split file before training starts (e.g. every image opens); nothing by default."""

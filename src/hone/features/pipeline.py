@@ -16,7 +16,7 @@ from hone.config import ModelConfig
 from hone.data.schema import Schema
 from hone.data.sql import parquet, qi
 from hone.errors import DataError
-from hone.features import categorical, numeric, text  # noqa: F401  (each registers its modality)
+from hone.features import categorical, image, numeric, text  # noqa: F401  (each registers its modality)
 from hone.features.base import FEATURES, FeaturePreprocessor, modality_of
 
 
@@ -35,7 +35,7 @@ def to_tensors(tree: Any, device: torch.device | str) -> Any:
 class Preprocessor:
     """Everything fitted on the training split that a batch goes through before the network.
 
-    ``modalities`` maps a modality name (``text``, ``numeric``, ``categorical``) to its fitted
+    ``modalities`` maps a modality name (``text``, ``numeric``, ``categorical``, ``image``) to its fitted
     preprocessor, in registry order; the network has one encoder per entry.
     """
 
@@ -70,9 +70,24 @@ class Preprocessor:
         """Tokens per row (for length bucketing), or None without text."""
         return self.text.lengths(batch) if self.text is not None else None
 
-    def inputs(self, batch: pa.Table, device: torch.device | str = "cpu", *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-        """Model inputs for an Arrow batch: ``{modality: tensors}``, leaving out ``skip``."""
-        return {name: to_tensors(p.transform(batch), device) for name, p in self.modalities.items() if name not in skip}
+    def inputs(self, batch: pa.Table, device: torch.device | str = "cpu", *, skip: tuple[str, ...] = (),
+               augment: tuple[int, ...] | None = None) -> dict[str, Any]:
+        """Model inputs for an Arrow batch: ``{modality: tensors}``, leaving out ``skip``; ``augment``
+        (seed, epoch, batch) makes them a training batch's, randomly augmented where a modality does."""
+        return {name: to_tensors(p.transform(batch) if augment is None else p.transform_train(batch, augment), device)
+                for name, p in self.modalities.items() if name not in skip}
+
+    def bind(self, root: str) -> None:
+        """The folder of the table about to be read (relative image paths are read from it)."""
+        for p in self.modalities.values():
+            p.bind(root)
+
+    def check(self, paths: dict[str, Path]) -> None:
+        """Check each split file before training (every image opens): a clear error instead of a
+        failure in the middle of an epoch."""
+        for split, path in paths.items():
+            for p in self.modalities.values():
+                p.check(path, split)
 
     def targets(self, batch: pa.Table) -> np.ndarray:
         """Class indices (int64) or standardised values (float32) of the batch's target column."""

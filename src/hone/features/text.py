@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -10,6 +11,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from hone.config import ModelConfig
 from hone.data.schema import Schema
@@ -87,3 +89,34 @@ class TextPreprocessor(FeaturePreprocessor):
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": self.columns, "max_length": self.max_length}
+
+    # -- the frozen strategy's embedding cache (hone.models.embedding_cache) -----------------------
+    @property
+    def cache_columns(self) -> list[str]:
+        return list(self.columns)
+
+    def cache_settings(self) -> str:
+        return str(self.max_length)
+
+    def content_fingerprint(self, path: Path, column: str) -> tuple[str, int]:
+        """A hash of the column's texts in file order, and the row count."""
+        h = hashlib.sha256()
+        n = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=65536, columns=[column]):
+            col = pc.fill_null(pc.cast(batch.column(0), pa.string()), "\x00<null>")
+            for buf in col.buffers()[1:]:  # offsets and bytes describe the values exactly
+                if buf is not None:
+                    h.update(buf)
+            n += batch.num_rows
+        return h.hexdigest()[:24], n
+
+    def cache_order(self, batch: pa.Table, column: str) -> np.ndarray:
+        """Rows sorted by token count (little padding)."""
+        return np.argsort(TextPreprocessor([column], self.max_length, self.tokenizer).lengths(batch), kind="stable")
+
+    def column_inputs(self, batch: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
+        return TextPreprocessor([column], self.max_length, self.tokenizer).encode(batch)[column]
+
+    def from_cache(self, batch: pa.Table, column: str, embeddings: np.ndarray) -> np.ndarray:
+        """The encoder's input for a column given as cached pooled embeddings."""
+        return embeddings

@@ -46,6 +46,15 @@ class HoneNet(nn.Module):
         """The text encoder, or None."""
         return self.encoders["text"] if "text" in self.encoders else None
 
+    @property
+    def image(self) -> nn.Module | None:
+        """The image encoder, or None."""
+        return self.encoders["image"] if "image" in self.encoders else None
+
+    def backbones(self) -> dict[str, nn.Module]:
+        """The encoders that wrap a pretrained backbone (``.backbone``), by modality."""
+        return {n: e for n, e in self.encoders.items() if getattr(e, "pretrained", False)}
+
     def pretrained_prefixes(self) -> list[str]:
         """Parameter-name prefixes of the encoders that start from pretrained weights."""
         return [f"encoders.{n}." for n, e in self.encoders.items() if getattr(e, "pretrained", False)]

@@ -1,8 +1,9 @@
-"""Pooled text embeddings computed once and cached on disk, for the ``frozen`` strategy.
+"""Pooled text and image embeddings computed once and cached on disk, for the ``frozen`` strategy.
 
-A cache entry is keyed by what determines the numbers: the text values of the column in file
-order (so any change of data, split or sample changes the key), the backbone's weights, config and
-tokenizer files, the maximum length and the precision. Embeddings are written to disk chunk by
+A cache entry is keyed by what determines the numbers: the content of the column in file order
+(the texts; the images' bytes, read from their files for a column of paths), so any change of
+data, split or sample changes the key; the backbone's weights, config and tokenizer or
+preprocessor files; the preprocessing settings (maximum length; image size) and the precision. Embeddings are written to disk chunk by
 chunk and read back memory-mapped: a million rows never sit in RAM at once. Entries are reused across runs and never go stale: a changed
 input simply maps to a new key.
 """
@@ -12,17 +13,16 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
 from hone._io import atomic_path
 from hone._logging import get_logger
-from hone.features.text import TextPreprocessor
-from hone.models.encoders.text import TextEncoder
+from hone.features.pipeline import to_tensors
 from hone.models.precision import autocast
 
 logger = get_logger(__name__)
@@ -41,25 +41,14 @@ def backbone_fingerprint(backbone_dir: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _texts_fingerprint(path: Path, column: str) -> tuple[str, int]:
-    h = hashlib.sha256()
-    n = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=65536, columns=[column]):
-        col = pc.fill_null(pc.cast(batch.column(0), pa.string()), "\x00<null>")
-        for buf in col.buffers()[1:]:  # offsets and bytes describe the values exactly
-            if buf is not None:
-                h.update(buf)
-        n += batch.num_rows
-    return h.hexdigest()[:24], n
-
-
-def cached_embeddings(encoder: TextEncoder, text: TextPreprocessor, path: Path, *, backbone_id: str,
-                      precision: str, device: torch.device, cache_dir: Path, batch_rows: int = 64) -> dict[str, np.ndarray]:
-    """``{column: float32 [N, H]}`` pooled embeddings of every row of ``path`` (in file order)."""
+def cached_embeddings(encoder: Any, pre: Any, path: Path, *, backbone_id: str, precision: str, device: torch.device,
+                      cache_dir: Path, batch_rows: int = 64) -> dict[str, np.ndarray]:
+    """``{column: float32 [N, H]}`` pooled embeddings of every row of ``path`` (in file order), for one
+    modality's preprocessor ``pre`` and encoder ``encoder`` (text or image)."""
     out = {}
-    for col in text.columns:
-        data_id, n = _texts_fingerprint(path, col)
-        key = hashlib.sha256(f"{data_id}|{backbone_id}|{text.max_length}|{precision}".encode()).hexdigest()[:32]
+    for col in pre.cache_columns:
+        data_id, n = pre.content_fingerprint(path, col)
+        key = hashlib.sha256(f"{data_id}|{backbone_id}|{pre.cache_settings()}|{precision}".encode()).hexdigest()[:32]
         file = cache_dir / f"{key}.npy"
         if file.exists():
             arr = np.load(file, mmap_mode="r")
@@ -69,33 +58,31 @@ def cached_embeddings(encoder: TextEncoder, text: TextPreprocessor, path: Path, 
                 continue
         cache_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(file) as tmp:
-            _compute(encoder, text, path, col, n, tmp, precision, device, batch_rows)
+            _compute(encoder, pre, path, col, n, tmp, precision, device, batch_rows)
         out[col] = np.load(file, mmap_mode="r")
         logger.info("embeddings of %r (%d rows): computed and cached in %s", col, n, cache_dir)
     return out
 
 
-def _compute(encoder: TextEncoder, text: TextPreprocessor, path: Path, col: str, n: int, dest: Path, precision: str,
+def _compute(encoder: Any, pre: Any, path: Path, col: str, n: int, dest: Path, precision: str,
              device: torch.device, batch_rows: int) -> None:
     """Write the ``[n, H]`` float32 embeddings of ``path``'s column to the ``.npy`` file ``dest``."""
-    one = TextPreprocessor([col], text.max_length, text.tokenizer)
     out = np.lib.format.open_memmap(dest, mode="w+", dtype=np.float32, shape=(n, encoder.hidden))
     done = 0
     was_training = encoder.training
     encoder.eval()
     with torch.inference_mode(), autocast(precision, device):
-        # Chunks of many rows are sorted by token count and cut into small batches: almost no
-        # padding. The chunk's original row order is restored before it is stored.
+        # Chunks of many rows are sorted (text: by token count) and cut into small batches: almost
+        # no padding. The chunk's original row order is restored before it is stored.
         for chunk in pq.ParquetFile(path).iter_batches(batch_size=8192, columns=[col]):
             t = pa.Table.from_batches([chunk])
-            order = np.argsort(one.lengths(t), kind="stable")
+            order = pre.cache_order(t, col)
             t = t.take(order)
             embs = []
             for i in range(0, t.num_rows, batch_rows):
-                ids, mask = one.encode(t.slice(i, batch_rows))[col]
-                embs.append(encoder.pool(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)).float().cpu().numpy())
-            emb = np.concatenate(embs)
-            out[done + order] = emb  # back in file order
+                inputs = to_tensors(pre.column_inputs(t.slice(i, batch_rows), col), device)
+                embs.append(encoder.pool(*inputs).float().cpu().numpy())
+            out[done + order] = np.concatenate(embs)  # back in file order
             done += len(order)
     encoder.train(was_training)
     out.flush()

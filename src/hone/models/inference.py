@@ -22,10 +22,13 @@ def by_length(pre: Preprocessor, batch: pa.Table, run: Callable[[pa.Table], np.n
     """``run`` over sub-batches of rows sorted by token count (they pad little), the results put
     back in the batch's order; the whole batch at once when there is no text. ``map_fn`` (like
     ``map``, returning a list) may run the sub-batches concurrently."""
-    if batch.num_rows <= 1 or (pre.text is None and map_fn is None):
+    images = "image" in pre.modalities  # decoded per sub-batch: a 2,048-row batch of images would take gigabytes
+    if batch.num_rows <= 1 or (pre.text is None and map_fn is None and not images):
         return run(batch)
-    if pre.text is None:  # no padding to save: chunks only for the concurrent runs
-        return np.concatenate(map_fn(run, [batch.slice(i, 1024) for i in range(0, batch.num_rows, 1024)]))
+    if pre.text is None:  # no padding to save: chunks for the concurrent runs, or to bound decoded images
+        step = sub_batch if images else 1024
+        parts = [batch.slice(i, step) for i in range(0, batch.num_rows, step)]
+        return np.concatenate(map_fn(run, parts) if map_fn is not None else [run(p) for p in parts])
     order = np.argsort(pre.lengths(batch), kind="stable")
     batch = batch.take(order)
     parts = [batch.slice(i, sub_batch) for i in range(0, batch.num_rows, sub_batch)]

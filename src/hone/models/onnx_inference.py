@@ -24,10 +24,11 @@ def flatten(inputs: dict[str, Any]) -> tuple[list[str], list[torch.Tensor]]:
     """``{modality: tensors}`` -> input names and tensors, in a fixed order."""
     names, tensors = [], []
     for modality, value in inputs.items():
-        if isinstance(value, dict):  # text: {column: (ids, mask)}
-            for i, (ids, mask) in enumerate(value.values()):
-                names += [f"{modality}_{i}_ids", f"{modality}_{i}_mask"]
-                tensors += [ids, mask]
+        if isinstance(value, dict):  # text: {column: (ids, mask)}; image: {column: (pixels, present)}
+            first, second = ("pixels", "present") if modality == "image" else ("ids", "mask")
+            for i, (a, b) in enumerate(value.values()):
+                names += [f"{modality}_{i}_{first}", f"{modality}_{i}_{second}"]
+                tensors += [a, b]
         else:
             names.append(modality)
             tensors.append(value)

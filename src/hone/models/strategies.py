@@ -57,7 +57,7 @@ class Strategy:
                             pretrained_prefixes=net.pretrained_prefixes())
 
     def feeder(self, net: HoneNet, pre: Preprocessor, *, device: Any, precision: str, cache_dir: Path,
-               backbone: Path | None) -> Feeder:
+               backbones: dict[str, Path]) -> Feeder:
         """How training and validation batches reach the network."""
         return Feeder(net, pre, device=device, precision=precision)
 
@@ -70,51 +70,66 @@ class TopK(Strategy):
     name = "top-k"
 
     def prepare(self, net: HoneNet, cfg: ModelConfig) -> str:
-        if net.text is None:
+        if not net.backbones():
             return super().prepare(net, cfg)
-        layers = _layers(net.text.backbone)
-        k = min(cfg.top_k, len(layers))
-        net.text.backbone.requires_grad_(False)
-        for layer in layers[len(layers) - k:]:
-            layer.requires_grad_(True)
-        return f"top-k: the last {k} of {len(layers)} transformer layers and the head train"
+        said = []
+        for modality, enc in net.backbones().items():
+            layers = _layers(enc.backbone)
+            k = min(cfg.top_k, len(layers))
+            enc.backbone.requires_grad_(False)
+            for layer in layers[len(layers) - k:]:
+                layer.requires_grad_(True)
+            if modality == "image":  # what follows the blocks (a last 1x1 convolution, a final norm) trains too
+                for child in _after_layers(enc.backbone):
+                    child.requires_grad_(True)
+            said.append(f"the last {k} of {len(layers)} {modality} backbone layers")
+        return f"top-k: {' and '.join(said)} and the head train"
 
 
 class Frozen(Strategy):
     name = "frozen"
 
     def prepare(self, net: HoneNet, cfg: ModelConfig) -> str:
-        if net.text is None:
+        if not net.backbones():
             return super().prepare(net, cfg)
-        net.text.backbone.requires_grad_(False)
-        return "frozen: the backbone never trains, only the head (pooled embeddings cached on disk)"
+        for enc in net.backbones().values():
+            enc.backbone.requires_grad_(False)
+        return "frozen: the backbones never train, only the head (pooled embeddings cached on disk)"
 
     def feeder(self, net: HoneNet, pre: Preprocessor, *, device: Any, precision: str, cache_dir: Path,
-               backbone: Path | None) -> Feeder:
-        if net.text is None or backbone is None:
-            return super().feeder(net, pre, device=device, precision=precision, cache_dir=cache_dir, backbone=backbone)
-        return CachedFeeder(net, pre, device=device, precision=precision, cache_dir=cache_dir, backbone=backbone)
+               backbones: dict[str, Path]) -> Feeder:
+        if not net.backbones():
+            return super().feeder(net, pre, device=device, precision=precision, cache_dir=cache_dir, backbones=backbones)
+        return CachedFeeder(net, pre, device=device, precision=precision, cache_dir=cache_dir, backbones=backbones)
 
 
 class Lora(Strategy):
     name = "lora"
 
     def prepare(self, net: HoneNet, cfg: ModelConfig) -> str:
-        if net.text is None:
+        if not net.backbones():
             return super().prepare(net, cfg)
         try:
             from peft import LoraConfig, get_peft_model
         except ImportError as err:
             raise MissingDependencyError("model.strategy 'lora' needs peft; install it with: pip install 'hone[lora]'") from err
-        lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.1, target_modules=LORA_TARGETS)
-        net.text.backbone = get_peft_model(net.text.backbone, lcfg)
-        n = sum(p.numel() for p in net.text.backbone.parameters() if p.requires_grad)
+        said = []
+        for modality, enc in net.backbones().items():
+            if modality == "image" and enc.convolutional:
+                raise ConfigError(f"model.strategy 'lora' does not apply to the image backbone "
+                                  f"{type(enc.backbone).__name__}: it is convolutional, with no attention projections "
+                                  "to adapt; use full, top-k or frozen, or a ViT-type model.image_backbone")
+            lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.1, target_modules=LORA_TARGETS)
+            enc.backbone = get_peft_model(enc.backbone, lcfg)
+            n = sum(p.numel() for p in enc.backbone.parameters() if p.requires_grad)
+            said.append(f"{n / 1e3:.0f}k weights in the {modality} backbone")
         return (f"lora: rank {cfg.lora_r}, alpha {cfg.lora_alpha} adapters on {', '.join(LORA_TARGETS)} "
-                f"({n / 1e3:.0f}k weights)")
+                f"({'; '.join(said)})")
 
     def finalize(self, net: HoneNet) -> None:
-        if net.text is not None and hasattr(net.text.backbone, "merge_and_unload"):
-            net.text.backbone = net.text.backbone.merge_and_unload()
+        for enc in net.backbones().values():
+            if hasattr(enc.backbone, "merge_and_unload"):
+                enc.backbone = enc.backbone.merge_and_unload()
         super().finalize(net)
 
 
@@ -128,8 +143,18 @@ def get_strategy(name: str) -> Strategy:
     return STRATEGIES[name]()
 
 
+_LAYER_PATHS = ("encoder.layer", "encoder.layers", "layers", "transformer.layer", "layer", "encoder.stages", "stages")
+
+
+def _after_layers(backbone: nn.Module) -> list[nn.Module]:
+    """The backbone's direct children that come after its layers (MobileNet's last 1x1 convolution,
+    a ViT's final norm): they train with the top layers."""
+    return [m for n, m in backbone.named_children()
+            if n in ("conv_1x1", "layernorm", "post_layernorm", "norm", "final_layernorm")]
+
+
 def _layers(backbone: nn.Module) -> nn.ModuleList:
-    for path in ("encoder.layer", "encoder.layers", "layers", "transformer.layer", "layer"):
+    for path in _LAYER_PATHS:
         mod: Any = backbone
         for part in path.split("."):
             mod = getattr(mod, part, None)
@@ -137,5 +162,5 @@ def _layers(backbone: nn.Module) -> nn.ModuleList:
                 break
         if isinstance(mod, nn.ModuleList):
             return mod
-    raise ConfigError(f"model.strategy 'top-k' cannot find the transformer layers of {type(backbone).__name__}; "
+    raise ConfigError(f"model.strategy 'top-k' cannot find the layers of {type(backbone).__name__}; "
                       "use 'full', 'lora' or 'frozen'")

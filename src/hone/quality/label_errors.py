@@ -42,6 +42,10 @@ def label_error_check(table: Table, schema: Schema, ctx: Context) -> list[Findin
     rows, x_text, x_tab, y, classes = _sample(table, schema, ctx)
     if len(classes) < 2 or len(y) < 50:
         return []
+    if x_text is None and x_tab is None:  # only image columns: the cheap out-of-fold models cannot read them
+        ctx.extras["label_error_check"] = {"not_judged": "no text or tabular column to fit the out-of-fold model on"}
+        return [Finding("label_errors", "info", "label errors not judged: the table has no text or tabular column "
+                        "(image columns are not read by the audit)", 0, schema.target)]
     try:
         probs = out_of_fold(x_text, x_tab, y, len(classes), seed=ctx.cfg.data.split.seed)
     except ValueError as err:  # e.g. no token in any text: nothing to learn from

@@ -31,6 +31,67 @@ def make_tiny_backbone(path: Path, *, hidden_size: int = 32, layers: int = 2, se
     return path
 
 
+def make_tiny_vision_backbone(path: Path, *, kind: str = "mobilenet", size: int = 32, seed: int = 0) -> Path:
+    """Write a randomly initialised tiny vision backbone (a 0.25-wide MobileNetV2 or a 2-layer,
+    32-wide ViT) with its preprocessor config (``size`` px, no resize margin) to ``path``."""
+    import json
+
+    import torch
+    from transformers import MobileNetV2Config, MobileNetV2Model, ViTConfig, ViTModel
+
+    torch.manual_seed(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    if kind == "mobilenet":
+        model = MobileNetV2Model(MobileNetV2Config(depth_multiplier=0.25, image_size=size, min_depth=4,
+                                                   tf_padding=False, layer_norm_eps=1e-5))
+    else:
+        model = ViTModel(ViTConfig(image_size=size, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                                   num_attention_heads=2, intermediate_size=64), add_pooling_layer=False)
+    model.save_pretrained(str(path))
+    (path / "preprocessor_config.json").write_text(json.dumps(
+        {"do_resize": True, "size": {"shortest_edge": size}, "do_center_crop": True,
+         "crop_size": {"height": size, "width": size}, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}))
+    return path
+
+
+def make_image_table(folder: Path, n: int = 200, *, seed: int = 0, kind: str = "path", size: int = 24,
+                     with_tabular: bool = False) -> pa.Table:
+    """A labelled table whose label shows in an image column ``photo``: ``red`` images are reddish,
+    ``blue`` ones bluish, under noise. ``kind``: PNG files written to ``folder`` (paths relative to
+    it), PNG ``bytes``, or ``pixels`` (``[H][W][3]`` lists of 0-255 values). With ``with_tabular``,
+    a numeric ``weight`` and a categorical ``shop`` column that carry no signal join it."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(["red", "blue"], size=n)
+    photos: list = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, lab in enumerate(labels):
+        base = np.array([170, 60, 60] if lab == "red" else [60, 60, 170], dtype=np.float64)
+        arr = np.clip(base + rng.normal(0, 45, size=(size, size, 3)), 0, 255).astype(np.uint8)
+        if kind == "pixels":
+            photos.append(arr.tolist())
+            continue
+        img = Image.fromarray(arr)
+        if kind == "bytes":
+            buf = io.BytesIO()
+            img.save(buf, format="PNG")
+            photos.append(buf.getvalue())
+        else:
+            name = f"img_{seed}_{i:05d}.png"
+            img.save(folder / name)
+            photos.append(name)
+    cols = {"photo": photos, "label": labels.tolist()}
+    if with_tabular:
+        cols["weight"] = rng.normal(50, 10, size=n).round(2).tolist()
+        cols["shop"] = rng.choice(["north", "south", "east"], size=n).tolist()
+    if kind == "pixels":
+        return pa.table({**cols, "photo": pa.array(photos, type=pa.list_(pa.list_(pa.list_(pa.uint8()))))})
+    return pa.table(cols)
+
+
 def make_table(n: int = 400, *, seed: int = 0, classes: int = 2, with_text: bool = True) -> pa.Table:
     """A labelled table whose label depends on a text column, a numeric and a categorical column.
 

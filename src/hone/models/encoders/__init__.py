@@ -32,4 +32,4 @@ def build_encoder(modality: str, spec: dict[str, Any], assets: Path | None, pret
 
 
 def _load_builtin() -> None:
-    from hone.models.encoders import categorical, numeric, text  # noqa: F401  (each registers itself)
+    from hone.models.encoders import categorical, image, numeric, text  # noqa: F401  (each registers itself)

@@ -1,0 +1,98 @@
+"""Image encoder: one pretrained Hugging Face vision backbone shared by the image columns, globally
+pooled per column, the pooled vectors (zeroed for missing images) and presence flags concatenated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hone.errors import ModelDirError
+from hone.models.encoders import register
+
+
+class ImageEncoder(nn.Module):
+    """``{column: (pixels [B,3,S,S], present [B]) or (pooled [B,H], present [B])} -> [B, (H + 1) * n_columns]``.
+
+    A column given as ``[B, H]`` is already pooled (the frozen strategy's cached embeddings).
+
+    Args:
+        backbone: a transformers vision model without a task head (``AutoModel``): a convolutional
+            one (MobileNet, ConvNeXt, ResNet) is average-pooled over its last feature map, a
+            transformer (ViT, DINOv2, CLIP vision) averaged over its patch tokens.
+        columns: the image columns, in order.
+        size: the input side, to measure the backbone's output width.
+    """
+
+    pretrained = True
+
+    def __init__(self, backbone: nn.Module, columns: list[str], size: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.columns = list(columns)
+        was = backbone.training
+        backbone.eval()
+        with torch.no_grad():
+            self.hidden = int(self.pool(torch.zeros(1, 3, size, size)).shape[1])
+        backbone.train(was)
+        self.out_dim = (self.hidden + 1) * len(self.columns)
+
+    def train(self, mode: bool = True) -> ImageEncoder:
+        """As ``nn.Module.train``, but batch-norm layers whose weights do not train stay in eval mode:
+        a frozen part of a CNN keeps its pretrained running statistics (top-k, frozen)."""
+        super().train(mode)
+        if mode:
+            for m in self.backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()):
+                    m.eval()
+        return self
+
+    @property
+    def convolutional(self) -> bool:
+        """Whether the backbone has no attention projections (LoRA does not apply)."""
+        return not any(isinstance(m, nn.Linear) and any(k in n for k in ("query", "q_proj", "qkv"))
+                       for n, m in self.backbone.named_modules())
+
+    def pool(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``[B, 3, S, S]`` -> ``[B, H]``."""
+        out = self.backbone(pixel_values=pixels)
+        hidden = out.last_hidden_state
+        if hidden.ndim == 4:  # a feature map [B, C, h, w]
+            return hidden.mean(dim=(2, 3))
+        return hidden[:, 1:].mean(1) if hidden.shape[1] > 1 else hidden[:, 0]  # patch tokens, CLS left out
+
+    def forward(self, image: dict[str, Any]) -> torch.Tensor:
+        parts = []
+        for c in self.columns:
+            x, present = image[c]
+            pooled = x if x.ndim == 2 else self.pool(x)
+            present = present.to(pooled.dtype).unsqueeze(1)
+            parts += [pooled.float() * present.float(), present.float()]
+        return torch.cat(parts, dim=1)
+
+
+def load_vision_backbone(path: str | Path, *, pretrained: bool) -> nn.Module:
+    """A vision backbone from a Hugging Face folder: its weights (``pretrained``) or only its config.
+    CLIP / SigLIP folders give their vision tower."""
+    from transformers import AutoConfig, AutoModel
+
+    try:
+        config = AutoConfig.from_pretrained(str(path))
+        if getattr(config, "vision_config", None) is not None and getattr(config, "text_config", None) is not None:
+            model = AutoModel.from_pretrained(str(path)) if pretrained else AutoModel.from_config(config)
+            return model.vision_model
+        if pretrained:
+            return AutoModel.from_pretrained(str(path))
+        return AutoModel.from_config(config)
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelDirError(f"{str(path)!r} is not a usable Hugging Face vision model folder (model.image_backbone): "
+                            f"{str(err).splitlines()[0]}") from err
+
+
+@register("image")
+def build(spec: dict[str, Any], assets: Path | None, pretrained: bool) -> nn.Module:
+    if assets is None:
+        raise ModelDirError("an image encoder needs its backbone folder")
+    return ImageEncoder(load_vision_backbone(assets, pretrained=pretrained), spec["columns"], int(spec["size"]))
