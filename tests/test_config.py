@@ -28,7 +28,7 @@ def test_other_strategies_and_explicit_values() -> None:
     assert tab.model.strategy == "full" and tab.train.batch_size == 256 and tab.train.epochs == 10
 
 
-def test_resolved_config_has_no_auto_and_reloads() -> None:
+def test_resolved_config_has_no_auto_and_reloads(tmp_path) -> None:
     r = _resolve({"data": {"target": "y"}})
     dumped = r.model_dump(mode="json")
 
@@ -39,9 +39,29 @@ def test_resolved_config_has_no_auto_and_reloads() -> None:
             elif v == "auto":
                 yield path + k
 
-    # evaluate.model "auto" is replaced by the model chosen, once training has shown which it is
-    assert list(autos(dumped)) == ["evaluate.model"]
+    # evaluate.model "auto" is replaced by the model chosen, once training has shown which it is; the
+    # image settings stay auto when the table has no image column (they are not used)
+    assert list(autos(dumped)) == ["model.image_backbone", "model.image_size", "evaluate.model"]
     assert RunConfig.model_validate(dumped).train.epochs == r.train.epochs
+    (tmp_path / "config.json").write_text("{}")
+    with_images = resolve(build_config({"data": {"target": "y"}}), has_text=False, has_image=True, task="binary",
+                          precision="fp32", threads=2, image_backbone=str(tmp_path), image_size=160)
+    assert list(autos(with_images.model_dump(mode="json"))) == ["model.backbone", "evaluate.model"]  # no text column
+    assert (with_images.model.image_backbone, with_images.model.image_size) == (str(tmp_path), 160)
+    assert with_images.model.augment.enabled and with_images.train.prefetch == 2 and with_images.train.batch_size == 32
+
+
+def test_augmentation_is_off_for_the_frozen_strategy_unless_asked(tmp_path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+
+    def aug(tree: dict):
+        r = resolve(build_config(tree), has_text=False, has_image=True, task="binary", precision="fp32", threads=2,
+                    image_backbone=str(tmp_path), image_size=224)
+        return r.model.augment.enabled, {c: a.enabled for c, a in r.model.augment_columns.items()}
+
+    assert aug({"model": {"strategy": "frozen"}}) == (False, {})
+    assert aug({"model": {"strategy": "top-k", "augment_columns": {"photo": {"flip": False}}}}) == (True, {"photo": True})
+    assert aug({"model": {"strategy": "frozen", "augment": {"enabled": True}}}) == (True, {})
 
 
 def test_backbone_must_be_a_local_model_folder(tmp_path) -> None:

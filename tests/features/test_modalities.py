@@ -23,7 +23,8 @@ def _fit(tbl: pa.Table, tmp: Path, **model) -> Preprocessor:
 def test_roles_map_to_registered_modalities() -> None:
     assert {modality_of(r) for r in ("numeric", "boolean", "datetime")} == {"numeric"}
     assert modality_of("categorical") == "categorical" and modality_of("text") == "text"
-    assert list(FEATURES) == ["categorical", "numeric", "text"] or set(FEATURES) == {"categorical", "numeric", "text"}
+    assert modality_of("image") == "image"
+    assert set(FEATURES) == {"categorical", "image", "numeric", "text"}
 
 
 def test_statistics_come_from_the_training_file_only(tmp_path: Path, tab_table: pa.Table) -> None:
