@@ -88,7 +88,7 @@ def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = Non
                         "conflicting-label row(s) dropped (cleaning.json)", len(cleaning["label_merges"]),
                         cleaning["dropped_label_errors"], cleaning["dropped_duplicates"], cleaning["dropped_conflicting"])
         hardware = {"has_text": bool(schema.names("text")), "task": schema.task, "threads": threads,
-                    "precision": resolve_precision("auto", default_device()), **_image_hardware(schema, cfg)}
+                    "precision": resolve_precision("auto", default_device()), **_image_hardware(schema, cfg, table)}
         resolve(cfg, **hardware)  # every setting is checked before the first line of output
         caps = {"train": cfg.train.max_rows, "validation": cfg.train.max_eval_rows, "test": cfg.train.max_eval_rows}
         split = split_table(table, schema, cfg.data.split, work / "splits", key=cfg.data.key, max_rows=caps)
@@ -102,19 +102,35 @@ def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = Non
     return Prepared(schema, split, hardware, work, name, quality, cleaning, base_dir)
 
 
-def _image_hardware(schema: Schema, cfg: RunConfig) -> dict[str, Any]:
+def _image_hardware(schema: Schema, cfg: RunConfig, table: Table) -> dict[str, Any]:
     """For a table with image columns: the vision backbone folder (the default converted on first
-    use) and its input side, for resolve."""
+    use) and the input side ``model.image_size: auto`` stands for (the backbone's, smaller for
+    small images: :func:`hone.features.image.auto_size`), for resolve."""
     if not schema.names("image"):
         return {}
-    from hone.features.image import backbone_preprocessing
+    from hone.data.sql import qi
+    from hone.features.image import auto_size, backbone_preprocessing, median_side, pixel_side
 
     folder = cfg.model.image_backbone
     if folder == "auto":
         from hone.models.vision_weights import default_image_backbone
 
         folder = default_image_backbone()
-    size = backbone_preprocessing(folder)["size"] if Path(folder).is_dir() else None
+    if not Path(folder).is_dir():
+        return {"has_image": True, "image_backbone": folder}  # resolve names the problem
+    sides = []
+    for c in schema.columns:
+        if c.role != "image":
+            continue
+        if c.dtype.endswith("]"):  # pixel arrays: the side from the first value
+            row = table.one(f"SELECT {qi(c.name)} FROM {table.view} WHERE {qi(c.name)} IS NOT NULL")
+            sides.append(pixel_side(row[0]) if row else None)
+            continue
+        values = [r[0] for r in table.sql(f"SELECT {qi(c.name)} FROM {table.view} WHERE {qi(c.name)} IS NOT NULL "
+                                          "LIMIT 64").fetchall()]
+        sides.append(median_side(values, "path", table.base_dir))
+    known = [s for s in sides if s]
+    size = auto_size(backbone_preprocessing(folder)["size"], max(known) if known else None)
     return {"has_image": True, "image_backbone": folder, "image_size": size}
 
 
