@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hone.testing import make_table, make_tiny_backbone
+from hone.testing import make_table, make_tiny_backbone, make_tiny_vision_backbone
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,6 +36,18 @@ def _seeded() -> None:
 def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, 32-wide BERT with a 40-word vocabulary, as a local Hugging Face folder."""
     return make_tiny_backbone(tmp_path_factory.mktemp("tiny_bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_cnn(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 0.25-wide MobileNetV2 for 32-pixel images, randomly initialised, as a local Hugging Face folder."""
+    return make_tiny_vision_backbone(tmp_path_factory.mktemp("tiny_cnn"))
+
+
+@pytest.fixture(scope="session")
+def tiny_vit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-wide ViT for 32-pixel images (8-pixel patches), randomly initialised."""
+    return make_tiny_vision_backbone(tmp_path_factory.mktemp("tiny_vit"), kind="vit")
 
 
 @pytest.fixture(scope="session")
