@@ -34,6 +34,10 @@ STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
     "frozen": {"epochs": 10, "lr": 1e-3, "patience": 3},
 }
 NO_TEXT_DEFAULTS: dict[str, Any] = {"epochs": 10, "lr": 1e-3, "patience": 2}
+# Learning rates of a vision backbone when the table has images and no text (a text backbone's
+# rates apply to both when there is text): a CNN fine-tunes better at 2e-4 than at a transformer's
+# 5e-5 (Fashion-MNIST, MobileNetV2, 1,000 images, 2 epochs: validation macro-F1 0.81 against 0.77).
+IMAGE_LR: dict[str, float] = {"full": 2e-4, "top-k": 4e-4, "lora": 5e-4, "frozen": 1e-3}
 # A fine-tuned backbone (full, top-k, LoRA) needs about this many training rows seen, not a fixed
 # number of epochs: a small table gets its strategy's epochs, a big one fewer (at least one), so a
 # 35,000-row table trains one epoch (bench/big_text.py) and 3,200 tweets four.
@@ -112,13 +116,15 @@ class AugmentConfig(_Section):
         "auto", description="auto = on when the image backbone trains (full, top-k, lora), off for frozen (its "
                             "cached embeddings would not match augmented images).")
     crop_scale: Annotated[float, Field(gt=0, le=1)] = Field(
-        0.6, description="Random resized crop: the smallest share of the image area kept (1 = no crop).")
+        0.8, description="Random resized crop: the smallest share of the image area kept (1 = no crop).")
     flip: bool = Field(True, description="Flip left-right with probability 0.5 (turn off for digits or text in images).")
     rotation: Annotated[float, Field(ge=0, le=180)] = Field(10.0, description="Rotate by up to this many degrees.")
     color_jitter: Annotated[float, Field(ge=0, lt=1)] = Field(
         0.2, description="Scale brightness, contrast and saturation by a random factor in [1 - x, 1 + x].")
     noise: Annotated[float, Field(ge=0)] = Field(
-        0.02, description="Standard deviation of Gaussian noise added to the normalised pixels.")
+        0.0, description="Standard deviation of Gaussian noise added to the normalised pixels. Off by default: on a "
+                         "batch-norm backbone it shifts the normalisation statistics (0.02 took MobileNetV2's "
+                         "validation macro-F1 on Fashion-MNIST from 0.78 to 0.24).")
 
 
 class ModelConfig(_Section):
@@ -174,7 +180,8 @@ class TrainConfig(_Section):
         "auto", description="Rows per step; auto = 32 with text, 256 without."
     )
     lr: Union[Annotated[float, Field(gt=0, le=1)], Auto] = Field(
-        "auto", description="Learning rate of the pretrained backbone (5e-5); without text, of the whole model (1e-3)."
+        "auto", description="Learning rate of the pretrained backbone (text: 5e-5 for full; images without text: 2e-4); "
+                            "without a backbone, of the whole model (1e-3)."
     )
     head_lr: Annotated[float, Field(gt=0, le=1)] = Field(
         1e-3, description="Learning rate of the freshly initialised layers when a backbone is fine-tuned."
@@ -601,7 +608,8 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
     epochs = defaults["epochs"] if strategy == "frozen" or not pretrained else \
         fine_tune_epochs(defaults["epochs"], train_rows)
     train = {**t.model_dump(), "epochs": pick(t.epochs, epochs),
-             "batch_size": pick(t.batch_size, 32 if pretrained else 256), "lr": pick(t.lr, defaults["lr"]),
+             "batch_size": pick(t.batch_size, 32 if pretrained else 256),
+             "lr": pick(t.lr, IMAGE_LR[strategy] if has_image and not has_text else defaults["lr"]),
              "patience": pick(t.patience, defaults["patience"]), "metric": metric,
              "class_weights": pick(t.class_weights, "balanced" if class_counts and max(class_counts) >=
                                    1.5 * max(min(class_counts), 1) and task != "regression" else "none"),

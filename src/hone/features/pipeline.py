@@ -36,7 +36,7 @@ class Preprocessor:
     """Everything fitted on the training split that a batch goes through before the network.
 
     ``modalities`` maps a modality name (``text``, ``numeric``, ``categorical``, ``image``) to its fitted
-    preprocessor, in registry order; the network has one encoder per entry.
+    preprocessor, in name order; the network has one encoder per entry.
     """
 
     schema: Schema
@@ -52,8 +52,10 @@ class Preprocessor:
         by_modality: dict[str, list[str]] = {}
         for c in schema.columns:
             by_modality.setdefault(modality_of(c.role), []).append(c.name)
-        mods = {name: cls_.fit(schema, by_modality[name], train_path, con=con, cfg=cfg)
-                for name, cls_ in FEATURES.items() if name in by_modality}
+        # in name order, not registration (import) order: the network's layout, hence its
+        # initialisation and metrics, must not depend on which module happened to be imported first
+        mods = {name: FEATURES[name].fit(schema, by_modality[name], train_path, con=con, cfg=cfg)
+                for name in sorted(FEATURES) if name in by_modality}
         pre = cls(schema, mods, class_counts=dict(class_counts or {}))
         if schema.task == "regression":
             mean, std = con.sql(f"SELECT avg(CAST({qi(schema.target)} AS DOUBLE)), "

@@ -21,6 +21,9 @@ from hone.models.feeding import CachedFeeder, Feeder
 
 # The projections LoRA adapts in BERT-style encoders (attention and MLP).
 LORA_TARGETS = ["query", "key", "value", "dense"]
+# ... and in vision transformers: the attention projections (ViT and DINOv2 name them query/key/value
+# or q_proj/k_proj/v_proj, some a fused qkv; an unused pooler's "dense" must not be one of them).
+LORA_IMAGE_TARGETS = ["query", "key", "value", "q_proj", "k_proj", "v_proj", "qkv"]
 
 
 def _no_decay(name: str, p: nn.Parameter) -> bool:
@@ -119,12 +122,14 @@ class Lora(Strategy):
                 raise ConfigError(f"model.strategy 'lora' does not apply to the image backbone "
                                   f"{type(enc.backbone).__name__}: it is convolutional, with no attention projections "
                                   "to adapt; use full, top-k or frozen, or a ViT-type model.image_backbone")
-            lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.1, target_modules=LORA_TARGETS)
+            targets = LORA_IMAGE_TARGETS if modality == "image" else LORA_TARGETS
+            present = sorted({n.rsplit(".", 1)[-1] for n, m in enc.backbone.named_modules()
+                              if isinstance(m, nn.Linear)} & set(targets))
+            lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.1, target_modules=present or targets)
             enc.backbone = get_peft_model(enc.backbone, lcfg)
             n = sum(p.numel() for p in enc.backbone.parameters() if p.requires_grad)
-            said.append(f"{n / 1e3:.0f}k weights in the {modality} backbone")
-        return (f"lora: rank {cfg.lora_r}, alpha {cfg.lora_alpha} adapters on {', '.join(LORA_TARGETS)} "
-                f"({'; '.join(said)})")
+            said.append(f"{n / 1e3:.0f}k weights on {', '.join(present or targets)} in the {modality} backbone")
+        return f"lora: rank {cfg.lora_r}, alpha {cfg.lora_alpha} adapters ({'; '.join(said)})"
 
     def finalize(self, net: HoneNet) -> None:
         for enc in net.backbones().values():
