@@ -4,7 +4,9 @@ reads the route signatures at run time).
 * ``POST /predict`` takes ``{"records": [{column: value, ...}, ...]}`` and returns one prediction
   (and, for classification, one probability per class) per record. Each record is validated
   against the model's schema: an unknown field, a missing feature or a value of the wrong type is
-  a 422 that names the record and the field.
+  a 422 that names the record and the field. An image field holds the file's bytes in base64 (or a
+  ``data:`` URI) or an array of pixels; ``missing_images`` lists, per record, the image fields that
+  were missing or did not decode (the record is scored without them).
 * ``GET /health``, ``GET /metadata`` (schema, classes, test metrics, versions) and the OpenAPI page
   at ``/docs``.
 * Concurrent requests are micro-batched: records that arrive within ``batch_wait_ms`` of each

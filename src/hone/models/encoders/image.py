@@ -68,7 +68,7 @@ class ImageEncoder(nn.Module):
         hidden = out.last_hidden_state
         if hidden.ndim == 4:  # a feature map [B, C, h, w]
             return hidden.mean(dim=(2, 3))
-        return hidden[:, 1:].mean(1) if hidden.shape[1] > 1 else hidden[:, 0]  # patch tokens, CLS left out
+        return hidden[:, 1:].mean(1)  # the patch tokens, the first (CLS) left out
 
     def forward(self, image: dict[str, Any]) -> torch.Tensor:
         parts = []
