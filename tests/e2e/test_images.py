@@ -198,7 +198,7 @@ def test_the_real_mobilenet_v2_converts_and_fine_tunes(tmp_path: Path, monkeypat
     assert "ImageNet" in (folder / "README.md").read_text()
     d = tmp_path / "data"
     pacsv.write_csv(make_image_table(d, 120, seed=8, size=32), d / "t.csv")
-    model = hone.fit(str(d / "t.csv"), target="label", output=tmp_path / "run", epochs=1, show_progress=False,
+    model = hone.fit(str(d / "t.csv"), target="label", output=tmp_path / "run", epochs=3, show_progress=False,
                      audit=False)
     cfg = model.meta["config"]["model"]
     assert cfg["image_backbone"] == str(folder) and cfg["image_size"] == 128  # 4 x the 32-pixel images
