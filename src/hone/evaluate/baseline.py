@@ -31,6 +31,7 @@ from hone.features.pipeline import Preprocessor
 MAX_ROWS = 200_000  # the baseline trains on at most this many training rows (the file is in hash order)
 _SVD_DIM = 64
 THUMBNAIL = 16  # image columns enter the LightGBM baseline as 16 x 16 grey thumbnails (256 pixels each)
+_THUMBS = "__hone_thumbnails"
 _TFIDF = {"ngram_range": (1, 2), "sublinear_tf": True, "max_features": 100_000, "dtype": np.float32}
 
 
@@ -46,13 +47,34 @@ def _tabular(pre: Preprocessor, batch: pa.Table) -> np.ndarray:
     if "categorical" in pre.modalities:
         parts.append(pre.modalities["categorical"].transform(batch).astype(np.float64))
     if "image" in pre.modalities:  # grey thumbnails: LightGBM on (downsampled) raw pixels
-        parts.append(pre.modalities["image"].thumbnails(batch, THUMBNAIL).astype(np.float64))
+        if _THUMBS in batch.column_names:  # already made while the split was read (_read)
+            col = batch.column(_THUMBS).combine_chunks()
+            parts.append(np.asarray(col.values.to_numpy(zero_copy_only=False), dtype=np.float64).reshape(len(col), -1))
+        else:
+            parts.append(pre.modalities["image"].thumbnails(batch, THUMBNAIL).astype(np.float64))
     return np.concatenate(parts, axis=1) if parts else np.zeros((batch.num_rows, 0))
 
 
-def _read(path: Path, max_rows: int | None = None) -> pa.Table:
-    t = pq.read_table(path)
-    return t.slice(0, max_rows) if max_rows else t
+def _read(path: Path, max_rows: int | None = None, pre: Preprocessor | None = None) -> pa.Table:
+    """The split file (its first ``max_rows`` rows). With image columns, each batch's images are
+    replaced by their thumbnails as it is read (``pre``), so encoded images never pile up in memory."""
+    if pre is None or "image" not in pre.modalities:
+        t = pq.read_table(path)
+        return t.slice(0, max_rows) if max_rows else t
+    images = pre.modalities["image"]
+    parts, n = [], 0
+    for b in pq.ParquetFile(path).iter_batches(batch_size=2048):
+        t = pa.Table.from_batches([b])
+        if max_rows:
+            t = t.slice(0, max_rows - n)
+        thumbs = images.thumbnails(t, THUMBNAIL)
+        t = t.drop_columns(images.names).append_column(_THUMBS, pa.FixedSizeListArray.from_arrays(
+            pa.array(thumbs.ravel(), type=pa.float32()), thumbs.shape[1]))
+        parts.append(t)
+        n += t.num_rows
+        if max_rows and n >= max_rows:
+            break
+    return pa.concat_tables(parts)
 
 
 @dataclass
@@ -148,7 +170,7 @@ class Baseline:
 def fit_baseline(pre: Preprocessor, train_path: Path, valid_path: Path, *, seed: int = 0,
                  threads: int = 0) -> Baseline:
     """Fit the baseline for ``pre``'s table on the training file, tuned on the validation file."""
-    train, valid = _read(train_path, MAX_ROWS), _read(valid_path)
+    train, valid = _read(train_path, MAX_ROWS, pre), _read(valid_path, None, pre)
     y_tr, y_va = pre.targets(train), pre.targets(valid)
     has_text = "text" in pre.modalities
     tabular = any(m in pre.modalities for m in ("numeric", "categorical", "image"))
