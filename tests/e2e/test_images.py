@@ -48,6 +48,7 @@ def test_each_strategy_trains_what_it_says_saves_and_reloads(tmp_path: Path, pho
     model = hone.fit(str(photos / "table.csv"), target="label", output=tmp_path / "run", strategy=strategy, top_k=1,
                      ignore=["weight", "shop"], **_fast(backbone))
     assert model.meta["training"]["strategy"] == strategy
+    assert not model.net.image.fused  # images alone enter the head as the backbone gives them
     weights = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
     assert not any("lora" in k for k in weights)  # adapters merged: a plain network
     prefix = "encoders.image.backbone."
@@ -105,6 +106,11 @@ def test_lora_on_a_convolutional_backbone_says_it_does_not_apply(tmp_path: Path,
 def test_images_fuse_with_tabular_columns(tmp_path: Path, photos: Path, tiny_cnn: Path) -> None:
     model = hone.fit(str(photos / "table.csv"), target="label", output=tmp_path / "run", **_fast(tiny_cnn, epochs=1))
     assert list(model.net.encoders) == ["categorical", "image", "numeric"]
+    assert model.net.image.fused and hone.load(tmp_path / "run" / "model").net.image.fused  # normalised in fusion
+    x = {"photo": (torch.randn(3, 3, 32, 32), torch.tensor([1.0, 1.0, 0.0]))}
+    with torch.no_grad():
+        out = model.net.image.eval()(x)
+    assert torch.allclose(out[:2, :-1].norm(dim=1), torch.ones(2), atol=1e-4) and not out[2].any()
     assert set(model.pre.schema.names("image")) == {"photo"} and "weight" in model.pre.schema.names("numeric")
 
 

@@ -155,6 +155,7 @@ class ImagePreprocessor(FeaturePreprocessor):
     resize: int
     mean: list[float]
     std: list[float]
+    fused: bool = False  # other kinds of columns share the network's head (the encoder normalises then)
     root: str = ""  # runtime: the folder relative paths are read from (the table's)
     strict: bool = False  # runtime: unreadable images raise (fit) instead of being counted (scoring)
     unreadable: dict[str, int] = field(default_factory=dict)  # runtime: per column, since the last reset
@@ -176,7 +177,8 @@ class ImagePreprocessor(FeaturePreprocessor):
                 cols.append(ImageColumn(name, "pixels", shape, scale, aug))
             else:
                 cols.append(ImageColumn(name, "bytes" if dtype == "BLOB" else "path", augment=aug))
-        return cls(cols, size, resize, [float(x) for x in prep["mean"]], [float(x) for x in prep["std"]])
+        fused = any(c.role != "image" for c in schema.columns)
+        return cls(cols, size, resize, [float(x) for x in prep["mean"]], [float(x) for x in prep["std"]], fused)
 
     @property
     def names(self) -> list[str]:
@@ -387,17 +389,17 @@ class ImagePreprocessor(FeaturePreprocessor):
         return embeddings, self.presence(batch, column)
 
     def encoder_spec(self) -> dict[str, Any]:
-        return {"columns": self.names, "size": self.size}
+        return {"columns": self.names, "size": self.size, "fused": self.fused}
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": [vars(c) for c in self.columns], "size": self.size, "resize": self.resize,
-                "mean": self.mean, "std": self.std}
+                "mean": self.mean, "std": self.std, "fused": self.fused}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], assets: Path | None) -> ImagePreprocessor:
         try:
             return cls([ImageColumn(**c) for c in d["columns"]], int(d["size"]), int(d["resize"]),
-                       list(d["mean"]), list(d["std"]))
+                       list(d["mean"]), list(d["std"]), bool(d.get("fused", False)))
         except (KeyError, TypeError) as err:
             raise ModelDirError(f"the image preprocessing in hone.json is incomplete: {err}") from err
 

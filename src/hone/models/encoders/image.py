@@ -19,8 +19,8 @@ NORM = 1.0  # the length of each column's pooled image vector entering the fusio
 
 class ImageEncoder(nn.Module):
     """``{column: (pixels [B,3,S,S], present [B]) or (pooled [B,H], present [B])} -> [B, (H + 1) * n_columns]``:
-    per column, the pooled vector layer-normalised to length ``NORM`` (zeros for a missing image) and
-    the presence flag.
+    per column, the pooled vector (layer-normalised to length ``NORM`` when other columns share the
+    head; zeros for a missing image) and the presence flag.
 
     A column given as ``[B, H]`` is already pooled (the frozen strategy's cached embeddings).
 
@@ -30,14 +30,16 @@ class ImageEncoder(nn.Module):
             transformer (ViT, DINOv2, CLIP vision) averaged over its patch tokens.
         columns: the image columns, in order.
         size: the input side, to measure the backbone's output width.
+        fused: whether other kinds of columns are fused with the images (the vectors are then normalised).
     """
 
     pretrained = True
 
-    def __init__(self, backbone: nn.Module, columns: list[str], size: int) -> None:
+    def __init__(self, backbone: nn.Module, columns: list[str], size: int, fused: bool = False) -> None:
         super().__init__()
         self.backbone = backbone
         self.columns = list(columns)
+        self.fused = fused  # other columns (text, numeric, categorical) share the head: normalise (forward)
         for m in backbone.modules():
             # transformers' MobileNet ports give BatchNorm TensorFlow's decay (0.997) as PyTorch's
             # momentum, the weight of the *new* batch: the running statistics would be the last
@@ -81,12 +83,15 @@ class ImageEncoder(nn.Module):
         for c in self.columns:
             x, present = image[c]
             pooled = (x if x.ndim == 2 else self.pool(x)).float()
-            # Layer-normalised to unit length: MobileNetV2's pooled vector has a norm near 28, and the
-            # head, trained by Adam, then learns the 1,280 image inputs far faster than a few tabular
-            # ones and overfits through them. Normalised, the frozen fused head on bench/images.py's
-            # table (Fashion-MNIST images, a price, a store) scored test macro-F1 0.871, against 0.811
-            # unnormalised, 0.853 at length 4, and 0.839 without the image.
-            pooled = F.layer_norm(pooled, (self.hidden,)) * (NORM / self.hidden ** 0.5)
+            # Fused with other columns, layer-normalised to unit length: MobileNetV2's pooled vector
+            # has a norm near 28, and the head, trained by Adam, then learns the 1,280 image inputs
+            # far faster than a few tabular ones and overfits through them. Normalised, the frozen
+            # fused head on bench/images.py's table (Fashion-MNIST images, a price, a store) scored
+            # test macro-F1 0.871, against 0.811 unnormalised, 0.853 at length 4, and 0.839 without
+            # the image. Alone, the images enter as the backbone gives them: normalising them there
+            # cost 3 points (full fine-tune 0.872 -> 0.839, frozen 0.839 -> 0.819).
+            if self.fused:
+                pooled = F.layer_norm(pooled, (self.hidden,)) * (NORM / self.hidden ** 0.5)
             present = present.float().unsqueeze(1)
             parts += [pooled * present, present]
         return torch.cat(parts, dim=1)
@@ -114,4 +119,5 @@ def load_vision_backbone(path: str | Path, *, pretrained: bool) -> nn.Module:
 def build(spec: dict[str, Any], assets: Path | None, pretrained: bool) -> nn.Module:
     if assets is None:
         raise ModelDirError("an image encoder needs its backbone folder")
-    return ImageEncoder(load_vision_backbone(assets, pretrained=pretrained), spec["columns"], int(spec["size"]))
+    return ImageEncoder(load_vision_backbone(assets, pretrained=pretrained), spec["columns"], int(spec["size"]),
+                        fused=bool(spec.get("fused", False)))
