@@ -107,7 +107,8 @@ def test_images_fuse_with_tabular_columns(tmp_path: Path, photos: Path, tiny_cnn
     model = hone.fit(str(photos / "table.csv"), target="label", output=tmp_path / "run", **_fast(tiny_cnn, epochs=1))
     assert list(model.net.encoders) == ["categorical", "image", "numeric"]
     assert model.net.image.fused and hone.load(tmp_path / "run" / "model").net.image.fused  # normalised in fusion
-    x = {"photo": (torch.randn(3, 3, 32, 32), torch.tensor([1.0, 1.0, 0.0]))}
+    enc = model.net.image
+    x = {"photo": (5 * torch.rand(3, enc.hidden), torch.tensor([1.0, 1.0, 0.0]))}  # pooled vectors, as cached
     with torch.no_grad():
         out = model.net.image.eval()(x)
     assert torch.allclose(out[:2, :-1].norm(dim=1), torch.ones(2), atol=1e-4) and not out[2].any()
