@@ -45,10 +45,13 @@ def test_resolved_config_has_no_auto_and_reloads(tmp_path) -> None:
     assert RunConfig.model_validate(dumped).train.epochs == r.train.epochs
     (tmp_path / "config.json").write_text("{}")
     with_images = resolve(build_config({"data": {"target": "y"}}), has_text=False, has_image=True, task="binary",
-                          precision="fp32", threads=2, image_backbone=str(tmp_path), image_size=160)
+                          precision="fp32", threads=4, image_backbone=str(tmp_path), image_size=160)
     assert list(autos(with_images.model_dump(mode="json"))) == ["model.backbone", "evaluate.model"]  # no text column
     assert (with_images.model.image_backbone, with_images.model.image_size) == (str(tmp_path), 160)
     assert with_images.model.augment.enabled and with_images.train.prefetch == 2 and with_images.train.batch_size == 32
+    two_cores = resolve(build_config({"data": {"target": "y"}}), has_text=False, has_image=True, task="binary",
+                        precision="fp32", threads=2, image_backbone=str(tmp_path), image_size=160)
+    assert two_cores.train.prefetch == 0  # the training step already uses both cores
 
 
 def test_augmentation_is_off_for_the_frozen_strategy_and_cannot_be_turned_on(tmp_path) -> None:
