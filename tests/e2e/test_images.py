@@ -78,7 +78,7 @@ def test_frozen_embeddings_are_reused_by_image_content(tmp_path: Path, photos: P
     kw = {"strategy": "frozen", "ignore": ["weight", "shop"], **_fast(tiny_cnn, epochs=1)}
     hone.fit(str(photos / "table.csv"), target="label", output=tmp_path / "a", **kw)
     files = sorted((tmp_path / "cache" / "embeddings").glob("*.npy"))
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="hone"):  # the CLI tests may have set hone's level
         hone.fit(str(photos / "table.csv"), target="label", output=tmp_path / "b", **kw)
     assert "reused from the cache" in caplog.text
     assert sorted((tmp_path / "cache" / "embeddings").glob("*.npy")) == files
