@@ -23,8 +23,9 @@ Then the fused table: each image joins a numeric `price` and a categorical `stor
 store, so no single kind of column decides it. hone fits it three times: all columns, image only
 (`--ignore price,store`), tabular only (`--ignore photo`).
 
-Then the input pipeline: decode + augment throughput of Pillow (hone's choice) against kornia on
-tensors, and a one-epoch `hone fit` with `train.prefetch` 0 against 2 (a background thread).
+Then MobileNetV2's training and inference speed by input side (what `model.image_size: auto`
+trades), and the input pipeline: decode + augment throughput of Pillow (hone's choice) against
+kornia on tensors, and a one-epoch `hone fit` with `train.prefetch` 0 against 2 (a background thread).
 
 Run:  python bench/images.py [--train 2000] [--valid 500] [--test 1000] [--image-size 112] [--skip-fused]
       [--skip-pipeline | --only-pipeline]
@@ -233,6 +234,39 @@ def pipeline_speed(work: Path, size: int, n: int = 256) -> list[str]:
     return lines
 
 
+def step_speed(sizes: tuple[int, ...] = (224, 160, 112, 96, 64), batch: int = 32) -> list[str]:
+    """MobileNetV2 training steps (forward, backward, AdamW) and inference per input side: what
+    model.image_size: auto trades."""
+    import torch
+    from transformers import AutoModel
+
+    from hone.models.vision_weights import default_image_backbone
+
+    torch.manual_seed(0)
+    net = AutoModel.from_pretrained(default_image_backbone())
+    opt = torch.optim.AdamW(net.parameters(), 1e-4)
+    lines = []
+    for size in sizes:
+        x = torch.randn(batch, 3, size, size)
+        net.train()
+        for i in range(4):  # the first step warms up
+            if i == 1:
+                t0 = time.perf_counter()
+            net(pixel_values=x).last_hidden_state.mean((2, 3)).sum().backward()
+            opt.step()
+            opt.zero_grad()
+        train = 3 * batch / (time.perf_counter() - t0)
+        net.eval()
+        with torch.inference_mode():
+            net(pixel_values=x)
+            t0 = time.perf_counter()
+            net(pixel_values=x)
+            infer = batch / (time.perf_counter() - t0)
+        lines.append(f"  {size:>4} px: training {train:6.1f} images/s, inference {infer:6.1f} images/s "
+                     f"(batch {batch}, torch threads {torch.get_num_threads()})")
+    return lines
+
+
 def table(rows: list[dict]) -> str:
     out = [f"  {'run':<34} {'test macro-F1':>13} {'train img/s':>12} {'peak MB':>8} {'seconds':>8}"]
     for r in rows:
@@ -298,6 +332,9 @@ def models(work: Path, a: argparse.Namespace, size: list[str]) -> None:
 
 def pipeline(work: Path, a: argparse.Namespace, size: list[str]) -> None:
     side = a.image_size or 112  # what auto gives 28-pixel images
+    print("\nMobileNetV2 speed by input side:")
+    for line in step_speed():
+        print(line)
     print("\ninput pipeline:")
     for line in pipeline_speed(work, side):
         print(line)

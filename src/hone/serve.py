@@ -100,9 +100,7 @@ class MicroBatcher:
         cols = {}
         for c in schema.columns:
             if c.role == "image":  # decoded bytes (from base64) or arrays of pixels, as sent
-                values = [r.get(c.name) for r in rows]
-                cols[c.name] = pa.array(values, type=pa.binary()) if all(
-                    v is None or isinstance(v, bytes) for v in values) else pa.array(values)
+                cols[c.name] = _image_array([r.get(c.name) for r in rows])
                 continue
             _, arrow = _TYPES.get(c.role, (str, pa.string()))
             cols[c.name] = pa.array([r.get(c.name) for r in rows], type=arrow)
@@ -206,9 +204,7 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
             names = [str(c) for c in model.classes]
             body["probabilities"] = [dict(zip(names, map(float, row))) for row in out]
         if image_cols:  # which records were scored without their image (missing or unreadable)
-            part = pa.table({c: pa.array([r[c] for r in rows], type=pa.binary()) if all(
-                r[c] is None or isinstance(r[c], bytes) for r in rows) else pa.array([r[c] for r in rows])
-                for c in image_cols})
+            part = pa.table({c: _image_array([r[c] for r in rows]) for c in image_cols})
             masks = {c: model.pre.modalities["image"].missing_mask(part, c) for c in image_cols}
             body["missing_images"] = [[c for c in image_cols if masks[c][i]] for i in range(len(rows))]
         body["ms"] = round(1000 * (time.perf_counter() - t0), 2)
@@ -216,6 +212,13 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
         return body
 
     return app
+
+
+def _image_array(values: list[Any]) -> pa.Array:
+    """A request's images as an Arrow column: binary for bytes, lists for arrays of pixels."""
+    if all(v is None or isinstance(v, bytes) for v in values):
+        return pa.array(values, type=pa.binary())
+    return pa.array(values)
 
 
 def _image_value(v: Any, where: str) -> Any:
