@@ -85,9 +85,9 @@ def backbone_preprocessing(folder: str | Path) -> dict[str, Any]:
 
 def auto_size(backbone_side: int, image_side: float | None) -> int:
     """``model.image_size: auto``: the backbone's side, or for small images 4 times their median
-    side (at least 64, a multiple of 16) when that is smaller. 28-pixel images train at 112 px, 6.5
-    times faster than at 224 with MobileNetV2 on a CPU (bench/images.py), and upscaling them
-    further adds no detail.
+    side (at least 64, a multiple of 16) when that is smaller. 28-pixel images train at 112 px, 8.4
+    times faster than at 224 with MobileNetV2 on a 2-core CPU (bench/results/images_sizes.txt), and
+    upscaling them further adds no detail.
 
     Example:
         >>> auto_size(224, 28), auto_size(224, 500), auto_size(224, 8), auto_size(224, None)
