@@ -98,6 +98,12 @@ def auto_size(backbone_side: int, image_side: float | None) -> int:
     return min(backbone_side, max(64, 16 * math.ceil(4 * image_side / 16)))
 
 
+def image_path(value: Any, root: str) -> Path:
+    """A path value of an image column: ``~`` expanded, relative ones under ``root`` (the table's folder)."""
+    path = Path(os.path.expanduser(str(value).strip()))
+    return Path(root) / path if root and not path.is_absolute() else path
+
+
 def pixel_side(value: Any) -> float | None:
     """The side of an array of pixels: its first dimension, or for a flat array the side of the
     square grey or colour image it holds."""
@@ -123,8 +129,7 @@ def median_side(values: list[Any], kind: str, root: str, shape: list[int] | None
                 with Image.open(io.BytesIO(bytes(v))) as img:
                     sides.append(min(img.size))
             elif v is not None:
-                p = Path(os.path.expanduser(str(v).strip()))
-                with Image.open(p if p.is_absolute() or not root else Path(root) / p) as img:
+                with Image.open(image_path(v, root)) as img:
                     sides.append(min(img.size))
         except (OSError, ValueError, SyntaxError):
             continue
@@ -272,10 +277,7 @@ class ImagePreprocessor(FeaturePreprocessor):
             if isinstance(value, (bytes, bytearray, memoryview)):  # encoded bytes, whatever the column held in training
                 return Image.open(io.BytesIO(bytes(value)))
             if col.kind == "path" or isinstance(value, str):
-                path = Path(os.path.expanduser(str(value).strip()))
-                if not path.is_absolute() and self.root:
-                    path = Path(self.root) / path
-                return Image.open(path)
+                return Image.open(image_path(value, self.root))
             if col.kind == "bytes":
                 return Image.open(io.BytesIO(bytes(value)))
             arr = np.asarray(value, dtype=np.float32)
@@ -332,7 +334,7 @@ class ImagePreprocessor(FeaturePreprocessor):
             arr = rng.integers(0, 256, size=(side, side, 3), dtype=np.uint8)
             if col.kind == "pixels":
                 h, w, c = col.shape
-                values.append((rng.random(h * w * c) * col.scale).reshape(h, w, c).tolist() if len(col.shape) else [])
+                values.append((rng.random(h * w * c) * col.scale).reshape(h, w, c).tolist())
                 continue
             buf = io.BytesIO()
             Image.fromarray(arr).save(buf, format="PNG")
@@ -366,11 +368,8 @@ class ImagePreprocessor(FeaturePreprocessor):
             return hashlib.sha256(np.asarray(value, dtype=np.float32).tobytes()).digest()
         if col.kind == "bytes":
             return hashlib.sha256(bytes(value)).digest()
-        path = Path(os.path.expanduser(str(value).strip()))
-        if not path.is_absolute() and self.root:
-            path = Path(self.root) / path
         try:
-            return hashlib.sha256(path.read_bytes()).digest()
+            return hashlib.sha256(image_path(value, self.root).read_bytes()).digest()
         except OSError:
             return b"\x01" + str(value).encode()
 
