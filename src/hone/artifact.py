@@ -129,15 +129,24 @@ class Model:
     # -- scoring -------------------------------------------------------------------------------
     def iter_scored(self, table: Table, batch_rows: int = BATCH_ROWS) -> Iterator[tuple[pa.Table, np.ndarray]]:
         """Yield ``(input batch, outputs)`` over an opened table, streaming."""
+        yield from self.outputs(self.iter_typed(table, batch_rows))
+
+    def iter_typed(self, table: Table, batch_rows: int = BATCH_ROWS, *, where: str | None = None,
+                   limit: int | None = None) -> Iterator[pa.RecordBatch]:
+        """The table's rows as the model reads them (features cast to their training types; cells
+        that do not convert are missing and counted), streaming; optionally filtered by a SQL
+        ``where`` condition and cut to the first ``limit`` rows. Warns of what was read as missing."""
         check_columns(table, self.pre.schema.names(), "a feature the model was trained on")
         self.pre.bind(table.base_dir)
         query, checked = scoring_query(self.pre.schema, table, flag_prefix=_COERCED)
+        if where is not None or limit is not None:
+            query = (f"SELECT * FROM ({query}) AS scored" + (f" WHERE {where}" if where else "")
+                     + (f" LIMIT {int(limit)}" if limit is not None else ""))
         self.coerced = dict.fromkeys(checked, 0)
         images = self.pre.modalities.get("image")
         if images is not None:
             images.reset_counts()
-        batches = self._count_coerced(stream(table, query, batch_rows), checked)
-        yield from self.outputs(batches)
+        yield from self._count_coerced(stream(table, query, batch_rows), checked)
         if images is not None and images.unreadable:
             logger.warning("unreadable images scored as missing: %s (column missing_image_<name> marks the rows)",
                            ", ".join(f"{n} in {c!r}" for c, n in images.unreadable.items()))
@@ -230,6 +239,23 @@ class Model:
         if self.task == "regression":
             return regression_metrics(y * self.pre.target_std + self.pre.target_mean, out)
         return classification_metrics(y, out, self.classes, pred=self.decision.predict(out))
+
+    def explain(self, data: Any, *, rows: int | None = None, where: str | None = None, steps: int | str = "auto",
+                target_class: Any = None, encoding: str | None = None) -> list[dict[str, Any]]:
+        """Explain each prediction (see :mod:`hone.explain`): per input column, per word of the text
+        columns, per region of the images, for the predicted class (or ``target_class``).
+
+        Args:
+            data: anything :meth:`predict` reads.
+            rows: explain only the first ``rows`` rows.
+            where: a SQL condition choosing the rows (``"amount > 100"``).
+            steps: Integrated Gradients' integration steps, or ``auto``.
+            target_class: explain this class instead of the predicted one.
+        """
+        from hone.explain import explain_rows
+
+        return explain_rows(self, data, rows=rows, where=where, steps=steps, target_class=target_class,
+                            encoding=encoding)
 
     def metrics_table(self) -> str:
         return format_metrics(self.metrics)

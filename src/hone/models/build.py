@@ -63,6 +63,17 @@ class HoneNet(nn.Module):
         fused = torch.cat([enc(batch[name]).float() for name, enc in self.encoders.items()], dim=1)
         return self.head(fused)
 
+    def embed(self, batch: dict[str, Any]) -> dict[str, tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+        """Per modality, its encoder's continuous inputs and their companions (masks, presence flags):
+        what attributions are computed on (hone.explain)."""
+        return {name: enc.embed(batch[name]) for name, enc in self.encoders.items()}
+
+    def forward_embedded(self, parts: dict[str, dict[str, torch.Tensor]], aux: dict[str, dict[str, torch.Tensor]]
+                         ) -> torch.Tensor:
+        """:meth:`forward` from :meth:`embed`'s continuous inputs."""
+        fused = torch.cat([enc.forward_embedded(parts[n], aux[n]).float() for n, enc in self.encoders.items()], dim=1)
+        return self.head(fused)
+
 
 def build_model(spec: NetSpec, assets: dict[str, Path], *, pretrained: bool) -> HoneNet:
     """Build the network; ``assets`` maps a modality to its backbone folder, whose weights are

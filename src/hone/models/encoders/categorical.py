@@ -34,6 +34,13 @@ class CategoricalEncoder(nn.Module):
     def forward(self, cat: torch.Tensor) -> torch.Tensor:
         return torch.cat([emb(cat[:, i]) for i, emb in enumerate(self.embeddings)], dim=1)
 
+    def embed(self, cat: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The continuous inputs for attribution (hone.explain): each column's embedding, keyed by its index."""
+        return {str(i): emb(cat[:, i]) for i, emb in enumerate(self.embeddings)}, {}
+
+    def forward_embedded(self, parts: dict[str, torch.Tensor], aux: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([parts[str(i)] for i in range(len(self.embeddings))], dim=1)
+
 
 @register("categorical")
 def build(spec: dict[str, Any], assets: Path | None, pretrained: bool) -> nn.Module:

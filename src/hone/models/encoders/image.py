@@ -79,9 +79,17 @@ class ImageEncoder(nn.Module):
         return hidden[:, 1:].mean(1)  # the patch tokens, the first (CLS) left out
 
     def forward(self, image: dict[str, Any]) -> torch.Tensor:
+        return self.forward_embedded(*self.embed(image))
+
+    def embed(self, image: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """``({column: pixels [B,3,S,S] or pooled [B,H]}, {column: present [B]})``: the continuous
+        inputs for attribution (hone.explain) and what :meth:`forward_embedded` needs with them."""
+        return {c: image[c][0] for c in self.columns}, {c: image[c][1] for c in self.columns}
+
+    def forward_embedded(self, pixels: dict[str, torch.Tensor], present_by: dict[str, torch.Tensor]) -> torch.Tensor:
         parts = []
         for c in self.columns:
-            x, present = image[c]
+            x, present = pixels[c], present_by[c]
             pooled = (x if x.ndim == 2 else self.pool(x)).float()
             # Fused with other columns, layer-normalised to unit length: MobileNetV2's pooled vector
             # has a norm near 28, and the head, trained by Adam, then learns the 1,280 image inputs

@@ -23,6 +23,13 @@ class NumericEncoder(nn.Module):
     def forward(self, num: torch.Tensor) -> torch.Tensor:
         return num
 
+    def embed(self, num: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The continuous inputs for attribution (hone.explain): the values and flags themselves."""
+        return {"values": num.float()}, {}
+
+    def forward_embedded(self, parts: dict[str, torch.Tensor], aux: dict[str, torch.Tensor]) -> torch.Tensor:
+        return parts["values"]
+
 
 @register("numeric")
 def build(spec: dict[str, Any], assets: Path | None, pretrained: bool) -> nn.Module:

@@ -50,6 +50,22 @@ class TextEncoder(nn.Module):
         parts = [v if isinstance(v, torch.Tensor) else self.pool(*v) for v in (text[c] for c in self.columns)]
         return torch.cat([p.float() for p in parts], dim=1)
 
+    # -- attribution (hone.explain): the continuous inputs, and the forward pass from them ---------
+    def embed(self, text: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """``({column: token embeddings [B,T,H]}, {column: attention mask [B,T]})``."""
+        table = self.backbone.get_input_embeddings()
+        return {c: table(text[c][0]) for c in self.columns}, {c: text[c][1] for c in self.columns}
+
+    def forward_embedded(self, parts: dict[str, torch.Tensor], aux: dict[str, torch.Tensor]) -> torch.Tensor:
+        """:meth:`forward` from :meth:`embed`'s token embeddings (position embeddings are added by the backbone)."""
+        out = []
+        for c in self.columns:
+            mask = aux[c]
+            hidden = self.backbone(inputs_embeds=parts[c], attention_mask=mask).last_hidden_state
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            out.append(((hidden * m).sum(1) / m.sum(1).clamp(min=1.0)).float())
+        return torch.cat(out, dim=1)
+
 
 def load_backbone(path: str | Path, *, pretrained: bool) -> nn.Module:
     """Load a backbone from a Hugging Face folder: its weights (``pretrained``) or only its config.
