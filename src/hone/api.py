@@ -277,6 +277,35 @@ def predict(model_dir: str | Path, source: Any, output: str | Path, *, keep: lis
     return predict_file(model, source, output, keep=keep, encoding=encoding, workers=workers, progress=progress)
 
 
+def explain(model_dir: str | Path, source: Any, output: str | Path, *, rows: int | None = None,
+            where: str | None = None, target_class: Any = None, steps: int | str = "auto",
+            keep: list[str] | None = None, precision: str | None = None, encoding: str | None = None) -> dict[str, Any]:
+    """Explain the predictions of the model in ``model_dir`` on ``source`` into ``output`` (``.parquet``
+    or ``.html``); returns ``{"rows", "seconds", "rows_per_second", "steps"}``. See :meth:`hone.Model.explain`."""
+    from hone.explain import iter_explained
+    from hone.explain.output import write_explanations
+
+    if rows is not None and rows < 1:
+        raise ConfigError(f"--rows must be at least 1, got {rows}")
+    steps = parse_steps(steps)
+    model = load(model_dir, precision=precision)
+    return write_explanations(model, iter_explained(model, source, rows=rows, where=where, steps=steps,
+                                                    target_class=target_class, encoding=encoding), output, keep=keep)
+
+
+def parse_steps(steps: Any) -> int | str:
+    """``auto`` or a whole number of integration steps (at least 2)."""
+    if steps == "auto":
+        return steps
+    try:
+        n = int(steps)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 2 or str(steps).strip() != str(n):
+        raise ConfigError(f"--steps must be auto or a whole number of at least 2, not {steps!r}")
+    return n
+
+
 def export(model_dir: str | Path, *, format: str = "onnx", quantize: str | None = None, data: Any = None) -> dict[str, Any]:
     """Export the model to ONNX inside its folder, with the parity check (see :mod:`hone.onnx_export`)."""
     from hone.onnx_export import export_onnx

@@ -123,6 +123,19 @@ def _parser() -> argparse.ArgumentParser:
         else:
             c.add_argument("--target", help="the target column (must be the one the model predicts)")
             c.add_argument("--output", help="also write the metrics to this JSON file")
+    xp = sub.add_parser("explain", help="explain a saved model's predictions: per column, per word, per image region")
+    xp.add_argument("model_dir")
+    xp.add_argument("source")
+    xp.add_argument("--output", required=True, help="output file: .parquet (every row) or .html (a page of row views)")
+    xp.add_argument("--rows", type=int, help="explain only the first N rows (after --where)")
+    xp.add_argument("--where", metavar="SQL", help="explain only the rows matching this SQL condition, e.g. \"amount > 100\"")
+    xp.add_argument("--target-class", help="explain this class for every row (default: the predicted one)")
+    xp.add_argument("--steps", default="auto", help="Integrated Gradients' integration steps (default auto: doubled "
+                                                    "from 16 until the convergence delta is within 5%% of the gap)")
+    xp.add_argument("--keep", type=_csv_list, metavar="COLS", help="input columns to copy to the output (e.g. an id)")
+    xp.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                    help="override the precision the model was trained with (default: that one)")
+    xp.add_argument("--encoding", help="text encoding of CSV input: utf-8 (default), latin-1, utf-16")
     au = sub.add_parser("audit", help="find what is wrong with a labelled table (columns, duplicates, labels)")
     au.add_argument("source")
     au.add_argument("--target", required=True, help="column to predict")
@@ -197,6 +210,12 @@ def _run(a: argparse.Namespace) -> int:
         n = api.predict(a.model_dir, a.source, a.output, keep=a.keep, precision=a.precision, encoding=a.encoding,
                         runtime=a.runtime, workers=a.workers, progress=a.progress)
         print(f"wrote {n} predictions to {a.output}")
+    elif a.command == "explain":
+        done = api.explain(a.model_dir, a.source, a.output, rows=a.rows, where=a.where, target_class=a.target_class,
+                           steps=a.steps, keep=a.keep, precision=a.precision, encoding=a.encoding)
+        steps = f", {done['steps']} integration steps" if done.get("steps") else ""
+        print(f"explained {done['rows']} rows in {done['seconds']:.1f} s ({done['rows_per_second']:.1f} rows/s{steps}); "
+              f"wrote {a.output}")
     elif a.command == "audit":
         print(api.audit(a.source, target=a.target, output=a.output, config=a.config, **_fit_overrides(a)))
     elif a.command == "export":

@@ -7,6 +7,8 @@ reads the route signatures at run time).
   a 422 that names the record and the field. An image field holds the file's bytes in base64 (or a
   ``data:`` URI) or an array of pixels; ``missing_images`` lists, per record, the image fields that
   were missing or did not decode (the record is scored without them).
+* ``POST /explain`` takes the same records (up to 64; optional ``target_class`` and ``steps``) and
+  returns each one's explanation, exactly as ``hone explain`` and ``Model.explain`` give it.
 * ``GET /health``, ``GET /metadata`` (schema, classes, test metrics, versions) and the OpenAPI page
   at ``/docs``.
 * Concurrent requests are micro-batched: records that arrive within ``batch_wait_ms`` of each
@@ -23,7 +25,7 @@ import hmac
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import base64
 import binascii
@@ -96,21 +98,39 @@ class MicroBatcher:
                 start += len(p.rows)
 
     def _score(self, rows: list[dict[str, Any]]) -> np.ndarray:
-        schema = self.model.pre.schema
-        cols = {}
-        for c in schema.columns:
-            if c.role == "image":  # decoded bytes (from base64) or arrays of pixels, as sent
-                cols[c.name] = _image_array([r.get(c.name) for r in rows])
-                continue
-            _, arrow = _TYPES.get(c.role, (str, pa.string()))
-            cols[c.name] = pa.array([r.get(c.name) for r in rows], type=arrow)
-        table = pa.table(cols)
-        try:  # straight to the network, typed as in training (no SQL engine per request)
-            typed = pa.table({c.name: table[c.name] if c.role == "image" else pc.cast(table[c.name], _arrow_type(c.dtype))
-                              for c in schema.columns})
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError):
+        table, typed = request_table(self.model, rows)
+        if typed is None:
             return self.model.predict_outputs(table)  # the general path: DuckDB reads and converts
         return np.concatenate([out for _, out in self.model.outputs([typed])])
+
+
+def request_table(model: Model, rows: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table | None]:
+    """A request's records as an Arrow table, and the same typed as in training (None when a value
+    needs DuckDB's more forgiving conversion): the typed one goes straight to the network."""
+    schema = model.pre.schema
+    cols = {}
+    for c in schema.columns:
+        if c.role == "image":  # decoded bytes (from base64) or arrays of pixels, as sent
+            cols[c.name] = _image_array([r.get(c.name) for r in rows])
+            continue
+        _, arrow = _TYPES.get(c.role, (str, pa.string()))
+        cols[c.name] = pa.array([r.get(c.name) for r in rows], type=arrow)
+    table = pa.table(cols)
+    try:
+        typed = pa.table({c.name: table[c.name] if c.role == "image" else pc.cast(table[c.name], _arrow_type(c.dtype))
+                          for c in schema.columns})
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError):
+        return table, None
+    return table, typed
+
+
+def _explain(model: Model, rows: list[dict[str, Any]], steps: Any, target_class: Any) -> list[dict[str, Any]]:
+    from hone.explain import Explainer, explain_rows
+
+    table, typed = request_table(model, rows)
+    if typed is None:
+        return explain_rows(model, table, steps=steps, target_class=target_class)
+    return Explainer(model, steps=steps, target_class=target_class).explain_batch(typed)
 
 
 def _arrow_type(duckdb_type: str) -> pa.DataType:
@@ -125,8 +145,8 @@ def _arrow_type(duckdb_type: str) -> pa.DataType:
 
 
 def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 1 << 20, max_records: int = 1000,
-               max_batch: int = 256, batch_wait_ms: float = 5.0) -> Any:
-    """The FastAPI application serving ``model``."""
+               max_batch: int = 256, batch_wait_ms: float = 5.0, max_explain: int = 64) -> Any:
+    """The FastAPI application serving ``model`` (``max_explain``: records per ``/explain`` request)."""
     from contextlib import asynccontextmanager
 
     from fastapi import Depends, FastAPI, HTTPException, Request
@@ -150,6 +170,12 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
         model_config = ConfigDict(extra="forbid")
         records: list[Record] = Field(..., min_length=1, max_length=max_records)  # type: ignore[valid-type]
 
+    class ExplainRequest(PredictRequest):
+        target_class: str | None = Field(None, description="explain this class for every record (default: the "
+                                                           "predicted one)")
+        steps: int | Literal["auto"] = Field("auto", description="Integrated Gradients' integration steps")
+        records: list[Record] = Field(..., min_length=1, max_length=max_explain)  # type: ignore[valid-type]
+
     batcher = MicroBatcher(model, max_batch=max_batch, wait_s=batch_wait_ms / 1000)
 
     @asynccontextmanager
@@ -161,6 +187,13 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
     app = FastAPI(title=f"hone: {schema.target}", version=__version__, lifespan=lifespan,
                   description=f"Predicts {schema.target!r} ({schema.task}).")
     app.state.batcher = batcher
+
+    def _decoded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records with their image fields decoded from base64 (a 422 naming a bad one)."""
+        for i, r in enumerate(rows):
+            for c in (c.name for c in schema.columns if c.role == "image"):
+                r[c] = _image_value(r[c], f"records[{i}].{c}")
+        return rows
 
     @app.middleware("http")
     async def limit_size(request: Request, call_next):  # noqa: ANN001, ANN202
@@ -192,11 +225,8 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
     @app.post("/predict", dependencies=[Depends(authorised)])
     async def predict(req: PredictRequest) -> dict[str, Any]:  # type: ignore[valid-type]
         t0 = time.perf_counter()
-        rows = [r.model_dump() for r in req.records]
+        rows = _decoded([r.model_dump() for r in req.records])
         image_cols = [c.name for c in schema.columns if c.role == "image"]
-        for i, r in enumerate(rows):
-            for c in image_cols:
-                r[c] = _image_value(r[c], f"records[{i}].{c}")
         out, batch_rows = await batcher.score(rows)
         labels = model.labels_for(out)
         body: dict[str, Any] = {"predictions": [_plain(v) for v in labels]}
@@ -210,6 +240,18 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
         body["ms"] = round(1000 * (time.perf_counter() - t0), 2)
         body["batch_rows"] = batch_rows  # rows scored in the same model call (micro-batching)
         return body
+
+    @app.post("/explain", dependencies=[Depends(authorised)])
+    async def explain(req: ExplainRequest) -> dict[str, Any]:  # type: ignore[valid-type]
+        t0 = time.perf_counter()
+        rows = _decoded([r.model_dump() for r in req.records])
+        if req.target_class is not None and model.task != "regression" and \
+                req.target_class not in [str(c) for c in model.classes]:
+            raise HTTPException(422, f"target_class {req.target_class!r} is not a class of this model; its classes "
+                                     f"are: {', '.join(str(c) for c in model.classes)}")
+        loop = asyncio.get_running_loop()
+        out = await loop.run_in_executor(None, _explain, model, rows, req.steps, req.target_class)
+        return {"explanations": out, "ms": round(1000 * (time.perf_counter() - t0), 2)}
 
     return app
 

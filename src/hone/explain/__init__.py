@@ -29,11 +29,26 @@ def iter_explained(model: Any, data: Any, *, rows: int | None = None, where: str
     con = connect(keep_order=True)
     try:
         table = open_table(data, con, encoding=encoding)
+        if where is not None:
+            check_where(table, where)
         for b in model.iter_typed(table, batch_rows, where=where, limit=rows):
             t = pa.Table.from_batches([b])
             yield t, explainer.explain_batch(t)
     finally:
         con.close()
+
+
+def check_where(table: Any, where: str) -> None:
+    """A clear error for a ``--where`` condition that does not bind to the table (nothing is scanned)."""
+    import duckdb
+
+    from hone.errors import ConfigError
+
+    try:
+        table.con.sql(f"SELECT * FROM {table.view} WHERE {where} LIMIT 0").fetchall()
+    except duckdb.Error as err:
+        raise ConfigError(f"--where {where!r} is not a condition on {table.name}: "
+                          f"{str(err).splitlines()[0]}") from err
 
 
 def explain_rows(model: Any, data: Any, **kwargs: Any) -> list[dict[str, Any]]:
