@@ -308,6 +308,12 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
                                        "schema": {c.name: {"role": c.role, "type": c.dtype} for c in schema.columns}
                                        | {schema.target: {"role": "target", "classes": schema.classes}},
                                        "class_counts": split.class_counts, "skipped": split.skipped}}
+    if rcfg.evaluate.explain and "validation" in paths:
+        from hone.explain.summary import global_explanation
+
+        ev = rcfg.evaluate
+        files["explain.json"] = global_explanation(model, paths["validation"], rows=ev.explain_rows,
+                                                   examples=ev.explain_examples, level=ev.level, seed=tr.seed)
     if cleaning is not None:
         files["cleaning.json"] = cleaning
     if quality is not None:

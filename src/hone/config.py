@@ -277,6 +277,16 @@ class EvaluateConfig(_Section):
     slices: list[str] | None = Field(
         None, description="Columns whose values get their own test metrics in the report; default: the "
                           "categorical feature columns (up to 5).")
+    explain: bool = Field(
+        True, description="Explain the chosen model on validation for the report and explain.json: permutation "
+                          "importance of each input column with bootstrap intervals, mean absolute attributions, "
+                          "the most influential words per class, and a few explained rows.")
+    explain_rows: Annotated[int, Field(ge=10)] = Field(
+        1000, description="Validation rows the permutation importance is measured on.")
+    explain_examples: Annotated[int, Field(ge=0)] = Field(
+        32, description="Validation rows explained by attribution (Integrated Gradients / SHAP) for the mean "
+                        "attributions and top words; the most confident errors among them and a few correct "
+                        "rows are shown in the report.")
 
     @model_validator(mode="after")
     def _check_objective(self) -> EvaluateConfig:

@@ -13,6 +13,7 @@ from hone._html import CSS as _CSS
 from hone._html import e as _e
 from hone._html import fmt as _fmt
 from hone._html import table as _table
+from hone.evaluate.attribution_view import VIEW_CSS
 from hone.evaluate.metrics import HIGHER_IS_BETTER
 
 _COLORS = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#bf8700"]
@@ -75,7 +76,7 @@ def render(run: Path, name: str | None = None) -> str:
     task = schema.get("task", "")
     headline = [k for k in HIGHER_IS_BETTER if k in m.get("test", {})]
     out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hone report: {_e(name)}</title>"
-           f"<style>{_CSS}</style></head><body>",
+           f"<style>{_CSS}{VIEW_CSS}</style></head><body>",
            f"<h1>hone report: {_e(name)}</h1><p class='muted'>target <b>{_e(schema.get('target'))}</b>, task "
            f"{_e(task)}; model used: <b>{_e(m.get('model', {}).get('chosen', 'network'))}</b> "
            f"({_e(m.get('model', {}).get('why', ''))})</p>"]
@@ -106,6 +107,11 @@ def render(run: Path, name: str | None = None) -> str:
         cols = list(rows[0]["inputs"])
         out.append("<h2>Test rows wrong with the highest confidence</h2>" +
                    _table([*keys, *cols], [[r[k] for k in keys] + [r["inputs"].get(c) for c in cols] for r in rows]))
+    explained = _read(run, "explain.json")
+    if explained and not explained.get("skipped"):
+        from hone.evaluate.attribution_view import importance_section
+
+        out.append(importance_section(explained))
     search = _read(run, "tune.json")
     if search:
         out.append(_search(search))
