@@ -61,7 +61,7 @@ def bars(columns: dict[str, float], *, width: int = 520, top: int = 12) -> str:
     label_w, row_h = 170, 20
     mid = label_w + (width - label_w) / 2
     half = (width - label_w) / 2 - 50
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{row_h * len(items) + 6}' "
+    parts = [f"<svg width='{width}' height='{row_h * len(items) + 6}' "
              f"role='img' aria-label='attribution per column'>",
              f"<line x1='{mid:.1f}' y1='0' x2='{mid:.1f}' y2='{row_h * len(items)}' stroke='#8c959f'/>"]
     for i, (name, v) in enumerate(items):

@@ -112,13 +112,16 @@ class Baseline:
     # -- outputs --------------------------------------------------------------------------------
     def outputs(self, batch: pa.Table) -> np.ndarray:
         """Probabilities ``[N, K]``, or values ``[N]`` in the target's own scale."""
-        out = self._outputs(batch)
+        return self.outputs_from(self._features(batch))
+
+    def outputs_from(self, x: Any) -> np.ndarray:
+        """:meth:`outputs` from the feature matrix (:meth:`_features`)."""
+        out = self._score(x)
         if self.pre.schema.task == "regression":
             return np.asarray(out, dtype=np.float64) * self.pre.target_std + self.pre.target_mean
         return out
 
-    def _outputs(self, batch: pa.Table) -> np.ndarray:
-        x = self._features(batch)
+    def _score(self, x: Any) -> np.ndarray:
         task = self.pre.schema.task
         if self.kind == "lightgbm":
             raw = self.booster.predict(x, num_iteration=self.info.get("best_iteration") or None)

@@ -22,8 +22,85 @@ from hone.evaluate.bootstrap import macro_f1
 TOP_WORDS = 10
 
 
-def _outputs(model: Any, table: pa.Table) -> np.ndarray:
-    return np.concatenate([o for _, o in model.outputs([table])])
+class ShuffledScorer:
+    """The chosen model's outputs on ``table`` with one column's values shuffled across rows.
+
+    Each column enters the network through its own slice of the head's input (:meth:`HoneNet.fuse`)
+    and the LightGBM baseline through its own features, so the encoders and the feature extraction
+    run once and a shuffle is a permutation of that column's slice: exact, and as cheap as the head.
+    A column that is not separable that way (several text columns, which the TF-IDF baseline reads
+    joined) is shuffled in the table and rescored.
+    """
+
+    def __init__(self, model: Any, table: pa.Table) -> None:
+        import torch
+
+        from hone.models.inference import by_length
+        from hone.models.precision import autocast
+
+        self.model, self.table = model, table
+        dec, pre = model.decision, model.pre
+        self.fused: np.ndarray | None = None
+        self.net_cols = self.base_cols = np.array([], dtype=object)
+        joined: set[str] = set()
+        if dec.uses_network:
+            net, device = model.net, model.device
+
+            def run(part: pa.Table) -> np.ndarray:
+                with torch.inference_mode(), autocast(model.precision, device):
+                    return net.fuse(pre.inputs(part, device)).float().cpu().numpy()
+
+            was = net.training
+            net.eval()
+            try:
+                self.fused = by_length(pre, table, run)
+            finally:
+                net.train(was)
+            self.net_cols = np.array(net.output_columns(pre), dtype=object)
+        self.base_x: Any = None
+        if dec.uses_baseline and model.baseline is not None:
+            from hone.explain.baseline import feature_columns, text_key
+
+            b = model.baseline
+            self.base_x = b._features(table)
+            names = feature_columns(b) if b.kind == "lightgbm" else [text_key(pre.text.columns)] * self.base_x.shape[1]
+            self.base_cols = np.array(names, dtype=object)
+            if pre.text is not None and len(pre.text.columns) > 1:
+                joined = set(pre.text.columns)
+        self.rescored = joined  # columns shuffled in the table itself
+
+    def outputs(self, column: str | None = None, perm: np.ndarray | None = None) -> np.ndarray:
+        model, dec = self.model, self.model.decision
+        if column is not None and column in self.rescored:
+            i = self.table.column_names.index(column)
+            t = self.table.set_column(i, column, self.table.column(i).take(pa.array(perm)))
+            return np.concatenate([o for _, o in model.outputs([t])])
+        net_out = base_out = None
+        if self.fused is not None:
+            import torch
+
+            from hone.models.inference import to_outputs
+            from hone.models.precision import autocast
+
+            fused = self.fused
+            if column is not None:
+                fused = fused.copy()
+                dims = self.net_cols == column
+                fused[:, dims] = self.fused[perm][:, dims]
+            with torch.inference_mode(), autocast(model.precision, model.device):
+                head = model.net.head(torch.from_numpy(fused).to(model.device))
+            net_out = to_outputs(head.float(), model.pre)
+        if self.base_x is not None:
+            x = self.base_x
+            if column is not None:
+                dims = np.flatnonzero(self.base_cols == column)
+                if len(dims) == x.shape[1]:
+                    x = x[perm]
+                elif len(dims):
+                    x = x.copy()
+                    x[:, dims] = self.base_x[perm][:, dims]
+            base_out = model.baseline.outputs_from(x)
+        return dec.combine(net_out, base_out)
 
 
 def _metric(model: Any, y: np.ndarray, out: np.ndarray, w: np.ndarray) -> float:
@@ -33,7 +110,7 @@ def _metric(model: Any, y: np.ndarray, out: np.ndarray, w: np.ndarray) -> float:
     return macro_f1(y, out, w, model.decision.predict(out))
 
 
-def permutation_importance(model: Any, table: pa.Table, *, repeats: int = 3, resamples: int = 200,
+def permutation_importance(model: Any, table: pa.Table, *, repeats: int = 5, resamples: int = 200,
                            level: float = 0.95, seed: int = 0) -> dict[str, Any]:
     """Permutation importance of every input column of ``table`` (a labelled batch typed as the
     model's schema): ``{"metric", "rows", "score", "columns": [{column, importance, ci_low, ci_high}]}``,
@@ -45,16 +122,15 @@ def permutation_importance(model: Any, table: pa.Table, *, repeats: int = 3, res
         y = y * model.pre.target_std + model.pre.target_mean
     n = len(y)
     ones = np.ones(n)
-    base = _outputs(model, table)
+    scorer = ShuffledScorer(model, table)
+    base = scorer.outputs()
     weights = [rng.multinomial(n, np.full(n, 1.0 / n)).astype(np.float64) for _ in range(resamples)]
     base_boot = np.array([_metric(model, y, base, w) for w in weights])
     score = _metric(model, y, base, ones)
     cols = []
     alpha = (1 - level) / 2
     for name in model.pre.schema.names():
-        i = table.column_names.index(name)
-        shuffled = [_outputs(model, table.set_column(i, name, table.column(i).take(pa.array(rng.permutation(n)))))
-                    for _ in range(repeats)]
+        shuffled = [scorer.outputs(name, rng.permutation(n)) for _ in range(repeats)]
         drop = score - np.mean([_metric(model, y, o, ones) for o in shuffled])
         boot = base_boot - np.array([np.mean([_metric(model, y, o, w) for o in shuffled]) for w in weights])
         cols.append({"column": name, "importance": float(drop), "ci_low": float(np.quantile(boot, alpha)),

@@ -60,8 +60,16 @@ class HoneNet(nn.Module):
         return [f"encoders.{n}." for n, e in self.encoders.items() if getattr(e, "pretrained", False)]
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        fused = torch.cat([enc(batch[name]).float() for name, enc in self.encoders.items()], dim=1)
-        return self.head(fused)
+        return self.head(self.fuse(batch))
+
+    def fuse(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The head's input ``[B, D]``: every encoder's output, concatenated."""
+        return torch.cat([enc(batch[name]).float() for name, enc in self.encoders.items()], dim=1)
+
+    def output_columns(self, pre: Any) -> list[str]:
+        """The input column behind each of :meth:`fuse`'s ``D`` dimensions (``pre``: the fitted
+        :class:`~hone.features.pipeline.Preprocessor`)."""
+        return [c for name, enc in self.encoders.items() for c in enc.output_columns(pre.modalities[name])]
 
     def embed(self, batch: dict[str, Any]) -> dict[str, tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
         """Per modality, its encoder's continuous inputs and their companions (masks, presence flags):

@@ -34,6 +34,10 @@ class CategoricalEncoder(nn.Module):
     def forward(self, cat: torch.Tensor) -> torch.Tensor:
         return torch.cat([emb(cat[:, i]) for i, emb in enumerate(self.embeddings)], dim=1)
 
+    def output_columns(self, pre: Any) -> list[str]:
+        """The input column behind each output dimension (its embedding's)."""
+        return [f.column for f, e in zip(pre.features, self.embeddings) for _ in range(e.embedding_dim)]
+
     def embed(self, cat: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The continuous inputs for attribution (hone.explain): each column's embedding, keyed by its index."""
         return {str(i): emb(cat[:, i]) for i, emb in enumerate(self.embeddings)}, {}

@@ -81,6 +81,10 @@ class ImageEncoder(nn.Module):
     def forward(self, image: dict[str, Any]) -> torch.Tensor:
         return self.forward_embedded(*self.embed(image))
 
+    def output_columns(self, pre: Any) -> list[str]:
+        """The input column behind each output dimension (its pooled vector and presence flag)."""
+        return [c for c in self.columns for _ in range(self.hidden + 1)]
+
     def embed(self, image: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """``({column: pixels [B,3,S,S] or pooled [B,H]}, {column: present [B]})``: the continuous
         inputs for attribution (hone.explain) and what :meth:`forward_embedded` needs with them."""

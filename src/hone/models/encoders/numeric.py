@@ -23,6 +23,10 @@ class NumericEncoder(nn.Module):
     def forward(self, num: torch.Tensor) -> torch.Tensor:
         return num
 
+    def output_columns(self, pre: Any) -> list[str]:
+        """The input column behind each output dimension (a value and a missing flag per feature)."""
+        return [f.column for f in pre.features for _ in (0, 1)]
+
     def embed(self, num: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The continuous inputs for attribution (hone.explain): the values and flags themselves."""
         return {"values": num.float()}, {}

@@ -50,6 +50,10 @@ class TextEncoder(nn.Module):
         parts = [v if isinstance(v, torch.Tensor) else self.pool(*v) for v in (text[c] for c in self.columns)]
         return torch.cat([p.float() for p in parts], dim=1)
 
+    def output_columns(self, pre: Any) -> list[str]:
+        """The input column behind each output dimension (hone.explain permutes them)."""
+        return [c for c in self.columns for _ in range(self.hidden)]
+
     # -- attribution (hone.explain): the continuous inputs, and the forward pass from them ---------
     def embed(self, text: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """``({column: token embeddings [B,T,H]}, {column: attention mask [B,T]})``."""
