@@ -10,6 +10,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 # MLflow tracking is on by default when MLflow is installed; the tests that check it turn it on
 # (tracking.enabled: true) against a store of their own, the others leave no ./mlruns behind.
 os.environ.setdefault("HONE_TRACKING", "off")
+# Every fit explains its model on validation by default (evaluate.explain: auto); the tests of that
+# (tests/explain/) ask for it, the other fits skip the extra seconds.
+os.environ.setdefault("HONE_EXPLAIN", "off")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from pathlib import Path

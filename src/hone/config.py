@@ -277,10 +277,11 @@ class EvaluateConfig(_Section):
     slices: list[str] | None = Field(
         None, description="Columns whose values get their own test metrics in the report; default: the "
                           "categorical feature columns (up to 5).")
-    explain: bool = Field(
-        True, description="Explain the chosen model on validation for the report and explain.json: permutation "
-                          "importance of each input column with bootstrap intervals, mean absolute attributions, "
-                          "the most influential words per class, and a few explained rows.")
+    explain: Union[bool, Auto] = Field(
+        "auto", description="Explain the chosen model on validation for the report and explain.json: permutation "
+                            "importance of each input column with bootstrap intervals, mean absolute attributions, "
+                            "the most influential words per class, and a few explained rows; auto = yes unless "
+                            "$HONE_EXPLAIN is off.")
     explain_rows: Annotated[int, Field(ge=10)] = Field(
         1000, description="Validation rows the permutation importance is measured on.")
     explain_examples: Annotated[int, Field(ge=0)] = Field(
@@ -540,12 +541,20 @@ class ResolvedEvaluateConfig(EvaluateConfig):
     chosen once it is known (after training)."""
 
     threshold_objective: str
+    explain: bool
 
 
 class ResolvedTrackingConfig(TrackingConfig):
     """TrackingConfig with ``enabled`` resolved to whether this run was tracked."""
 
     enabled: bool
+
+
+def explain_wanted() -> bool:
+    """Whether ``evaluate.explain: auto`` explains: unless ``$HONE_EXPLAIN`` is off."""
+    import os
+
+    return os.environ.get("HONE_EXPLAIN", "").strip().lower() not in ("0", "off", "false", "no")
 
 
 def tracking_available() -> bool:
@@ -657,7 +666,9 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
     imbalanced = bool(class_counts) and max(class_counts) >= 1.5 * max(min(class_counts), 1)
     metric_objective = train["metric"] if train["metric"] in ("macro_f1", "accuracy") else "macro_f1"
     objective = pick(cfg.evaluate.threshold_objective, metric_objective if task == "binary" and imbalanced else "none")
-    evaluate = {**cfg.evaluate.model_dump(), "threshold_objective": objective}
+    explain = cfg.evaluate.explain
+    evaluate = {**cfg.evaluate.model_dump(), "threshold_objective": objective,
+                "explain": explain_wanted() if explain == "auto" else explain}
     enabled = cfg.tracking.enabled
     tracking = {**cfg.tracking.model_dump(), "enabled": tracking_available() if enabled == "auto" else enabled}
     return ResolvedRunConfig.model_validate({**cfg.model_dump(), "preset": preset, "train": train, "model": model,

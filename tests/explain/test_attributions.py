@@ -156,3 +156,13 @@ def test_image_maps(tmp_path: Path, tiny_vit: Path) -> None:
         assert sum(m["map"]) == pytest.approx(r["columns"]["photo"], abs=1e-4)
         net = r["network"]
         assert abs(sum(net["columns"].values()) - (net["score"] - net["reference"])) <= abs(net["delta"]) + 1e-4
+    # the HTML view shows each image under its heat map, and renders in a real browser
+    from hone.explain import iter_explained
+    from hone.explain.output import write_explanations
+    from tests.browser import render
+
+    page = tmp_path / "images.html"
+    write_explanations(model, iter_explained(model, table, rows=3, steps=16), page)
+    dom, errors = render(page, tmp_path / "images.png")
+    assert errors == ""
+    assert dom.count('class="heat"') == 3 and dom.count('src="data:image/png;base64,') >= 6

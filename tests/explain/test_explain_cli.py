@@ -22,7 +22,7 @@ from tests.browser import render
 def run(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path) -> Path:
     out = tmp_path_factory.mktemp("explain") / "run"
     hone.fit(make_table(400, seed=3), target="label", output=out, backbone=str(tiny_backbone), epochs=2,
-             show_progress=False, max_length=16, ignore=["id"], **{"train.head_lr": 5e-3})
+             show_progress=False, max_length=16, ignore=["id"], **{"train.head_lr": 5e-3, "evaluate.explain": True})
     return out
 
 
@@ -95,7 +95,8 @@ def test_permutation_importance_ranks_noise_last(tmp_path: Path) -> None:
     signal, weak, noise = rng.normal(0, 1, n), rng.normal(0, 1, n), rng.normal(0, 1, n)
     label = np.where(signal + 0.4 * weak + rng.normal(0, 0.3, n) > 0, "yes", "no")
     table = pa.table({"signal": signal, "weak": weak, "noise": noise, "label": label.tolist()})
-    hone.fit(table, target="label", output=tmp_path / "run", epochs=3, show_progress=False, audit=False)
+    hone.fit(table, target="label", output=tmp_path / "run", epochs=3, show_progress=False, audit=False,
+             **{"evaluate.explain": True})
     perm = json.loads((tmp_path / "run" / "explain.json").read_text())["permutation"]
     order = [c["column"] for c in perm["columns"]]
     assert order == ["signal", "weak", "noise"], perm
@@ -121,3 +122,17 @@ def test_bad_input_is_one_clear_line(run: Path, csv_path: Path, tmp_path: Path, 
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert (tmp_path / "x.parquet").read_text() == "kept"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]
+
+
+def test_every_fit_explains_unless_told_not_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hone.api import make_config
+    from hone.config import resolve
+
+    def resolved(**overrides: object) -> bool:
+        cfg = make_config("x.csv", target="y", overrides=overrides)
+        return resolve(cfg, has_text=False, task="binary", precision="fp32", threads=1).evaluate.explain
+
+    monkeypatch.delenv("HONE_EXPLAIN", raising=False)
+    assert resolved() is True and resolved(**{"evaluate.explain": False}) is False
+    monkeypatch.setenv("HONE_EXPLAIN", "off")
+    assert resolved() is False and resolved(**{"evaluate.explain": True}) is True
