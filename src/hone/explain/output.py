@@ -105,14 +105,14 @@ def _records(model: Any, batch: pa.Table, rows: list[dict[str, Any]], keep: list
 def write_explanations(model: Any, explained: Iterable[tuple[pa.Table, list[dict[str, Any]]]], output: str | Path, *,
                        keep: list[str] | None = None) -> dict[str, Any]:
     """Write ``(batch, explanations)`` pairs to ``output`` (``.parquet`` or ``.html``), atomically.
-    Returns ``{"rows", "seconds", "rows_per_second", "steps"}``."""
+    Returns ``{"rows", "seconds", "rows_per_second", "steps"}`` (the integration steps used, in words)."""
     output = Path(output)
     kind = output.suffix.lower()
     if kind not in (".parquet", ".html"):
         raise DataError(f"output {str(output)!r} must end in .parquet or .html")
     keep = list(keep or [])
     t0 = time.perf_counter()
-    n, steps, fragments, writer = 0, None, [], None
+    n, steps, fragments, writer = 0, [], [], None
     with atomic_path(output) as tmp:
         try:
             for batch, rows in explained:
@@ -132,7 +132,7 @@ def write_explanations(model: Any, explained: Iterable[tuple[pa.Table, list[dict
                             truth = (batch.column(model.target)[i].as_py() if model.target in batch.column_names
                                      else None)
                             fragments.append(row_view(r, inputs_of(model, batch, i), uris[i], title=title, truth=truth))
-                steps = next((r["network"]["steps"] for r in rows if "network" in r), steps)
+                steps += [r["network"]["steps"] for r in rows if "network" in r]
                 n += len(rows)
         finally:
             if writer is not None:
@@ -144,7 +144,16 @@ def write_explanations(model: Any, explained: Iterable[tuple[pa.Table, list[dict
             intro = (f"<p class='muted'>{n} rows explained ({min(n, HTML_ROWS)} shown) by the {e_model(model)}; "
                      f"{n / seconds:.1f} rows/s.</p>")
             tmp.write_text(page(f"hone explanations: {model.target}", [intro, *fragments]), encoding="utf-8")
-    return {"rows": n, "seconds": round(seconds, 2), "rows_per_second": round(n / seconds, 2), "steps": steps}
+    return {"rows": n, "seconds": round(seconds, 2), "rows_per_second": round(n / seconds, 2),
+            "steps": steps_summary(steps)}
+
+
+def steps_summary(steps: list[int]) -> str | None:
+    """Integration steps used, in words: ``"16"``, or ``"16-64 (median 16)"``."""
+    if not steps:
+        return None
+    lo, hi, med = min(steps), max(steps), int(np.median(steps))
+    return str(lo) if lo == hi else f"{lo}-{hi} (median {med})"
 
 
 def e_model(model: Any) -> str:

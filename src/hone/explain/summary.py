@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from hone._logging import get_logger
 from hone.explain.importance import attribution_summary, permutation_importance
-from hone.explain.output import image_uris, inputs_of
+from hone.explain.output import image_uris, inputs_of, steps_summary
 from hone.explain.rows import Explainer
 
 logger = get_logger(__name__)
@@ -64,7 +64,8 @@ def global_explanation(model: Any, valid_path: Path, *, rows: int = 1000, exampl
     explainer = Explainer(model)
     explained = explainer.explain_batch(sub)
     seconds = time.perf_counter() - t0
-    out["attribution"] = {**attribution_summary(explained, model.pre.schema.names()), "steps": explainer.steps,
+    steps = steps_summary([r["network"]["steps"] for r in explained if "network" in r])
+    out["attribution"] = {**attribution_summary(explained, model.pre.schema.names()), "steps": steps,
                           "seconds": round(seconds, 2), "rows_per_second": round(len(explained) / max(seconds, 1e-9), 2)}
     uris = image_uris(model, sub.slice(0, SHOWN * 2)) if "image" in model.pre.modalities else None
     shown = []

@@ -435,6 +435,8 @@ def _refit(study: Any, cfg: RunConfig, source: Any, out: Path, deadline: float |
         overrides.update({"train.fit_on": "train+validation", "train.epochs": max(1, int(best["best_epoch"] or 1))})
     if deadline is not None:
         overrides["train.time_budget"] = max(1.0, deadline - time.time() - 10.0)
+        if cfg.evaluate.explain == "auto":  # the explanation pass is not in the budget: hone explain runs it later
+            overrides["evaluate.explain"] = False
     done = out / "best" / "tune.json"
     if done.is_file() and (out / "best" / "metrics.json").is_file():
         previous = json.loads(done.read_text(encoding="utf-8")).get("refit") or {}
