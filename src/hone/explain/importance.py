@@ -103,11 +103,12 @@ class ShuffledScorer:
         return dec.combine(net_out, base_out)
 
 
-def _metric(model: Any, y: np.ndarray, out: np.ndarray, w: np.ndarray) -> float:
-    """Higher is better: macro-F1 with the model's decision rule, or minus the RMSE."""
+def _metric(model: Any, y: np.ndarray, out: np.ndarray, w: np.ndarray, pred: np.ndarray | None) -> float:
+    """Higher is better: macro-F1 of the predictions (the model's decision rule applied to ``out``),
+    or minus the RMSE; rows weighted by ``w`` (a bootstrap resample's counts)."""
     if model.task == "regression":
         return -float(np.sqrt(np.sum(w * (out - y) ** 2) / np.sum(w)))
-    return macro_f1(y, out, w, model.decision.predict(out))
+    return macro_f1(y, out, w, pred)
 
 
 def permutation_importance(model: Any, table: pa.Table, *, repeats: int = 5, resamples: int = 200,
@@ -123,16 +124,20 @@ def permutation_importance(model: Any, table: pa.Table, *, repeats: int = 5, res
     n = len(y)
     ones = np.ones(n)
     scorer = ShuffledScorer(model, table)
-    base = scorer.outputs()
+
+    def predicted(out: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return out, None if model.task == "regression" else model.decision.predict(out)
+
+    base = predicted(scorer.outputs())
     weights = [rng.multinomial(n, np.full(n, 1.0 / n)).astype(np.float64) for _ in range(resamples)]
-    base_boot = np.array([_metric(model, y, base, w) for w in weights])
-    score = _metric(model, y, base, ones)
+    base_boot = np.array([_metric(model, y, base[0], w, base[1]) for w in weights])
+    score = _metric(model, y, base[0], ones, base[1])
     cols = []
     alpha = (1 - level) / 2
     for name in model.pre.schema.names():
-        shuffled = [scorer.outputs(name, rng.permutation(n)) for _ in range(repeats)]
-        drop = score - np.mean([_metric(model, y, o, ones) for o in shuffled])
-        boot = base_boot - np.array([np.mean([_metric(model, y, o, w) for o in shuffled]) for w in weights])
+        shuffled = [predicted(scorer.outputs(name, rng.permutation(n))) for _ in range(repeats)]
+        drop = score - np.mean([_metric(model, y, o, ones, p) for o, p in shuffled])
+        boot = base_boot - np.array([np.mean([_metric(model, y, o, w, p) for o, p in shuffled]) for w in weights])
         cols.append({"column": name, "importance": float(drop), "ci_low": float(np.quantile(boot, alpha)),
                      "ci_high": float(np.quantile(boot, 1 - alpha))})
     cols.sort(key=lambda c: -c["importance"])
