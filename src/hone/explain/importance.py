@@ -154,14 +154,16 @@ def attribution_summary(rows: list[dict[str, Any]], columns: list[str]) -> dict[
     mean_abs.update({c: float(np.mean([abs(r["columns"].get(c, 0.0)) for r in rows])) for c in extra})
     by_class: dict[str, dict[str, list[float]]] = {}
     for r in rows:
-        words = r.get("network", {}).get("words", {})
+        net, base = r.get("network", {}), r.get("baseline", {})
+        factor = net.get("blend_factor", 1.0)  # a blend's words count as much as its network part
+        words = net.get("words", {}) if factor else {}
         seen: dict[str, float] = {}
         for ws in words.values():
             for w in ws:
                 key = str(w[0]).lower()
-                seen[key] = seen.get(key, 0.0) + float(w[1])
-        for t, v in r.get("baseline", {}).get("terms", []) if not words else []:
-            seen[t] = seen.get(t, 0.0) + float(v)
+                seen[key] = seen.get(key, 0.0) + float(w[1]) * factor
+        for t, v in base.get("terms", []) if not words else []:
+            seen[t] = seen.get(t, 0.0) + float(v) * base.get("blend_factor", 1.0)
         cls = str(r.get("explained_class", "value"))
         for k, v in seen.items():
             by_class.setdefault(cls, {}).setdefault(k, []).append(v)

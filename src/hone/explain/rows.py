@@ -90,6 +90,7 @@ class Explainer:
             if model.task != "regression":  # the network's score is the class's log-odds: sigmoid gives its probability
                 f_net *= _ratio(_sigmoid(net.score[i]) - _sigmoid(net.reference[i]), net.score[i] - net.reference[i])
                 f_base *= _ratio(base.probability[i] - base.probability_ref[i], base.score[i] - base.expected[i])
+            r["network"]["blend_factor"], r["baseline"]["blend_factor"] = f_net, f_base  # log-odds -> the blend's units
             cols: dict[str, float] = {}
             for factor, part in ((f_net, r["network"]["columns"]), (f_base, r["baseline"]["columns"])):
                 for k, v in part.items():
