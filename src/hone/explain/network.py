@@ -58,20 +58,9 @@ def margins(out: torch.Tensor) -> torch.Tensor:
 
 
 def reference_inputs(pre: Preprocessor, inputs: dict[str, Any]) -> dict[str, Any]:
-    """The reference the attributions are measured from, in the network's input space."""
-    ref: dict[str, Any] = {}
-    for name, x in inputs.items():
-        if name == "text":
-            tok = pre.text.tokenizer
-            special = torch.tensor(sorted(set(tok.all_special_ids)), dtype=torch.long)
-            pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-            ref[name] = {c: (torch.where(torch.isin(ids, special.to(ids.device)), ids, torch.full_like(ids, pad)), mask)
-                         for c, (ids, mask) in x.items()}
-        elif name == "image":
-            ref[name] = {c: (torch.zeros_like(px), present) for c, (px, present) in x.items()}
-        else:  # numeric: the training mean, not missing; categorical: the unknown bucket
-            ref[name] = torch.zeros_like(x)
-    return ref
+    """The reference the attributions are measured from, in the network's input space (each
+    modality's :meth:`~hone.features.base.FeaturePreprocessor.reference`)."""
+    return {name: pre.modalities[name].reference(x) for name, x in inputs.items()}
 
 
 class NetworkExplainer:
@@ -154,7 +143,7 @@ class NetworkExplainer:
         shift = self.pre.target_mean if self.regression else 0.0
         parts: dict[str, dict[str, np.ndarray]] = {}
         for (m, k), a in zip(keys, attrs):
-            parts.setdefault(m, {})[k] = _reduce(m, a) * scale
+            parts.setdefault(m, {})[k] = _reduce(a) * scale
         return NetworkAttribution(np.asarray(target), _np(score) * scale + shift, _np(ref_score) * scale + shift,
                                   _np(delta) * scale, used, parts)
 
@@ -177,11 +166,10 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy().astype(np.float64)
 
 
-def _reduce(modality: str, a: torch.Tensor) -> np.ndarray:
-    """Token embeddings -> per token [B, T]; a category's embedding -> [B]; pixels -> [B, g, g]
-    (summed over channels, sum-pooled to at most ``IMAGE_GRID`` cells a side); numeric as is."""
-    if a.ndim == 3:
-        return _np(a.sum(-1))
+def _reduce(a: torch.Tensor) -> np.ndarray:
+    """Attributions of an encoder input summed over its vector axis: per token ``[B, T]``, per value
+    ``[B, W]``, per category ``[B]``; pixels ``[B, 3, S, S]`` over their channels, sum-pooled to
+    at most ``IMAGE_GRID`` cells a side ``[B, g, g]``."""
     if a.ndim == 4:
         m = a.sum(1, keepdim=True)
         side = m.shape[-1]
@@ -193,6 +181,4 @@ def _reduce(modality: str, a: torch.Tensor) -> np.ndarray:
             k = side // g
             m = F.avg_pool2d(m, k) * (k * k)
         return _np(m[:, 0])
-    if modality == "categorical":
-        return _np(a.sum(-1))
-    return _np(a)
+    return _np(a.sum(-1))

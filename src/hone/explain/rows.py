@@ -118,53 +118,18 @@ def class_index(model: Any, target_class: Any) -> int:
 
 
 def network_row(pre: Any, batch: pa.Table, net: NetworkAttribution, i: int) -> dict[str, Any]:
-    """Row ``i``'s network attributions, per input column (text: per word; images: a map)."""
+    """Row ``i``'s network attributions per input column, and what each modality shows with them
+    (text: ``words``; images: ``images``, their maps)."""
     cols: dict[str, float] = {}
     r: dict[str, Any] = {"score": float(net.score[i]), "reference": float(net.reference[i]),
                          "delta": float(net.delta[i]), "steps": int(net.steps[i])}
-    parts = net.parts
-    if "numeric" in parts:
-        a = parts["numeric"]["values"][i]
-        for j, f in enumerate(pre.modalities["numeric"].features):
-            cols[f.column] = cols.get(f.column, 0.0) + float(a[2 * j] + a[2 * j + 1])
-    if "categorical" in parts:
-        for j, f in enumerate(pre.modalities["categorical"].features):
-            cols[f.column] = float(parts["categorical"][str(j)][i])
-    if "text" in parts:
-        r["words"] = {}
-        for c in pre.text.columns:
-            words = word_attributions(pre.text, batch.column(c)[i].as_py() or "", parts["text"][c][i])
-            r["words"][c] = words
-            cols[c] = float(sum(w[1] for w in words))
-    if "image" in parts:
-        r["images"] = {}
-        for c in pre.modalities["image"].names:
-            m = parts["image"][c][i]
-            r["images"][c] = {"side": int(m.shape[0]), "map": [round(float(v), 7) for v in m.ravel()]}
-            cols[c] = float(m.sum())
+    for modality, attributions in net.parts.items():
+        c, shown = pre.modalities[modality].explain_row(attributions, batch, i)
+        cols.update(c)
+        for key, value in shown.items():
+            r.setdefault(key, {}).update(value)
     r["columns"] = {c: cols[c] for c in pre.schema.names() if c in cols}
     return r
-
-
-def word_attributions(text_pre: Any, text: str, token_attr: np.ndarray) -> list[list[Any]]:
-    """Token attributions merged back to the words of ``text``: ``[[word, attribution, start, end], ...]``
-    (a word's tokens are summed; special tokens carry none)."""
-    tok = text_pre.tokenizer
-    enc = tok(text, truncation=True, max_length=text_pre.max_length, return_offsets_mapping=True)
-    offsets = enc["offset_mapping"]
-    words: dict[Any, list[Any]] = {}
-    word_ids = enc.word_ids() if hasattr(enc, "word_ids") else [None] * len(offsets)
-    for t, ((start, end), wid) in enumerate(zip(offsets, word_ids)):
-        if wid is None or t >= len(token_attr) or end <= start:
-            continue
-        w = words.setdefault(wid, [None, 0.0, start, end])
-        w[1] += float(token_attr[t])
-        w[3] = end
-    out = []
-    for w in words.values():
-        w[0] = text[w[2]:w[3]]
-        out.append(w)
-    return out
 
 
 def combine(r: dict[str, Any], dec: Any, regression: bool) -> tuple[dict[str, float], str]:

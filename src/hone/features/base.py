@@ -78,3 +78,17 @@ class FeaturePreprocessor(ABC):
 
     def check(self, path: Path, split: str) -> None:
         """Check a split file before training starts (e.g. every image opens); nothing by default."""
+
+    # -- attribution (hone.explain) ---------------------------------------------------------------
+    def reference(self, inputs: Any) -> Any:
+        """The model inputs of a row the network knows nothing about, which attributions are
+        measured from (``inputs``: this modality's tensors for a batch). Zeros by default: a
+        standardised value at its training mean, the unknown category."""
+        return inputs * 0
+
+    def explain_row(self, attributions: dict[str, Any], batch: pa.Table, i: int) -> tuple[dict[str, float], dict[str, Any]]:
+        """Row ``i``'s attributions, given per part of the encoder's continuous inputs (``embed``),
+        summed over their vector axis (per token, per value, per category; images per pixel), as
+        ``({input column: attribution}, {what is shown with them, e.g. "words": {column: ...}})``."""
+        raise NotImplementedError(f"the {self.modality} modality does not explain its attributions")
+

@@ -387,6 +387,19 @@ class ImagePreprocessor(FeaturePreprocessor):
     def from_cache(self, batch: pa.Table, column: str, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return embeddings, self.presence(batch, column)
 
+    def reference(self, inputs: Any) -> Any:
+        """Every image at the mean colour (zeros once normalised); presence as it is."""
+        return {c: (px * 0, present) for c, (px, present) in inputs.items()}
+
+    def explain_row(self, attributions: dict[str, Any], batch: pa.Table, i: int) -> tuple[dict[str, float], dict[str, Any]]:
+        """A column's attribution is its map's sum; the map (``side`` x ``side`` cells) is shown."""
+        cols, maps = {}, {}
+        for c in self.names:
+            m = attributions[c][i]
+            maps[c] = {"side": int(m.shape[0]), "map": [round(float(v), 7) for v in m.ravel()]}
+            cols[c] = float(m.sum())
+        return cols, {"images": maps}
+
     def encoder_spec(self) -> dict[str, Any]:
         return {"columns": self.names, "size": self.size, "fused": self.fused}
 

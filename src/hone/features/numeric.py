@@ -86,6 +86,13 @@ class NumericPreprocessor(FeaturePreprocessor):
     def encoder_spec(self) -> dict[str, Any]:
         return {"width": self.width}
 
+    def explain_row(self, attributions: dict[str, Any], batch: pa.Table, i: int) -> tuple[dict[str, float], dict[str, Any]]:
+        """A column's attribution is its value's plus its missing flag's (plus its other datetime parts')."""
+        a, cols = attributions["values"][i], {}
+        for j, f in enumerate(self.features):
+            cols[f.column] = cols.get(f.column, 0.0) + float(a[2 * j] + a[2 * j + 1])
+        return cols, {}
+
     def to_dict(self) -> dict[str, Any]:
         return {"features": [asdict(f) for f in self.features]}
 

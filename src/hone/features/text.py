@@ -46,6 +46,38 @@ class TextPreprocessor(FeaturePreprocessor):
     def encoder_spec(self) -> dict[str, Any]:
         return {"columns": list(self.columns)}
 
+    def reference(self, inputs: Any) -> Any:
+        """Every token but the special ones ([CLS], [SEP], padding) replaced by [PAD]; masks as they are."""
+        import torch
+
+        special = torch.tensor(sorted(set(self.tokenizer.all_special_ids)), dtype=torch.long)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        return {c: (torch.where(torch.isin(ids, special.to(ids.device)), ids, torch.full_like(ids, pad)), mask)
+                for c, (ids, mask) in inputs.items()}
+
+    def explain_row(self, attributions: dict[str, Any], batch: pa.Table, i: int) -> tuple[dict[str, float], dict[str, Any]]:
+        """Token attributions merged back to words; a column's attribution is its words' sum."""
+        cols, words = {}, {}
+        for c in self.columns:
+            words[c] = self.words(batch.column(c)[i].as_py() or "", attributions[c][i])
+            cols[c] = float(sum(w[1] for w in words[c]))
+        return cols, {"words": words}
+
+    def words(self, text: str, token_attr: np.ndarray) -> list[list[Any]]:
+        """Token attributions of ``text`` merged back to its words: ``[[word, attribution, start, end], ...]``
+        (character offsets; a word's tokens are summed; special tokens carry none)."""
+        enc = self.tokenizer(text, truncation=True, max_length=self.max_length, return_offsets_mapping=True)
+        found: dict[Any, list[Any]] = {}
+        for t, ((start, end), wid) in enumerate(zip(enc["offset_mapping"], enc.word_ids())):
+            if wid is None or t >= len(token_attr) or end <= start:
+                continue
+            w = found.setdefault(wid, [None, 0.0, start, end])
+            w[1] += float(token_attr[t])
+            w[3] = end
+        for w in found.values():
+            w[0] = text[w[2]:w[3]]
+        return list(found.values())
+
     @classmethod
     def from_dict(cls, d: dict[str, Any], assets: Path | None) -> TextPreprocessor:
         return cls.load(d["columns"], d["max_length"], assets or "")

@@ -28,11 +28,12 @@ class NumericEncoder(nn.Module):
         return [f.column for f in pre.features for _ in (0, 1)]
 
     def embed(self, num: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """The continuous inputs for attribution (hone.explain): the values and flags themselves."""
-        return {"values": num.float()}, {}
+        """The continuous inputs for attribution (hone.explain): the values and flags themselves,
+        ``[B, W, 1]`` (one-wide vectors, as a category's embedding or a token's is wider)."""
+        return {"values": num.float().unsqueeze(-1)}, {}
 
     def forward_embedded(self, parts: dict[str, torch.Tensor], aux: dict[str, torch.Tensor]) -> torch.Tensor:
-        return parts["values"]
+        return parts["values"].squeeze(-1)
 
 
 @register("numeric")
