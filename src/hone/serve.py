@@ -25,7 +25,7 @@ import hmac
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import base64
 import binascii
@@ -173,7 +173,8 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
     class ExplainRequest(PredictRequest):
         target_class: str | None = Field(None, description="explain this class for every record (default: the "
                                                            "predicted one)")
-        steps: int | Literal["auto"] = Field("auto", description="Integrated Gradients' integration steps")
+        steps: Annotated[int, Field(ge=2, le=1024)] | Literal["auto"] = Field(
+            "auto", description="Integrated Gradients' integration steps (2-1024), or auto")
         records: list[Record] = Field(..., min_length=1, max_length=max_explain)  # type: ignore[valid-type]
 
     batcher = MicroBatcher(model, max_batch=max_batch, wait_s=batch_wait_ms / 1000)
@@ -245,10 +246,11 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
     async def explain(req: ExplainRequest) -> dict[str, Any]:  # type: ignore[valid-type]
         t0 = time.perf_counter()
         rows = _decoded([r.model_dump() for r in req.records])
-        if req.target_class is not None and model.task != "regression" and \
-                req.target_class not in [str(c) for c in model.classes]:
-            raise HTTPException(422, f"target_class {req.target_class!r} is not a class of this model; its classes "
-                                     f"are: {', '.join(str(c) for c in model.classes)}")
+        if req.target_class is not None and (model.task == "regression" or
+                                             req.target_class not in [str(c) for c in model.classes]):
+            raise HTTPException(422, f"target_class {req.target_class!r} is not a class of this model" +
+                                ("" if model.task == "regression" else
+                                 f"; its classes are: {', '.join(str(c) for c in model.classes)}"))
         loop = asyncio.get_running_loop()
         out = await loop.run_in_executor(None, _explain, model, rows, req.steps, req.target_class)
         return {"explanations": out, "ms": round(1000 * (time.perf_counter() - t0), 2)}

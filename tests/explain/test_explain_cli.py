@@ -48,7 +48,13 @@ def test_cli_python_and_service_agree(run: Path, csv_path: Path, tmp_path: Path)
                for r in make_table(60, seed=11).slice(0, 12).to_pylist()]
     with TestClient(create_app(model)) as client:
         resp = client.post("/explain", json={"records": records, "steps": 16})
+        bad_class = client.post("/explain", json={"records": records[:1], "target_class": "maybe"})
+        bad_steps = client.post("/explain", json={"records": records[:1], "steps": 1})
+        too_many = client.post("/explain", json={"records": records * 6})
     assert resp.status_code == 200, resp.text
+    assert bad_class.status_code == 422 and "'maybe' is not a class" in bad_class.json()["detail"]
+    assert bad_steps.status_code == 422 and "steps" in bad_steps.text
+    assert too_many.status_code == 422  # 72 records: over the 64 an explanation request may hold
     served = resp.json()["explanations"]
     assert len(cli) == len(api) == len(served) == 12
     assert [r["id"] for r in cli] == make_table(60, seed=11).column("id").to_pylist()[:12]
