@@ -112,7 +112,7 @@ def _metric(model: Any, y: np.ndarray, out: np.ndarray, w: np.ndarray, pred: np.
 
 
 def permutation_importance(model: Any, table: pa.Table, *, repeats: int = 5, resamples: int = 200,
-                           level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+                           level: float = 0.95, seed: int = 0, scorer: ShuffledScorer | None = None) -> dict[str, Any]:
     """Permutation importance of every input column of ``table`` (a labelled batch typed as the
     model's schema): ``{"metric", "rows", "score", "columns": [{column, importance, ci_low, ci_high}]}``,
     most important first. ``importance`` is the metric's drop (macro-F1 points, or RMSE increase)."""
@@ -123,7 +123,7 @@ def permutation_importance(model: Any, table: pa.Table, *, repeats: int = 5, res
         y = y * model.pre.target_std + model.pre.target_mean
     n = len(y)
     ones = np.ones(n)
-    scorer = ShuffledScorer(model, table)
+    scorer = scorer or ShuffledScorer(model, table)
 
     def predicted(out: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         return out, None if model.task == "regression" else model.decision.predict(out)

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hone._logging import get_logger
-from hone.explain.importance import attribution_summary, permutation_importance
+from hone.explain.importance import ShuffledScorer, attribution_summary, permutation_importance
 from hone.explain.output import image_uris, inputs_of, steps_summary
 from hone.explain.rows import Explainer
 
@@ -39,13 +39,14 @@ def global_explanation(model: Any, valid_path: Path, *, rows: int = 1000, exampl
     table = table.filter(table.column(model.target).is_valid())
     if table.num_rows < 10:
         return {"skipped": f"only {table.num_rows} labelled validation rows"}
-    perm = permutation_importance(model, table, level=level, seed=seed)
+    scorer = ShuffledScorer(model, table)  # the rows are encoded once, for the importance and the examples
+    perm = permutation_importance(model, table, level=level, seed=seed, scorer=scorer)
     out: dict[str, Any] = {"permutation": perm}
     logger.info("permutation importance on %d validation rows in %.1f s: %s", perm["rows"], perm["seconds"],
                 ", ".join(f"{c['column']} {c['importance']:+.3f}" for c in perm["columns"][:6]))
     if examples == 0:
         return out
-    outputs = np.concatenate([o for _, o in model.outputs([table])])
+    outputs = scorer.outputs()
     y = model.pre.targets(table)
     if model.task == "regression":
         err = np.abs(outputs - (y * model.pre.target_std + model.pre.target_mean))
