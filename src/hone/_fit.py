@@ -63,9 +63,10 @@ def _threads(cfg: RunConfig) -> int:
     return max(1, (os.cpu_count() or 1) // local_procs)
 
 
-def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = None) -> Prepared:
+def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = None, min_classes: int = 2) -> Prepared:
     """Open the source, audit (unless ``audit`` is False) and clean it, infer the schema, split it into
-    ``work/splits``. Every setting is checked here, before the first line of output."""
+    ``work/splits``. Every setting is checked here, before the first line of output (``min_classes``:
+    1 for a federation's silo)."""
     threads = _threads(cfg)
     torch.set_num_threads(threads)
     audit = cfg.quality.audit if audit is None else audit
@@ -74,7 +75,7 @@ def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = Non
     cleaning, quality = None, None
     try:
         table = open_table(source, con, encoding=cfg.data.encoding, work_dir=work)
-        schema = infer_run_schema(table, cfg)
+        schema = infer_run_schema(table, cfg, min_classes)
         if audit or cfg.data.clean:
             from hone.quality.audit import audit as run_audit
 
@@ -83,7 +84,7 @@ def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = Non
             from hone.quality.clean import clean_table
 
             table, cleaning = clean_table(table, schema, label_errors=quality.extras.get("label_errors") if quality else None)
-            schema = infer_run_schema(table, cfg)  # label spellings merged: the classes change
+            schema = infer_run_schema(table, cfg, min_classes)  # label spellings merged: the classes change
             logger.info("cleaned: %d label spelling(s) merged, %d likely label error(s), %d duplicate row(s) and %d "
                         "conflicting-label row(s) dropped (cleaning.json)", len(cleaning["label_merges"]),
                         cleaning["dropped_label_errors"], cleaning["dropped_duplicates"], cleaning["dropped_conflicting"])
@@ -170,15 +171,15 @@ class Trained:
     runtime: Runtime
 
 
-def train_network(prep: Prepared, rcfg: ResolvedRunConfig, pre: Preprocessor, callbacks: Iterable[Callback] = (),
-                  resume_state: str | Path | None = None, log: bool = True) -> Trained:
-    """Build the network for ``rcfg``, train it on the training split with early stopping on
-    validation (``resume_state``: continue from a saved loop state) and finalise its strategy."""
-    split = prep.split
-    runtime = Runtime.from_env(rcfg.train.precision)  # data-parallel under torchrun or Ray Train
+def build_network(rcfg: ResolvedRunConfig, pre: Preprocessor, runtime: Runtime, *, feeder: bool = True
+                  ) -> tuple[Model, Strategy, str, Feeder | None]:
+    """The network for ``rcfg`` and ``pre`` (pretrained backbones, seeded head) on the runtime's device,
+    prepared by its fine-tuning strategy (frozen, top-k, LoRA...), as an unsaved :class:`Model`; with the
+    strategy, its description and (``feeder``) the batches' feeder."""
     torch.manual_seed(rcfg.train.seed)
-    spec = NetSpec(pre.encoder_specs(), 1 if prep.schema.task == "regression" else len(prep.schema.classes),
-                   rcfg.model.hidden_size, rcfg.model.dropout)
+    task, classes = pre.schema.task, pre.schema.classes
+    spec = NetSpec(pre.encoder_specs(), 1 if task == "regression" else len(classes), rcfg.model.hidden_size,
+                   rcfg.model.dropout)
     folders = {"text": rcfg.model.backbone, "image": rcfg.model.image_backbone}
     assets = {m: Path(folders[m]) for m in ("text", "image") if m in pre.modalities}
     net = build_model(spec, assets, pretrained=True).to(runtime.device)
@@ -188,11 +189,22 @@ def train_network(prep: Prepared, rcfg: ResolvedRunConfig, pre: Preprocessor, ca
     described = strategy.prepare(net, rcfg.model)
     if rcfg.train.compile and net.text is not None:
         net.text.backbone.compile(dynamic=True)  # in place: the weights keep their names
-    cache_dir = Path(rcfg.model.embedding_cache)
-    feeder = strategy.feeder(net, pre, device=runtime.device, precision=runtime.precision, cache_dir=cache_dir,
-                             backbones=assets)
-    feeder.prefetch = rcfg.train.prefetch
-    model = Model(net, pre, {}, assets=assets, precision=runtime.precision)
+    fed = None
+    if feeder:
+        fed = strategy.feeder(net, pre, device=runtime.device, precision=runtime.precision,
+                              cache_dir=Path(rcfg.model.embedding_cache), backbones=assets)
+        fed.prefetch = rcfg.train.prefetch
+    return Model(net, pre, {}, assets=assets, precision=runtime.precision), strategy, described, fed
+
+
+def train_network(prep: Prepared, rcfg: ResolvedRunConfig, pre: Preprocessor, callbacks: Iterable[Callback] = (),
+                  resume_state: str | Path | None = None, log: bool = True) -> Trained:
+    """Build the network for ``rcfg``, train it on the training split with early stopping on
+    validation (``resume_state``: continue from a saved loop state) and finalise its strategy."""
+    split = prep.split
+    runtime = Runtime.from_env(rcfg.train.precision)  # data-parallel under torchrun or Ray Train
+    model, strategy, described, feeder = build_network(rcfg, pre, runtime)
+    net, assets = model.net, model.assets
     chosen = f"{described}; preset {rcfg.preset}" if assets else "no pretrained backbone"
     if log:
         logger.info("training %s on %d rows (%s): %s", _describe(net), split.counts["train"], chosen,
@@ -321,7 +333,7 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     return model, files
 
 
-def infer_run_schema(table: Table, cfg: RunConfig) -> Schema:
+def infer_run_schema(table: Table, cfg: RunConfig, min_classes: int = 2) -> Schema:
     """The schema of a run's table: the split column, group and key are never features."""
     d = cfg.data
     exclude = {}
@@ -331,7 +343,7 @@ def infer_run_schema(table: Table, cfg: RunConfig) -> Schema:
             exclude[col] = what
     overrides = {"text": d.text, "image": d.image, "categorical": d.categorical, "numeric": d.numeric, "ignore": d.ignore}
     return infer_schema(table, target=str(d.target), task=d.task, overrides=overrides, exclude=exclude,
-                        sample_rows=d.sample_rows, seed=d.split.seed)
+                        sample_rows=d.sample_rows, seed=d.split.seed, min_classes=min_classes)
 
 
 def _check_same_data(saved: dict[str, Any], now: dict[str, Any]) -> None:

@@ -355,6 +355,30 @@ class EngineConfig(_Section):
                                                                             "(NCCL instead of gloo when > 0).")
 
 
+class FederatedConfig(_Section):
+    """``hone federate``: one model trained across data silos with Flower; rows never leave a silo."""
+
+    rounds: Annotated[int, Field(ge=1)] = Field(10, description="Federated rounds: each client trains on its silo, "
+                                                                "the server aggregates.")
+    local_epochs: Annotated[float, Field(gt=0)] = Field(1.0, description="Passes over its training split each client "
+                                                                         "makes per round (0.5: half of one).")
+    strategy: Literal["fedavg", "fedprox"] = Field("fedavg", description="Aggregation: fedavg, or fedprox (FedAvg plus "
+                                                                         "a proximal term that keeps clients near the "
+                                                                         "global model on skewed silos).")
+    proximal_mu: Annotated[float, Field(ge=0)] = Field(0.01, description="FedProx's mu: weight of (mu/2)|w - w_global|^2.")
+    min_fraction: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.5, description="Share of the round's clients that must reply for it to count; clients that drop out or fail "
+                         "are left out of the average, and a round below this share keeps the previous model.")
+    min_clients: Annotated[int, Field(ge=1)] = Field(2, description="Clients the server waits for before round 1.")
+    round_timeout: Annotated[float, Field(gt=0)] = Field(3600.0, description="Seconds the server waits for a round's "
+                                                                             "replies; a client slower than this has dropped out.")
+    dp_noise: Annotated[float, Field(ge=0)] | None = Field(
+        None, description="Differential privacy (client level, Flower's server-side fixed clipping): the Gaussian noise "
+                          "multiplier; the epsilon spent is printed each round. None: off.")
+    dp_clip: Annotated[float, Field(gt=0)] = Field(1.0, description="DP: the L2 norm each client's update is clipped to.")
+    dp_delta: Annotated[float, Field(gt=0, lt=1)] = Field(1e-5, description="DP: the delta the epsilon is reported at.")
+
+
 class RunConfig(_Section):
     """Everything a run needs. The minimum is ``data.source`` and ``data.target``."""
 
@@ -371,6 +395,7 @@ class RunConfig(_Section):
     tune: TuneConfig = Field(default_factory=TuneConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    federated: FederatedConfig = Field(default_factory=FederatedConfig)
 
 
 # The settings people change most, by their short name: the keyword of ``hone.fit(epochs=3)`` and

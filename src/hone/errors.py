@@ -38,6 +38,10 @@ class MissingDependencyError(UserError, ImportError):
     """An optional dependency is needed for the feature that was asked for."""
 
 
+class FederationError(UserError):
+    """A federation cannot go on: too few clients, silos that disagree, a client's error."""
+
+
 class HoneWarning(UserWarning):
     """Legal but probably wrong usage."""
 

@@ -154,8 +154,10 @@ def check_columns(table: Table, names: list[str], what: str) -> None:
 
 
 def infer_schema(table: Table, *, target: str, task: str = "auto", overrides: dict[str, list[str]] | None = None,
-                 exclude: dict[str, str] | None = None, sample_rows: int = 50_000, seed: int = 0) -> Schema:
-    """Infer each column's role and the task from a reservoir sample of ``table``.
+                 exclude: dict[str, str] | None = None, sample_rows: int = 50_000, seed: int = 0,
+                 min_classes: int = 2) -> Schema:
+    """Infer each column's role and the task from a reservoir sample of ``table`` (``min_classes``: 1
+    for one data silo of a federation, which may hold a single class of the agreed label set).
 
     Args:
         table: the opened input.
@@ -200,7 +202,7 @@ def infer_schema(table: Table, *, target: str, task: str = "auto", overrides: di
         raise SchemaError(f"no usable feature columns left in {table.name} besides the target {target!r}"
                           f" (dropped: {'; '.join(f'{k}: {v}' for k, v in dropped.items()) or 'none'})")
     dtype = table.types[table.columns.index(target)]
-    inferred, classes = _infer_task(table, target, dtype, task)
+    inferred, classes = _infer_task(table, target, dtype, task, min_classes)
     types = dict(zip(table.columns, table.types))
     casts = {c.name: c.dtype for c in columns if c.role in ("numeric", "boolean", "datetime")
              and (c.name in table.tolerant or types[c.name] != c.dtype)}
@@ -274,7 +276,7 @@ def _infer_role(name: str, dtype: str, s: dict[str, float], forced: str | None) 
     return base, "inferred"
 
 
-def _infer_task(table: Table, target: str, dtype: str, task: str) -> tuple[TaskName, list[Any]]:
+def _infer_task(table: Table, target: str, dtype: str, task: str, min_classes: int = 2) -> tuple[TaskName, list[Any]]:
     q = qi(target)
     numeric = is_numeric_type(dtype)
     if task == "regression" or (task == "auto" and numeric and _looks_continuous(table, q, dtype)):
@@ -289,7 +291,7 @@ def _infer_task(table: Table, target: str, dtype: str, task: str) -> tuple[TaskN
                      f"GROUP BY 1 ORDER BY 1 LIMIT {_MAX_CLASSES + 1}").fetchall()
     if not rows:
         raise DataError(f"target {target!r} in {table.name} has no non-missing values")
-    if len(rows) < 2:
+    if len(rows) < min_classes:
         raise DataError(f"target {target!r} has one class ({rows[0][0]!r}) in {table.name}; "
                         "classification needs at least 2")
     if len(rows) > _MAX_CLASSES:

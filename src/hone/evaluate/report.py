@@ -84,6 +84,8 @@ def render(run: Path, name: str | None = None) -> str:
         out.append(f"<p class='verdict'>{_e(m['verdict'])}</p>")
     out.append(_model_card(m, schema, fp, cfg, headline))
     out.append("<h2>Metrics</h2>" + _metrics_table(m, headline))
+    if m.get("federated"):
+        out.append(_federation(m["federated"], cfg.get("train", {}).get("metric", ""), history))
     out.append("<h2>Plots</h2><div class='plots'>" + _plots(m, history, task, cfg) + "</div>")
     fig = m.get("figures", {})
     if fig.get("confusion_matrix"):
@@ -187,6 +189,29 @@ def _plots(m: dict[str, Any], history: list[dict[str, Any]], task: str, cfg: dic
             out.append(_figure("Learning curve: training loss", line_chart([("train loss", loss)], x_label="step",
                                                                             y_label="loss")))
     return "".join(out)
+
+
+def _federation(f: dict[str, Any], metric: str, history: list[dict[str, Any]]) -> str:
+    """A federated run: how it was trained (no row left its silo) and its rounds, silo by silo."""
+    silos = [s["name"] for s in f.get("silos", [])]
+    privacy = f.get("privacy")
+    text = (f"Trained with {_e(f.get('strategy', ''))} over {f.get('clients')} silos for {f.get('rounds')} round(s) of "
+            f"{f.get('local_epochs')} local epoch(s); no row left its silo. Each client sent "
+            f"{f.get('bytes_up_per_client_round', 0) / 1e6:.2f} MB per round ({f.get('trainable_parameters', 0):,} "
+            f"trainable parameters: {_e(f.get('fine_tuning', ''))}).")
+    if privacy:
+        text += (f" Differential privacy at the client level: epsilon {privacy['epsilon']:.3g} at delta "
+                 f"{privacy['delta']:g} (noise multiplier {privacy['noise_multiplier']}, clipping norm "
+                 f"{privacy['clipping_norm']}).")
+    rows = [[h["round"], f"{h['replied']}/{h['clients']}", h.get("train_loss"), h.get(metric),
+             *[h.get("silos", {}).get(s, {}).get(metric) for s in silos]] for h in history if "round" in h]
+    table = _table(["round", "clients", "train loss", f"validation {metric}", *silos], rows) if rows else ""
+    test = f.get("test_per_silo", {})
+    per = _table(["silo", *[k for k in HIGHER_IS_BETTER if any(k in v for v in test.values())]],
+                 [[s, *[v.get(k) for k in HIGHER_IS_BETTER if any(k in x for x in test.values())]] for s, v in test.items()])\
+        if test else ""
+    return (f"<h2>Federation</h2><p>{text}</p>{table}"
+            + (f"<h3>Test, silo by silo (each silo's own test split)</h3>{per}" if per else ""))
 
 
 def _model_card(m: dict[str, Any], schema: dict[str, Any], fp: dict[str, Any], cfg: dict[str, Any],

@@ -92,3 +92,22 @@ class FeaturePreprocessor(ABC):
         ``({input column: attribution}, {what is shown with them, e.g. "words": {column: ...}})``."""
         raise NotImplementedError(f"the {self.modality} modality does not explain its attributions")
 
+
+    # -- federated fitting (hone.federated) -------------------------------------------------------
+    @classmethod
+    def local_stats(cls, schema: Schema, columns: list[str], train_path: Path, *, con: duckdb.DuckDBPyConnection,
+                    cfg: ModelConfig) -> dict[str, Any]:
+        """What one data silo contributes to fitting this modality: counts and sums over its training
+        split, never rows (numbers, and strings only for names such as a category shared by enough
+        rows). Nothing by default: a modality without statistics of the data (text: a pretrained
+        tokenizer) is fitted from the config alone."""
+        return {}
+
+    @classmethod
+    def from_stats(cls, schema: Schema, columns: list[str], stats: list[dict[str, Any]], *,
+                   cfg: ModelConfig) -> FeaturePreprocessor:
+        """The preprocessor fitted from every silo's :meth:`local_stats` (the same result as
+        :meth:`fit` on the pooled rows, up to what a silo keeps to itself)."""
+        if any(stats):
+            raise NotImplementedError(f"the {cls.modality} modality has no federated fit")
+        return cls.fit(schema, columns, Path("/nonexistent"), con=None, cfg=cfg)  # type: ignore[arg-type]

@@ -49,6 +49,34 @@ class CategoricalPreprocessor(FeaturePreprocessor):
             feats.append(CategoricalFeature(name, [r[0] for r in rows]))
         return cls(feats)
 
+    @classmethod
+    def local_stats(cls, schema: Schema, columns: list[str], train_path: Path, *, con: duckdb.DuckDBPyConnection,
+                    cfg: ModelConfig) -> dict[str, Any]:
+        """Per column, the values that at least ``model.min_category_count`` of the silo's training rows
+        hold, with their counts (at most 4 x ``model.max_categories``): a rarer value never leaves the silo."""
+        out = {}
+        for name in columns:
+            q = qi(name)
+            rows = con.sql(f"SELECT CAST({q} AS VARCHAR) AS v, count(*) AS n FROM {parquet(train_path)} "
+                           f"WHERE {q} IS NOT NULL GROUP BY 1 HAVING count(*) >= {int(cfg.min_category_count)} "
+                           f"ORDER BY n DESC, v LIMIT {4 * int(cfg.max_categories)}").fetchall()
+            out[name] = {"values": [r[0] for r in rows], "counts": [int(r[1]) for r in rows]}
+        return out
+
+    @classmethod
+    def from_stats(cls, schema: Schema, columns: list[str], stats: list[dict[str, Any]], *,
+                   cfg: ModelConfig) -> CategoricalPreprocessor:
+        """The vocabulary from the silos' summed counts: the most frequent values, ties by value."""
+        feats = []
+        for name in columns:
+            total: dict[str, int] = {}
+            for s in stats:
+                for v, n in zip(s[name]["values"], s[name]["counts"]):
+                    total[v] = total.get(v, 0) + int(n)
+            ranked = sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[: int(cfg.max_categories)]
+            feats.append(CategoricalFeature(name, [v for v, _ in ranked]))
+        return cls(feats)
+
     def transform(self, batch: pa.Table) -> np.ndarray:
         cat = np.zeros((batch.num_rows, len(self.features)), dtype=np.int64)
         for j, c in enumerate(self.features):

@@ -169,6 +169,37 @@ class ImagePreprocessor(FeaturePreprocessor):
     @classmethod
     def fit(cls, schema: Schema, columns: list[str], train_path: Path, *, con: duckdb.DuckDBPyConnection,
             cfg: ModelConfig) -> ImagePreprocessor:
+        return cls._build(schema, columns, cfg, cls._layouts(schema, columns, train_path, con))
+
+    @classmethod
+    def _layouts(cls, schema: Schema, columns: list[str], train_path: Path, con: duckdb.DuckDBPyConnection
+                 ) -> dict[str, tuple[list[int], float]]:
+        dtypes = {c.name: c.dtype.upper() for c in schema.columns}
+        return {n: _pixel_layout(con, train_path, n, dtypes[n]) for n in columns if pixel_array_type(dtypes[n])}
+
+    @classmethod
+    def local_stats(cls, schema: Schema, columns: list[str], train_path: Path, *, con: duckdb.DuckDBPyConnection,
+                    cfg: ModelConfig) -> dict[str, Any]:
+        """Pixel-array columns: their ``[H, W, C]`` shape and value scale (no pixel leaves the silo)."""
+        return {"pixels": {n: {"shape": shape, "scale": scale}
+                           for n, (shape, scale) in cls._layouts(schema, columns, train_path, con).items()}}
+
+    @classmethod
+    def from_stats(cls, schema: Schema, columns: list[str], stats: list[dict[str, Any]], *,
+                   cfg: ModelConfig) -> ImagePreprocessor:
+        layouts: dict[str, tuple[list[int], float]] = {}
+        for s in stats:
+            for n, d in s.get("pixels", {}).items():
+                shape = [int(v) for v in d["shape"]]
+                if n in layouts and layouts[n][0] != shape:
+                    raise DataError(f"image column {n!r} holds {layouts[n][0]} pixel arrays in one silo and {shape} in "
+                                    "another: every silo must store images of one shape")
+                layouts[n] = (shape, max(float(d["scale"]), layouts.get(n, (shape, 0.0))[1]))
+        return cls._build(schema, columns, cfg, layouts)
+
+    @classmethod
+    def _build(cls, schema: Schema, columns: list[str], cfg: ModelConfig,
+               layouts: dict[str, tuple[list[int], float]]) -> ImagePreprocessor:
         prep = backbone_preprocessing(cfg.image_backbone)
         size = int(cfg.image_size) if cfg.image_size != "auto" else prep["size"]
         resize = max(size, round(size * prep["resize"] / prep["size"]))
@@ -177,8 +208,8 @@ class ImagePreprocessor(FeaturePreprocessor):
         for name in columns:
             dtype = dtypes[name].upper()
             aug = cfg.augment_columns.get(name, cfg.augment).model_dump()
-            if pixel_array_type(dtype):
-                shape, scale = _pixel_layout(con, train_path, name, dtype)
+            if name in layouts:
+                shape, scale = layouts[name]
                 cols.append(ImageColumn(name, "pixels", shape, scale, aug))
             else:
                 cols.append(ImageColumn(name, "bytes" if dtype == "BLOB" else "path", augment=aug))

@@ -53,15 +53,7 @@ class NumericPreprocessor(FeaturePreprocessor):
     @classmethod
     def fit(cls, schema: Schema, columns: list[str], train_path: Path, *, con: duckdb.DuckDBPyConnection,
             cfg: ModelConfig) -> NumericPreprocessor:
-        feats: list[NumericFeature] = []
-        for col in schema.columns:
-            if col.name not in columns:
-                continue
-            if col.role == "datetime":
-                parts = [p for p in _DT_PARTS if p != "hour" or "TIMESTAMP" in col.dtype.upper()]
-                feats += [NumericFeature(col.name, p) for p in parts]
-            else:
-                feats.append(NumericFeature(col.name, "value"))
+        feats = cls._features(schema, columns)
         exprs = []
         for f in feats:
             e = _sql_expr(f)
@@ -73,6 +65,46 @@ class NumericPreprocessor(FeaturePreprocessor):
             f.std = float(std) if std and std > 1e-12 else 1.0
             f.missing_rate = float(miss or 0.0)
         return cls(feats)
+
+    @classmethod
+    def local_stats(cls, schema: Schema, columns: list[str], train_path: Path, *, con: duckdb.DuckDBPyConnection,
+                    cfg: ModelConfig) -> dict[str, Any]:
+        """Per feature: the rows, the non-missing values ``n``, their ``sum`` and their sum of squared
+        deviations from the silo's own mean ``m2`` (pooled exactly by Chan's formula)."""
+        feats = cls._features(schema, columns)
+        exprs = [f"count({e}), coalesce(sum({e}), 0), coalesce(var_pop({e}) * count({e}), 0)"
+                 for e in map(_sql_expr, feats)]
+        row = con.sql(f"SELECT count(*), {', '.join(exprs)} FROM {parquet(train_path)}").fetchall()[0]
+        return {"rows": int(row[0]), "features": [
+            {"column": f.column, "part": f.part, "n": int(row[1 + 3 * i]), "sum": float(row[2 + 3 * i]),
+             "m2": float(row[3 + 3 * i])} for i, f in enumerate(feats)]}
+
+    @classmethod
+    def from_stats(cls, schema: Schema, columns: list[str], stats: list[dict[str, Any]], *,
+                   cfg: ModelConfig) -> NumericPreprocessor:
+        feats = cls._features(schema, columns)
+        rows = sum(int(s["rows"]) for s in stats)
+        for i, f in enumerate(feats):
+            parts = [s["features"][i] for s in stats]
+            n, mean, m2 = pooled_moments([(int(p["n"]), float(p["sum"]), float(p["m2"])) for p in parts])
+            f.mean = mean if n else 0.0
+            std = (m2 / n) ** 0.5 if n else 0.0
+            f.std = std if std > 1e-12 else 1.0
+            f.missing_rate = 1.0 - n / rows if rows else 0.0
+        return cls(feats)
+
+    @staticmethod
+    def _features(schema: Schema, columns: list[str]) -> list[NumericFeature]:
+        feats: list[NumericFeature] = []
+        for col in schema.columns:
+            if col.name not in columns:
+                continue
+            if col.role == "datetime":
+                parts = [p for p in _DT_PARTS if p != "hour" or "TIMESTAMP" in col.dtype.upper()]
+                feats += [NumericFeature(col.name, p) for p in parts]
+            else:
+                feats.append(NumericFeature(col.name, "value"))
+        return feats
 
     def transform(self, batch: pa.Table) -> np.ndarray:
         num = np.zeros((batch.num_rows, self.width), dtype=np.float32)
@@ -99,6 +131,26 @@ class NumericPreprocessor(FeaturePreprocessor):
     @classmethod
     def from_dict(cls, d: dict[str, Any], assets: Path | None) -> NumericPreprocessor:
         return cls([NumericFeature(**f) for f in d["features"]])
+
+
+def pooled_moments(parts: list[tuple[int, float, float]]) -> tuple[int, float, float]:
+    """``(n, mean, m2)`` of the union of groups given as ``(n, sum, m2)``, where ``m2`` is the sum of
+    squared deviations from the group's own mean (Chan et al.): exact, with no catastrophic cancellation.
+
+    Example:
+        >>> pooled_moments([(2, 3.0, 0.5), (2, 7.0, 0.5)])   # {1, 2} and {3, 4}
+        (4, 2.5, 5.0)
+    """
+    n, mean, m2 = 0, 0.0, 0.0
+    for k, total, k_m2 in parts:
+        if not k:
+            continue
+        k_mean = total / k
+        delta = k_mean - mean
+        m2 += k_m2 + delta * delta * n * k / (n + k)
+        n += k
+        mean += delta * k / n
+    return n, mean, m2
 
 
 def _sql_expr(f: NumericFeature) -> str:

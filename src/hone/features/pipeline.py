@@ -49,18 +49,50 @@ class Preprocessor:
     def fit(cls, schema: Schema, train_path: Path, *, con: duckdb.DuckDBPyConnection, cfg: ModelConfig,
             class_counts: dict[str, int] | None = None) -> Preprocessor:
         """Fit every modality present in ``schema`` on the training file, plus the target scaling."""
-        by_modality: dict[str, list[str]] = {}
-        for c in schema.columns:
-            by_modality.setdefault(modality_of(c.role), []).append(c.name)
         # in name order, not registration (import) order: the network's layout, hence its
         # initialisation and metrics, must not depend on which module happened to be imported first
-        mods = {name: FEATURES[name].fit(schema, by_modality[name], train_path, con=con, cfg=cfg)
-                for name in sorted(FEATURES) if name in by_modality}
+        mods = {name: FEATURES[name].fit(schema, cols, train_path, con=con, cfg=cfg)
+                for name, cols in cls._by_modality(schema).items()}
         pre = cls(schema, mods, class_counts=dict(class_counts or {}))
         if schema.task == "regression":
             mean, std = con.sql(f"SELECT avg(CAST({qi(schema.target)} AS DOUBLE)), "
                                 f"stddev_pop(CAST({qi(schema.target)} AS DOUBLE)) FROM {parquet(train_path)}").fetchall()[0]
             pre.target_mean, pre.target_std = float(mean), float(std or 0.0) or 1.0
+        return pre
+
+    @staticmethod
+    def _by_modality(schema: Schema) -> dict[str, list[str]]:
+        by_modality: dict[str, list[str]] = {}
+        for c in schema.columns:
+            by_modality.setdefault(modality_of(c.role), []).append(c.name)
+        return {name: by_modality[name] for name in sorted(FEATURES) if name in by_modality}
+
+    @classmethod
+    def local_stats(cls, schema: Schema, train_path: Path, *, con: duckdb.DuckDBPyConnection,
+                    cfg: ModelConfig) -> dict[str, Any]:
+        """One data silo's share of a federated fit: each modality's counts and sums over the silo's
+        training split, and the target's for a regression (never a row)."""
+        out: dict[str, Any] = {"modalities": {name: FEATURES[name].local_stats(schema, cols, train_path, con=con, cfg=cfg)
+                                              for name, cols in cls._by_modality(schema).items()}}
+        if schema.task == "regression":
+            e = f"CAST({qi(schema.target)} AS DOUBLE)"
+            n, total, m2 = con.sql(f"SELECT count({e}), coalesce(sum({e}), 0), coalesce(var_pop({e}) * count({e}), 0) "
+                                   f"FROM {parquet(train_path)}").fetchall()[0]
+            out["target"] = {"n": int(n), "sum": float(total), "m2": float(m2)}
+        return out
+
+    @classmethod
+    def from_stats(cls, schema: Schema, stats: list[dict[str, Any]], *, cfg: ModelConfig,
+                   class_counts: dict[str, int] | None = None) -> Preprocessor:
+        """The preprocessor a federated fit builds from every silo's :meth:`local_stats`."""
+        mods = {name: FEATURES[name].from_stats(schema, cols, [s["modalities"].get(name, {}) for s in stats], cfg=cfg)
+                for name, cols in cls._by_modality(schema).items()}
+        pre = cls(schema, mods, class_counts=dict(class_counts or {}))
+        if schema.task == "regression":
+            from hone.features.numeric import pooled_moments
+
+            n, mean, m2 = pooled_moments([(s["target"]["n"], s["target"]["sum"], s["target"]["m2"]) for s in stats])
+            pre.target_mean, pre.target_std = (mean, (m2 / n) ** 0.5 or 1.0) if n else (0.0, 1.0)
         return pre
 
     @property

@@ -43,11 +43,14 @@ def make_optimizer(groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, fused=True)
 
 
-def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up over ``warmup_ratio`` of the steps, then linear decay to zero."""
+def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float, *,
+                    start: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup_ratio`` of the steps, then linear decay to zero; ``start``: the
+    schedule's step this optimiser begins at (a federated round continues the rounds before it)."""
     warmup = int(total_steps * warmup_ratio)
 
     def factor(step: int) -> float:
+        step += start
         if step < warmup:
             return (step + 1) / warmup
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup))

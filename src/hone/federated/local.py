@@ -1,0 +1,227 @@
+"""One silo's side of a federation, in plain hone (no Flower here): its own table, split and
+statistics, and a round of hone's training loop from the global weights.
+
+What a silo returns is only ever aggregates: counts and sums for the statistics (``summary``), the
+trainable weights after a round (``train``), and a confusion matrix or sums of errors (``evaluate``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hone._fit import Prepared, build_network, prepare
+from hone._logging import get_logger
+from hone.config import ResolvedRunConfig, RunConfig, build_config, resolve
+from hone.data.sources import connect
+from hone.errors import ConfigError
+from hone.evaluate.metrics import HIGHER_IS_BETTER
+from hone.features.pipeline import Preprocessor
+from hone.models.precision import default_device, resolve_precision
+from hone.train.callbacks import Callback
+from hone.train.loop import LoopConfig, fit_loop
+from hone.train.optim import class_weights, linear_schedule, make_loss, make_optimizer
+from hone.train.runtime import Runtime
+
+logger = get_logger("hone.federate")
+
+
+def trainable(net: torch.nn.Module) -> OrderedDict[str, torch.Tensor]:
+    """The weights a round changes and a client sends: the parameters its fine-tuning strategy trains
+    (the head and small encoders; LoRA adapters; the top layers; or every weight of a full fine-tune)."""
+    return OrderedDict((n, p.detach()) for n, p in net.named_parameters() if p.requires_grad)
+
+
+def load_trainable(net: torch.nn.Module, arrays: dict[str, np.ndarray]) -> None:
+    """Copy the global weights into the network's trainable parameters (names and shapes must match)."""
+    params = dict(net.named_parameters())
+    expected = list(trainable(net))
+    if set(expected) != set(arrays):
+        odd = sorted(set(expected) ^ set(arrays))[:3]
+        raise ConfigError(f"the server's weights do not fit this client's network ({len(arrays)} arrays for "
+                          f"{len(expected)} trainable parameters; e.g. {odd}): server and clients must run the same "
+                          "hone version and config")
+    with torch.no_grad():
+        for n, a in arrays.items():
+            p = params[n]
+            if tuple(p.shape) != tuple(a.shape):
+                raise ConfigError(f"weight {n!r} is {tuple(a.shape)} on the server and {tuple(p.shape)} here")
+            p.copy_(torch.from_numpy(np.asarray(a)).to(p.dtype))
+
+
+def pooled_resolve(cfg: RunConfig, schema_task: str, has_text: bool, has_image: bool,
+                   class_counts: list[int], train_rows: int, *, threads: int | None = None) -> ResolvedRunConfig:
+    """The run config resolved from the federation's pooled counts (the same everywhere) and this
+    machine's precision and threads."""
+    import os
+
+    threads = threads or max(1, os.cpu_count() or 1)
+    extra: dict[str, Any] = {}
+    if has_image:
+        from hone.models.vision_weights import default_image_backbone
+
+        extra = {"has_image": True, "image_backbone": cfg.model.image_backbone if cfg.model.image_backbone != "auto"
+                 else default_image_backbone()}
+    return resolve(cfg, has_text=has_text, task=schema_task, threads=threads,
+                   precision=resolve_precision("auto", default_device()), class_counts=class_counts,
+                   train_rows=train_rows, **extra)
+
+
+class _StopAfter(Callback):
+    """Stop once a round's share of steps is done (``federated.local_epochs`` below a whole epoch)."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def on_batch_end(self, state: Any, *, rows: int, loss: float | None) -> None:
+        if state.step >= self.steps:
+            state.should_stop = True
+            state.stop_reason = "the round's steps are done"
+
+
+class SiloClient:
+    """A silo: reads its own table, splits it as ``hone fit`` would (deterministically, without leakage)
+    and trains rounds from the weights the server sends."""
+
+    def __init__(self, source: Any, cfg: RunConfig, work: Path, *, name: str = "silo") -> None:
+        self.cfg, self.name, self.work = cfg, name, work
+        work.mkdir(parents=True, exist_ok=True)
+        self.prep: Prepared = prepare(cfg, source, work, min_classes=1)
+        self.salt = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
+        self._setup_key: str | None = None
+        self.rounds_trained = 0
+        counts = self.prep.split.counts
+        logger.info("%s: %s rows (%s)", name, " / ".join(str(counts[s]) for s in counts), "/".join(counts))
+
+    # -- statistics --------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """The schema (column names, roles and types), the labels with their counts, the rows per split
+        and the preprocessing statistics of the training split: counts and sums only."""
+        schema, split = self.prep.schema, self.prep.split
+        con = connect(self.work, self.cfg.data.memory_limit, self.prep.hardware["threads"])
+        try:
+            stats = Preprocessor.local_stats(schema, split.paths["train"], con=con, cfg=self.cfg.model)
+        finally:
+            con.close()
+        labels = split.class_counts.get("train", {}) if schema.task != "regression" else {}
+        return {"schema": {"target": schema.target, "task": schema.task, "target_dtype": schema.target_dtype,
+                           "columns": [{"name": c.name, "role": c.role, "dtype": c.dtype} for c in schema.columns]},
+                "labels": {"values": [json.dumps(_plain(c)) for c in schema.classes],
+                           "counts": [int(labels.get(str(c), 0)) for c in schema.classes]},
+                "rows": {s: int(n) for s, n in split.counts.items()},
+                "stats": stats}
+
+    # -- the network -----------------------------------------------------------------------------
+    def setup(self, cfg_json: str, pre_json: str, pooled_json: str) -> None:
+        """Build (once per setting) the network and preprocessing the server agreed on."""
+        key = hashlib.sha256((cfg_json + pre_json + pooled_json).encode()).hexdigest()
+        if key == self._setup_key:
+            return
+        cfg = build_config(json.loads(cfg_json))
+        if cfg.data.target != self.cfg.data.target:
+            raise ConfigError(f"the server trains on target {cfg.data.target!r}; this client was started with "
+                              f"--target {self.cfg.data.target!r}")
+        pooled = json.loads(pooled_json)
+        self.rcfg = pooled_resolve(cfg, pooled["task"], pooled["has_text"], pooled["has_image"],
+                                   pooled["class_counts"], pooled["train_rows"], threads=self.prep.hardware["threads"])
+        folders = {"text": self.rcfg.model.backbone, "image": self.rcfg.model.image_backbone}
+        d = json.loads(pre_json)
+        pre = Preprocessor.from_dict(d, {m: Path(folders[m]) for m in d["modalities"] if m in folders})
+        pre.bind(self.prep.base_dir)
+        self.runtime = Runtime.local(self.rcfg.train.precision)
+        self.model, self.strategy, _, self.feeder = build_network(self.rcfg, pre, self.runtime)
+        self.feeder.prepare({s: p for s, p in self.prep.split.paths.items() if self.prep.split.counts.get(s)})
+        self._setup_key = key
+
+    # -- a round ---------------------------------------------------------------------------------
+    def train(self, arrays: dict[str, np.ndarray], *, server_round: int, rounds: int,
+              proximal_mu: float = 0.0) -> tuple[OrderedDict[str, torch.Tensor], dict[str, float]]:
+        """Train ``federated.local_epochs`` of this silo's training split from the global weights;
+        returns the new trainable weights and ``num-examples``, ``train-loss``, ``steps``."""
+        rcfg, net, pre = self.rcfg, self.model.net, self.model.pre
+        tr, fed = rcfg.train, rcfg.federated
+        load_trainable(net, arrays)
+        rows = self.prep.split.counts["train"]
+        steps_per_epoch = max(1, -(-(-(-rows // tr.batch_size)) // tr.grad_accum_steps))
+        local_steps = max(1, round(fed.local_epochs * steps_per_epoch))
+        epochs = math.ceil(local_steps / steps_per_epoch)
+        torch.manual_seed(tr.seed * 1_000_003 + server_round * 7_919 + self.salt % 7_907)
+        groups = self.strategy.param_groups(net, lr=tr.lr, head_lr=tr.head_lr if net.backbones() else tr.lr,
+                                            weight_decay=tr.weight_decay)
+        opt = make_optimizer(groups)
+        sched = linear_schedule(opt, rounds * local_steps, tr.warmup_ratio, start=(server_round - 1) * local_steps)
+        weights = None
+        if pre.schema.task != "regression":
+            weights, _ = class_weights([pre.class_counts.get(str(c), 0) for c in pre.schema.classes], tr.class_weights)
+        base_loss = make_loss(pre.schema.task, weights)
+        loss_fn = base_loss
+        if proximal_mu > 0:  # FedProx: (mu / 2) |w - w_global|^2 keeps a skewed silo near the global model
+            anchor = [(p, p.detach().clone()) for p in net.parameters() if p.requires_grad]
+
+            def loss_fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+                prox = sum(((p - g) ** 2).sum() for p, g in anchor)
+                return base_loss(out, y) + 0.5 * proximal_mu * prox
+
+        first_epoch = (server_round - 1) * epochs
+
+        def batches(epoch: int) -> Any:
+            for inputs, t in self.feeder.train_batches(self.prep.split.paths["train"], tr.batch_size,
+                                                       seed=tr.seed + self.salt, epoch=first_epoch + epoch):
+                yield inputs, torch.from_numpy(pre.targets(t)).to(self.runtime.device), t.num_rows
+
+        metric = tr.metric
+        loop = LoopConfig(epochs=epochs, steps_per_epoch=steps_per_epoch, metric=metric,
+                          higher_is_better=HIGHER_IS_BETTER[metric], grad_clip=tr.grad_clip,
+                          grad_accum_steps=tr.grad_accum_steps, restore_best=False)
+        # validation is the server's (the evaluate messages): the loop's own end-of-epoch check is skipped
+        state = fit_loop(net, batches=batches, evaluate=lambda: {metric: float("nan")}, loss_fn=loss_fn,
+                         optimizer=opt, scheduler=sched, cfg=loop, runtime=self.runtime,
+                         callbacks=[_StopAfter(local_steps)] if local_steps % steps_per_epoch else [])
+        self.rounds_trained += 1
+        return trainable(net), {"num-examples": int(rows), "train-loss": float(state.last_loss),
+                                "steps": int(state.step), "train-seconds": float(state.train_seconds)}
+
+    def evaluate(self, arrays: dict[str, np.ndarray], split: str) -> dict[str, Any]:
+        """The global model on this silo's ``split``: a confusion matrix (classification) or sums of
+        errors (regression), and the summed loss."""
+        net, pre = self.model.net, self.model.pre
+        load_trainable(net, arrays)
+        path, n = self.prep.split.paths.get(split), self.prep.split.counts.get(split, 0)
+        out: dict[str, Any] = {"num-examples": int(n), "loss-sum": 0.0}
+        k = len(pre.schema.classes)
+        if pre.schema.task != "regression":
+            out["confusion"] = [0] * (k * k)
+        else:
+            out.update({"sse": 0.0, "sae": 0.0, "sum-y": 0.0, "sum-y2": 0.0})
+        if not n or path is None:
+            return out
+        confusion = np.zeros((k, k), dtype=np.int64)
+        for batch, o in self.feeder.outputs(path):
+            y = pre.targets(batch)
+            o = np.asarray(o, dtype=np.float64)
+            if pre.schema.task == "regression":
+                pred = o[:, 0] * pre.target_std + pre.target_mean
+                true = y.astype(np.float64) * pre.target_std + pre.target_mean
+                out["loss-sum"] += float(((o[:, 0] - y) ** 2).sum())
+                out["sse"] += float(((pred - true) ** 2).sum())
+                out["sae"] += float(np.abs(pred - true).sum())
+                out["sum-y"] += float(true.sum())
+                out["sum-y2"] += float((true ** 2).sum())
+            else:
+                z = o - o.max(axis=1, keepdims=True)
+                logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+                out["loss-sum"] += float(-logp[np.arange(len(y)), y].sum())
+                np.add.at(confusion, (y, o.argmax(axis=1)), 1)
+        if pre.schema.task != "regression":
+            out["confusion"] = [int(v) for v in confusion.ravel()]
+        return out
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
