@@ -157,12 +157,90 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-body-mb", type=float, default=1.0, help="largest request body accepted (default 1 MB)")
     sv.add_argument("--runtime", choices=["torch", "onnx", "onnx-int8", "auto"], default="auto",
                     help="scoring engine (default auto: the fastest that passed the export's parity check, else torch)")
+    _federate_parsers(sub)
     rp = sub.add_parser("report", help="render RUN_DIR/report.html again from the run's files")
     rp.add_argument("run_dir")
     cp = sub.add_parser("compare", help="print runs' test metrics side by side (and render them with --output)")
     cp.add_argument("run_dirs", nargs="+")
     cp.add_argument("--output", help="also write an HTML page")
     return p
+
+
+_FEDERATE_FLAGS = {  # flag: (config field, type, help)
+    "--rounds": ("federated.rounds", int, "federated rounds (default 10)"),
+    "--local-epochs": ("federated.local_epochs", float, "passes over its training split each client makes per round"),
+    "--proximal-mu": ("federated.proximal_mu", float, "FedProx's mu (default 0.01)"),
+    "--min-fraction": ("federated.min_fraction", float, "share of a round's clients that must reply (default 0.5)"),
+    "--min-clients": ("federated.min_clients", int, "clients the server waits for before round 1"),
+    "--dp-noise": ("federated.dp_noise", float, "differential privacy: Gaussian noise multiplier (off by default)"),
+    "--dp-clip": ("federated.dp_clip", float, "differential privacy: L2 clipping norm of a client's update"),
+    "--dp-delta": ("federated.dp_delta", float, "differential privacy: the delta epsilon is reported at"),
+}
+
+
+def _federate_parsers(sub: Any) -> None:
+    from hone.config import FLAGS
+
+    common = [n for n in FLAGS if n not in ("strategy", "engine", "workers", "address", "model", "threshold_objective")]
+    fe = sub.add_parser(
+        "federate", help="train one model across data silos with Flower (rows never leave their silo)",
+        description="Simulate a federation on this machine: SOURCE is dealt into --silos N silos (at random, --by a "
+                    "column, or with --skew Dirichlet label skew) and Flower's simulation engine runs hone's training "
+                    "on each. For a real deployment: hone federate server --config run.yaml (the SuperLink) and, on "
+                    "each silo, hone federate client --server HOST:PORT DATA --target Y.")
+    fe.add_argument("source", nargs="?", help="the labelled table to deal into silos (default: data.source of --config)")
+    fe.add_argument("--target", help="column to predict")
+    fe.add_argument("--silos", type=int, help="how many silos (default 3; with --by, one per value)")
+    fe.add_argument("--by", metavar="COLUMN", help="one silo per value of COLUMN (non-IID: a region, a branch...)")
+    fe.add_argument("--skew", type=float, metavar="ALPHA", help="Dirichlet label skew across silos (0.1 very skewed)")
+    fe.add_argument("--log-messages", metavar="DIR", help="write every message a client sends to DIR as it leaves")
+    fe.add_argument("--resume", metavar="RUN_DIR", help="continue a killed federation after its last round")
+    sv = sub.add_parser("federate-server", help=argparse.SUPPRESS,
+                        description="hone federate server: start a Flower SuperLink and run the federation's server "
+                                    "(no rows here: the silos' clients connect to it).")
+    sv.add_argument("--address", default="0.0.0.0:9092", help="HOST:PORT the SuperLink listens on (default 0.0.0.0:9092)")
+    sv.add_argument("--target", help="column to predict (default: data.target of --config)")
+    sv.add_argument("--test", help="a labelled table held by the server, scored once with the final model")
+    sv.add_argument("--certificates", nargs=3, metavar=("CA_CERT", "SERVER_CERT", "SERVER_KEY"),
+                    help="TLS: PEM files of the CA, the server's certificate and its private key")
+    sv.add_argument("--insecure", action="store_true", help="no TLS (loopback or a trusted network only)")
+    sv.add_argument("--auth-keys", metavar="FILE", help="SuperNode authentication: the clients' public keys, one per line")
+    sv.add_argument("--resume", action="store_true", help="continue the interrupted federation in --output")
+    cl = sub.add_parser("federate-client", help=argparse.SUPPRESS,
+                        description="hone federate client: serve this silo's table to a federation (a Flower "
+                                    "SuperNode); only counts, sums and weights leave this machine.")
+    cl.add_argument("source", help="this silo's labelled table")
+    cl.add_argument("--server", required=True, metavar="HOST:PORT", help="the server's SuperLink")
+    cl.add_argument("--target", required=True, help="column to predict (the server's)")
+    cl.add_argument("--name", help="this silo's name in the server's log and report (default: the file's stem)")
+    cl.add_argument("--work", help="folder for this silo's split and caches (default ~/.cache/hone/federate/NAME)")
+    cl.add_argument("--root-certificates", metavar="CA_CERT", help="TLS: the CA certificate that signed the server's")
+    cl.add_argument("--insecure", action="store_true", help="no TLS (loopback or a trusted network only)")
+    cl.add_argument("--auth-key", metavar="PRIVATE_KEY", help="SuperNode authentication: this client's private key")
+    for p, model_flags in ((fe, True), (sv, True)):
+        p.add_argument("--config", help="run config YAML; flags override it")
+        p.add_argument("--output", help="run directory (default: runs/<source name>)")
+        p.add_argument("--overwrite", action="store_true", help="replace an existing --output once the run succeeds")
+        p.add_argument("--strategy", dest="fl_strategy", choices=["fedavg", "fedprox"],
+                       help="aggregation: fedavg (default) or fedprox [federated.strategy]")
+        p.add_argument("--fine-tuning", dest="strategy", choices=["auto", "frozen", "topk", "lora", "full"],
+                       help="what each client trains: frozen, topk, lora or full [model.strategy]")
+        for flag, (_, typ, what) in _FEDERATE_FLAGS.items():
+            p.add_argument(flag, dest="fl_" + flag[2:].replace("-", "_"), type=typ, help=what)
+        _add_config_flags(p, tuple(common))
+        p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                       help="any config field, e.g. --set federated.dp_delta=1e-6 (repeatable)")
+
+
+def _federate_overrides(a: argparse.Namespace) -> dict[str, Any]:
+    out = _fit_overrides(a)
+    if getattr(a, "fl_strategy", None):
+        out["federated.strategy"] = a.fl_strategy
+    for flag, (dotted, _, _) in _FEDERATE_FLAGS.items():
+        v = getattr(a, "fl_" + flag[2:].replace("-", "_"), None)
+        if v is not None:
+            out[dotted] = v
+    return out
 
 
 def _fit_overrides(a: argparse.Namespace) -> dict[str, Any]:
@@ -232,6 +310,39 @@ def _run(a: argparse.Namespace) -> int:
 
         serve(a.model_dir, host=a.host, port=a.port, token=a.token, max_body_bytes=int(a.max_body_mb * 2**20),
               runtime=a.runtime)
+    elif a.command == "federate":
+        from hone.federated.simulate import federate
+
+        if a.resume:
+            model = federate(a.source, resume=a.resume, log_messages=a.log_messages)
+        else:
+            model = federate(a.source, target=a.target, config=a.config, output=a.output, overwrite=a.overwrite,
+                             silos=a.silos, by=a.by, skew=a.skew, log_messages=a.log_messages, **_federate_overrides(a))
+        print(model.metrics_table())
+        print(f"model: {model.run_dir / 'model'}")
+    elif a.command == "federate-server":
+        from hone.config import build_config
+        from hone.federated.deploy import run_server
+
+        host, _, port = a.address.rpartition(":")
+        if not host or not port.isdigit():
+            raise UserError(f"--address {a.address!r}: expected HOST:PORT, e.g. 0.0.0.0:9092")
+        cfg = build_config(a.config, {**_federate_overrides(a), "data.target": a.target})
+        if cfg.data.target is None:
+            raise UserError("the server needs the target column: data.target in --config, or --target")
+        out = a.output or f"runs/{cfg.name or 'federated'}"
+        run_dir = run_server(cfg, out, host=host, port=int(port), test=a.test, insecure=a.insecure,
+                             certificates=tuple(a.certificates) if a.certificates else None, auth_keys=a.auth_keys,
+                             resume=a.resume, overwrite=a.overwrite)
+        from hone import load
+
+        print(load(run_dir / "model").metrics_table())
+        print(f"model: {run_dir / 'model'}")
+    elif a.command == "federate-client":
+        from hone.federated.deploy import run_client
+
+        return run_client(a.server, a.source, a.target, name=a.name, work=a.work, insecure=a.insecure,
+                          root_certificates=a.root_certificates, auth_key=a.auth_key)
     elif a.command == "report":
         print(f"wrote {api.report(a.run_dir)}")
     elif a.command == "compare":
@@ -267,7 +378,10 @@ def format_tune(summary: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hone`` console script."""
     parser = _parser()
-    a = parser.parse_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) >= 2 and args[0] == "federate" and args[1] in ("server", "client"):
+        args = [f"federate-{args[1]}", *args[2:]]  # hone federate server|client: Flower's deployment engine
+    a = parser.parse_args(args)
     if a.version:
         from hone._version import __version__
 

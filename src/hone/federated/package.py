@@ -58,3 +58,15 @@ def finish(outcome: Any, stage: Path, *, pooled_paths: dict[str, Path] | None = 
     return {"config.resolved.yaml": dump_yaml(rcfg),
             "metrics.json": {**metrics, **report, "training": training, "federated": record},
             "schema.json": schema.to_dict(), "history.json": rounds, "federated.json": record}
+
+
+def write_run(stage: Path, files: dict[str, Any], name: str, started: float) -> None:
+    """The run files, ``environment.json`` and ``report.html`` into ``stage`` (each written atomically)."""
+    from hone._io import write_json, write_text
+    from hone._provenance import environment
+    from hone.evaluate.report import write_report
+
+    files = {**files, "environment.json": environment(started)}
+    for fname, content in files.items():
+        (write_text if isinstance(content, str) else write_json)(stage / fname, content)
+    write_report(stage, name)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hone._io import atomic_path, write_json, write_text
+from hone._io import atomic_path, write_json
 from hone._logging import get_logger
 from hone.errors import ConfigError, MissingDependencyError
 
@@ -83,14 +83,9 @@ def federate(source: Any = None, *, target: str | None = None, config: Any = Non
                 model, files = _simulate(cfg, src, stage, checkpoints, silos, by, skew, log_messages, drop, started)
             finally:
                 shutil.rmtree(stage / ".work", ignore_errors=True)
-            from hone._provenance import environment
+            from hone.federated.package import write_run
 
-            files["environment.json"] = environment(started)
-            for name, content in files.items():
-                (write_text if isinstance(content, str) else write_json)(stage / name, content)
-            from hone.evaluate.report import write_report
-
-            write_report(stage, run_dir.name)
+            write_run(stage, files, run_dir.name, started)
     except BaseException:
         from hone.federated.server import latest_round
 
