@@ -71,7 +71,7 @@ class CategoricalPreprocessor(FeaturePreprocessor):
         for name in columns:
             total: dict[str, int] = {}
             for s in stats:
-                for v, n in zip(s[name]["values"], s[name]["counts"]):
+                for v, n in zip(s.get(name, {}).get("values", []), s.get(name, {}).get("counts", [])):
                     total[v] = total.get(v, 0) + int(n)
             ranked = sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[: int(cfg.max_categories)]
             feats.append(CategoricalFeature(name, [v for v, _ in ranked]))

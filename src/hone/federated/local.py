@@ -100,22 +100,28 @@ class SiloClient:
         logger.info("%s: %s rows (%s)", name, " / ".join(str(counts[s]) for s in counts), "/".join(counts))
 
     # -- statistics --------------------------------------------------------------------------------
-    def summary(self) -> dict[str, Any]:
-        """The schema (column names, roles and types), the labels with their counts, the rows per split
-        and the preprocessing statistics of the training split: counts and sums only."""
+    def summary(self, agreed: str | None = None) -> dict[str, Any]:
+        """Before the schema is agreed: the silo's schema (column names, roles and types, the columns it
+        dropped), its labels with their counts and its rows per split. With ``agreed`` (the federation's
+        schema, JSON): the preprocessing statistics of its training split for that schema. Counts and
+        sums only."""
+        from hone.data.schema import Schema
+
         schema, split = self.prep.schema, self.prep.split
-        con = connect(self.work, self.cfg.data.memory_limit, self.prep.hardware["threads"])
-        try:
-            stats = Preprocessor.local_stats(schema, split.paths["train"], con=con, cfg=self.cfg.model)
-        finally:
-            con.close()
+        if agreed is not None:
+            con = connect(self.work, self.cfg.data.memory_limit, self.prep.hardware["threads"])
+            try:
+                return {"stats": Preprocessor.local_stats(Schema.from_dict(json.loads(agreed)), split.paths["train"],
+                                                          con=con, cfg=self.cfg.model)}
+            finally:
+                con.close()
         labels = split.class_counts.get("train", {}) if schema.task != "regression" else {}
         return {"schema": {"target": schema.target, "task": schema.task, "target_dtype": schema.target_dtype,
-                           "columns": [{"name": c.name, "role": c.role, "dtype": c.dtype} for c in schema.columns]},
+                           "columns": [{"name": c.name, "role": c.role, "dtype": c.dtype} for c in schema.columns],
+                           "dropped": sorted(schema.dropped)},  # names only: a column held but not used here
                 "labels": {"values": [json.dumps(_plain(c)) for c in schema.classes],
                            "counts": [int(labels.get(str(c), 0)) for c in schema.classes]},
-                "rows": {s: int(n) for s, n in split.counts.items()},
-                "stats": stats}
+                "rows": {s: int(n) for s, n in split.counts.items()}}
 
     # -- the network -----------------------------------------------------------------------------
     def setup(self, cfg_json: str, pre_json: str, pooled_json: str) -> None:

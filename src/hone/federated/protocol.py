@@ -19,11 +19,14 @@ from hone.federated.stats import from_records
 CONFIG = "config"  # the ConfigRecord key of server-to-client settings (Flower's strategies use it too)
 
 
-def query_summaries(grid: Any, nodes: list[int], cfg_json: str, timeout: float) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every client's summary (counts and sums of its training split) and name."""
+def query_summaries(grid: Any, nodes: list[int], cfg_json: str, timeout: float, *, schema: str | None = None
+                    ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every client's summary and name, in name order: its schema, labels and rows; or, given the agreed
+    ``schema``, the statistics of its training split for it (counts and sums)."""
     from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 
-    msgs = [Message(RecordDict({CONFIG: ConfigRecord({"hone-config": cfg_json})}), dst_node_id=n,
+    setting = {"hone-config": cfg_json, **({"hone-schema": schema} if schema is not None else {})}
+    msgs = [Message(RecordDict({CONFIG: ConfigRecord(setting)}), dst_node_id=n,
                     message_type=MessageType.QUERY) for n in nodes]
     replies = list(grid.send_and_receive(msgs, timeout=timeout))
     failed = [m for m in replies if m.has_error()]

@@ -58,10 +58,14 @@ def run_rounds(grid: Any, cfg: RunConfig, checkpoints: Path) -> Outcome:
         start = int(state["round"])
         logger.info("resuming after round %d of %d from %s", start, fed.rounds, saved)
     else:
-        from hone.federated.stats import merge
+        from hone.federated.stats import agree_schema, merge
 
+        # two queries: first the silos' schemas and label counts, then their statistics for the agreed schema
         summaries, names = protocol.query_summaries(grid, nodes, cfg_json, fed.round_timeout)
-        pre, pooled = merge(summaries, cfg.model, names)
+        schema = agree_schema(summaries, names)
+        stats, _ = protocol.query_summaries(grid, nodes, cfg_json, fed.round_timeout,
+                                            schema=json.dumps(schema.to_dict()))
+        pre, pooled = merge(schema, summaries, stats, cfg.model)
         pooled["silos"] = [{"name": n, "rows": s["rows"]} for n, s in zip(names, summaries)]
         pre_json, history, start, state = json.dumps(pre.to_dict()), [], 0, {}
         logger.info("agreed from %d silos' counts and sums: %s task, %d feature column(s), %s training rows%s",

@@ -14,18 +14,21 @@ from hone.errors import DataError
 from hone.features.pipeline import Preprocessor
 
 
-def merge(summaries: list[dict[str, Any]], cfg: ModelConfig, names: list[str] | None = None
+def agree_schema(summaries: list[dict[str, Any]], names: list[str]) -> Schema:
+    """The federation's schema from the silos' first summaries (:func:`merge_schemas`)."""
+    return merge_schemas([s["schema"] for s in summaries], [s["labels"] for s in summaries], names)
+
+
+def merge(schema: Schema, summaries: list[dict[str, Any]], stats: list[dict[str, Any]], cfg: ModelConfig
           ) -> tuple[Preprocessor, dict[str, Any]]:
-    """The federation's preprocessor, and what every client resolves its config from (``pooled``: the
-    task, the pooled class counts and training rows). ``names`` name the silos in messages."""
-    names = names or [f"silo {i}" for i in range(len(summaries))]
-    schema = merge_schemas([s["schema"] for s in summaries], [s["labels"] for s in summaries], names)
+    """The federation's preprocessor from every silo's statistics for the agreed ``schema``, and what every
+    client resolves its config from (``pooled``: the task, the pooled class counts and rows)."""
     counts: Counter[str] = Counter()
     for s in summaries:
         for v, n in zip(s["labels"]["values"], s["labels"]["counts"]):
             counts[str(json.loads(v))] += int(n)
     class_counts = {str(c): int(counts.get(str(c), 0)) for c in schema.classes}
-    pre = Preprocessor.from_stats(schema, [s["stats"] for s in summaries], cfg=cfg, class_counts=class_counts)
+    pre = Preprocessor.from_stats(schema, [s["stats"] for s in stats], cfg=cfg, class_counts=class_counts)
     pooled = {"task": schema.task, "has_text": bool(schema.names("text")), "has_image": bool(schema.names("image")),
               "class_counts": [class_counts[str(c)] for c in schema.classes],
               "train_rows": sum(int(s["rows"].get("train", 0)) for s in summaries),
@@ -45,16 +48,18 @@ def merge_schemas(schemas: list[dict[str, Any]], labels: list[dict[str, Any]], n
             raise DataError(f"the target {first['target']!r} is numbers to predict (regression) in "
                             f"{names[[x['task'] for x in schemas].index('regression')]} and labels in another: "
                             "pass the same --task to every client")
-    columns = [c["name"] for c in first["columns"]]
+    columns: list[str] = []  # a column any silo uses as a feature; one a silo dropped (constant there...) stays
+    for s in schemas:
+        columns += [c["name"] for c in s["columns"] if c["name"] not in columns]
     for s, name in zip(schemas, names):
-        theirs = [c["name"] for c in s["columns"]]
-        if set(theirs) != set(columns):
-            odd = sorted(set(theirs) ^ set(columns))
-            raise DataError(f"{name} has different feature columns from {names[0]} (e.g. {odd[0]!r}): every silo "
-                            "must hold the same columns")
+        held = {c["name"] for c in s["columns"]} | set(s.get("dropped", []))
+        missing = [c for c in columns if c not in held]
+        if missing:
+            raise DataError(f"{name} has no column {missing[0]!r}, which other silos hold: every silo must hold "
+                            "the same columns")
     specs = []
     for col in columns:
-        seen = [next(c for c in s["columns"] if c["name"] == col) for s in schemas]
+        seen = [c for s in schemas for c in s["columns"] if c["name"] == col]
         roles = Counter(c["role"] for c in seen)
         top = max(roles.values())
         role = next(c["role"] for c in seen if roles[c["role"]] == top)
