@@ -63,10 +63,11 @@ def _threads(cfg: RunConfig) -> int:
     return max(1, (os.cpu_count() or 1) // local_procs)
 
 
-def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = None, min_classes: int = 2) -> Prepared:
+def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = None, min_classes: int = 2,
+            schema: Schema | None = None) -> Prepared:
     """Open the source, audit (unless ``audit`` is False) and clean it, infer the schema, split it into
     ``work/splits``. Every setting is checked here, before the first line of output (``min_classes``:
-    1 for a federation's silo)."""
+    1 for a federation's silo; ``schema``: the one a federation agreed, used instead of inferring)."""
     threads = _threads(cfg)
     torch.set_num_threads(threads)
     audit = cfg.quality.audit if audit is None else audit
@@ -75,7 +76,10 @@ def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = Non
     cleaning, quality = None, None
     try:
         table = open_table(source, con, encoding=cfg.data.encoding, work_dir=work)
-        schema = infer_run_schema(table, cfg, min_classes)
+        given = schema
+        if given is not None:
+            check_columns(table, [*given.names(), given.target], "agreed by the federation")
+        schema = given or infer_run_schema(table, cfg, min_classes)
         if audit or cfg.data.clean:
             from hone.quality.audit import audit as run_audit
 
@@ -84,7 +88,7 @@ def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = Non
             from hone.quality.clean import clean_table
 
             table, cleaning = clean_table(table, schema, label_errors=quality.extras.get("label_errors") if quality else None)
-            schema = infer_run_schema(table, cfg, min_classes)  # label spellings merged: the classes change
+            schema = given or infer_run_schema(table, cfg, min_classes)  # label spellings merged: the classes change
             logger.info("cleaned: %d label spelling(s) merged, %d likely label error(s), %d duplicate row(s) and %d "
                         "conflicting-label row(s) dropped (cleaning.json)", len(cleaning["label_merges"]),
                         cleaning["dropped_label_errors"], cleaning["dropped_duplicates"], cleaning["dropped_conflicting"])

@@ -198,13 +198,16 @@ def _federate_parsers(sub: Any) -> None:
     sv = sub.add_parser("federate-server", help=argparse.SUPPRESS,
                         description="hone federate server: start a Flower SuperLink and run the federation's server "
                                     "(no rows here: the silos' clients connect to it).")
-    sv.add_argument("--address", default="0.0.0.0:9092", help="HOST:PORT the SuperLink listens on (default 0.0.0.0:9092)")
+    sv.add_argument("--address", dest="listen", default="0.0.0.0:9092",
+                    help="HOST:PORT the SuperLink listens on (default 0.0.0.0:9092)")
     sv.add_argument("--target", help="column to predict (default: data.target of --config)")
     sv.add_argument("--test", help="a labelled table held by the server, scored once with the final model")
     sv.add_argument("--certificates", nargs=3, metavar=("CA_CERT", "SERVER_CERT", "SERVER_KEY"),
                     help="TLS: PEM files of the CA, the server's certificate and its private key")
     sv.add_argument("--insecure", action="store_true", help="no TLS (loopback or a trusted network only)")
-    sv.add_argument("--auth-keys", metavar="FILE", help="SuperNode authentication: the clients' public keys, one per line")
+    sv.add_argument("--auth-keys", nargs="+", metavar="PUBLIC_KEY",
+                    help="SuperNode authentication: only clients holding these keys' private halves may join "
+                         "(public key files, ECDSA SECP384R1 in OpenSSH format: ssh-keygen -t ecdsa -b 384)")
     sv.add_argument("--resume", action="store_true", help="continue the interrupted federation in --output")
     cl = sub.add_parser("federate-client", help=argparse.SUPPRESS,
                         description="hone federate client: serve this silo's table to a federation (a Flower "
@@ -324,10 +327,13 @@ def _run(a: argparse.Namespace) -> int:
         from hone.config import build_config
         from hone.federated.deploy import run_server
 
-        host, _, port = a.address.rpartition(":")
+        host, _, port = a.listen.rpartition(":")
         if not host or not port.isdigit():
-            raise UserError(f"--address {a.address!r}: expected HOST:PORT, e.g. 0.0.0.0:9092")
-        cfg = build_config(a.config, {**_federate_overrides(a), "data.target": a.target})
+            raise UserError(f"--address {a.listen!r}: expected HOST:PORT, e.g. 0.0.0.0:9092")
+        from hone.config import FLAGS
+
+        dotted = {FLAGS.get(k, k): v for k, v in _federate_overrides(a).items()}
+        cfg = build_config(a.config, {**dotted, "data.target": a.target})
         if cfg.data.target is None:
             raise UserError("the server needs the target column: data.target in --config, or --target")
         out = a.output or f"runs/{cfg.name or 'federated'}"

@@ -92,7 +92,7 @@ def test_clients_send_only_weights_counts_and_sums(run: tuple[Any, Path], table:
                 strings.update(v if isinstance(v, list) else [v])
     schema = model.pre.schema
     allowed = {c.name for c in schema.columns} | {c.role for c in schema.columns} | {c.dtype for c in schema.columns}
-    allowed |= {json.dumps(c) for c in schema.classes} | {"silo-0", "silo-1", "silo-2", "value", "year", "month",
+    allowed |= {schema.target, schema.task, *(json.dumps(c) for c in schema.classes)} | {"silo-0", "silo-1", "silo-2", "value", "year", "month",
                                                            "day", "weekday", "hour", "id", "constant"}
     allowed |= {"north", "south", "east", "west"}  # the store categories: each held by many rows of every silo
     assert strings <= allowed, strings - allowed
@@ -108,10 +108,14 @@ def test_a_client_that_drops_out_does_not_stop_the_round(data: Path, tiny_backbo
     """FedProx over 3 silos where silo 1 fails in round 2: the round averages the other two."""
     settings = {**_settings(tiny_backbone), "federated.rounds": 2, "federated.strategy": "fedprox",
                 "federated.proximal_mu": 0.1}
-    model = federate(str(data), target="label", silos=3, output=tmp_path / "run", drop={1: 2}, **settings)
+    model = federate(str(data), target="label", silos=3, output=tmp_path / "run", drop={1: 2},
+                     log_messages=tmp_path / "messages", **settings)
     history = json.loads((model.run_dir / "history.json").read_text())
     assert [(h["replied"], h["clients"], h["aggregated"]) for h in history] == [(3, 3, True), (2, 3, True)]
     assert json.loads((model.run_dir / "federated.json").read_text())["strategy"] == "fedprox"
+    trained = [json.loads(p.read_text()) for p in (tmp_path / "messages").glob("*-train-*.json")]
+    assert len(trained) == 5 and {t["metrics"]["metrics"]["proximal-mu"] for t in trained} == {0.1}  # FedProx's mu
+    assert not list((tmp_path / "messages").glob("silo-1-train-*"))[1:]  # silo 1 sent round 1 only
 
 
 def test_a_killed_server_resumes_after_its_last_round(run: tuple[Any, Path], data: Path, tiny_backbone: Path,

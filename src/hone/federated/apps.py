@@ -44,7 +44,8 @@ def client_app(silos: list[str] | None = None, work: str | None = None, *, log_m
         from hone.federated.stats import to_records
 
         client = silo(msg, context)
-        numbers, names = to_records(client.summary(msg.content[CONFIG].get("hone-schema")))
+        agreed = msg.content[CONFIG].get("hone-schema")
+        numbers, names = to_records(client.describe() if agreed is None else client.summary(str(agreed)))
         return reply(msg, client, counts=MetricRecord(numbers), names=ConfigRecord(names))
 
     @app.train()

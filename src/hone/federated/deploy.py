@@ -29,10 +29,12 @@ APP_DIR = Path(__file__).parent / "flower_app"
 
 def serve_run(grid: Any, cfg_tree: dict[str, Any], checkpoints: str, output: str, test: str | None) -> None:
     """The ServerApp's body under the deployment engine: the rounds, then the run folder ``output``."""
+    from hone._logging import configure
     from hone.config import build_config
     from hone.federated.package import finish, write_run
     from hone.federated.server import run_rounds
 
+    configure(0)  # this is Flower's ServerApp process: hone's round lines go to its log, which flwr run streams
     started = time.time()
     cfg = build_config(cfg_tree)
     run_dir = Path(output)
@@ -108,12 +110,13 @@ def tls_flags(certificates: tuple[str, str, str] | None, insecure: bool) -> list
 
 def run_server(cfg: Any, output: str | Path, *, host: str = "0.0.0.0", port: int = 9092, test: str | None = None,
                insecure: bool = False, certificates: tuple[str, str, str] | None = None,
-               auth_keys: str | None = None, resume: bool = False, overwrite: bool = False) -> Path:
+               auth_keys: list[str] | None = None, resume: bool = False, overwrite: bool = False) -> Path:
     """Start a SuperLink on ``host:port``, submit the federation and wait for it; returns the run folder.
 
-    ``auth_keys``: a YAML file of the SuperNodes allowed to connect (``flwr supernode register`` format is
-    Flower's; here: ``--enable-supernode-auth`` and the clients' ``--auth-key``). ``resume``: continue a
-    killed server's run in ``output`` after its last round."""
+    ``auth_keys``: public key files of the SuperNodes allowed to join (Flower's SuperNode authentication:
+    the SuperLink starts with ``--enable-supernode-auth`` and each key is registered; a client starts with
+    its private key, ``--auth-key``). ``resume``: continue a killed server's run in ``output`` after its
+    last round."""
     from hone.federated.simulate import import_flower
 
     import_flower()
@@ -166,12 +169,13 @@ def run_server(cfg: Any, output: str | Path, *, host: str = "0.0.0.0", port: int
     return run_dir
 
 
-def _register_supernodes(keys_file: str, env: dict[str, str]) -> None:
-    """Register each allowed SuperNode's public key with the SuperLink (``flwr supernode register``)."""
-    for line in Path(keys_file).read_text().splitlines():
-        key = line.strip()
-        if key and not key.startswith("#"):
-            subprocess.run([_bin("flwr"), "supernode", "register", key, "hone"], env=env, check=True)
+def _register_supernodes(keys: list[str], env: dict[str, str]) -> None:
+    """Register each allowed SuperNode's public key file with the SuperLink (``flwr supernode register``)."""
+    for key in keys:
+        if not Path(key).is_file():
+            raise ConfigError(f"public key file {key!r} does not exist")
+        subprocess.run([_bin("flwr"), "supernode", "register", str(Path(key).resolve()), "hone"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
 
 
 def run_client(server: str, data: str, target: str, *, name: str | None = None, work: str | None = None,

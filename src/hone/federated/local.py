@@ -90,38 +90,55 @@ class SiloClient:
     and trains rounds from the weights the server sends."""
 
     def __init__(self, source: Any, cfg: RunConfig, work: Path, *, name: str = "silo") -> None:
-        self.cfg, self.name, self.work = cfg, name, work
+        self.source, self.cfg, self.name, self.work = source, cfg, name, work
         work.mkdir(parents=True, exist_ok=True)
-        self.prep: Prepared = prepare(cfg, source, work, min_classes=1)
+        self.prep: Prepared | None = None
         self.salt = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
         self._setup_key: str | None = None
         self.rounds_trained = 0
-        counts = self.prep.split.counts
-        logger.info("%s: %s rows (%s)", name, " / ".join(str(counts[s]) for s in counts), "/".join(counts))
 
     # -- statistics --------------------------------------------------------------------------------
-    def summary(self, agreed: str | None = None) -> dict[str, Any]:
-        """Before the schema is agreed: the silo's schema (column names, roles and types, the columns it
-        dropped), its labels with their counts and its rows per split. With ``agreed`` (the federation's
-        schema, JSON): the preprocessing statistics of its training split for that schema. Counts and
-        sums only."""
-        from hone.data.schema import Schema
+    def describe(self) -> dict[str, Any]:
+        """What the schema is agreed from: the silo's inferred schema (column names, roles and types, the
+        columns it dropped) and its labels. Names only."""
+        from hone._fit import infer_run_schema
+        from hone.data.sources import open_table
 
-        schema, split = self.prep.schema, self.prep.split
-        if agreed is not None:
-            con = connect(self.work, self.cfg.data.memory_limit, self.prep.hardware["threads"])
-            try:
-                return {"stats": Preprocessor.local_stats(Schema.from_dict(json.loads(agreed)), split.paths["train"],
-                                                          con=con, cfg=self.cfg.model)}
-            finally:
-                con.close()
-        labels = split.class_counts.get("train", {}) if schema.task != "regression" else {}
+        con = connect(self.work, self.cfg.data.memory_limit)
+        try:
+            table = open_table(self.source, con, encoding=self.cfg.data.encoding, work_dir=self.work)
+            schema = infer_run_schema(table, self.cfg, 1)
+        finally:
+            con.close()
         return {"schema": {"target": schema.target, "task": schema.task, "target_dtype": schema.target_dtype,
                            "columns": [{"name": c.name, "role": c.role, "dtype": c.dtype} for c in schema.columns],
                            "dropped": sorted(schema.dropped)},  # names only: a column held but not used here
-                "labels": {"values": [json.dumps(_plain(c)) for c in schema.classes],
-                           "counts": [int(labels.get(str(c), 0)) for c in schema.classes]},
-                "rows": {s: int(n) for s, n in split.counts.items()}}
+                "labels": {"values": [json.dumps(_plain(c)) for c in schema.classes]}}
+
+    def prepared(self, schema: Any) -> Prepared:
+        """The silo split as ``hone fit`` splits (deterministic, without leakage), for the agreed schema."""
+        if self.prep is None or self.prep.schema.to_dict() != schema.to_dict():
+            self.prep = prepare(self.cfg, self.source, self.work, schema=schema)
+            counts = self.prep.split.counts
+            logger.info("%s: %s rows (%s)", self.name, " / ".join(str(counts[s]) for s in counts), "/".join(counts))
+        return self.prep
+
+    def summary(self, agreed: str) -> dict[str, Any]:
+        """For the agreed schema (JSON): the rows per split, the training split's count per label and its
+        preprocessing statistics. Counts and sums only."""
+        from hone.data.schema import Schema
+
+        schema = Schema.from_dict(json.loads(agreed))
+        prep = self.prepared(schema)
+        split = prep.split
+        con = connect(self.work, self.cfg.data.memory_limit, prep.hardware["threads"])
+        try:
+            stats = Preprocessor.local_stats(schema, split.paths["train"], con=con, cfg=self.cfg.model)
+        finally:
+            con.close()
+        labels = split.class_counts.get("train", {}) if schema.task != "regression" else {}
+        return {"rows": {s: int(n) for s, n in split.counts.items()},
+                "labels": {"counts": [int(labels.get(str(c), 0)) for c in schema.classes]}, "stats": stats}
 
     # -- the network -----------------------------------------------------------------------------
     def setup(self, cfg_json: str, pre_json: str, pooled_json: str) -> None:
@@ -134,11 +151,14 @@ class SiloClient:
             raise ConfigError(f"the server trains on target {cfg.data.target!r}; this client was started with "
                               f"--target {self.cfg.data.target!r}")
         pooled = json.loads(pooled_json)
+        from hone._fit import _threads
+
         self.rcfg = pooled_resolve(cfg, pooled["task"], pooled["has_text"], pooled["has_image"],
-                                   pooled["class_counts"], pooled["train_rows"], threads=self.prep.hardware["threads"])
+                                   pooled["class_counts"], pooled["train_rows"], threads=_threads(cfg))
         folders = {"text": self.rcfg.model.backbone, "image": self.rcfg.model.image_backbone}
         d = json.loads(pre_json)
         pre = Preprocessor.from_dict(d, {m: Path(folders[m]) for m in d["modalities"] if m in folders})
+        self.prepared(pre.schema)
         pre.bind(self.prep.base_dir)
         self.runtime = Runtime.local(self.rcfg.train.precision)
         self.model, self.strategy, _, self.feeder = build_network(self.rcfg, pre, self.runtime)
@@ -191,7 +211,8 @@ class SiloClient:
                          callbacks=[_StopAfter(local_steps)] if local_steps % steps_per_epoch else [])
         self.rounds_trained += 1
         return trainable(net), {"num-examples": int(rows), "train-loss": float(state.last_loss),
-                                "steps": int(state.step), "train-seconds": float(state.train_seconds)}
+                                "steps": int(state.step), "train-seconds": float(state.train_seconds),
+                                "proximal-mu": float(proximal_mu)}
 
     def evaluate(self, arrays: dict[str, np.ndarray], split: str) -> dict[str, Any]:
         """The global model on this silo's ``split``: a confusion matrix (classification) or sums of

@@ -61,11 +61,11 @@ def run_rounds(grid: Any, cfg: RunConfig, checkpoints: Path) -> Outcome:
         from hone.federated.stats import agree_schema, merge
 
         # two queries: first the silos' schemas and label counts, then their statistics for the agreed schema
-        summaries, names = protocol.query_summaries(grid, nodes, cfg_json, fed.round_timeout)
-        schema = agree_schema(summaries, names)
-        stats, _ = protocol.query_summaries(grid, nodes, cfg_json, fed.round_timeout,
-                                            schema=json.dumps(schema.to_dict()))
-        pre, pooled = merge(schema, summaries, stats, cfg.model)
+        described, names = protocol.query_summaries(grid, nodes, cfg_json, fed.round_timeout)
+        schema = agree_schema(described, names)
+        summaries, names = protocol.query_summaries(grid, nodes, cfg_json, fed.round_timeout,
+                                                    schema=json.dumps(schema.to_dict()))
+        pre, pooled = merge(schema, summaries, cfg.model)
         pooled["silos"] = [{"name": n, "rows": s["rows"]} for n, s in zip(names, summaries)]
         pre_json, history, start, state = json.dumps(pre.to_dict()), [], 0, {}
         logger.info("agreed from %d silos' counts and sums: %s task, %d feature column(s), %s training rows%s",

@@ -23,6 +23,7 @@ def import_flower() -> None:
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # Ray's FutureWarning on CPU-only actors
     try:
         import flwr  # noqa: F401
         import flwr.simulation  # noqa: F401
@@ -130,6 +131,7 @@ def _simulate(cfg: Any, src: Any, stage: Path, checkpoints: Path, n: int | None,
                "init_args": {"num_cpus": cores, "include_dashboard": False, "logging_level": "ERROR",
                              "log_to_driver": True}}
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _quiet_flower()
     logger.info("simulating %d clients on Flower's simulation engine (%d core(s) each)", k, per_client)
     run_simulation(server_app(cfg_json, str(checkpoints), done),
                    client_app([str(p) for p in dealt.paths], str(work), drop=drop,
@@ -144,6 +146,25 @@ def _simulate(cfg: Any, src: Any, stage: Path, checkpoints: Path, n: int | None,
     pooled = _pooled_splits(work, k)
     files = finish(outcome, stage, pooled_paths=pooled, started=started)
     return outcome.model, files
+
+
+def _quiet_flower() -> None:
+    """Flower logs every message at INFO; hone prints one line per round. Its warnings and errors stay,
+    except the notice that ``run_simulation`` is deprecated (hone uses it on purpose: ``flwr run`` would
+    need a SuperLink for a simulation on one machine)."""
+    import logging
+
+    flwr = logging.getLogger("flwr")
+    if logging.getLogger("hone").getEffectiveLevel() > logging.DEBUG:
+        flwr.setLevel(logging.WARNING)
+    if not any(getattr(f, "_hone", False) for f in flwr.filters):
+        class _Deprecation(logging.Filter):
+            _hone = True
+
+            def filter(self, record: logging.LogRecord) -> bool:
+                return "run_simulation" not in record.getMessage()
+
+        flwr.addFilter(_Deprecation())
 
 
 def _pooled_splits(work: Path, k: int) -> dict[str, Path]:

@@ -15,23 +15,19 @@ from hone.features.pipeline import Preprocessor
 
 
 def agree_schema(summaries: list[dict[str, Any]], names: list[str]) -> Schema:
-    """The federation's schema from the silos' first summaries (:func:`merge_schemas`)."""
+    """The federation's schema from the silos' descriptions (:func:`merge_schemas`)."""
     return merge_schemas([s["schema"] for s in summaries], [s["labels"] for s in summaries], names)
 
 
-def merge(schema: Schema, summaries: list[dict[str, Any]], stats: list[dict[str, Any]], cfg: ModelConfig
-          ) -> tuple[Preprocessor, dict[str, Any]]:
-    """The federation's preprocessor from every silo's statistics for the agreed ``schema``, and what every
-    client resolves its config from (``pooled``: the task, the pooled class counts and rows)."""
-    counts: Counter[str] = Counter()
-    for s in summaries:
-        for v, n in zip(s["labels"]["values"], s["labels"]["counts"]):
-            counts[str(json.loads(v))] += int(n)
-    class_counts = {str(c): int(counts.get(str(c), 0)) for c in schema.classes}
-    pre = Preprocessor.from_stats(schema, [s["stats"] for s in stats], cfg=cfg, class_counts=class_counts)
+def merge(schema: Schema, summaries: list[dict[str, Any]], cfg: ModelConfig) -> tuple[Preprocessor, dict[str, Any]]:
+    """The federation's preprocessor from every silo's :meth:`~hone.federated.local.SiloClient.summary` for
+    the agreed ``schema``, and what every client resolves its config from (``pooled``: the task, the
+    pooled training rows per class and the rows per split)."""
+    counts = [sum(int(s["labels"]["counts"][i]) for s in summaries) for i in range(len(schema.classes))]
+    class_counts = {str(c): n for c, n in zip(schema.classes, counts)}
+    pre = Preprocessor.from_stats(schema, [s["stats"] for s in summaries], cfg=cfg, class_counts=class_counts)
     pooled = {"task": schema.task, "has_text": bool(schema.names("text")), "has_image": bool(schema.names("image")),
-              "class_counts": [class_counts[str(c)] for c in schema.classes],
-              "train_rows": sum(int(s["rows"].get("train", 0)) for s in summaries),
+              "class_counts": counts, "train_rows": sum(int(s["rows"].get("train", 0)) for s in summaries),
               "rows": {k: sum(int(s["rows"].get(k, 0)) for s in summaries) for k in ("train", "validation", "test")}}
     return pre, pooled
 
