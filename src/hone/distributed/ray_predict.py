@@ -102,11 +102,14 @@ def predict_on_ray(model_dir: str | Path, source: str, output: str | Path, *, ke
         import logging
 
         ctx = ray.data.DataContext.get_current()
-        saved = {k: getattr(ctx, k) for k in ("target_max_block_size", "enable_progress_bars", "use_datasource_v2")}
+        saved = {k: getattr(ctx, k) for k in ("target_max_block_size", "enable_progress_bars", "use_datasource_v2")
+                 if hasattr(ctx, k)}
         ctx.enable_progress_bars = False
         # Ray Data 2.60's new Parquet pipeline (ListFiles -> ReadFiles) spends 7-8 s listing one file
-        # here, and scoring 1M rows took 19 s instead of 11 s: the established reader is used
-        ctx.use_datasource_v2 = False
+        # here, and scoring 1M rows took 19 s instead of 11 s: the established reader is used (Ray 2.55,
+        # the version the ray and federated extras share, has only that one)
+        if hasattr(ctx, "use_datasource_v2"):
+            ctx.use_datasource_v2 = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         read = getattr(ray.data, kind)
         options: dict[str, Any] = {}

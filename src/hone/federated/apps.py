@@ -67,8 +67,9 @@ def client_app(silos: list[str] | None = None, work: str | None = None, *, log_m
         cfg = msg.content[CONFIG]
         client.setup(cfg["hone-config"], cfg["hone-pre"], cfg["hone-pooled"])
         arrays = {k: v.numpy() for k, v in msg.content["arrays"].to_torch_state_dict().items()}
-        sums = client.evaluate(arrays, str(cfg["split"]))
-        return reply(msg, client, metrics=MetricRecord({**sums, "weight": 1.0}))
+        records = {split: MetricRecord({**client.evaluate(arrays, split), "weight": 1.0})
+                   for split in str(cfg["split"]).split(",")}
+        return reply(msg, client, **records)
 
     return app
 

@@ -63,19 +63,22 @@ def reply_bytes(m: Any) -> int:
     return int(sum(r.count_bytes() for r in records))
 
 
-def evaluate(grid: Any, flower: Any, server_round: int, arrays: Any, setup: dict[str, Any], split: str,
-             timeout: float) -> list[tuple[str, dict[str, Any]]]:
-    """``(silo, sums)`` of the global model on each client's ``split`` (the clients that answered)."""
+def evaluate(grid: Any, flower: Any, server_round: int, arrays: Any, setup: dict[str, Any], splits: tuple[str, ...],
+             timeout: float) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """Per split, ``(silo, sums)`` of the global model on each client's own ``splits`` (the clients
+    that answered)."""
     from flwr.app import ConfigRecord
 
-    msgs = list(flower.configure_evaluate(server_round, arrays, ConfigRecord({**setup, "split": split}), grid))
-    out = []
+    msgs = list(flower.configure_evaluate(server_round, arrays, ConfigRecord({**setup, "split": ",".join(splits)}),
+                                          grid))
+    out: dict[str, list[tuple[str, dict[str, Any]]]] = {s: [] for s in splits}
     for m in grid.send_and_receive(msgs, timeout=timeout):
         if m.has_error():
             continue
-        metrics = next(iter(m.content.metric_records.values()))
-        out.append((silo_name(m), {k: (list(v) if isinstance(v, list) else v) for k, v in metrics.items()}))
-    return sorted(out)
+        for split in splits:
+            metrics = m.content.metric_records[split]
+            out[split].append((silo_name(m), {k: (list(v) if isinstance(v, list) else v) for k, v in metrics.items()}))
+    return {s: sorted(v) for s, v in out.items()}
 
 
 def per_silo(task: str, classes: list[Any], evaluation: list[tuple[str, dict[str, Any]]]) -> Iterator[tuple[str, dict[str, float]]]:

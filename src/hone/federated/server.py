@@ -95,6 +95,7 @@ def run_rounds(grid: Any, cfg: RunConfig, checkpoints: Path) -> Outcome:
         accountant.load_state_dict(state["accountant"])
     setup = {"hone-config": cfg_json, "hone-pre": pre_json, "hone-pooled": pooled_json, "rounds": fed.rounds}
     bytes_up: list[int] = []
+    test: list[Any] = []
     for r in range(start + 1, fed.rounds + 1):
         t0 = time.perf_counter()
         msgs = list(flower.configure_train(r, arrays, ConfigRecord(dict(setup)), grid))
@@ -114,7 +115,11 @@ def run_rounds(grid: Any, cfg: RunConfig, checkpoints: Path) -> Outcome:
             arrays = new
         sent = [protocol.reply_bytes(m) for m in ok]
         bytes_up += sent
-        evaluation = protocol.evaluate(grid, flower, r, arrays, setup, "validation", fed.round_timeout)
+        # the last round's evaluation scores the test splits too (one message fewer per client)
+        splits = ("validation", "test") if r == fed.rounds else ("validation",)
+        scored = protocol.evaluate(grid, flower, r, arrays, setup, splits, fed.round_timeout)
+        evaluation = scored["validation"]
+        test = scored.get("test", test)
         pooled_val = pooled_metrics(pooled["task"], pre.schema.classes, evaluation)
         entry = {"round": r, "epoch": r, "step": r, **pooled_val, "clients": len(msgs), "replied": len(ok), "aggregated": new is not None,
                  "train_loss": float(train_metrics["train-loss"]) if train_metrics else None,
@@ -131,7 +136,8 @@ def run_rounds(grid: Any, cfg: RunConfig, checkpoints: Path) -> Outcome:
                                           "round": r,
                                           "accountant": accountant.state_dict() if accountant is not None else None})
     load_trainable(net, {k: v.numpy() for k, v in arrays.to_torch_state_dict().items()})
-    test = protocol.evaluate(grid, flower, fed.rounds, arrays, setup, "test", fed.round_timeout)
+    if start >= fed.rounds:  # resumed after the last round: its test evaluation did not happen
+        test = protocol.evaluate(grid, flower, fed.rounds, arrays, setup, ("test",), fed.round_timeout)["test"]
     record = {"strategy": fed.strategy, "rounds": fed.rounds, "local_epochs": fed.local_epochs,
               "clients": len(nodes), "silos": pooled.get("silos", []), "rows": pooled["rows"],
               "trainable_parameters": n_params, "fine_tuning": described,

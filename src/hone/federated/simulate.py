@@ -47,12 +47,15 @@ def federate(source: Any = None, *, target: str | None = None, config: Any = Non
         skew: deal each class's rows by Dirichlet(``skew``) shares (label skew; smaller is more skewed).
         resume: the run directory of a killed federation: it continues after its last round.
         log_messages: a folder where every message a client sends is written as it leaves.
-        drop: {silo: round} where that silo's client fails mid-round (to see the federation go on).
+        drop: {silo: round} where that silo's client fails mid-round (to see the federation go on; from
+            the command line, the environment variable ``HONE_FEDERATE_DROP=SILO:ROUND,...``).
     """
     from hone.api import _resume_record, _run_dir, make_config
 
     import_flower()
     started = time.time()
+    if drop is None and os.environ.get("HONE_FEDERATE_DROP"):  # fault injection for tests: "SILO:ROUND,..."
+        drop = {int(a): int(b) for a, b in (p.split(":") for p in os.environ["HONE_FEDERATE_DROP"].split(","))}
     if resume is not None:
         if target is not None or config is not None or overrides or output is not None:
             raise ConfigError("--resume continues a federation with the settings it started with; pass no others")
