@@ -121,7 +121,8 @@ def run_rounds(grid: Any, cfg: RunConfig, checkpoints: Path) -> Outcome:
         evaluation = scored["validation"]
         test = scored.get("test", test)
         pooled_val = pooled_metrics(pooled["task"], pre.schema.classes, evaluation)
-        entry = {"round": r, "epoch": r, "step": r, **pooled_val, "clients": len(msgs), "replied": len(ok), "aggregated": new is not None,
+        entry = {"round": r, "epoch": r, "step": r, **pooled_val,  # epoch/step/metric: the report's curves
+                 "clients": len(msgs), "replied": len(ok), "aggregated": new is not None,
                  "train_loss": float(train_metrics["train-loss"]) if train_metrics else None,
                  "bytes_up_per_client": int(np.mean(sent)) if sent else 0,
                  "seconds": round(time.perf_counter() - t0, 2), "validation": pooled_val,
