@@ -20,6 +20,21 @@ import hone  # noqa: E402
 from hone.cli import main  # noqa: E402
 
 
+def _supernodes(tmp_path: Path) -> list[str]:
+    """Running flower-supernode processes serving this test's tables."""
+    import os
+
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "flower-supernode" in cmd and str(tmp_path) in cmd and int(proc.name) != os.getpid():
+            found.append(cmd)
+    return found
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -55,9 +70,10 @@ federated: {rounds: 1, min_clients: 2, dp_noise: 0.5, dp_clip: 5.0, dp_delta: 0.
                      "--output", str(out), "--test", str(files[0])]) == 0
     finally:
         for c in clients:
-            c.terminate()
+            c.terminate()  # hone federate client stops its SuperNode on SIGTERM
         for c in clients:
             c.wait(timeout=30)
+    assert not _supernodes(tmp_path), "a SuperNode outlived its hone federate client"
     fed = json.loads((out / "federated.json").read_text())
     assert sorted(s["name"] for s in fed["silos"]) == ["branch-0", "branch-1"]
     assert fed["rows"]["train"] + fed["rows"]["validation"] + fed["rows"]["test"] == table.num_rows

@@ -210,7 +210,13 @@ def run_client(server: str, data: str, target: str, *, name: str | None = None, 
     logger.info("silo %r: serving %s to the federation at %s (rows stay here; only counts, sums and weights "
                 "are sent)", name, data, server)
     proc = subprocess.Popen(cmd, env=_flower_env(home), start_new_session=True)
+
+    def stop(signum: int, frame: Any) -> None:  # SIGTERM too stops the SuperNode (and its ClientApp processes)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         return proc.wait()
     finally:
         _stop(proc)
+        signal.signal(signal.SIGTERM, previous)
