@@ -95,7 +95,6 @@ class SiloClient:
         self.prep: Prepared | None = None
         self.salt = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
         self._setup_key: str | None = None
-        self.rounds_trained = 0
 
     # -- statistics --------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -209,7 +208,6 @@ class SiloClient:
         state = fit_loop(net, batches=batches, evaluate=lambda: {metric: float("nan")}, loss_fn=loss_fn,
                          optimizer=opt, scheduler=sched, cfg=loop, runtime=self.runtime,
                          callbacks=[_StopAfter(local_steps)] if local_steps % steps_per_epoch else [])
-        self.rounds_trained += 1
         return trainable(net), {"num-examples": int(rows), "train-loss": float(state.last_loss),
                                 "steps": int(state.step), "train-seconds": float(state.train_seconds),
                                 "proximal-mu": float(proximal_mu)}

@@ -11,7 +11,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,6 @@ class Outcome:
     rcfg: Any
     history: list[dict[str, Any]]
     record: dict[str, Any]
-    silos: list[str] = field(default_factory=list)
 
 
 def run_rounds(grid: Any, cfg: RunConfig, checkpoints: Path) -> Outcome:
@@ -157,7 +156,7 @@ def run_rounds(grid: Any, cfg: RunConfig, checkpoints: Path) -> Outcome:
         logger.info("differential privacy: epsilon %.3g at delta %g after %d round(s) (noise multiplier %g, clip %g)",
                     spent.epsilon, spent.delta, spent.num_releases, fed.dp_noise, fed.dp_clip)
     strategy.finalize(net)  # merge LoRA adapters, unfreeze: the saved network is a plain one
-    return Outcome(model, rcfg, history, record, [s["name"] for s in pooled.get("silos", [])])
+    return Outcome(model, rcfg, history, record)
 
 
 def _strategy(cfg: RunConfig, clients: int) -> tuple[Any, Any]:
