@@ -13,7 +13,7 @@ from typing import Any
 
 from hone._logging import get_logger
 from hone.config import build_config
-from hone.federated.protocol import CONFIG
+from hone.federated.protocol import CONFIG, numpy_arrays
 
 logger = get_logger("hone.federate")
 
@@ -56,7 +56,7 @@ def client_app(silos: list[str] | None = None, work: str | None = None, *, log_m
         if drop and silos is not None and drop.get(int(context.node_config["partition-id"])) == r:
             raise RuntimeError(f"{client.name} dropped out in round {r}")
         client.setup(cfg["hone-config"], cfg["hone-pre"], cfg["hone-pooled"])
-        arrays = {k: v.numpy() for k, v in msg.content["arrays"].to_torch_state_dict().items()}
+        arrays = numpy_arrays(msg.content["arrays"])
         weights, metrics = client.train(arrays, server_round=r, rounds=int(cfg["rounds"]),
                                         proximal_mu=float(cfg.get("proximal-mu", 0.0)))
         return reply(msg, client, arrays=ArrayRecord(weights), metrics=MetricRecord({**metrics, "weight": 1.0}))
@@ -66,7 +66,7 @@ def client_app(silos: list[str] | None = None, work: str | None = None, *, log_m
         client = silo(msg, context)
         cfg = msg.content[CONFIG]
         client.setup(cfg["hone-config"], cfg["hone-pre"], cfg["hone-pooled"])
-        arrays = {k: v.numpy() for k, v in msg.content["arrays"].to_torch_state_dict().items()}
+        arrays = numpy_arrays(msg.content["arrays"])
         records = {split: MetricRecord({**client.evaluate(arrays, split), "weight": 1.0})
                    for split in str(cfg["split"]).split(",")}
         return reply(msg, client, **records)
@@ -114,9 +114,9 @@ def _message_log(folder: str) -> Any:
         root.mkdir(parents=True, exist_ok=True)
         c = out.content
         entry: dict[str, Any] = {"type": msg.metadata.message_type, "arrays": {}, "metrics": {}, "configs": {}}
-        for key, rec in c.array_records.items():
-            state = rec.to_torch_state_dict()
-            entry["arrays"][key] = {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in state.items()}
+        weights = {key: numpy_arrays(rec) for key, rec in c.array_records.items()}
+        for key, arrays in weights.items():
+            entry["arrays"][key] = {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()}
         for key, rec in c.metric_records.items():
             entry["metrics"][key] = {k: (list(v) if isinstance(v, list) else v) for k, v in rec.items()}
         for key, rec in c.config_records.items():
@@ -124,8 +124,8 @@ def _message_log(folder: str) -> Any:
                                      if not isinstance(v, bytes) else f"<{len(v)} bytes>" for k, v in rec.items()}
         stem = root / f"{c.config_records['silo']['name']}-{msg.metadata.message_type}-{msg.metadata.message_id[:12]}"
         stem.with_suffix(".json").write_text(json.dumps(entry))
-        for key, rec in c.array_records.items():
-            np.savez(stem.with_suffix(f".{key}.npz"), **{k: v.numpy() for k, v in rec.to_torch_state_dict().items()})
+        for key, arrays in weights.items():
+            np.savez(stem.with_suffix(f".{key}.npz"), **arrays)
         return out
 
     return mod

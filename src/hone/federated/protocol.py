@@ -19,6 +19,11 @@ from hone.federated.stats import from_records
 CONFIG = "config"  # the ConfigRecord key of server-to-client settings (Flower's strategies use it too)
 
 
+def numpy_arrays(record: Any) -> dict[str, Any]:
+    """A Flower ``ArrayRecord`` (weights) as ``{name: numpy array}``."""
+    return {k: v.numpy() for k, v in record.to_torch_state_dict().items()}
+
+
 def query_summaries(grid: Any, nodes: list[int], cfg_json: str, timeout: float, *, schema: str | None = None
                     ) -> tuple[list[dict[str, Any]], list[str]]:
     """Every client's summary and name, in name order: its schema, labels and rows; or, given the agreed

@@ -131,11 +131,10 @@ def run_rounds(grid: Any, cfg: RunConfig, checkpoints: Path) -> Outcome:
             entry["epsilon"], entry["delta"] = float(spent.epsilon), float(spent.delta)
         history.append(entry)
         logger.info("%s", _round_line(entry, fed.rounds, rcfg.train.metric))
-        load_trainable(net, {k: v.numpy() for k, v in arrays.to_torch_state_dict().items()})
+        load_trainable(net, protocol.numpy_arrays(arrays))  # the network holds the global model from here on
         _save_round(checkpoints, r, net, {"config": cfg_json, "pre": pre_json, "pooled": pooled, "history": history,
                                           "round": r,
                                           "accountant": accountant.state_dict() if accountant is not None else None})
-    load_trainable(net, {k: v.numpy() for k, v in arrays.to_torch_state_dict().items()})
     if start >= fed.rounds:  # resumed after the last round: its test evaluation did not happen
         test = protocol.evaluate(grid, flower, fed.rounds, arrays, setup, ("test",), fed.round_timeout)["test"]
     record = {"strategy": fed.strategy, "rounds": fed.rounds, "local_epochs": fed.local_epochs,
@@ -168,8 +167,7 @@ def _strategy(cfg: RunConfig, clients: int) -> tuple[Any, Any]:
                   min_evaluate_nodes=fed.min_clients, min_available_nodes=fed.min_clients,
                   # DP's accountant needs equal client weights; otherwise a silo counts by its rows
                   weighted_by_key="weight" if dp else "num-examples",
-                  train_metrics_aggr_fn=protocol.aggregate_train_metrics,
-                  evaluate_metrics_aggr_fn=protocol.aggregate_train_metrics)
+                  train_metrics_aggr_fn=protocol.aggregate_train_metrics)  # evaluation is pooled by hone
     flower = FedProx(proximal_mu=fed.proximal_mu, **common) if fed.strategy == "fedprox" else FedAvg(**common)
     if not dp:
         return flower, None
