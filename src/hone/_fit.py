@@ -270,6 +270,13 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     if schema.coerced:
         logger.warning("read as missing: %s", ", ".join(f"{n} value(s) of {c!r} that are not numbers/dates"
                                                          for c, n in schema.coerced.items()))
+    nonfinite = {c: n for c, n in schema.nonfinite.items() if c != schema.target}
+    if nonfinite:
+        logger.warning("read as missing: %s", ", ".join(f"{n} non-finite value(s) (NaN, infinity) of {c!r}"
+                                                         for c, n in nonfinite.items()))
+    if schema.nonfinite.get(schema.target):
+        logger.warning("dropped from training: %d row(s) whose target %r is NaN or infinite",
+                       schema.nonfinite[schema.target], schema.target)
     _log_split(split)
     pre = fit_preprocessor(prep, rcfg)
     extra = list(callbacks)
@@ -309,6 +316,7 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
                 "embedding_seconds": round(t_emb, 2), "strategy": rcfg.model.strategy, "preset": rcfg.preset,
                 "precision": tr.precision, "threads": threads, "device": str(runtime.device), "class_weights": weighted,
                 "rows": split.counts, "skipped_rows": split.skipped, "coerced_cells": schema.coerced,
+                "nonfinite_cells": schema.nonfinite,
                 # the step a resumed run continued from (0: its checkpoint was lost, it started over)
                 "resumed_from": resumed_from if resume is not None else None}
     model.meta = {"task": schema.task, "target": schema.target, "classes": schema.classes,

@@ -48,6 +48,44 @@ def atomic_path(final: Path) -> Iterator[Path]:
                     p.rmdir()  # only if still empty
 
 
+def check_output(path: str | Path, *, folder: bool = False, inputs: tuple[Any, ...] = (), what: str = "--output",
+                 suffix: str = "") -> Path:
+    """Refuse, before any work is done, an output that cannot be written: a folder where a file is
+    wanted (or the reverse), one of the command's own ``inputs`` (it would be overwritten), a path
+    under a file, or a folder this process may not write to. Returns the path.
+
+    ``suffix``: an example file name for the message about a folder given where a file is wanted.
+    """
+    from hone.errors import UserError
+
+    p = Path(path).expanduser()
+    shown = repr(str(path))
+    if folder and p.exists() and not p.is_dir():
+        raise UserError(f"{what} {shown} is a file; name a folder (new, or a hone folder to replace)")
+    if not folder and p.is_dir():
+        raise UserError(f"{what} {shown} is a folder; name a file in it, e.g. {str(p / ('out' + suffix))!r}")
+    for src in inputs:
+        if isinstance(src, (str, os.PathLike)) and not str(src).startswith("sql:"):
+            s = Path(src).expanduser()
+            same = s.exists() and p.exists() and os.path.samefile(s, p)
+            if same or s.absolute() == p.absolute() or (s.is_dir() and s.absolute() in p.absolute().parents):
+                raise UserError(f"{what} {shown} is the input {str(src)!r} (or inside it); writing there would "
+                                "overwrite what is read: choose another output")
+    here = p if folder and p.is_dir() else p.absolute().parent
+    while not here.exists():
+        here = here.parent
+    if not here.is_dir():
+        raise UserError(f"{what} {shown} cannot be made: {str(here)!r} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".hone-write-check-", dir=here)
+    except OSError as err:
+        raise UserError(f"{what} {shown} cannot be written: {str(here)!r} is not writable "
+                        f"({err.strerror or err})") from err
+    os.close(fd)
+    os.unlink(probe)
+    return p
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temp file + rename)."""
     with atomic_path(path) as tmp:

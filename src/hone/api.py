@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from hone._io import atomic_path, write_json, write_text
+from hone._io import atomic_path, check_output, write_json, write_text
 from hone._logging import get_logger
 from hone.config import FLAGS, RunConfig, build_config
 from hone.errors import ConfigError, did_you_mean
@@ -51,7 +51,7 @@ def _run_name(cfg: RunConfig, source: Any) -> str:
 
 def _run_dir(cfg: RunConfig, source: Any, output: str | Path | None, overwrite: bool) -> Path:
     if output is not None:
-        path = Path(output)
+        path = check_output(output, folder=True, inputs=(source,))
         interrupted = (path / "checkpoints" / "run.json").is_file() and not (path / "metrics.json").is_file()
         if interrupted and not overwrite:
             raise ConfigError(f"{str(path)!r} holds an interrupted run: continue it with hone fit --resume {path}, "
@@ -68,7 +68,7 @@ def _run_dir(cfg: RunConfig, source: Any, output: str | Path | None, overwrite: 
     path, i = base, 2
     while path.exists():
         path, i = base.with_name(f"{name}-{i}"), i + 1
-    return path
+    return check_output(path, folder=True, inputs=(source,))
 
 
 def fit(source: Any = None, *, target: str | None = None, config: Any = None, output: str | Path | None = None,
@@ -243,6 +243,7 @@ def tune(source: Any = None, *, target: str | None = None, config: Any = None, o
     src = source if source is not None else cfg.data.source
     if output is None:
         output = Path("runs") / f"{_run_name(cfg, src)}-tune"
+    check_output(output, folder=True, inputs=(src,))
     _seed_everything(cfg.train.seed)
     return run_tune(cfg, src, Path(output))
 
@@ -271,6 +272,7 @@ def predict(model_dir: str | Path, source: Any, output: str | Path, *, keep: lis
     (torch, onnx, onnx-int8, auto) chooses the engine (onnx ones need ``hone export`` first)."""
     from hone.predict import predict_file
 
+    check_output(output, inputs=(source, model_dir), suffix=".parquet")
     model = load(model_dir, precision=precision, runtime=runtime)
     if runtime != "torch":  # say what auto chose (or confirm the ONNX graph in use)
         logger.info("scoring with the %s runtime", model.runtime)
@@ -288,6 +290,7 @@ def explain(model_dir: str | Path, source: Any, output: str | Path, *, rows: int
     if rows is not None and rows < 1:
         raise ConfigError(f"--rows must be at least 1, got {rows}")
     steps = parse_steps(steps)
+    check_output(output, inputs=(source, model_dir), suffix=".html")
     model = load(model_dir, precision=precision)
     return write_explanations(model, iter_explained(model, source, rows=rows, where=where, steps=steps,
                                                     target_class=target_class, encoding=encoding), output, keep=keep)
@@ -314,6 +317,7 @@ def export(model_dir: str | Path, *, format: str = "onnx", quantize: str | None 
         raise ConfigError(f"export format must be onnx, not {format!r}")
     if quantize not in (None, "int8"):
         raise ConfigError(f"--quantize must be int8, not {quantize!r}")
+    check_output(Path(model_dir) / "model.onnx", what="the model folder's model.onnx")
     return export_onnx(load(model_dir, precision="fp32"), Path(model_dir), quantize=quantize, data=data)
 
 
@@ -329,6 +333,8 @@ def audit(source: Any, *, target: str, output: str | Path | None = None, config:
 
     cfg = make_config(source, target=target, config=config, overrides=overrides)
     d = cfg.data
+    if output is not None:
+        check_output(output, folder=True, inputs=(source,))
     import tempfile
 
     spill = tempfile.TemporaryDirectory(prefix="hone-audit-")  # DuckDB spills here past its memory limit
@@ -357,6 +363,7 @@ def report(run_dir: str | Path) -> Path:
     run = Path(run_dir)
     if not (run / "metrics.json").is_file():
         raise ConfigError(f"{str(run)!r} is not a hone run folder: it has no metrics.json")
+    check_output(run / "report.html", what="the run folder's report.html")
     return write_report(run)
 
 
@@ -368,6 +375,8 @@ def compare(run_dirs: list[str | Path], output: str | Path | None = None) -> str
     for r in runs:
         if not (r / "metrics.json").is_file():
             raise ConfigError(f"{str(r)!r} is not a hone run folder: it has no metrics.json")
+    if output is not None:
+        check_output(output, inputs=tuple(run_dirs), suffix=".html")
     text, page = _compare(runs)
     if output is not None:
         write_text(Path(output), page)
@@ -378,6 +387,8 @@ def evaluate(model_dir: str | Path, source: Any, *, target: str | None = None,
              output: str | Path | None = None, precision: str | None = None,
              encoding: str | None = None) -> dict[str, Any]:
     """Metrics of a saved model on a labelled table; optionally written to ``output`` as JSON."""
+    if output is not None:
+        check_output(output, inputs=(source, model_dir), suffix=".json")
     model = load(model_dir, precision=precision)
     if target is not None and target != model.target:
         raise ConfigError(f"the model predicts {model.target!r}, not {target!r}")

@@ -152,7 +152,7 @@ class Model:
                            ", ".join(f"{n} in {c!r}" for c, n in images.unreadable.items()))
         self.coerced = {c: n for c, n in self.coerced.items() if n}
         if self.coerced:
-            logger.warning("read as missing: %s", ", ".join(f"{n} value(s) of {c!r} that are not {self._dtype(c)}"
+            logger.warning("read as missing: %s", ", ".join(f"{n} value(s) of {c!r} that are not finite {self._dtype(c)}"
                                                              for c, n in self.coerced.items()))
 
     def _dtype(self, column: str) -> str:

@@ -7,6 +7,7 @@ types, choices and help come from the pydantic field, so a setting is declared i
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import typing
@@ -18,6 +19,37 @@ from hone.errors import UserError
 
 # Flag spellings that differ from the keyword name (kept for the commands people already use).
 _CLI_NAMES = {"grad_accum_steps": "--grad-accum", "show_progress": "--progress"}
+
+
+class _ArgumentError(UserError):
+    """A flag's value that the parser refuses (a wrong type, a number out of range, an unknown choice)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one ``error:`` line (exit 2, through :func:`main`) instead of a usage block."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise _ArgumentError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None, *, low_open: bool = False) -> Any:
+    """An argparse ``type`` that parses an int or a float and checks it lies in [low, high]
+    (``low_open``: above ``low``), so a value out of range is refused where it is parsed."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if low is not None and (value <= low if low_open else value < low) or high is not None and value > high:
+            span = (f"above {low:g}" if low_open else f"at least {low:g}") if high is None else \
+                f"{'above' if low_open else 'from'} {low:g} {'and at most' if low_open else 'to'} {high:g}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: it must be {span}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def _csv_list(text: str) -> list[str]:
@@ -56,7 +88,7 @@ def _add_config_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None =
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hone", description="Fine-tune pretrained models on labelled tables.")
+    p = _Parser(prog="hone", description="Fine-tune pretrained models on labelled tables.")
     p.add_argument("--version", action="store_true", help="print the version and exit")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
@@ -86,9 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     tu.add_argument("--target", help="column to predict")
     tu.add_argument("--config", help="run config YAML (its tune section: space, pruner...); flags override it")
     tu.add_argument("--output", help="study folder (default: runs/<source name>-tune)")
-    tu.add_argument("--trials", type=int, help="finished trials to run (default 20) [tune.trials]")
+    tu.add_argument("--trials", type=_number(int, 1), help="finished trials to run (default 20) [tune.trials]")
     tu.add_argument("--timeout", help="time for the whole command, search and refit: 2h, 90m, 45s [tune.timeout]")
-    tu.add_argument("--jobs", type=int, help="processes sharing the study (default 1) [tune.jobs]")
+    tu.add_argument("--jobs", type=_number(int, 1, 256), help="processes sharing the study (default 1) [tune.jobs]")
     tu.add_argument("--pruner", choices=["median", "hyperband", "none"], help="[tune.pruner]")
     tu.add_argument("--sampler", choices=["tpe", "random"], help="[tune.sampler]")
     tu.add_argument("--searcher", choices=["optuna", "hyperopt"],
@@ -112,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--runtime", choices=["torch", "onnx", "onnx-int8", "auto"], default="torch",
                            help="scoring engine; onnx ones need 'hone export' first; auto: the fastest that "
                                 "passed the export's parity check")
-            c.add_argument("--workers", type=int, help="threads for reading and scoring (default: all cores); "
+            c.add_argument("--workers", type=_number(int, 1, 1024), help="threads for reading and scoring (default: all cores); "
                                                        "with --engine ray, Ray actors (default 2)")
             c.add_argument("--engine", choices=["local", "ray"], default="local",
                            help="ray: score on a Ray Dataset with --workers actors, written as a folder of Parquet parts")
@@ -127,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     xp.add_argument("model_dir")
     xp.add_argument("source")
     xp.add_argument("--output", required=True, help="output file: .parquet (every row) or .html (a page of row views)")
-    xp.add_argument("--rows", type=int, help="explain only the first N rows (after --where)")
+    xp.add_argument("--rows", type=_number(int, 1), help="explain only the first N rows (after --where)")
     xp.add_argument("--where", metavar="SQL", help="explain only the rows matching this SQL condition, e.g. \"amount > 100\"")
     xp.add_argument("--target-class", help="explain this class for every row (default: the predicted one)")
     xp.add_argument("--steps", default="auto", help="Integrated Gradients' integration steps (default auto: doubled "
@@ -152,9 +184,9 @@ def _parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="serve a saved model over HTTP (FastAPI: /predict, /health, /metadata, /docs)")
     sv.add_argument("model_dir")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--port", type=_number(int, 1, 65535), default=8000, help="TCP port (1-65535; default 8000)")
     sv.add_argument("--token", help="require 'Authorization: Bearer TOKEN' (default: $HONE_TOKEN, else none)")
-    sv.add_argument("--max-body-mb", type=float, default=1.0, help="largest request body accepted (default 1 MB)")
+    sv.add_argument("--max-body-mb", type=_number(float, 0, 1024, low_open=True), default=1.0, help="largest request body accepted (default 1 MB)")
     sv.add_argument("--runtime", choices=["torch", "onnx", "onnx-int8", "auto"], default="auto",
                     help="scoring engine (default auto: the fastest that passed the export's parity check, else torch)")
     _federate_parsers(sub)
@@ -190,9 +222,9 @@ def _federate_parsers(sub: Any) -> None:
                     "each silo, hone federate client --server HOST:PORT DATA --target Y.")
     fe.add_argument("source", nargs="?", help="the labelled table to deal into silos (default: data.source of --config)")
     fe.add_argument("--target", help="column to predict")
-    fe.add_argument("--silos", type=int, help="how many silos (default 3; with --by, one per value)")
+    fe.add_argument("--silos", type=_number(int, 1, 1000), help="how many silos (default 3; with --by, one per value)")
     fe.add_argument("--by", metavar="COLUMN", help="one silo per value of COLUMN (non-IID: a region, a branch...)")
-    fe.add_argument("--skew", type=float, metavar="ALPHA", help="Dirichlet label skew across silos (0.1 very skewed)")
+    fe.add_argument("--skew", type=_number(float, 0, low_open=True), metavar="ALPHA", help="Dirichlet label skew across silos (0.1 very skewed)")
     fe.add_argument("--log-messages", metavar="DIR", help="write every message a client sends to DIR as it leaves")
     fe.add_argument("--resume", metavar="RUN_DIR", help="continue a killed federation after its last round")
     sv = sub.add_parser("federate-server", help=argparse.SUPPRESS,
@@ -387,7 +419,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) >= 2 and args[0] == "federate" and args[1] in ("server", "client"):
         args = [f"federate-{args[1]}", *args[2:]]  # hone federate server|client: Flower's deployment engine
-    a = parser.parse_args(args)
+    try:
+        a = parser.parse_args(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if a.version:
         from hone._version import __version__
 
@@ -408,6 +444,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(a)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file-system refusal met mid-way (disk full, permissions changed): one line
+        if err.filename is None and err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f": {str(err.filename)!r}" if err.filename is not None else ""
+        print(f"error: {err.strerror or err}{where}; nothing was left half-written", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         then = {"fit": " (a fit that saved a checkpoint continues with hone fit --resume RUN_DIR)",

@@ -493,14 +493,51 @@ def build_config(
         raise ConfigError(_format_errors(err, origin)) from err
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                first = seen[key]
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (first on line {first.line + 1}); "
+                    "merge the two into one", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """``line L, column C: problem`` for a YAML error (the offending character quoted where one is)."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
+        mark = err.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}"
+        buf = mark.buffer or ""
+        char = buf[mark.pointer] if buf and 0 <= mark.pointer < len(buf) else ""
+        near = f" (at {char!r})" if char.strip() and char != "\x00" else ""
+        what = " ".join(p for p in (err.context, err.problem) if p)
+        return f"{where}: {what}{near}"
+    return str(err).splitlines()[0]
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML config file into a dict, with a clear error when it is missing or broken."""
+    """Read a YAML config file into a dict, with a clear error when it is missing or broken (the line,
+    the column and the character; a key given twice is refused)."""
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        tree = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except FileNotFoundError as err:
         raise ConfigError(f"config file {str(path)!r} not found") from err
+    except IsADirectoryError as err:
+        raise ConfigError(f"config file {str(path)!r} is a folder, not a YAML file") from err
+    except PermissionError as err:
+        raise ConfigError(f"config file {str(path)!r} cannot be read (permission denied)") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (byte {err.start})") from err
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {str(err).splitlines()[0]}") from err
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {_yaml_problem(err)}") from err
     if tree is None:
         return {}
     if not isinstance(tree, dict):
@@ -673,6 +710,13 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
              "train_word_embeddings": words}
     if has_text:
         model["backbone"] = check_backbone(bundled_backbone() if cfg.model.backbone == "auto" else cfg.model.backbone)
+        limit = backbone_max_tokens(model["backbone"])
+        if limit is not None and cfg.model.max_length > limit:
+            from hone._logging import get_logger
+
+            get_logger(__name__).warning("model.max_length %d is more than the backbone reads (%d positions): "
+                                         "using %d", cfg.model.max_length, limit, limit)
+            model["max_length"] = limit
     if has_image:
         folder = image_backbone if cfg.model.image_backbone == "auto" else cfg.model.image_backbone
         if folder is None:
@@ -698,6 +742,23 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
     tracking = {**cfg.tracking.model_dump(), "enabled": tracking_available() if enabled == "auto" else enabled}
     return ResolvedRunConfig.model_validate({**cfg.model_dump(), "preset": preset, "train": train, "model": model,
                                              "data": data, "evaluate": evaluate, "tracking": tracking})
+
+
+def backbone_max_tokens(folder: str) -> int | None:
+    """The most tokens a text backbone folder reads at once (its position embeddings; RoBERTa-like
+    models keep two of them for padding), or None when its config does not say."""
+    import json
+
+    try:
+        conf = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    conf = conf.get("text_config", conf) if isinstance(conf, dict) else {}
+    n = conf.get("max_position_embeddings") or conf.get("n_positions")
+    if not isinstance(n, int) or n <= 0:
+        return None
+    offset = 2 if conf.get("model_type") in ("roberta", "xlm-roberta", "camembert", "longformer") else 0
+    return max(8, n - offset)
 
 
 def check_backbone(path: str, what: str = "model.backbone") -> str:

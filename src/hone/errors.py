@@ -42,6 +42,10 @@ class FederationError(UserError):
     """A federation cannot go on: too few clients, silos that disagree, a client's error."""
 
 
+class TrainingError(UserError):
+    """Training produced nothing usable (every candidate's validation metric is non-finite)."""
+
+
 class HoneWarning(UserWarning):
     """Legal but probably wrong usage."""
 

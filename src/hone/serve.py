@@ -21,14 +21,20 @@ reads the route signatures at run time).
 
 
 import asyncio
+import errno
 import hmac
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import base64
 import binascii
+import math
+from datetime import date, datetime
+
+from pydantic import AfterValidator
 
 import numpy as np
 import pyarrow as pa
@@ -36,12 +42,51 @@ import pyarrow.compute as pc
 
 from hone._version import __version__
 from hone.artifact import Model
-from hone.errors import MissingDependencyError
+from hone.errors import MissingDependencyError, UserError
+
+def _utf8(v: str) -> str:
+    """Refuse text that is not valid Unicode (a lone surrogate such as ``"\\ud800"`` in the JSON)."""
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"not valid Unicode text (a lone surrogate at character {err.start})") from None
+    return v
+
+
+def _date_text(v: str) -> str:
+    """Refuse a date or time field that does not read as one (ISO 8601: 2024-05-31, 2024-05-31T12:00:00)."""
+    _utf8(v)
+    text = v.strip()
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{_excerpt(v)} is not a date or time (ISO 8601, e.g. 2024-05-31 or "
+                             "2024-05-31T12:00:00)") from None
+    return v
+
+
+class _Message(str):
+    """Text shown as it is by :func:`_excerpt` (not quoted)."""
+
+
+Text = Annotated[str, AfterValidator(_utf8)]
+DateText = Annotated[str, AfterValidator(_date_text)]
 
 _TYPES: dict[str, tuple[Any, pa.DataType]] = {
-    "text": (str, pa.string()), "categorical": (str, pa.string()), "numeric": (float, pa.float64()),
-    "boolean": (bool, pa.bool_()), "datetime": (str, pa.string()),
+    "text": (Text, pa.string()), "categorical": (Text, pa.string()), "numeric": (float, pa.float64()),
+    "boolean": (bool, pa.bool_()), "datetime": (DateText, pa.string()),
 }
+
+
+def _excerpt(value: Any, limit: int = 80) -> str:
+    """A short, printable excerpt of a value for an error reply (never the whole of a large body);
+    text is quoted unless it is a message of hone's or pydantic's (``str`` subclass ``_Message``)."""
+    text = str(value) if isinstance(value, _Message) else repr(value)
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 @dataclass
@@ -114,7 +159,10 @@ def request_table(model: Model, rows: list[dict[str, Any]]) -> tuple[pa.Table, p
             cols[c.name] = _image_array([r.get(c.name) for r in rows])
             continue
         _, arrow = _TYPES.get(c.role, (str, pa.string()))
-        cols[c.name] = pa.array([r.get(c.name) for r in rows], type=arrow)
+        values = [r.get(c.name) for r in rows]
+        if c.role == "numeric":  # NaN and +-infinity (JSON's Infinity, 1e400) are missing values, as in training
+            values = [None if v is None or not math.isfinite(v) else v for v in values]
+        cols[c.name] = pa.array(values, type=arrow)
     table = pa.table(cols)
     try:
         typed = pa.table({c.name: table[c.name] if c.role == "image" else pc.cast(table[c.name], _arrow_type(c.dtype))
@@ -149,7 +197,8 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
     """The FastAPI application serving ``model`` (``max_explain``: records per ``/explain`` request)."""
     from contextlib import asynccontextmanager
 
-    from fastapi import Depends, FastAPI, HTTPException, Request
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -160,7 +209,7 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
             fields[c.name] = (str | list | None, Field(..., description="image: the file's bytes in base64 (or a "
                                                                          "data: URI), or an array of pixels"))
             continue
-        py, _ = _TYPES.get(c.role, (str, pa.string()))
+        py, _ = _TYPES.get(c.role, (Text, pa.string()))
         fields[c.name] = (py | None, Field(..., description=f"{c.role} feature"))
     for name in [*schema.dropped, schema.target]:  # columns of the training table that are not features:
         fields.setdefault(name, (Any, Field(None, description="accepted and ignored")))  # a whole row may be sent
@@ -171,7 +220,7 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
         records: list[Record] = Field(..., min_length=1, max_length=max_records)  # type: ignore[valid-type]
 
     class ExplainRequest(PredictRequest):
-        target_class: str | None = Field(None, description="explain this class for every record (default: the "
+        target_class: Text | None = Field(None, description="explain this class for every record (default: the "
                                                            "predicted one)")
         steps: Annotated[int, Field(ge=2, le=1024)] | Literal["auto"] = Field(
             "auto", description="Integrated Gradients' integration steps (2-1024), or auto")
@@ -196,26 +245,25 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
                 r[c] = _image_value(r[c], f"records[{i}].{c}")
         return rows
 
-    @app.middleware("http")
-    async def limit_size(request: Request, call_next):  # noqa: ANN001, ANN202
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body_bytes:
-            return JSONResponse({"detail": f"request body of {length} bytes is over the limit of {max_body_bytes}"},
-                                status_code=413)
-        return await call_next(request)
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        detail = [{"loc": [_excerpt(x, 40) if isinstance(x, str) and len(x) > 40 else x for x in e.get("loc", ())],
+                   "msg": _excerpt(_Message(e.get("msg", "")), 300), "type": e.get("type"),
+                   **({"input": _excerpt(e["input"])} if "input" in e and e.get("type") != "missing" else {})}
+                  for e in errors[:_MAX_ERRORS]]
+        body: dict[str, Any] = {"detail": detail}
+        if len(errors) > _MAX_ERRORS:
+            body["more_errors"] = len(errors) - _MAX_ERRORS
+        return JSONResponse(body, status_code=422)
 
-    def authorised(request: Request) -> None:
-        if token is None:
-            return
-        got = request.headers.get("authorization", "")
-        if not hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
-            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+    app.add_middleware(Guard, max_body_bytes=max_body_bytes, token=token)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {"status": "ok"}
 
-    @app.get("/metadata", dependencies=[Depends(authorised)])
+    @app.get("/metadata")
     async def metadata() -> dict[str, Any]:
         m = model.metrics
         return {"target": schema.target, "task": schema.task, "classes": [str(c) for c in model.classes],
@@ -223,7 +271,7 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
                 "metrics": {"test": m.get("test", {}), "model": m.get("model", {}).get("chosen")},
                 "hone_version": __version__, "format": model.meta.get("format"), "runtime": model.runtime}
 
-    @app.post("/predict", dependencies=[Depends(authorised)])
+    @app.post("/predict")
     async def predict(req: PredictRequest) -> dict[str, Any]:  # type: ignore[valid-type]
         t0 = time.perf_counter()
         rows = _decoded([r.model_dump() for r in req.records])
@@ -242,7 +290,7 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
         body["batch_rows"] = batch_rows  # rows scored in the same model call (micro-batching)
         return body
 
-    @app.post("/explain", dependencies=[Depends(authorised)])
+    @app.post("/explain")
     async def explain(req: ExplainRequest) -> dict[str, Any]:  # type: ignore[valid-type]
         t0 = time.perf_counter()
         rows = _decoded([r.model_dump() for r in req.records])
@@ -256,6 +304,63 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
         return {"explanations": out, "ms": round(1000 * (time.perf_counter() - t0), 2)}
 
     return app
+
+
+_MAX_ERRORS = 20  # validation errors listed in one 422 reply
+
+
+class Guard:
+    """ASGI middleware in front of every route: the bearer token (every route but ``/health`` when one is
+    set, ``/docs`` and ``/openapi.json`` included) and the body limit, counted on the bytes as they
+    arrive whatever the transfer encoding (a chunked body has no Content-Length to trust)."""
+
+    def __init__(self, app: Any, *, max_body_bytes: int, token: str | None) -> None:
+        self.app, self.limit, self.token = app, max_body_bytes, token
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if self.token is not None and scope.get("path") != "/health":
+            got = headers.get("authorization", "").encode("latin-1")
+            if not hmac.compare_digest(got, f"Bearer {self.token}".encode()):
+                await _reply(send, 401, "missing or wrong bearer token", [(b"www-authenticate", b"Bearer")])
+                return
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.limit:
+            await _reply(send, 413, f"request body of {length} bytes is over the limit of {self.limit}")
+            return
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > self.limit:
+                await _reply(send, 413, f"request body is over the limit of {self.limit} bytes")
+                return
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()  # type: ignore[no-any-return]
+
+        await self.app(scope, replay, send)
+
+
+async def _reply(send: Any, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    import json
+
+    data = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+                            (b"connection", b"close"), *(headers or [])]})
+    await send({"type": "http.response.body", "body": data})
 
 
 def _image_array(values: list[Any]) -> pa.Array:
@@ -294,8 +399,41 @@ def serve(model_dir: str, *, host: str = "127.0.0.1", port: int = 8000, token: s
 
     from hone.api import load
 
+    if not 1 <= port <= 65535:
+        raise UserError(f"--port {port} is out of range: it must be from 1 to 65535")
+    if max_body_bytes < 1:
+        raise UserError(f"--max-body-mb must be above 0 (got {max_body_bytes} bytes)")
     token = token or os.environ.get("HONE_TOKEN") or None
-    model = load(model_dir, runtime=runtime)
-    print(f"serving {model_dir} with the {model.runtime} runtime on http://{host}:{port} (docs at /docs)", flush=True)
-    app = create_app(model, token=token, max_body_bytes=max_body_bytes)
-    uvicorn.run(app, host=host, port=port, log_level="warning", workers=1)
+    sock = _bind(host, port)  # before the model loads: a port in use is refused at once, and no one takes it meanwhile
+    try:
+        model = load(model_dir, runtime=runtime)
+        app = create_app(model, token=token, max_body_bytes=max_body_bytes)
+        print(f"serving {model_dir} with the {model.runtime} runtime on http://{host}:{port} "
+              f"(docs at /docs{', token required' if token else ''})", flush=True)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", workers=1))
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``, or a :class:`UserError` naming why not (in use, no such address)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        raise UserError(f"--host {host!r} is not an address of this machine ({err.strerror})") from err
+    family, kind, proto, _, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+        sock.listen(2048)
+    except OSError as err:
+        sock.close()
+        if err.errno == errno.EADDRINUSE:
+            raise UserError(f"port {port} on {host} is already in use; stop what holds it or pass another --port") from err
+        if err.errno == errno.EACCES:
+            raise UserError(f"port {port} on {host} needs more privileges; pass a --port above 1023") from err
+        raise UserError(f"cannot listen on {host}:{port}: {err.strerror}") from err
+    sock.set_inheritable(True)
+    return sock

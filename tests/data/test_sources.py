@@ -118,7 +118,7 @@ def test_a_bad_cell_past_the_sniffer_sample_is_missing_and_counted(tmp_path: Pat
     t = open_table(p, connect())
     assert t.types[0] == "BIGINT"
     assert t.sql("SELECT count(x), count(*) FROM source").fetchall() == [(25_000, 25_001)]
-    assert coerced_counts(t, t.tolerant) == {"x": 1}
+    assert coerced_counts(t, t.tolerant) == ({"x": 1}, {})
 
 
 def test_sql_errors_point_into_the_users_query(tmp_path: Path) -> None:

@@ -100,7 +100,9 @@ def test_token_size_limit_metadata_and_docs(server: str) -> None:
     assert meta["target"] == "label" and set(meta["classes"]) == {"pos", "neg"}
     assert {f["name"] for f in meta["features"]} >= {"review", "price", "store"} and "hone_version" in meta
     assert meta["runtime"] == "torch"  # auto, and the model has no ONNX export
-    assert httpx.get(server + "/openapi.json").status_code == 200
+    for page in ("/openapi.json", "/docs"):  # with a token, the schema and its page need it too
+        assert httpx.get(server + page).status_code == 401
+        assert httpx.get(server + page, headers=_auth()).status_code == 200
     assert httpx.get(server + "/health").json() == {"status": "ok"}
 
 

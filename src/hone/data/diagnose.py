@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
+import sys
+import zlib
 import re
 from pathlib import Path
 
@@ -48,9 +51,13 @@ def diagnose_csv(path: Path, encoding: str | None, *, delimiter: str | None = No
         codecs.lookup(enc)
     except LookupError:
         return f"unknown --encoding {enc!r} for {str(path)!r}; use utf-8, latin-1 or utf-16"
-    delim = delimiter or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
+    compressed = path.suffix.lower() in (".gz", ".gzip")
+    inner = Path(path.stem) if compressed else path
+    delim = delimiter or ("\t" if inner.suffix.lower() in (".tsv", ".tab") else ",")
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a huge cell is data (DuckDB reads it), not a defect
     try:
-        with open(path, encoding=enc, newline="") as f:
+        opener = gzip.open if compressed else open
+        with opener(path, "rt", encoding=enc, newline="") as f:
             rows = csv.reader(f, delimiter=delim)
             header = next(rows, None)
             if header is None:
@@ -67,6 +74,8 @@ def diagnose_csv(path: Path, encoding: str | None, *, delimiter: str | None = No
         return f"{str(path)!r} is not {enc} text: {byte} cannot be decoded; pass the file's --encoding"
     except csv.Error as err:
         return f"{str(path)!r} is not a readable CSV file: {err}"
+    except (OSError, EOFError, zlib.error) as err:  # a damaged or truncated .gz
+        return f"{str(path)!r} cannot be decompressed: {err}"
     return None
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from hone.data.schema import Schema
 from hone.data.sources import Table
-from hone.data.sql import qi
+from hone.data.sql import qi, qn
 from hone.errors import DataError
 
 BANDS, ROWS_PER_BAND = 6, 3
@@ -95,7 +95,7 @@ def near_duplicate_clusters(table: Table, schema: Schema, *, threshold: float = 
         table.execute("CREATE OR REPLACE TEMP TABLE hone_nd_edges AS SELECT c.__t, c.__a, "
                       f"{inter} / (len(a.__sh) + len(b.__sh) - {inter})::DOUBLE AS __sim FROM hone_nd_cand c "
                       "JOIN hone_nd_sh a ON a.__t = c.__t JOIN hone_nd_sh b ON b.__t = c.__a")
-        table.execute(f"DELETE FROM hone_nd_edges WHERE __sim < {float(threshold)}")
+        table.execute(f"DELETE FROM hone_nd_edges WHERE __sim < {qn(float(threshold))}")
         _components(table, out)
         return int(table.one(f"SELECT count(*) FROM {out}")[0])
     finally:

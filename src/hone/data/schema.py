@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from hone.data.sources import Table, coerced_counts
-from hone.data.sql import qi, try_cast
+from hone.data.sql import is_float_type, qi, try_cast
 from hone.errors import DataError, EmptyDataError, SchemaError, did_you_mean
 
 Role = Literal["text", "categorical", "numeric", "boolean", "datetime", "image"]
@@ -59,6 +59,7 @@ class Schema:
     classes: list[Any] = field(default_factory=list)
     target_dtype: str = ""
     coerced: dict[str, int] = field(default_factory=dict)  # cells that were not valid values, read as missing
+    nonfinite: dict[str, int] = field(default_factory=dict)  # NaN/+-inf cells read as missing (target: rows dropped)
 
     def names(self, *roles: Role) -> list[str]:
         """Feature column names, optionally only those with one of ``roles``."""
@@ -113,7 +114,7 @@ def scoring_query(schema: Schema, table: Table, *, flag_prefix: str) -> tuple[st
     for col in table.columns:
         src = "VARCHAR" if col in table.tolerant else types[col]
         dst = wanted.get(col, types[col])
-        if src == dst:
+        if src == dst and not (col in wanted and is_float_type(dst)):  # NaN and infinity: missing
             continue
         q, cast = qi(col), try_cast(qi(col), dst, src)
         casts.append(f"{cast} AS {q}")
@@ -205,8 +206,12 @@ def infer_schema(table: Table, *, target: str, task: str = "auto", overrides: di
     inferred, classes = _infer_task(table, target, dtype, task, min_classes)
     types = dict(zip(table.columns, table.types))
     casts = {c.name: c.dtype for c in columns if c.role in ("numeric", "boolean", "datetime")
-             and (c.name in table.tolerant or types[c.name] != c.dtype)}
-    return Schema(target, inferred, columns, dropped, classes, dtype, coerced_counts(table, casts))
+             and (c.name in table.tolerant or types[c.name] != c.dtype or is_float_type(c.dtype))}
+    if is_float_type(dtype) or (target in table.tolerant and is_float_type(table.tolerant[target])):
+        casts[target] = "DOUBLE"
+    coerced, nonfinite = coerced_counts(table, casts)
+    coerced.pop(target, None)
+    return Schema(target, inferred, columns, dropped, classes, dtype, coerced, nonfinite)
 
 
 def _sample_stats(table: Table, sample_rows: int, seed: int) -> dict[str, dict[str, float]]:

@@ -22,12 +22,13 @@ import duckdb
 import pyarrow as pa
 
 from hone.data.diagnose import describe_duckdb_error, diagnose_csv
-from hone.data.sql import qi, ql, try_cast
+from hone.data.sql import finite, is_float_type, qi, ql, try_cast
 from hone.errors import DataError, EmptyDataError
 
 _CSV_EXT = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None}
 _JSON_EXT = {".jsonl", ".ndjson", ".json"}
 _PARQUET_EXT = {".parquet", ".pq"}
+_COMPRESSED = (".gz", ".gzip", ".zst")  # DuckDB reads these CSV/JSON files as they are
 _TOLERANT = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN",
              "DATE", "TIMESTAMP")
 
@@ -103,10 +104,24 @@ def run_sql(con: duckdb.DuckDBPyConnection, query: str, name: str) -> duckdb.Duc
         raise DataError(f"could not read {name}: {describe_duckdb_error(err)}") from err
 
 
+def file_type(path: str | Path) -> str:
+    """A data file's type by its name, looking through a compression suffix: ``.csv`` for
+    ``reviews.csv.gz``.
+
+    Example:
+        >>> file_type("a/b.CSV.gz"), file_type("x.parquet")
+        ('.csv', '.parquet')
+    """
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if len(suffixes) >= 2 and suffixes[-1] in _COMPRESSED:
+        return suffixes[-2]
+    return suffixes[-1] if suffixes else ""
+
+
 def _reader_for(paths: list[str], name: str, encoding: str | None, columns: dict[str, str] | None = None) -> str:
     """The DuckDB table function reading ``paths``; ``columns`` (name -> type) fixes the column types
     of CSV and JSON files instead of sniffing them."""
-    exts = {Path(p).suffix.lower() for p in paths}
+    exts = {file_type(p) for p in paths}
     if len(exts) > 1:
         raise DataError(f"{name} mixes file types {sorted(exts)}; point hone at files of one format")
     ext = exts.pop()
@@ -125,7 +140,8 @@ def _reader_for(paths: list[str], name: str, encoding: str | None, columns: dict
             opts += ", types = {" + ", ".join(f"{ql(c)}: {ql(t)}" for c, t in columns.items()) + "}"
         return f"read_csv({files}, header = true, union_by_name = true, sample_size = 20480{opts})"
     raise DataError(
-        f"{name}: unsupported file type {ext or '(none)'!r}; use .csv, .tsv, .parquet, .jsonl or a sql: query"
+        f"{name}: unsupported file type {ext or '(none)'!r}; use .csv, .tsv, .parquet, .jsonl (CSV and JSON "
+        "also gzip- or zstd-compressed: .csv.gz) or a sql: query"
     )
 
 
@@ -139,7 +155,7 @@ def _expand(path_text: str) -> list[str]:
     if path.is_dir():
         found = sorted(
             str(p) for p in path.rglob("*")
-            if p.is_file() and not p.name.startswith((".", "_")) and p.suffix.lower() in {*_CSV_EXT, *_JSON_EXT, *_PARQUET_EXT}
+            if p.is_file() and not p.name.startswith((".", "_")) and file_type(p) in {*_CSV_EXT, *_JSON_EXT, *_PARQUET_EXT}
         )
         if not found:
             raise EmptyDataError(f"directory {path_text!r} holds no .csv, .tsv, .parquet or .jsonl files")
@@ -175,7 +191,7 @@ def open_table(source: Any, con: duckdb.DuckDBPyConnection, view: str = "source"
     if isinstance(source, (str, os.PathLike)) and not str(source).startswith("sql:"):
         name = repr(str(source))
         paths = _expand(str(source))
-        csv_paths = [p for p in paths if Path(p).suffix.lower() in _CSV_EXT]
+        csv_paths = [p for p in paths if file_type(p) in _CSV_EXT]
         select = f"SELECT * FROM {_reader_for(paths, name, encoding)}"
     elif isinstance(source, str):
         name = "the sql: query"
@@ -198,17 +214,18 @@ def open_table(source: Any, con: duckdb.DuckDBPyConnection, view: str = "source"
     _create_view(con, raw, select, name, csv_paths, encoding)
     rel = run_sql(con, f"SELECT * FROM {raw}", name)
     columns, types = list(rel.columns), [str(t) for t in rel.types]
-    textual = bool(paths) and Path(paths[0]).suffix.lower() in {*_CSV_EXT, *_JSON_EXT}
+    textual = bool(paths) and file_type(paths[0]) in {*_CSV_EXT, *_JSON_EXT}
     tolerant = {c: t for c, t in zip(columns, types) if textual and t.upper().startswith(_TOLERANT)}
     if tolerant:  # read those columns as text, cast in the view: a bad cell becomes NULL, not an error
         fixed = ({c: "VARCHAR" for c in tolerant} if csv_paths else  # JSON: every column's type is given
                  {c: "VARCHAR" if c in tolerant else t for c, t in zip(columns, types)})
         select = f"SELECT * FROM {_reader_for(paths, name, encoding, fixed)}"
         _create_view(con, raw, select, name, csv_paths, encoding)
-        casts = ", ".join(f"{try_cast(qi(c), t)} AS {qi(c)}" for c, t in tolerant.items())
-        _create_view(con, view, f"SELECT * REPLACE ({casts}) FROM {raw}", name, csv_paths, encoding)
-    else:
-        _create_view(con, view, f"SELECT * FROM {raw}", name, csv_paths, encoding)
+    # NaN and +-infinity are missing values everywhere (a CSV's "NaN", a Parquet float's inf alike)
+    casts = [f"{try_cast(qi(c), tolerant[c]) if c in tolerant else finite(qi(c))} AS {qi(c)}"
+             for c, t in zip(columns, types) if c in tolerant or is_float_type(t)]
+    replace = f" REPLACE ({', '.join(casts)})" if casts else ""
+    _create_view(con, view, f"SELECT *{replace} FROM {raw}", name, csv_paths, encoding)
     base = ""
     if paths:
         src = Path(str(source)).expanduser()
@@ -272,19 +289,26 @@ def _as_arrow(obj: Any) -> pa.Table | pa.RecordBatchReader:
     )
 
 
-def coerced_counts(table: Table, casts: dict[str, str]) -> dict[str, int]:
-    """Per column, the non-missing input cells that are not valid ``casts[column]`` values (one scan).
+def coerced_counts(table: Table, casts: dict[str, str]) -> tuple[dict[str, int], dict[str, int]]:
+    """Per column, the non-missing input cells read as missing (one scan): those that are not valid
+    ``casts[column]`` values (a stray ``"n/a"``), and, apart, the non-finite ones (NaN, +-infinity) of
+    a FLOAT/DOUBLE column.
 
-    These cells are read as missing values; the count is reported so nothing is coerced silently.
+    The counts are reported so nothing is read as missing silently.
     """
     if not casts:
-        return {}
+        return {}, {}
     raw = table.raw_view or table.view
     types = dict(zip(table.columns, table.types))
     src = {c: "VARCHAR" if c in table.tolerant else types[c] for c in casts}
-    parts = [f"count({qi(c)}) - count({try_cast(qi(c), t, src[c])})" for c, t in casts.items()]
+    parts = []
+    for c, t in casts.items():
+        kept = try_cast(qi(c), t, src[c], keep_nonfinite=True)
+        parts.append(f"count({qi(c)}) - count({kept}), count({kept}) - count({try_cast(qi(c), t, src[c])})")
     row = table.one(f"SELECT {', '.join(parts)} FROM {raw}")
-    return {c: int(n or 0) for c, n in zip(casts, row) if n}
+    bad = {c: int(row[2 * i] or 0) for i, c in enumerate(casts) if row[2 * i]}
+    nonfinite = {c: int(row[2 * i + 1] or 0) for i, c in enumerate(casts) if row[2 * i + 1]}
+    return bad, nonfinite
 
 
 def count_rows(table: Table) -> int:

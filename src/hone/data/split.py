@@ -25,7 +25,7 @@ from hone.config import SplitConfig
 from hone.data.neardup import near_duplicate_clusters, normalised_text, text_key
 from hone.data.schema import Schema, feature_selects
 from hone.data.sources import Table
-from hone.data.sql import ql, qi
+from hone.data.sql import qi, ql, qn
 from hone.errors import DataError, EmptyDataError
 
 logger = get_logger("hone.split")
@@ -146,7 +146,7 @@ def _key_splits(schema: Schema, cfg: SplitConfig, tgt: str) -> str:
         per_label = f"SELECT __h, {tgt} AS __y, count(*) AS __n FROM hone_rows GROUP BY ALL"
         keys = f"SELECT __h, first(__y ORDER BY __n DESC, __y) AS __cls FROM ({per_label}) GROUP BY __h"
     u = "percent_rank() OVER (PARTITION BY __cls ORDER BY __h)"
-    return (f"SELECT __h, __cls, CASE WHEN {u} < {f0} THEN 'train' WHEN {u} < {f0 + f1} THEN 'validation' "
+    return (f"SELECT __h, __cls, CASE WHEN {u} < {qn(f0)} THEN 'train' WHEN {u} < {qn(f0 + f1)} THEN 'validation' "
             f"ELSE 'test' END AS __split FROM ({keys})")
 
 
@@ -165,6 +165,14 @@ def _check_split(res: SplitResult, schema: Schema) -> None:
     if res.counts.get("train", 0) == 0:
         raise EmptyDataError("no labelled rows reached the training split"
                              + (f" ({res.skipped['missing_target']} rows have no target)" if res.skipped.get("missing_target") else ""))
+    if res.counts.get("validation", 0) == 0 and schema.task != "regression":
+        per_class = res.class_counts.get("train", {})
+        rare = sum(1 for c in schema.classes if per_class.get(str(c), 0) < 3)
+        if rare > len(schema.classes) / 2:
+            raise DataError(f"target {schema.target!r} has too many classes for its rows: {len(schema.classes)} classes "
+                            f"in {sum(res.counts.values())} labelled rows, {rare} of them with fewer than 3 rows, so no "
+                            "row is left to validate on; is it an identifier? Predict a coarser column, or pass "
+                            "--task regression if it is a number")
     if res.counts.get("validation", 0) == 0:
         raise EmptyDataError(f"the validation split is empty ({res.counts['train']} training rows); "
                              "use more rows or a larger validation fraction")

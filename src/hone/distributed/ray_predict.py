@@ -87,6 +87,7 @@ def predict_on_ray(model_dir: str | Path, source: str, output: str | Path, *, ke
     """Score ``source`` on ``workers`` Ray actors into the directory ``output`` (Parquet parts of at
     most ``rows_per_file`` rows); returns the row count."""
     ray = import_ray()
+    from hone._io import check_output
     from hone.artifact import load
 
     load(model_dir)  # a broken model folder is one clear error here, not one per actor
@@ -94,6 +95,7 @@ def predict_on_ray(model_dir: str | Path, source: str, output: str | Path, *, ke
     out = Path(output)
     if out.suffix.lower() in (".csv", ".tsv", ".parquet") or (out.exists() and not out.is_dir()):
         raise ConfigError(f"--engine ray writes a directory of Parquet parts: give --output a folder, not {str(out)!r}")
+    check_output(out, folder=True, inputs=(source, model_dir))
     # the scoring actors take one CPU each: one more is left for Ray Data's read and write tasks,
     # without which they would wait for each other forever
     started = start_ray(address, max(local_cores(), workers) + 1)

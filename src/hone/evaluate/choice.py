@@ -150,7 +150,15 @@ def decide(task: str, y: np.ndarray, net: np.ndarray | None, base: np.ndarray | 
             out = raw
         candidates[name] = (d, _score(task, metric, y, d, out))
     order = {"network": 0, "blend": 1, "baseline": 2}  # on a tie: the fine-tuned network first
-    best = requested if requested != "auto" else max(candidates, key=lambda n: (candidates[n][1], -order[n]))
+    # a non-finite validation metric (a diverged network, NaN outputs) is never best
+    eligible = {n: s if np.isfinite(s) else -np.inf for n, (_, s) in candidates.items()}
+    if requested == "auto" and not any(np.isfinite(s) for s in eligible.values()):
+        from hone.errors import TrainingError
+
+        raise TrainingError(f"no candidate model has a finite validation {metric} "
+                            f"({', '.join(f'{n} {s}' for n, (_, s) in candidates.items())}); "
+                            "check the data for extreme values, or lower --lr")
+    best = requested if requested != "auto" else max(candidates, key=lambda n: (eligible[n], -order[n]))
     chosen = candidates[best][0]
     figures = {n: round(s, 6) for n, (_, s) in candidates.items()}
     chosen.validation = {**chosen.validation, "metric": metric, "candidates": figures,

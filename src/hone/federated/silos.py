@@ -12,7 +12,7 @@ import numpy as np
 
 from hone._logging import get_logger
 from hone.data.sources import connect, open_table
-from hone.data.sql import ql, qi
+from hone.data.sql import qi, ql, qn
 from hone.errors import ConfigError
 
 logger = get_logger("hone.federate")
@@ -116,7 +116,7 @@ def _dirichlet(con: Any, target: str, n: int, alpha: float, seed: int) -> str:
     cases = []
     for c in range(int(classes)):
         cuts = np.cumsum(rng.dirichlet(np.full(n, alpha)))[:-1]
-        silo = " ".join(f"WHEN _u < {float(cut)!r} THEN {i}" for i, cut in enumerate(cuts))
+        silo = " ".join(f"WHEN _u < {qn(float(cut))} THEN {i}" for i, cut in enumerate(cuts))
         cases.append(f"WHEN _class = {c} THEN CASE {silo} ELSE {n - 1} END")
     con.execute(f"CREATE TEMP TABLE _skew AS SELECT _pos, CASE {' '.join(cases)} END AS _s FROM _ranked")
     return "(SELECT _s FROM _skew WHERE _skew._pos = _rows._pos)"

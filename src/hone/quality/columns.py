@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from hone.data.schema import Schema, is_numeric_type
 from hone.data.sources import Table
-from hone.data.sql import qi, try_cast
+from hone.data.sql import qi, qn, try_cast
 from hone.quality.base import Context, Finding, numbered, register
 
 _Z = 5.0
@@ -38,10 +38,20 @@ def column_checks(table: Table, schema: Schema, ctx: Context) -> list[Finding]:
     for c, k in schema.coerced.items():
         dtype = next(s.dtype for s in schema.columns if s.name == c)
         ex = table.sql(f"SELECT __row, CAST({qi(c)} AS VARCHAR) FROM {numbered(table, [c], raw=True)} WHERE {qi(c)} IS NOT NULL "
-                       f"AND {try_cast(f'CAST({qi(c)} AS VARCHAR)', dtype)} IS NULL ORDER BY __row LIMIT 5").fetchall()
+                       f"AND {try_cast(f'CAST({qi(c)} AS VARCHAR)', dtype, keep_nonfinite=True)} IS NULL ORDER BY __row LIMIT 5").fetchall()
         out.append(Finding("wrong_type", "warning", f"{k} values of {c!r} are not numbers (or dates) and are read as "
                            "missing", k, c, [{"row": int(r), "value": v} for r, v in ex],
                            remedy="fix the values at the source, or leave them: they are treated as missing"))
+    for c, k in schema.nonfinite.items():
+        is_target = c == schema.target
+        ex = table.sql(f"SELECT __row, CAST({qi(c)} AS VARCHAR) FROM {numbered(table, [c], raw=True)} WHERE "
+                       f"NOT isfinite({try_cast(qi(c), 'DOUBLE', table.types[table.columns.index(c)] if c not in table.tolerant else 'VARCHAR', keep_nonfinite=True)}) "
+                       "ORDER BY __row LIMIT 5").fetchall()
+        out.append(Finding("non_finite", "warning", f"{k} values of {c!r} are NaN or infinite: "
+                           + ("those rows have no target and are dropped from training" if is_target
+                              else "they are read as missing"), k, c, [{"row": int(r), "value": v} for r, v in ex],
+                           remedy="fix them at the source, or leave them: " + (
+                               "the rows are dropped" if is_target else "they are treated as missing")))
     for spec in schema.columns:
         if spec.role != "numeric" or not is_numeric_type(spec.dtype):
             continue
@@ -50,10 +60,10 @@ def column_checks(table: Table, schema: Schema, ctx: Context) -> list[Finding]:
                              f"FROM {table.view}")
         if med is None or not mad:
             continue
-        z = f"abs({q} - {float(med)}) / (1.4826 * {float(mad)})"
-        k = int(table.one(f"SELECT count(*) FROM {table.view} WHERE {z} > {_Z}")[0])
+        z = f"abs({q} - {qn(float(med))}) / ({qn(1.4826 * float(mad))})"
+        k = int(table.one(f"SELECT count(*) FROM {table.view} WHERE {z} > {qn(_Z)}")[0])
         if k:
-            ex = table.sql(f"SELECT __row, {q}, {z} FROM {numbered(table, [spec.name])} WHERE {z} > {_Z} ORDER BY 3 DESC LIMIT 5").fetchall()
+            ex = table.sql(f"SELECT __row, {q}, {z} FROM {numbered(table, [spec.name])} WHERE {z} > {qn(_Z)} ORDER BY 3 DESC LIMIT 5").fetchall()
             out.append(Finding("outliers", "info", f"{k} values of {spec.name!r} lie more than {_Z:g} robust "
                                f"standard deviations from its median ({float(med):g})", k, spec.name,
                                [{"row": int(r), "value": v, "robust_z": round(float(zz), 1)} for r, v, zz in ex],

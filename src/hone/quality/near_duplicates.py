@@ -7,7 +7,7 @@ from hone.data.neardup import text_key
 from hone.data.schema import Schema
 from hone.data.sources import Table
 from hone.data.split import user_split_expr
-from hone.data.sql import qi
+from hone.data.sql import qi, qn
 from hone.quality.base import Context, Finding, register
 
 
@@ -53,7 +53,7 @@ def split_leakage_check(table: Table, schema: Schema, ctx: Context) -> list[Find
         assign, how = user_split_expr(table, cfg), f"the split column {cfg.column!r}"
     else:
         u = f"(hash({qi(by)}, {int(cfg.seed)}) % 1000000) / 1e6" if by else f"(hash(rk.__row, {int(cfg.seed)}) % 1000000) / 1e6"
-        assign = f"CASE WHEN {u} < {f0} THEN 'train' WHEN {u} < {f0 + f1} THEN 'validation' ELSE 'test' END"
+        assign = f"CASE WHEN {u} < {qn(f0)} THEN 'train' WHEN {u} < {qn(f0 + f1)} THEN 'validation' ELSE 'test' END"
         how = f"a split by {by!r}" if by else "a random row split"
     keys = ctx.row_keys(table, schema)
     source = f"{keys} rk"
