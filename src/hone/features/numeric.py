@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from hone.config import ModelConfig
 from hone.data.schema import Schema
-from hone.data.sql import parquet, qi
+from hone.data.sql import parquet, qi, qn
 from hone.features.base import FeaturePreprocessor, register
 
 # Datetime columns become these numeric parts; the SQL (for statistics) and Arrow (for batches)
@@ -54,16 +54,10 @@ class NumericPreprocessor(FeaturePreprocessor):
     def fit(cls, schema: Schema, columns: list[str], train_path: Path, *, con: duckdb.DuckDBPyConnection,
             cfg: ModelConfig) -> NumericPreprocessor:
         feats = cls._features(schema, columns)
-        exprs = []
-        for f in feats:
-            e = _sql_expr(f)
-            exprs.append(f"avg({e}), stddev_pop({e}), avg(CASE WHEN {e} IS NULL THEN 1.0 ELSE 0.0 END)")
-        row = con.sql(f"SELECT {', '.join(exprs)} FROM {parquet(train_path)}").fetchall()[0]
-        for i, f in enumerate(feats):
-            mean, std, miss = row[3 * i: 3 * i + 3]
-            f.mean = float(mean) if mean is not None else 0.0
-            f.std = float(std) if std and std > 1e-12 else 1.0
-            f.missing_rate = float(miss or 0.0)
+        for f, (mean, std, miss) in zip(feats, moments(con, [_sql_expr(f) for f in feats], parquet(train_path))):
+            f.mean = mean if mean is not None else 0.0
+            f.std = std if std > 0 and std > 1e-12 * abs(f.mean) else 1.0  # relative: values near 1e-300 keep their spread
+            f.missing_rate = miss
         return cls(feats)
 
     @classmethod
@@ -110,8 +104,12 @@ class NumericPreprocessor(FeaturePreprocessor):
         num = np.zeros((batch.num_rows, self.width), dtype=np.float32)
         for i, f in enumerate(self.features):
             arr = _arrow_values(batch.column(f.column), f.part)
-            missing = np.isnan(arr)
-            num[:, 2 * i] = np.where(missing, 0.0, (arr - f.mean) / f.std)
+            missing = ~np.isfinite(arr)  # NaN and +-infinity are missing values
+            with np.errstate(over="ignore", invalid="ignore"):
+                z = np.where(missing, 0.0, (np.where(missing, f.mean, arr) - f.mean) / f.std)
+            # a value thousands of standard deviations out is clipped there: the network sees a large
+            # but finite input (float32 would overflow to infinity, then NaN)
+            num[:, 2 * i] = np.clip(np.nan_to_num(z, nan=0.0), -_Z_CLIP, _Z_CLIP)
             num[:, 2 * i + 1] = missing
         return num
 
@@ -131,6 +129,29 @@ class NumericPreprocessor(FeaturePreprocessor):
     @classmethod
     def from_dict(cls, d: dict[str, Any], assets: Path | None) -> NumericPreprocessor:
         return cls([NumericFeature(**f) for f in d["features"]])
+
+
+_Z_CLIP = 1e4  # standardised values are clipped to +-this (never reached by ordinary data)
+
+
+def moments(con: duckdb.DuckDBPyConnection, exprs: list[str], source: str) -> list[tuple[float | None, float, float]]:
+    """``(mean, standard deviation, missing rate)`` of each DOUBLE expression over ``source``.
+
+    The values are divided by their largest magnitude first, so neither the sum nor the squares
+    overflow, for floats up to 1.8e308 (``stddev_pop`` of values near 1e200 is infinite otherwise).
+    """
+    if not exprs:
+        return []
+    scales = con.sql(f"SELECT {', '.join(f'max(abs({e}))' for e in exprs)} FROM {source}").fetchall()[0]
+    scales = [float(s) if s is not None and 0 < float(s) < float("inf") else 1.0 for s in scales]
+    parts = [f"avg({e} / {qn(s)}), stddev_pop({e} / {qn(s)}), avg(CASE WHEN {e} IS NULL THEN 1.0 ELSE 0.0 END)"
+             for e, s in zip(exprs, scales)]
+    row = con.sql(f"SELECT {', '.join(parts)} FROM {source}").fetchall()[0]
+    out = []
+    for i, s in enumerate(scales):
+        mean, std, miss = row[3 * i: 3 * i + 3]
+        out.append((None if mean is None else float(mean) * s, float(std or 0.0) * s, float(miss or 0.0)))
+    return out
 
 
 def pooled_moments(parts: list[tuple[int, float, float]]) -> tuple[int, float, float]:

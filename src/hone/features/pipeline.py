@@ -55,9 +55,10 @@ class Preprocessor:
                 for name, cols in cls._by_modality(schema).items()}
         pre = cls(schema, mods, class_counts=dict(class_counts or {}))
         if schema.task == "regression":
-            mean, std = con.sql(f"SELECT avg(CAST({qi(schema.target)} AS DOUBLE)), "
-                                f"stddev_pop(CAST({qi(schema.target)} AS DOUBLE)) FROM {parquet(train_path)}").fetchall()[0]
-            pre.target_mean, pre.target_std = float(mean), float(std or 0.0) or 1.0
+            from hone.features.numeric import moments
+
+            [(mean, std, _)] = moments(con, [f"CAST({qi(schema.target)} AS DOUBLE)"], parquet(train_path))
+            pre.target_mean, pre.target_std = float(mean or 0.0), std or 1.0
         return pre
 
     @staticmethod
