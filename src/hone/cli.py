@@ -290,7 +290,11 @@ def _fit_overrides(a: argparse.Namespace) -> dict[str, Any]:
         field, sep, value = item.partition("=")
         if not sep or not field:
             raise UserError(f"--set expects FIELD=VALUE, got {item!r}")
-        out[field.strip()] = yaml.safe_load(value)
+        try:
+            out[field.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise UserError(f"--set {item!r}: the value is not valid YAML ({str(err).splitlines()[0]}); "
+                            "quote it if it is text") from err
     return {k: v for k, v in out.items() if v is not None}
 
 

@@ -30,7 +30,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, tab_table: pa.Table, tiny_b
     (d / "latin1.csv").write_bytes("name,label\ncafé au lait,a\nnaïve,b\nthé,a\n".encode("latin-1"))
     (d / "ragged.csv").write_text("a,b,label\n1,2,x\n3,4,y\n5,6,7,z\n8,9,x\n")
     (d / "one_class.csv").write_text("text,y\nhello there my friend,a\nhi again friend,a\n")
-    (d / "reg.csv").write_text("x,y\n1,2.5\n2,n/a\n3,4\n")
+    (d / "reg.csv").write_text("x,y\n1,2.5\n2,lots\n3,4\n")  # n/a would be a missing value
     (d / "no_target.csv").write_text("x,label\n1,\n2,\n3,\n")
     (d / "words.csv").write_text("note,label\n" + "".join(f"this is note number {i},{'ab'[i % 2]}\n" for i in range(40)))
     mixed = d / "mixed"

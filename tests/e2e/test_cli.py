@@ -58,7 +58,7 @@ def test_bad_inputs_give_one_line_and_leave_nothing(tmp_path: Path, csv_path: Pa
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "broken.parquet").write_text("not parquet")
     (tmp_path / "one.csv").write_text("text,y\nhello there my friend,a\nhi again friend,a\n")
-    (tmp_path / "reg.csv").write_text("x,y\n1,2.5\n2,n/a\n3,4\n")
+    (tmp_path / "reg.csv").write_text("x,y\n1,2.5\n2,lots\n3,4\n")
     (tmp_path / "bad.yaml").write_text("train:\n  epochz: 3\n")
     (tmp_path / "wrong.yaml").write_text("train:\n  lr: fast\n")
     cases = {

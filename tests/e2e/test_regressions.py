@@ -137,7 +137,7 @@ def test_bad_numeric_cells_are_missing_and_counted(tmp_path: Path, tab_table: pa
     header = text[0].split(",")
     i = header.index('"price"') if '"price"' in header else header.index("price")
     cells = text[-1].split(",")
-    cells[i] = "n/a"
+    cells[i] = "n.a."  # not a number (n/a itself is a missing value)
     src.write_text("\n".join(text[:-1] + [",".join(cells)]) + "\n")
     m = hone.fit(src, target="label", output=tmp_path / "r", epochs=1, show_progress=False)
     schema = json.loads((tmp_path / "r" / "schema.json").read_text())

@@ -49,7 +49,7 @@ def test_planted_problems_are_found(tmp_path: Path) -> None:
 
 def test_wrong_type_values_in_a_csv_are_reported_with_their_rows(tmp_path: Path, capsys) -> None:
     rows = [f"{i},{'a' if i % 2 else 'b'}" for i in range(300)]
-    rows[17] = "n/a,a"
+    rows[17] = "unknown,a"  # (n/a would be read as a missing value)
     rows[250] = "??,b"
     src = tmp_path / "t.csv"
     src.write_text("x,y\n" + "\n".join(rows) + "\n")

@@ -223,7 +223,7 @@ def _sample_stats(table: Table, sample_rows: int, seed: int) -> dict[str, dict[s
         names += [f"n{i}", f"d{i}"]
         if dtype.upper() == "VARCHAR":
             parts += [f"avg(length({q}))", f"avg(len(string_split(trim({q}), ' ')))",
-                      f"count({try_cast(q, 'DOUBLE')})", f"count_if(regexp_matches(trim({q}), '{IMAGE_SUFFIX}'))"]
+                      f"count({try_cast(q, 'DOUBLE', keep_nonfinite=True)})", f"count_if(regexp_matches(trim({q}), '{IMAGE_SUFFIX}'))"]
             names += [f"l{i}", f"w{i}", f"p{i}", f"f{i}"]
     values = dict(zip(names, table.one(f"SELECT {', '.join(parts)} FROM {sample}")))
     if not values.get("rows"):
@@ -247,6 +247,10 @@ def _infer_role(name: str, dtype: str, s: dict[str, float], forced: str | None) 
         if forced == "image" and not (dtype.upper() in ("VARCHAR", "BLOB") or pixel_array_type(dtype)):
             raise SchemaError(f"column {name!r} has type {dtype}; an image column holds paths (text), encoded "
                               "images (bytes) or arrays of pixels")
+        if forced != "image" and base is None or forced in ("text", "categorical") and base == "image":
+            raise SchemaError(f"column {name!r} has type {dtype}, which cannot be --{forced}: hone reads numbers, text, "
+                              "booleans, dates and images; select the parts you need with a sql: query "
+                              f"(e.g. sql:SELECT *, CAST({qi(name)} AS VARCHAR) AS {qi(name + '_text')} FROM ...)")
         if forced == "numeric" and base not in ("numeric", "boolean") and not (base == "categorical" and s["numbers"]):
             raise SchemaError(f"column {name!r} has type {dtype} and holds no numbers; it cannot be --numeric")
         return forced, "set by user"  # type: ignore[return-value]
@@ -284,6 +288,10 @@ def _infer_role(name: str, dtype: str, s: dict[str, float], forced: str | None) 
 def _infer_task(table: Table, target: str, dtype: str, task: str, min_classes: int = 2) -> tuple[TaskName, list[Any]]:
     q = qi(target)
     numeric = is_numeric_type(dtype)
+    present, rows = table.one(f"SELECT count({q}), count(*) FROM {table.view}")
+    if not present:
+        raise DataError(f"target {target!r} in {table.name} has no values: all {rows} rows are missing"
+                        + (" (or NaN/infinite)" if is_float_type(dtype) else ""))
     if task == "regression" or (task == "auto" and numeric and _looks_continuous(table, q, dtype)):
         if not numeric:
             bad = table.one(f"SELECT count(*), any_value({q}) FROM {table.view} "

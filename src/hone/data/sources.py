@@ -29,6 +29,9 @@ _CSV_EXT = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None}
 _JSON_EXT = {".jsonl", ".ndjson", ".json"}
 _PARQUET_EXT = {".parquet", ".pq"}
 _COMPRESSED = (".gz", ".gzip", ".zst")  # DuckDB reads these CSV/JSON files as they are
+# Cells that spreadsheets, R and pandas write for a missing value: missing, as pandas reads them
+MISSING_TEXT = ("", "NA", "N/A", "n/a", "NaN", "nan", "-NaN", "-nan", "NULL", "null", "None", "#N/A", "#N/A N/A",
+                "#NA", "<NA>", "-1.#IND", "-1.#QNAN", "1.#IND", "1.#QNAN")
 _TOLERANT = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN",
              "DATE", "TIMESTAMP")
 
@@ -138,7 +141,8 @@ def _reader_for(paths: list[str], name: str, encoding: str | None, columns: dict
             opts += f", encoding = {ql(encoding)}"
         if columns:
             opts += ", types = {" + ", ".join(f"{ql(c)}: {ql(t)}" for c, t in columns.items()) + "}"
-        return f"read_csv({files}, header = true, union_by_name = true, sample_size = 20480{opts})"
+        return (f"read_csv({files}, header = true, union_by_name = true, sample_size = 20480, "
+                f"nullstr = [{', '.join(map(ql, MISSING_TEXT))}]{opts})")
     raise DataError(
         f"{name}: unsupported file type {ext or '(none)'!r}; use .csv, .tsv, .parquet, .jsonl (CSV and JSON "
         "also gzip- or zstd-compressed: .csv.gz) or a sql: query"
@@ -221,6 +225,14 @@ def open_table(source: Any, con: duckdb.DuckDBPyConnection, view: str = "source"
                  {c: "VARCHAR" if c in tolerant else t for c, t in zip(columns, types)})
         select = f"SELECT * FROM {_reader_for(paths, name, encoding, fixed)}"
         _create_view(con, raw, select, name, csv_paths, encoding)
+    if any(ty.id == "struct" for ty in rel.types):  # a record (Parquet struct, JSON object): one column a field
+        flat = _flatten(list(rel.columns), list(rel.types), set(rel.columns))
+        _create_view(con, f"{raw}_nested", select, name, csv_paths, encoding)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT {', '.join(e for e, _ in flat)} FROM {raw}_nested")
+        sniffed = dict(zip(columns, types))
+        rel = run_sql(con, f"SELECT * FROM {raw}", name)
+        columns = list(rel.columns)
+        types = [sniffed.get(c, str(ty)) if c in sniffed else str(ty) for c, ty in zip(columns, rel.types)]
     # NaN and +-infinity are missing values everywhere (a CSV's "NaN", a Parquet float's inf alike)
     casts = [f"{try_cast(qi(c), tolerant[c]) if c in tolerant else finite(qi(c))} AS {qi(c)}"
              for c, t in zip(columns, types) if c in tolerant or is_float_type(t)]
@@ -232,6 +244,26 @@ def open_table(source: Any, con: duckdb.DuckDBPyConnection, view: str = "source"
         base = str(src if src.is_dir() else Path(paths[0]).parent)
     return Table(con=con, view=view, name=name, columns=columns, types=types, raw_view=raw, tolerant=tolerant,
                  csv_paths=csv_paths, encoding=encoding, base_dir=base)
+
+
+def _flatten(names: list[str], types: list[Any], taken: set[str], prefix: str = "", expr: str = "") -> list[tuple[str, str]]:
+    """``(select expression, column name)`` for each column, a struct's fields (at any depth) as columns
+    of their own named ``parent.field`` (a name already taken gets ``_2``...)."""
+    out = []
+    for n, ty in zip(names, types):
+        e = f"struct_extract({expr}, {ql(n)})" if expr else qi(n)
+        full = f"{prefix}{n}"
+        if ty.id == "struct":
+            fields = list(ty.children)
+            out += _flatten([f for f, _ in fields], [t for _, t in fields], taken, f"{full}.", e)
+            continue
+        if expr:  # a field: its own column name, unique
+            base, i = full, 2
+            while full in taken:
+                full, i = f"{base}_{i}", i + 1
+            taken.add(full)
+        out.append((f"{e} AS {qi(full)}", full))
+    return out
 
 
 def _create_view(con: duckdb.DuckDBPyConnection, view: str, select: str, name: str, csv_paths: list[str],
