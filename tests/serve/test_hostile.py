@@ -7,7 +7,6 @@ bounded and keeps answering ``/health``.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys

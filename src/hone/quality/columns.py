@@ -44,9 +44,9 @@ def column_checks(table: Table, schema: Schema, ctx: Context) -> list[Finding]:
                            remedy="fix the values at the source, or leave them: they are treated as missing"))
     for c, k in schema.nonfinite.items():
         is_target = c == schema.target
+        value = try_cast(qi(c), "DOUBLE", "VARCHAR" if c in table.tolerant else table.dtype(c), keep_nonfinite=True)
         ex = table.sql(f"SELECT __row, CAST({qi(c)} AS VARCHAR) FROM {numbered(table, [c], raw=True)} WHERE "
-                       f"NOT isfinite({try_cast(qi(c), 'DOUBLE', table.types[table.columns.index(c)] if c not in table.tolerant else 'VARCHAR', keep_nonfinite=True)}) "
-                       "ORDER BY __row LIMIT 5").fetchall()
+                       f"NOT isfinite({value}) ORDER BY __row LIMIT 5").fetchall()
         out.append(Finding("non_finite", "warning", f"{k} values of {c!r} are NaN or infinite: "
                            + ("those rows have no target and are dropped from training" if is_target
                               else "they are read as missing"), k, c, [{"row": int(r), "value": v} for r, v in ex],
