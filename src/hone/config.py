@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hone.errors import ConfigError, did_you_mean
 
@@ -68,7 +68,7 @@ class SplitConfig(_Section):
     fractions: tuple[float, float, float] = Field(
         (0.8, 0.1, 0.1), description="Train, validation and test fractions of the hash split."
     )
-    seed: int = Field(0, description="Seed of the split hash (independent of the training seed).")
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = Field(0, description="Seed of the split hash (independent of the training seed).")
     choice_fraction: Annotated[float, Field(ge=0, lt=1)] = Field(
         0.0, description="Share of the validation split held out (by row hash) for the model choice, calibration and "
                          "decision threshold, never used for early stopping or by a search; hone tune sets "
@@ -103,10 +103,22 @@ class DataConfig(_Section):
     encoding: str | None = Field(None, description="Text encoding of CSV files: utf-8 (default), latin-1, utf-16.")
     clean: bool = Field(False, description="Apply the audit's safe remedies before training: merge label spellings, "
                                            "drop exact duplicates and conflicting-label groups (recorded in cleaning.json).")
-    memory_limit: str = Field("512MB", description="DuckDB memory limit; it spills to disk beyond it.")
+    memory_limit: str = Field(
+        "512MB", description="DuckDB memory limit (at least 64MB, e.g. 512MB or 4GiB); it spills to disk beyond it.")
     sample_rows: Annotated[int, Field(ge=100)] = Field(
         50_000, description="Rows sampled to infer the schema."
     )
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory(cls, v: str) -> str:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", v, re.IGNORECASE)
+        if m is None:
+            raise ValueError(f"{v!r} is not a size: write a number and a unit, e.g. 512MB or 4GiB")
+        units = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+        if float(m.group(1)) * units[m.group(2).lower()] < 64e6:
+            raise ValueError(f"{v!r} is too little memory for DuckDB to work in: give at least 64MB")
+        return v.strip()
 
 
 class AugmentConfig(_Section):
@@ -224,7 +236,8 @@ class TrainConfig(_Section):
     compile: bool = Field(
         False, description="torch.compile the text backbone. Off: on a CPU its compilation (minutes, again for "
                            "evaluation) is not repaid within an epoch (bench/finetune_speed.py); it can pay on a GPU.")
-    seed: int = Field(42, description="Seed of initialisation, shuffling and dropout (not of the split: data.split.seed).")
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = Field(
+        42, description="Seed of initialisation, shuffling and dropout (not of the split: data.split.seed).")
     checkpoint: bool = Field(True, description="Save the full training state in RUN_DIR/checkpoints (at every "
                                                "evaluation and epoch end, and on the cadence below) so that a killed "
                                                "run continues with hone fit --resume RUN_DIR.")

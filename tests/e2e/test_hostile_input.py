@@ -180,6 +180,10 @@ REFUSED_INPUTS = [
     ("max rows 0", _fit("good.csv", "--max-rows", "0", target="label"), "train.max_rows"),
     ("--set value not YAML", _fit("good.csv", "--set", "train.lr=[0.1", target="label"), "is not valid YAML"),
     ("--set unknown section", _fit("good.csv", "--set", "trian.lr=0.1", target="label"), "trian"),
+    ("memory limit without a unit", _fit("good.csv", "--set", "data.memory_limit=lots", target="label"), "is not a size"),
+    ("memory limit too small", _fit("good.csv", "--set", "data.memory_limit=1KB", target="label"), "at least 64MB"),
+    ("negative seed", _fit("good.csv", "--seed", "-5", target="label"), "train.seed"),
+    ("group by a column of two values", _fit("good.csv", "--group", "member", target="label"), "form only 2 group(s)"),
 ]
 
 
@@ -310,3 +314,11 @@ def test_configs_and_flags_are_checked_where_parsed(name: str, argv: list[str], 
 
 def test_there_are_at_least_60_new_cases() -> None:
     assert len(HANDLED) + 1 + len(REFUSED_INPUTS) + len(HANDLED_INPUTS) + 1 + len(PATHS) + len(FLAGS) >= 60
+
+
+def test_evaluate_skips_rows_whose_target_is_not_finite(d: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["fit", str(d / "inf_regression.parquet"), "--target", "y", "--epochs", "1", "--no-progress",
+                 "--output", str(out)]) == 0
+    metrics = hone.load(out / "model").evaluate(str(d / "inf_regression.parquet"))
+    assert metrics["n"] == 238 and all(math.isfinite(v) for v in metrics.values() if isinstance(v, float))

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from hone.data.sources import Table, coerced_counts
-from hone.data.sql import is_float_type, qi, try_cast
+from hone.data.sql import finite, is_float_type, qi, try_cast
 from hone.errors import DataError, EmptyDataError, SchemaError, did_you_mean
 
 Role = Literal["text", "categorical", "numeric", "boolean", "datetime", "image"]
@@ -114,7 +114,9 @@ def scoring_query(schema: Schema, table: Table, *, flag_prefix: str) -> tuple[st
     for col in table.columns:
         src = "VARCHAR" if col in table.tolerant else types[col]
         dst = wanted.get(col, types[col])
-        if src == dst and not (col in wanted and is_float_type(dst)):  # NaN and infinity: missing
+        if src == dst and not (col in wanted and is_float_type(dst)):
+            if is_float_type(src):  # NaN and infinity are missing in every column (a target's too)
+                casts.append(f"{finite(qi(col))} AS {qi(col)}")
             continue
         q, cast = qi(col), try_cast(qi(col), dst, src)
         casts.append(f"{cast} AS {q}")

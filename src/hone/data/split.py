@@ -107,13 +107,14 @@ def split_table(table: Table, schema: Schema, cfg: SplitConfig, out_dir: Path, *
             res.paths[name] = path
             res.counts[name] = min(n, cap) if cap else n
         res.fingerprint = _fingerprint(table, names, res)
+        groups = int(table.one("SELECT count(DISTINCT __h) FROM hone_split")[0] or 0)
         if classify:
             for name in SPLITS:
                 rows = table.sql(f"SELECT {tgt}, count(*) FROM read_parquet({ql(res.paths[name])}) GROUP BY 1").fetchall()
                 res.class_counts[name] = {str(k): int(v) for k, v in rows}
     finally:
         table.con.execute("DROP TABLE IF EXISTS hone_rows; DROP TABLE IF EXISTS hone_keys; DROP TABLE IF EXISTS hone_split")
-    _check_split(res, schema)
+    _check_split(res, schema, groups=groups, by=cfg.group or key)
     return res
 
 
@@ -161,7 +162,9 @@ def _fingerprint(table: Table, names: list[str], res: SplitResult) -> dict[str, 
     return out
 
 
-def _check_split(res: SplitResult, schema: Schema) -> None:
+def _check_split(res: SplitResult, schema: Schema, *, groups: int = 0, by: str | None = None) -> None:
+    """Refuse a split that left nothing to train or validate on, naming the cause (too few groups,
+    too many classes, too few rows)."""
     if res.counts.get("train", 0) == 0:
         raise EmptyDataError("no labelled rows reached the training split"
                              + (f" ({res.skipped['missing_target']} rows have no target)" if res.skipped.get("missing_target") else ""))
@@ -173,6 +176,10 @@ def _check_split(res: SplitResult, schema: Schema) -> None:
                             f"in {sum(res.counts.values())} labelled rows, {rare} of them with fewer than 3 rows, so no "
                             "row is left to validate on; is it an identifier? Predict a coarser column, or pass "
                             "--task regression if it is a number")
+    if res.counts.get("validation", 0) == 0 and by and groups < 10:
+        raise DataError(f"the validation split is empty: the {sum(res.counts.values())} labelled rows form only "
+                        f"{groups} group(s) of {by!r}, and a group never straddles two splits; group by a column with "
+                        "more values, or leave the grouping out")
     if res.counts.get("validation", 0) == 0:
         raise EmptyDataError(f"the validation split is empty ({res.counts['train']} training rows); "
                              "use more rows or a larger validation fraction")
