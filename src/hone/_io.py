@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from hone.errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
@@ -56,8 +58,6 @@ def check_output(path: str | Path, *, folder: bool = False, inputs: tuple[Any, .
 
     ``suffix``: an example file name for the message about a folder given where a file is wanted.
     """
-    from hone.errors import UserError
-
     p = Path(path).expanduser()
     shown = repr(str(path))
     if folder and p.exists() and not p.is_dir():

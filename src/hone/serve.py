@@ -34,15 +34,15 @@ import binascii
 import math
 from datetime import date, datetime
 
-from pydantic import AfterValidator
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import AfterValidator
 
 from hone._version import __version__
 from hone.artifact import Model
 from hone.errors import MissingDependencyError, UserError
+
 
 def _utf8(v: str) -> str:
     """Refuse text that is not valid Unicode (a lone surrogate such as ``"\\ud800"`` in the JSON)."""
@@ -81,11 +81,15 @@ _TYPES: dict[str, tuple[Any, pa.DataType]] = {
 }
 
 
+def _printable(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode (lone surrogates) written as escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _excerpt(value: Any, limit: int = 80) -> str:
     """A short, printable excerpt of a value for an error reply (never the whole of a large body);
     text is quoted unless it is a message of hone's or pydantic's (``str`` subclass ``_Message``)."""
-    text = str(value) if isinstance(value, _Message) else repr(value)
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = _printable(str(value) if isinstance(value, _Message) else repr(value))
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
@@ -248,7 +252,7 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        detail = [{"loc": [_excerpt(x, 40) if isinstance(x, str) and len(x) > 40 else x for x in e.get("loc", ())],
+        detail = [{"loc": [_printable(x)[:40] if isinstance(x, str) else x for x in e.get("loc", ())],
                    "msg": _excerpt(_Message(e.get("msg", "")), 300), "type": e.get("type"),
                    **({"input": _excerpt(e["input"])} if "input" in e and e.get("type") != "missing" else {})}
                   for e in errors[:_MAX_ERRORS]]

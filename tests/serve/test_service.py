@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,6 +11,8 @@ import pytest
 
 import hone
 from hone.testing import make_table
+
+from .server import running
 
 TOKEN = "s3cret-token"
 
@@ -30,26 +27,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path) -> 
 
 @pytest.fixture(scope="module")
 def server(model_dir: Path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "HONE_TOKEN": TOKEN}
-    proc = subprocess.Popen([sys.executable, "-m", "hone", "serve", str(model_dir), "--port", str(port),
-                             "--max-body-mb", "0.05"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("the service did not start: " + proc.stdout.read().decode()[-2000:])
+    with running(model_dir, "--max-body-mb", "0.05", env={"HONE_TOKEN": TOKEN}) as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _records(n: int, seed: int = 0) -> list[dict]:
