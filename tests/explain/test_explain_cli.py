@@ -114,7 +114,7 @@ def test_permutation_importance_ranks_noise_last(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args, message", [
     (["--output", "{tmp}/x.txt"], "must end in .parquet or .html"),
     (["--output", "{tmp}/x.parquet", "--where", "no_such_column > 1"], "--where 'no_such_column > 1' is not a condition"),
-    (["--output", "{tmp}/x.parquet", "--rows", "0"], "--rows must be at least 1"),
+    (["--output", "{tmp}/x.parquet", "--rows", "0"], "--rows: 0 is out of range: it must be at least 1"),
     (["--output", "{tmp}/x.parquet", "--steps", "1"], "--steps must be auto or a whole number"),
     (["--output", "{tmp}/x.parquet", "--target-class", "maybe"], "'maybe' is not a class of this model"),
     (["--output", "{tmp}/x.parquet", "--keep", "nope"], "'nope'"),
