@@ -455,6 +455,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {str(err.filename)!r}" if err.filename is not None else ""
         print(f"error: {err.strerror or err}{where}; nothing was left half-written", file=sys.stderr)
         return 2
+    except Exception as err:  # noqa: BLE001  (DuckDB out of memory anywhere: a setting to raise, not a bug)
+        if type(err).__name__ != "OutOfMemoryException" or not type(err).__module__.endswith("duckdb"):
+            raise
+        first = str(err).splitlines()[0][:200]
+        print(f"error: DuckDB ran out of memory ({first}); raise its limit with --set data.memory_limit=2GB",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         then = {"fit": " (a fit that saved a checkpoint continues with hone fit --resume RUN_DIR)",
                 "tune": " (the same command continues the search)"}.get(a.command, "")

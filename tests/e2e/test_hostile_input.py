@@ -87,6 +87,19 @@ def d(tmp_path_factory: pytest.TempPathFactory, tab_table: pa.Table, tiny_backbo
     notes = [f"note {i} {y}" for i, y in enumerate(cols["y"])]
     notes[7] = "word " * 40_000  # a 200 KB cell
     pacsv.write_csv(pa.table({"note": notes, "x": cols["x"], "y": cols["y"].tolist()}), d / "big_cell.csv")
+    rows = list(zip(cols["x"], cols["w"], cols["y"]))
+    (d / "semicolon.csv").write_text("x;w;y\n" + "".join(f"{v:.5f};{w:.5f};{y}\n" for v, w, y in rows))
+    (d / "decimal_comma.csv").write_text("x;w;y\n" + "".join(f"{v:.5f};{w:.5f};{y}\n".replace(".", ",")
+                                                            for v, w, y in rows))
+    (d / "mixed.jsonl").write_text("".join(json.dumps({"x": str(v) if i % 4 == 0 else v, "w": w, "y": y}) + "\n"
+                                           for i, (v, w, y) in enumerate(rows)))
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": cols["x"], "when": pd.date_range("2024-01-01", periods=240, freq="h", tz="Europe/Paris"),
+                          "cat": pd.Categorical(np.where(cols["x"] > 0, "hi", "lo")), "n": np.arange(240, dtype="uint64"),
+                          "f32": cols["w"].astype("float32"), "y": cols["y"]})
+    frame.loc[3, "f32"] = np.inf
+    frame.to_parquet(d / "types.parquet")
     with gzip.open(d / "good.csv.gz", "wb") as f:
         f.write((d / "good.csv").read_bytes())
     (d / "broken.csv.gz").write_bytes(gzip.compress((d / "good.csv").read_bytes())[:300])
@@ -206,6 +219,13 @@ HANDLED_INPUTS = [  # (name, argv, check(run folder))
      lambda run: hone.load(run / "model").target == "label"),
     ("max-length above the backbone's positions is clamped", _fit("good.csv", "--max-length", "4096", target="label"),
      lambda run: True),
+    ("a semicolon-separated .csv", _fit("semicolon.csv"),
+     lambda run: hone.load(run / "model").pre.schema.names("numeric") == ["x", "w"]),
+    ("decimal commas", _fit("decimal_comma.csv"),
+     lambda run: hone.load(run / "model").pre.schema.names("numeric") == ["x", "w"]),
+    ("a JSON field of numbers and strings", _fit("mixed.jsonl"), lambda run: "x" in hone.load(run / "model").pre.schema.names()),
+    ("time zones, categories, unsigned and float32 columns", _fit("types.parquet"),
+     lambda run: {"when", "cat", "f32"} <= set(hone.load(run / "model").pre.schema.names())),
 ]
 
 

@@ -17,6 +17,9 @@ _ID_NAME = re.compile(r"(^|[_\s.-])(id|ids|key|uuid|guid|index|idx|rownames?|row
 _NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                   "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL")
 _MAX_CLASSES = 1000
+# Per-column sketches (approx_count_distinct keeps a HyperLogLog each) computed in one query: a table of
+# thousands of columns is read in chunks, so the sketches fit DuckDB's memory limit.
+_AGGREGATES_PER_QUERY = 256
 # A text column is image paths when nearly all its values end like an image file.
 IMAGE_SUFFIX = r"(?i)\.(png|jpe?g|bmp|gif|webp|tiff?)$"
 _IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
@@ -227,7 +230,11 @@ def _sample_stats(table: Table, sample_rows: int, seed: int) -> dict[str, dict[s
             parts += [f"avg(length({q}))", f"avg(len(string_split(trim({q}), ' ')))",
                       f"count({try_cast(q, 'DOUBLE', keep_nonfinite=True)})", f"count_if(regexp_matches(trim({q}), '{IMAGE_SUFFIX}'))"]
             names += [f"l{i}", f"w{i}", f"p{i}", f"f{i}"]
-    values = dict(zip(names, table.one(f"SELECT {', '.join(parts)} FROM {sample}")))
+    values: dict[str, Any] = {}
+    for start in range(0, len(parts), _AGGREGATES_PER_QUERY):  # a wide table: a few columns' sketches at a time
+        chunk = ["count(*)", *parts[max(1, start):start + _AGGREGATES_PER_QUERY]]
+        got = table.one(f"SELECT {', '.join(chunk)} FROM {sample}")
+        values.update(zip(["rows", *names[max(1, start):start + _AGGREGATES_PER_QUERY]], got))
     if not values.get("rows"):
         raise EmptyDataError(f"{table.name} has no rows")
     out = {}

@@ -68,7 +68,10 @@ class Table:
 
     def one(self, query: str) -> tuple[Any, ...]:
         """The first row of ``query``'s result (DuckDB 2 relations have no ``fetchone``)."""
-        rows = self.sql(query).limit(1).fetchall()
+        try:
+            rows = self.sql(query).limit(1).fetchall()
+        except duckdb.Error as err:  # raised when the query runs, not when it is built
+            raise self.error(err) from err
         return tuple(rows[0]) if rows else ()
 
     def execute(self, statement: str) -> None:
@@ -121,9 +124,10 @@ def file_type(path: str | Path) -> str:
     return suffixes[-1] if suffixes else ""
 
 
-def _reader_for(paths: list[str], name: str, encoding: str | None, columns: dict[str, str] | None = None) -> str:
+def _reader_for(paths: list[str], name: str, encoding: str | None, columns: dict[str, str] | None = None,
+                delim: str | None = None) -> str:
     """The DuckDB table function reading ``paths``; ``columns`` (name -> type) fixes the column types
-    of CSV and JSON files instead of sniffing them."""
+    of CSV and JSON files instead of sniffing them; ``delim`` overrides the CSV delimiter."""
     exts = {file_type(p) for p in paths}
     if len(exts) > 1:
         raise DataError(f"{name} mixes file types {sorted(exts)}; point hone at files of one format")
@@ -135,8 +139,10 @@ def _reader_for(paths: list[str], name: str, encoding: str | None, columns: dict
         fixed = ", columns = {" + ", ".join(f"{ql(c)}: {ql(t)}" for c, t in columns.items()) + "}" if columns else ""
         return f"read_json({files}, format = 'newline_delimited', union_by_name = true{fixed})"
     if ext in _CSV_EXT:
-        delim = _CSV_EXT[ext]
+        delim = delim or _CSV_EXT[ext]
         opts = f", delim = {ql(delim)}" if delim else ""
+        if delim == ";":  # semicolon files (much of Europe) write decimals with a comma: 0,5
+            opts += ", decimal_separator = ','"
         if encoding:
             opts += f", encoding = {ql(encoding)}"
         if columns:
@@ -192,11 +198,14 @@ def open_table(source: Any, con: duckdb.DuckDBPyConnection, view: str = "source"
     """
     csv_paths: list[str] = []
     paths: list[str] = []
+    delim: str | None = None
     if isinstance(source, (str, os.PathLike)) and not str(source).startswith("sql:"):
         name = repr(str(source))
         paths = _expand(str(source))
         csv_paths = [p for p in paths if file_type(p) in _CSV_EXT]
-        select = f"SELECT * FROM {_reader_for(paths, name, encoding)}"
+        if csv_paths and file_type(paths[0]) == ".csv":
+            delim = _other_delimiter(paths[0], encoding)
+        select = f"SELECT * FROM {_reader_for(paths, name, encoding, delim=delim)}"
     elif isinstance(source, str):
         name = "the sql: query"
         select = source[4:].strip()
@@ -223,16 +232,19 @@ def open_table(source: Any, con: duckdb.DuckDBPyConnection, view: str = "source"
     if tolerant:  # read those columns as text, cast in the view: a bad cell becomes NULL, not an error
         fixed = ({c: "VARCHAR" for c in tolerant} if csv_paths else  # JSON: every column's type is given
                  {c: "VARCHAR" if c in tolerant else t for c, t in zip(columns, types)})
-        select = f"SELECT * FROM {_reader_for(paths, name, encoding, fixed)}"
+        select = f"SELECT * FROM {_reader_for(paths, name, encoding, fixed, delim)}"
+        decimals = [c for c, ty in tolerant.items() if delim == ";" and ty.upper().startswith(("DOUBLE", "FLOAT", "DECIMAL"))]
+        if decimals:  # read as text, so the decimal comma is the reader's no more: 0,5 -> 0.5
+            swap = ", ".join(f"replace({qi(c)}, ',', '.') AS {qi(c)}" for c in decimals)
+            select = f"SELECT * REPLACE ({swap}) FROM ({select})"
         _create_view(con, raw, select, name, csv_paths, encoding)
-    if any(ty.id == "struct" for ty in rel.types):  # a record (Parquet struct, JSON object): one column a field
+    if any(ty.id == "struct" or str(ty) == "JSON" for ty in rel.types):  # records: a column a field; mixed JSON: text
         flat = _flatten(list(rel.columns), list(rel.types), set(rel.columns))
         _create_view(con, f"{raw}_nested", select, name, csv_paths, encoding)
         con.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT {', '.join(e for e, _ in flat)} FROM {raw}_nested")
-        sniffed = dict(zip(columns, types))
         rel = run_sql(con, f"SELECT * FROM {raw}", name)
         columns = list(rel.columns)
-        types = [sniffed.get(c, str(ty)) if c in sniffed else str(ty) for c, ty in zip(columns, rel.types)]
+        types = [tolerant.get(c, str(ty)) for c, ty in zip(columns, rel.types)]  # tolerant ones: as sniffed
     # NaN and +-infinity are missing values everywhere (a CSV's "NaN", a Parquet float's inf alike)
     casts = [f"{try_cast(qi(c), tolerant[c]) if c in tolerant else finite(qi(c))} AS {qi(c)}"
              for c, t in zip(columns, types) if c in tolerant or is_float_type(t)]
@@ -248,7 +260,7 @@ def open_table(source: Any, con: duckdb.DuckDBPyConnection, view: str = "source"
 
 def _flatten(names: list[str], types: list[Any], taken: set[str], prefix: str = "", expr: str = "") -> list[tuple[str, str]]:
     """``(select expression, column name)`` for each column, a struct's fields (at any depth) as columns
-    of their own named ``parent.field`` (a name already taken gets ``_2``...)."""
+    of their own named ``parent.field`` (a name already taken gets ``_2``...), a JSON value as its text."""
     out = []
     for n, ty in zip(names, types):
         e = f"struct_extract({expr}, {ql(n)})" if expr else qi(n)
@@ -257,6 +269,8 @@ def _flatten(names: list[str], types: list[Any], taken: set[str], prefix: str = 
             fields = list(ty.children)
             out += _flatten([f for f, _ in fields], [t for _, t in fields], taken, f"{full}.", e)
             continue
+        if str(ty) == "JSON":  # values of several types in one JSON field (0.5 here, "0.5" there): their text
+            e = f"json_extract_string({e}, '$')"
         if expr:  # a field: its own column name, unique
             base, i = full, 2
             while full in taken:
@@ -264,6 +278,22 @@ def _flatten(names: list[str], types: list[Any], taken: set[str], prefix: str = 
             taken.add(full)
         out.append((f"{e} AS {qi(full)}", full))
     return out
+
+
+def _other_delimiter(path: str, encoding: str | None) -> str | None:
+    """The delimiter a ``.csv`` file really uses when its header line holds more semicolons (most of
+    Europe), tabs or pipes than commas, else None (commas)."""
+    import gzip
+
+    try:
+        opener: Any = gzip.open if file_type(path) != Path(path).suffix.lower() else open
+        with opener(path, "rt", encoding=encoding or "utf-8", errors="replace", newline="") as f:
+            header = f.readline(65536)
+    except (OSError, EOFError, LookupError):
+        return None  # the reader names the problem
+    counts = {d: header.count(d) for d in (";", "\t", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > header.count(",") else None
 
 
 def _create_view(con: duckdb.DuckDBPyConnection, view: str, select: str, name: str, csv_paths: list[str],
@@ -278,6 +308,9 @@ def _create_view(con: duckdb.DuckDBPyConnection, view: str, select: str, name: s
 
 def read_error(err: BaseException, name: str, csv_paths: list[str], encoding: str | None) -> DataError:
     """The clearest message for a failed read: for CSV, the line and what is wrong with it."""
+    if isinstance(err, duckdb.OutOfMemoryException):
+        return DataError(f"reading {name} needed more than DuckDB's memory limit ({describe_duckdb_error(err)}); "
+                         "raise it with --set data.memory_limit=2GB")
     if "CSV" in str(err) or "sniff" in str(err):
         for p in csv_paths:
             found = diagnose_csv(Path(p), encoding)

@@ -180,6 +180,10 @@ def _check_split(res: SplitResult, schema: Schema, *, groups: int = 0, by: str |
         raise DataError(f"the validation split is empty: the {sum(res.counts.values())} labelled rows form only "
                         f"{groups} group(s) of {by!r}, and a group never straddles two splits; group by a column with "
                         "more values, or leave the grouping out")
+    if res.counts.get("validation", 0) == 0 and groups < 10:
+        raise DataError(f"the validation split is empty: the {sum(res.counts.values())} labelled rows hold only {groups} "
+                        "distinct combination(s) of feature values, and identical rows always share a split; "
+                        "check that the feature columns were read as you expect (hone fit prints their roles)")
     if res.counts.get("validation", 0) == 0:
         raise EmptyDataError(f"the validation split is empty ({res.counts['train']} training rows); "
                              "use more rows or a larger validation fraction")

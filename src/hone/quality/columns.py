@@ -4,12 +4,15 @@ numeric outliers (robust z-score: |x - median| / (1.4826 * MAD) > 5); and the co
 
 from __future__ import annotations
 
+from typing import Any
+
 from hone.data.schema import Schema, is_numeric_type
 from hone.data.sources import Table
 from hone.data.sql import qi, qn, try_cast
 from hone.quality.base import Context, Finding, numbered, register
 
 _Z = 5.0
+_PER_QUERY = 128  # columns a query aggregates at once
 
 
 @register("columns")
@@ -17,8 +20,10 @@ def column_checks(table: Table, schema: Schema, ctx: Context) -> list[Finding]:
     out: list[Finding] = []
     n = int(table.one(f"SELECT count(*) FROM {table.view}")[0])
     names = [c for c in table.columns if c != schema.target]
-    parts = ", ".join(f"count({qi(c)}), approx_count_distinct({qi(c)})" for c in names)
-    row = table.one(f"SELECT {parts} FROM {table.view}") if names else ()
+    row: tuple[Any, ...] = ()
+    for start in range(0, len(names), _PER_QUERY):  # a wide table: a few columns' sketches at a time (bounded memory)
+        parts = ", ".join(f"count({qi(c)}), approx_count_distinct({qi(c)})" for c in names[start:start + _PER_QUERY])
+        row += table.one(f"SELECT {parts} FROM {table.view}")
     roles = {spec.name: spec.role for spec in schema.columns}
     profile = ctx.extras.setdefault("columns", [])
     for i, c in enumerate(names):
@@ -52,20 +57,32 @@ def column_checks(table: Table, schema: Schema, ctx: Context) -> list[Finding]:
                               else "they are read as missing"), k, c, [{"row": int(r), "value": v} for r, v in ex],
                            remedy="fix them at the source, or leave them: " + (
                                "the rows are dropped" if is_target else "they are treated as missing")))
-    for spec in schema.columns:
-        if spec.role != "numeric" or not is_numeric_type(spec.dtype):
+    numeric = [s for s in schema.columns if s.role == "numeric" and is_numeric_type(s.dtype)]
+    for start in range(0, len(numeric), _PER_QUERY):  # a few queries for many columns: a wide view binds slowly
+        out += _outliers(table, numeric[start:start + _PER_QUERY])
+    return out
+
+
+def _outliers(table: Table, specs: list[Any]) -> list[Finding]:
+    """Numeric values more than ``_Z`` robust standard deviations from their column's median."""
+    out: list[Finding] = []
+    qs = [try_cast(qi(s.name), "DOUBLE", table.dtype(s.name)) for s in specs]
+    meds = table.one(f"SELECT {', '.join(f'median({q})' for q in qs)} FROM {table.view}")
+    live = [(s, q, float(m)) for s, q, m in zip(specs, qs, meds) if m is not None]
+    if not live:
+        return out
+    mads = table.one(f"SELECT {', '.join(f'median(abs({q} - {qn(m)}))' for _, q, m in live)} FROM {table.view}")
+    zs = [(s, q, m, f"abs({q} - {qn(m)}) / ({qn(1.4826 * float(mad))})") for (s, q, m), mad in zip(live, mads) if mad]
+    if not zs:
+        return out
+    counts = table.one(f"SELECT {', '.join(f'count_if({z} > {qn(_Z)})' for *_, z in zs)} FROM {table.view}")
+    for (spec, q, med, z), k in zip(zs, counts):
+        if not k:
             continue
-        q = try_cast(qi(spec.name), "DOUBLE", table.dtype(spec.name))
-        med, mad = table.one(f"SELECT median({q}), median(abs({q} - (SELECT median({q}) FROM {table.view}))) "
-                             f"FROM {table.view}")
-        if med is None or not mad:
-            continue
-        z = f"abs({q} - {qn(float(med))}) / ({qn(1.4826 * float(mad))})"
-        k = int(table.one(f"SELECT count(*) FROM {table.view} WHERE {z} > {qn(_Z)}")[0])
-        if k:
-            ex = table.sql(f"SELECT __row, {q}, {z} FROM {numbered(table, [spec.name])} WHERE {z} > {qn(_Z)} ORDER BY 3 DESC LIMIT 5").fetchall()
-            out.append(Finding("outliers", "info", f"{k} values of {spec.name!r} lie more than {_Z:g} robust "
-                               f"standard deviations from its median ({float(med):g})", k, spec.name,
-                               [{"row": int(r), "value": v, "robust_z": round(float(zz), 1)} for r, v, zz in ex],
-                               remedy="check them; standardisation keeps them, trees are not affected"))
+        ex = table.sql(f"SELECT __row, {q}, {z} FROM {numbered(table, [spec.name])} WHERE {z} > {qn(_Z)} "
+                       "ORDER BY 3 DESC LIMIT 5").fetchall()
+        out.append(Finding("outliers", "info", f"{k} values of {spec.name!r} lie more than {_Z:g} robust "
+                           f"standard deviations from its median ({med:g})", int(k), spec.name,
+                           [{"row": int(r), "value": v, "robust_z": round(float(zz), 1)} for r, v, zz in ex],
+                           remedy="check them; standardisation keeps them, trees are not affected"))
     return out
