@@ -211,7 +211,7 @@ _FEDERATE_FLAGS = {  # flag: (config field, type, help)
 
 
 def _federate_parsers(sub: Any) -> None:
-    from hone.config import FLAGS
+    from hone.config import FLAGS, StrategyName
 
     common = [n for n in FLAGS if n not in ("strategy", "engine", "workers", "address", "model", "threshold_objective")]
     fe = sub.add_parser(
@@ -258,8 +258,8 @@ def _federate_parsers(sub: Any) -> None:
         p.add_argument("--overwrite", action="store_true", help="replace an existing --output once the run succeeds")
         p.add_argument("--strategy", dest="fl_strategy", choices=["fedavg", "fedprox"],
                        help="aggregation: fedavg (default) or fedprox [federated.strategy]")
-        p.add_argument("--fine-tuning", dest="strategy", choices=["auto", "frozen", "topk", "lora", "full"],
-                       help="what each client trains: frozen, topk, lora or full [model.strategy]")
+        p.add_argument("--fine-tuning", dest="strategy", choices=["auto", *typing.get_args(StrategyName)],
+                       help="what each client trains: frozen, top-k, lora or full [model.strategy]")
         for flag, (_, typ, what) in _FEDERATE_FLAGS.items():
             p.add_argument(flag, dest="fl_" + flag[2:].replace("-", "_"), type=typ, help=what)
         _add_config_flags(p, tuple(common))

@@ -342,3 +342,14 @@ def test_evaluate_skips_rows_whose_target_is_not_finite(d: Path, tmp_path: Path)
                  "--output", str(out)]) == 0
     metrics = hone.load(out / "model").evaluate(str(d / "inf_regression.parquet"))
     assert metrics["n"] == 238 and all(math.isfinite(v) for v in metrics.values() if isinstance(v, float))
+
+
+def test_federate_offers_the_fine_tuning_strategies_the_config_accepts(capsys: pytest.CaptureFixture) -> None:
+    from typing import get_args
+
+    from hone.cli import _parser
+    from hone.config import StrategyName
+
+    for name in get_args(StrategyName):  # each choice argparse offers is one the config validates (top-k, not topk)
+        a = _parser().parse_args(["federate-server", "--fine-tuning", name])
+        assert a.strategy == name
