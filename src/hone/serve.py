@@ -31,7 +31,6 @@ from typing import Annotated, Any, Literal
 
 import base64
 import binascii
-import math
 from datetime import date, datetime
 
 import numpy as np
@@ -163,10 +162,8 @@ def request_table(model: Model, rows: list[dict[str, Any]]) -> tuple[pa.Table, p
             cols[c.name] = _image_array([r.get(c.name) for r in rows])
             continue
         _, arrow = _TYPES.get(c.role, (str, pa.string()))
-        values = [r.get(c.name) for r in rows]
-        if c.role == "numeric":  # NaN and +-infinity (JSON's Infinity, 1e400) are missing values, as in training
-            values = [None if v is None or not math.isfinite(v) else v for v in values]
-        cols[c.name] = pa.array(values, type=arrow)
+        # NaN and +-infinity (JSON's Infinity, 1e400) pass: the preprocessor reads them as missing, as in training
+        cols[c.name] = pa.array([r.get(c.name) for r in rows], type=arrow)
     table = pa.table(cols)
     try:
         typed = pa.table({c.name: table[c.name] if c.role == "image" else pc.cast(table[c.name], _arrow_type(c.dtype))

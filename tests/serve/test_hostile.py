@@ -15,7 +15,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import hone
 from hone.testing import make_table
 
 from .server import running
@@ -23,14 +22,6 @@ from .server import running
 TOKEN = "fuzz-token"
 LIMIT = 65_536  # --max-body-mb 0.0625
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path) -> Path:
-    out = tmp_path_factory.mktemp("hostile_serve") / "run"
-    hone.fit(make_table(200, seed=7), target="label", output=out, backbone=str(tiny_backbone), epochs=1,
-             show_progress=False, max_length=16, ignore=["id"])
-    return out / "model"
 
 
 def _rss_kb(pid: int) -> int:

@@ -18,14 +18,6 @@ TOKEN = "s3cret-token"
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path) -> Path:
-    out = tmp_path_factory.mktemp("serve") / "run"
-    hone.fit(make_table(300, seed=5), target="label", output=out, backbone=str(tiny_backbone), epochs=1,
-             show_progress=False, max_length=16, ignore=["id"])
-    return out / "model"
-
-
-@pytest.fixture(scope="module")
 def server(model_dir: Path):
     with running(model_dir, "--max-body-mb", "0.05", env={"HONE_TOKEN": TOKEN}) as (url, _):
         yield url

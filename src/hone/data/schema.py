@@ -297,11 +297,7 @@ def _infer_role(name: str, dtype: str, s: dict[str, float], forced: str | None) 
 def _infer_task(table: Table, target: str, dtype: str, task: str, min_classes: int = 2) -> tuple[TaskName, list[Any]]:
     q = qi(target)
     numeric = is_numeric_type(dtype)
-    present, rows = table.one(f"SELECT count({q}), count(*) FROM {table.view}")
-    if not present:
-        raise DataError(f"target {target!r} in {table.name} has no values: all {rows} rows are missing"
-                        + (" (or NaN/infinite)" if is_float_type(dtype) else ""))
-    if task == "regression" or (task == "auto" and numeric and _looks_continuous(table, q, dtype)):
+    if task == "regression" or (task == "auto" and numeric and _looks_continuous(table, target, dtype)):
         if not numeric:
             bad = table.one(f"SELECT count(*), any_value({q}) FROM {table.view} "
                             f"WHERE {q} IS NOT NULL AND TRY_CAST({q} AS DOUBLE) IS NULL")
@@ -325,9 +321,13 @@ def _infer_task(table: Table, target: str, dtype: str, task: str, min_classes: i
     return ("binary" if len(classes) == 2 else "multiclass"), classes
 
 
-def _looks_continuous(table: Table, q: str, dtype: str) -> bool:
-    row = table.one(f"SELECT approx_count_distinct({q}), bool_and({q} = round({q})) FROM {table.view}")
-    distinct, integral = (row or (0, True))
+def _looks_continuous(table: Table, target: str, dtype: str) -> bool:
+    q = qi(target)
+    present, distinct, integral = table.one(f"SELECT count({q}), approx_count_distinct({q}), bool_and({q} = round({q})) "
+                                            f"FROM {table.view}")
+    if not present:  # (a text target with no value gets the classification path's own message)
+        raise DataError(f"target {target!r} in {table.name} has no values: every row's is missing"
+                        + (" (or NaN/infinite)" if is_float_type(dtype) else ""))
     return not integral or distinct > 20
 
 

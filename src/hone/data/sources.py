@@ -241,7 +241,7 @@ def open_table(source: Any, con: duckdb.DuckDBPyConnection, view: str = "source"
     if any(ty.id == "struct" or str(ty) == "JSON" for ty in rel.types):  # records: a column a field; mixed JSON: text
         flat = _flatten(list(rel.columns), list(rel.types), set(rel.columns))
         _create_view(con, f"{raw}_nested", select, name, csv_paths, encoding)
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT {', '.join(e for e, _ in flat)} FROM {raw}_nested")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT {', '.join(flat)} FROM {raw}_nested")
         rel = run_sql(con, f"SELECT * FROM {raw}", name)
         columns = list(rel.columns)
         types = [tolerant.get(c, str(ty)) for c, ty in zip(columns, rel.types)]  # tolerant ones: as sniffed
@@ -258,8 +258,8 @@ def open_table(source: Any, con: duckdb.DuckDBPyConnection, view: str = "source"
                  csv_paths=csv_paths, encoding=encoding, base_dir=base)
 
 
-def _flatten(names: list[str], types: list[Any], taken: set[str], prefix: str = "", expr: str = "") -> list[tuple[str, str]]:
-    """``(select expression, column name)`` for each column, a struct's fields (at any depth) as columns
+def _flatten(names: list[str], types: list[Any], taken: set[str], prefix: str = "", expr: str = "") -> list[str]:
+    """The select expression (``... AS name``) of each column, a struct's fields (at any depth) as columns
     of their own named ``parent.field`` (a name already taken gets ``_2``...), a JSON value as its text."""
     out = []
     for n, ty in zip(names, types):
@@ -276,7 +276,7 @@ def _flatten(names: list[str], types: list[Any], taken: set[str], prefix: str = 
             while full in taken:
                 full, i = f"{base}_{i}", i + 1
             taken.add(full)
-        out.append((f"{e} AS {qi(full)}", full))
+        out.append(f"{e} AS {qi(full)}")
     return out
 
 

@@ -105,11 +105,11 @@ class NumericPreprocessor(FeaturePreprocessor):
         for i, f in enumerate(self.features):
             arr = _arrow_values(batch.column(f.column), f.part)
             missing = ~np.isfinite(arr)  # NaN and +-infinity are missing values
-            with np.errstate(over="ignore", invalid="ignore"):
-                z = np.where(missing, 0.0, (np.where(missing, f.mean, arr) - f.mean) / f.std)
+            with np.errstate(over="ignore"):  # a missing value standardises to 0 exactly
+                z = (np.where(missing, f.mean, arr) - f.mean) / f.std
             # a value thousands of standard deviations out is clipped there: the network sees a large
             # but finite input (float32 would overflow to infinity, then NaN)
-            num[:, 2 * i] = np.clip(np.nan_to_num(z, nan=0.0), -_Z_CLIP, _Z_CLIP)
+            num[:, 2 * i] = np.clip(z, -_Z_CLIP, _Z_CLIP)
             num[:, 2 * i + 1] = missing
         return num
 
