@@ -78,7 +78,7 @@ def bytes_per_round() -> list[tuple[str, int, int]]:
     """The ArrayRecord a MiniLM client sends each round, per fine-tuning strategy."""
     from flwr.app import ArrayRecord
 
-    from hone._fit import build_network
+    from hone.pipeline import build_network
     from hone.config import RunConfig, resolve
     from hone.data.schema import ColumnSpec, Schema
     from hone.federated.local import trainable
@@ -122,7 +122,7 @@ def main() -> int:
     print(f"centralised fit: {time.perf_counter() - t0:.0f} s; test rows {test_rows}", flush=True)
 
     fed_runs = {}
-    runs = [("federated FedAvg", {}), ("federated FedProx", {"federated.strategy": "fedprox", "federated.proximal_mu": 0.1})]
+    runs = [("federated FedAvg", {}), ("federated FedProx", {"federated.aggregation": "fedprox", "federated.proximal_mu": 0.1})]
     runs += [("federated FedAvg, DP's schedule, no DP", DP)]  # the reference privacy's cost is measured from
     runs += [(f"federated FedAvg + DP (noise {z})", {**DP, "federated.dp_noise": z}) for z in DP_NOISE]
     for name, extra in runs:
@@ -184,8 +184,8 @@ def main() -> int:
 
 def _central_test(run: Path, data: Path) -> Path:
     """The pooled table's test split, as hone split it (the rows every model here is scored on)."""
-    from hone._fit import prepare
-    from hone.api import make_config
+    from hone.pipeline import prepare
+    from hone.pipeline import make_config
 
     cfg = make_config(str(data), target="vote", overrides={k: v for k, v in SETTINGS.items()})
     (run.parent / "central-split").mkdir(exist_ok=True)

@@ -93,7 +93,7 @@ def main() -> None:
 # Times predict_on_ray in a process where Ray is already up: actors still start per call.
 WARM_SCORING = """
 import json, sys, time
-from hone.distributed.cluster import start_ray
+from hone._ray import start_ray
 from hone.distributed.ray_predict import predict_on_ray
 start_ray(None, 3)
 out = {}

@@ -11,7 +11,7 @@ import pytest
 
 import hone
 from hone.errors import DataError
-from hone.predict import predict_file
+from hone.scoring import predict_file
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,9 @@ Example:
     >>> import hone
     >>> model = hone.fit("reviews.csv", target="sentiment")       # doctest: +SKIP
     >>> model.predict_proba("new_reviews.csv")                    # doctest: +SKIP
+
+No submodule bears the name of a function exported here (``hone.predict`` and ``hone.evaluate`` are
+always the functions: the modules are ``hone.scoring`` and ``hone.evaluation``).
 """
 
 from __future__ import annotations
@@ -11,15 +14,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hone._version import __version__
-__all__ = ["Model", "RunConfig", "__version__", "audit", "evaluate", "export", "fit", "load", "predict"]
+
+__all__ = ["Model", "RunConfig", "__version__", "audit", "compare", "evaluate", "export", "federate", "fit", "load",
+           "predict", "report", "tune"]
 
 if TYPE_CHECKING:
-    from hone.api import audit, evaluate, export, fit, load, predict
+    from hone.api import audit, compare, evaluate, export, federate, fit, load, predict, report, tune
     from hone.artifact import Model
     from hone.config import RunConfig
 
-_LAZY = {"fit": "hone.api", "audit": "hone.api", "predict": "hone.api", "evaluate": "hone.api", "load": "hone.api",
-         "export": "hone.api",
+_LAZY = {**{name: "hone.api" for name in ("fit", "audit", "predict", "evaluate", "load", "export", "tune", "federate",
+                                          "compare", "report")},
          "Model": "hone.artifact", "RunConfig": "hone.config"}
 
 

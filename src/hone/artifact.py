@@ -30,9 +30,9 @@ from hone.data.batches import as_tables
 from hone.data.schema import check_columns, scoring_query
 from hone.data.sources import Table, connect, open_table, stream
 from hone.errors import DataError, ModelDirError
-from hone.evaluate.baseline import Baseline
-from hone.evaluate.choice import Decision
-from hone.evaluate.metrics import classification_metrics, format_metrics, regression_metrics
+from hone.evaluation.baseline import Baseline
+from hone.evaluation.choice import Decision
+from hone.evaluation.metrics import classification_metrics, format_metrics, regression_metrics
 from hone.features.base import FEATURES
 from hone.features.pipeline import Preprocessor
 from hone.models.build import HoneNet, NetSpec, build_model

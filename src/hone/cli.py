@@ -11,10 +11,11 @@ import errno
 import os
 import sys
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hone.config import command_flags
 from hone.errors import UserError
 
 # Flag spellings that differ from the keyword name (kept for the commands people already use).
@@ -66,16 +67,12 @@ def _choices(annotation: Any) -> list[str] | None:
     return None
 
 
-_AUDIT_FLAGS = ("task", "text", "categorical", "numeric", "ignore", "key", "group", "split_column", "near_duplicates",
-                "encoding", "label_errors", "label_error_threshold", "label_error_rows")
-
-
-def _add_config_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+def _add_config_flags(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
+    """A flag per short name of the one flag table (:data:`hone.config.FLAGS`), typed by its config field."""
     from hone.config import FLAGS, field_of
 
-    for name, dotted in FLAGS.items():
-        if only is not None and name not in only:
-            continue
+    for name in names:
+        dotted = FLAGS[name]
         info = field_of(dotted)
         flag = _CLI_NAMES.get(name, "--" + name.replace("_", "-"))
         help_text = (info.description or "") + f" [{dotted}]"
@@ -105,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--no-track", action="store_true", help="do not log this run to MLflow [tracking.enabled]")
     f.add_argument("--resume", metavar="RUN_DIR", help="continue a killed or interrupted run from its last checkpoint "
                                                        "(with the config it started with)")
-    _add_config_flags(f)
+    _add_config_flags(f, command_flags("fit"))
     f.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="any config field, e.g. --set train.weight_decay=0.05 (repeatable)")
 
@@ -118,17 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     tu.add_argument("--target", help="column to predict")
     tu.add_argument("--config", help="run config YAML (its tune section: space, pruner...); flags override it")
     tu.add_argument("--output", help="study folder (default: runs/<source name>-tune)")
-    tu.add_argument("--trials", type=_number(int, 1), help="finished trials to run (default 20) [tune.trials]")
-    tu.add_argument("--timeout", help="time for the whole command, search and refit: 2h, 90m, 45s [tune.timeout]")
-    tu.add_argument("--jobs", type=_number(int, 1, 256), help="processes sharing the study (default 1) [tune.jobs]")
-    tu.add_argument("--pruner", choices=["median", "hyperband", "none"], help="[tune.pruner]")
-    tu.add_argument("--sampler", choices=["tpe", "random"], help="[tune.sampler]")
-    tu.add_argument("--searcher", choices=["optuna", "hyperopt"],
-                    help="with --engine ray: Ray Tune's search algorithm (default optuna) [tune.searcher]")
-    tu.add_argument("--refit", choices=["train", "train+validation"], help="rows of the final fit [tune.refit]")
     tu.add_argument("--worker", metavar="OUTPUT", help=argparse.SUPPRESS)  # a --jobs process
     tu.add_argument("--no-track", action="store_true", help="do not log the search to MLflow [tracking.enabled]")
-    _add_config_flags(tu)
+    _add_config_flags(tu, command_flags("tune"))
     tu.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="any config field, e.g. --set tune.space.lr='{low: 1e-5, high: 1e-4, log: true}'")
 
@@ -144,8 +133,10 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--runtime", choices=["torch", "onnx", "onnx-int8", "auto"], default="torch",
                            help="scoring engine; onnx ones need 'hone export' first; auto: the fastest that "
                                 "passed the export's parity check")
-            c.add_argument("--workers", type=_number(int, 1, 1024), help="threads for reading and scoring (default: all cores); "
-                                                       "with --engine ray, Ray actors (default 2)")
+            c.add_argument("--threads", type=_number(int, 1, 1024),
+                           help="threads for reading and scoring on this machine (default: all cores)")
+            c.add_argument("--workers", type=_number(int, 1, 1024),
+                           help="with --engine ray: Ray workers (actors) scoring at once (default 2)")
             c.add_argument("--engine", choices=["local", "ray"], default="local",
                            help="ray: score on a Ray Dataset with --workers actors, written as a folder of Parquet parts")
             c.add_argument("--address", help="Ray cluster to join with --engine ray (default: a local Ray instance)")
@@ -173,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     au.add_argument("--target", required=True, help="column to predict")
     au.add_argument("--output", help="folder for audit.json and audit.html")
     au.add_argument("--config", help="run config YAML (its data and quality sections apply); flags override it")
-    _add_config_flags(au, _AUDIT_FLAGS)
+    _add_config_flags(au, command_flags("audit"))
     au.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="any config field, e.g. --set quality.label_error_rows=50000 (repeatable)")
     ex = sub.add_parser("export", help="export a saved model to ONNX (model.onnx in its folder), parity-checked")
@@ -198,22 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-_FEDERATE_FLAGS = {  # flag: (config field, type, help)
-    "--rounds": ("federated.rounds", int, "federated rounds (default 10)"),
-    "--local-epochs": ("federated.local_epochs", float, "passes over its training split each client makes per round"),
-    "--proximal-mu": ("federated.proximal_mu", float, "FedProx's mu (default 0.01)"),
-    "--min-fraction": ("federated.min_fraction", float, "share of a round's clients that must reply (default 0.5)"),
-    "--min-clients": ("federated.min_clients", int, "clients the server waits for before round 1"),
-    "--dp-noise": ("federated.dp_noise", float, "differential privacy: Gaussian noise multiplier (off by default)"),
-    "--dp-clip": ("federated.dp_clip", float, "differential privacy: L2 clipping norm of a client's update"),
-    "--dp-delta": ("federated.dp_delta", float, "differential privacy: the delta epsilon is reported at"),
-}
-
-
 def _federate_parsers(sub: Any) -> None:
-    from hone.config import FLAGS, StrategyName
-
-    common = [n for n in FLAGS if n not in ("strategy", "engine", "workers", "address", "model", "threshold_objective")]
     fe = sub.add_parser(
         "federate", help="train one model across data silos with Flower (rows never leave their silo)",
         description="Simulate a federation on this machine: SOURCE is dealt into --silos N silos (at random, --by a "
@@ -252,30 +228,13 @@ def _federate_parsers(sub: Any) -> None:
     cl.add_argument("--root-certificates", metavar="CA_CERT", help="TLS: the CA certificate that signed the server's")
     cl.add_argument("--insecure", action="store_true", help="no TLS (loopback or a trusted network only)")
     cl.add_argument("--auth-key", metavar="PRIVATE_KEY", help="SuperNode authentication: this client's private key")
-    for p, model_flags in ((fe, True), (sv, True)):
+    for p in (fe, sv):
         p.add_argument("--config", help="run config YAML; flags override it")
         p.add_argument("--output", help="run directory (default: runs/<source name>)")
         p.add_argument("--overwrite", action="store_true", help="replace an existing --output once the run succeeds")
-        p.add_argument("--strategy", dest="fl_strategy", choices=["fedavg", "fedprox"],
-                       help="aggregation: fedavg (default) or fedprox [federated.strategy]")
-        p.add_argument("--fine-tuning", dest="strategy", choices=["auto", *typing.get_args(StrategyName)],
-                       help="what each client trains: frozen, top-k, lora or full [model.strategy]")
-        for flag, (_, typ, what) in _FEDERATE_FLAGS.items():
-            p.add_argument(flag, dest="fl_" + flag[2:].replace("-", "_"), type=typ, help=what)
-        _add_config_flags(p, tuple(common))
+        _add_config_flags(p, command_flags("federate"))
         p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                        help="any config field, e.g. --set federated.dp_delta=1e-6 (repeatable)")
-
-
-def _federate_overrides(a: argparse.Namespace) -> dict[str, Any]:
-    out = _fit_overrides(a)
-    if getattr(a, "fl_strategy", None):
-        out["federated.strategy"] = a.fl_strategy
-    for flag, (dotted, _, _) in _FEDERATE_FLAGS.items():
-        v = getattr(a, "fl_" + flag[2:].replace("-", "_"), None)
-        if v is not None:
-            out[dotted] = v
-    return out
 
 
 def _fit_overrides(a: argparse.Namespace) -> dict[str, Any]:
@@ -298,104 +257,140 @@ def _fit_overrides(a: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _run(a: argparse.Namespace) -> int:
+def _fit(a: argparse.Namespace) -> int:
     from hone import api
 
-    if a.command == "fit":
-        how = {"resume": a.resume} if a.resume else {"overwrite": a.overwrite}
-        model = api.fit(a.source, target=a.target, config=a.config, output=a.output, **how, **_fit_overrides(a))
-        if model is None:  # a data-parallel process other than the main one: rank 0 reports
-            return 0
+    how = {"resume": a.resume} if a.resume else {"overwrite": a.overwrite}
+    model = api.fit(a.source, target=a.target, config=a.config, output=a.output, command=a.command_line, **how,
+                    **_fit_overrides(a))
+    if model is not None:  # None: a data-parallel process other than the main one (rank 0 reports)
         print(model.metrics_table())
         print(f"model: {model.run_dir / 'model'}")
-    elif a.command == "tune" and a.worker:
-        from hone.tune.study import run_worker
-
-        run_worker(Path(a.worker))
-    elif a.command == "tune":
-        extra = {k: getattr(a, k) for k in ("trials", "timeout", "jobs", "pruner", "sampler", "searcher", "refit")}
-        summary = api.tune(a.source, target=a.target, config=a.config, output=a.output,
-                           **{k: v for k, v in extra.items() if v is not None}, **_fit_overrides(a))
-        print(format_tune(summary))
-    elif a.command == "predict" and a.engine == "ray":
-        from hone.distributed.ray_predict import predict_on_ray
-
-        n = predict_on_ray(a.model_dir, a.source, a.output, keep=a.keep, workers=a.workers or 2,
-                           precision=a.precision, runtime=a.runtime, address=a.address)
-        print(f"wrote {n} predictions to {a.output}/ (Parquet parts)")
-    elif a.command == "predict":
-        n = api.predict(a.model_dir, a.source, a.output, keep=a.keep, precision=a.precision, encoding=a.encoding,
-                        runtime=a.runtime, workers=a.workers, progress=a.progress)
-        print(f"wrote {n} predictions to {a.output}")
-    elif a.command == "explain":
-        done = api.explain(a.model_dir, a.source, a.output, rows=a.rows, where=a.where, target_class=a.target_class,
-                           steps=a.steps, keep=a.keep, precision=a.precision, encoding=a.encoding)
-        steps = f", {done['steps']} integration steps" if done.get("steps") else ""
-        print(f"explained {done['rows']} rows in {done['seconds']:.1f} s ({done['rows_per_second']:.1f} rows/s{steps}); "
-              f"wrote {a.output}")
-    elif a.command == "audit":
-        print(api.audit(a.source, target=a.target, output=a.output, config=a.config, **_fit_overrides(a)))
-    elif a.command == "export":
-        rec = api.export(a.model_dir, format=a.format, quantize=a.quantize, data=a.data)
-        for part in ("fp32", "int8"):
-            if part in rec:
-                r = rec[part]
-                agree = f", label agreement {r['label_agreement']:.1%}" if "label_agreement" in r else ""
-                print(f"{part}: max |onnx - torch| {r['max_abs_diff']:.1e}{agree}, {r['rows_per_s']:.0f} rows/s "
-                      f"(torch {r['torch_rows_per_s']:.0f}) on {rec['rows_checked']} rows")
-        print(f"wrote {Path(a.model_dir) / 'model.onnx'}" + (" and model.int8.onnx" if "int8" in rec else ""))
-    elif a.command == "serve":
-        from hone.serve import serve
-
-        serve(a.model_dir, host=a.host, port=a.port, token=a.token, max_body_bytes=int(a.max_body_mb * 2**20),
-              runtime=a.runtime)
-    elif a.command == "federate":
-        from hone.federated.simulate import federate
-
-        if a.resume:
-            model = federate(a.source, resume=a.resume, log_messages=a.log_messages)
-        else:
-            model = federate(a.source, target=a.target, config=a.config, output=a.output, overwrite=a.overwrite,
-                             silos=a.silos, by=a.by, skew=a.skew, log_messages=a.log_messages, **_federate_overrides(a))
-        print(model.metrics_table())
-        print(f"model: {model.run_dir / 'model'}")
-    elif a.command == "federate-server":
-        from hone.config import build_config
-        from hone.federated.deploy import run_server
-
-        host, _, port = a.listen.rpartition(":")
-        if not host or not port.isdigit():
-            raise UserError(f"--address {a.listen!r}: expected HOST:PORT, e.g. 0.0.0.0:9092")
-        from hone.config import FLAGS
-
-        dotted = {FLAGS.get(k, k): v for k, v in _federate_overrides(a).items()}
-        cfg = build_config(a.config, {**dotted, "data.target": a.target})
-        if cfg.data.target is None:
-            raise UserError("the server needs the target column: data.target in --config, or --target")
-        out = a.output or f"runs/{cfg.name or 'federated'}"
-        run_dir = run_server(cfg, out, host=host, port=int(port), test=a.test, insecure=a.insecure,
-                             certificates=tuple(a.certificates) if a.certificates else None, auth_keys=a.auth_keys,
-                             resume=a.resume, overwrite=a.overwrite)
-        from hone import load
-
-        print(load(run_dir / "model").metrics_table())
-        print(f"model: {run_dir / 'model'}")
-    elif a.command == "federate-client":
-        from hone.federated.deploy import run_client
-
-        return run_client(a.server, a.source, a.target, name=a.name, work=a.work, insecure=a.insecure,
-                          root_certificates=a.root_certificates, auth_key=a.auth_key)
-    elif a.command == "report":
-        print(f"wrote {api.report(a.run_dir)}")
-    elif a.command == "compare":
-        print(api.compare(a.run_dirs, a.output))
-    elif a.command == "evaluate":
-        from hone.evaluate.metrics import format_metrics
-
-        metrics = api.evaluate(a.model_dir, a.source, target=a.target, output=a.output, precision=a.precision,
-                               encoding=a.encoding)
-        print(format_metrics({"evaluation": metrics}))
     return 0
+
+
+def _tune(a: argparse.Namespace) -> int:
+    from hone import api
+
+    if a.worker:
+        api.tune_worker(a.worker)
+        return 0
+    summary = api.tune(a.source, target=a.target, config=a.config, output=a.output, command=a.command_line,
+                       **_fit_overrides(a))
+    print(format_tune(summary))
+    return 0
+
+
+def _predict(a: argparse.Namespace) -> int:
+    from hone import api
+
+    n = api.predict(a.model_dir, a.source, a.output, keep=a.keep, precision=a.precision, encoding=a.encoding,
+                    runtime=a.runtime, threads=a.threads, progress=a.progress, engine=a.engine, workers=a.workers,
+                    address=a.address)
+    print(f"wrote {n} predictions to {a.output}" + ("/ (Parquet parts)" if a.engine == "ray" else ""))
+    return 0
+
+
+def _explain(a: argparse.Namespace) -> int:
+    from hone import api
+
+    done = api.explain(a.model_dir, a.source, a.output, rows=a.rows, where=a.where, target_class=a.target_class,
+                       steps=a.steps, keep=a.keep, precision=a.precision, encoding=a.encoding)
+    steps = f", {done['steps']} integration steps" if done.get("steps") else ""
+    print(f"explained {done['rows']} rows in {done['seconds']:.1f} s ({done['rows_per_second']:.1f} rows/s{steps}); "
+          f"wrote {a.output}")
+    return 0
+
+
+def _audit(a: argparse.Namespace) -> int:
+    from hone import api
+
+    print(api.audit(a.source, target=a.target, output=a.output, config=a.config, **_fit_overrides(a)))
+    return 0
+
+
+def _export(a: argparse.Namespace) -> int:
+    from hone import api
+
+    rec = api.export(a.model_dir, format=a.format, quantize=a.quantize, data=a.data)
+    for part in ("fp32", "int8"):
+        if part in rec:
+            r = rec[part]
+            agree = f", label agreement {r['label_agreement']:.1%}" if "label_agreement" in r else ""
+            print(f"{part}: max |onnx - torch| {r['max_abs_diff']:.1e}{agree}, {r['rows_per_s']:.0f} rows/s "
+                  f"(torch {r['torch_rows_per_s']:.0f}) on {rec['rows_checked']} rows")
+    print(f"wrote {Path(a.model_dir) / 'model.onnx'}" + (" and model.int8.onnx" if "int8" in rec else ""))
+    return 0
+
+
+def _serve(a: argparse.Namespace) -> int:
+    from hone import api
+
+    api.serve(a.model_dir, host=a.host, port=a.port, token=a.token, max_body_mb=a.max_body_mb, runtime=a.runtime)
+    return 0
+
+
+def _federate(a: argparse.Namespace) -> int:
+    from hone import api
+
+    if a.resume:
+        model = api.federate(a.source, resume=a.resume, log_messages=a.log_messages, command=a.command_line)
+    else:
+        model = api.federate(a.source, target=a.target, config=a.config, output=a.output, overwrite=a.overwrite,
+                             silos=a.silos, by=a.by, skew=a.skew, log_messages=a.log_messages, command=a.command_line,
+                             **_fit_overrides(a))
+    print(model.metrics_table())
+    print(f"model: {model.run_dir / 'model'}")
+    return 0
+
+
+def _federate_server(a: argparse.Namespace) -> int:
+    from hone import api
+
+    model = api.federate_server(a.config, listen=a.listen, target=a.target, output=a.output, test=a.test,
+                                insecure=a.insecure, certificates=a.certificates, auth_keys=a.auth_keys,
+                                resume=a.resume, overwrite=a.overwrite, **_fit_overrides(a))
+    print(model.metrics_table())
+    print(f"model: {model.run_dir / 'model'}")
+    return 0
+
+
+def _federate_client(a: argparse.Namespace) -> int:
+    from hone import api
+
+    return api.federate_client(a.server, a.source, target=a.target, name=a.name, work=a.work, insecure=a.insecure,
+                               root_certificates=a.root_certificates, auth_key=a.auth_key)
+
+
+def _report(a: argparse.Namespace) -> int:
+    from hone import api
+
+    print(f"wrote {api.report(a.run_dir)}")
+    return 0
+
+
+def _compare(a: argparse.Namespace) -> int:
+    from hone import api
+
+    print(api.compare(a.run_dirs, a.output))
+    return 0
+
+
+def _evaluate(a: argparse.Namespace) -> int:
+    from hone import api
+
+    metrics = api.evaluate(a.model_dir, a.source, target=a.target, output=a.output, precision=a.precision,
+                           encoding=a.encoding)
+    print(api.format_metrics({"evaluation": metrics}))
+    return 0
+
+
+# One small function per command, each calling one hone.api function.
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "fit": _fit, "tune": _tune, "predict": _predict, "explain": _explain, "audit": _audit, "export": _export,
+    "serve": _serve, "federate": _federate, "federate-server": _federate_server,
+    "federate-client": _federate_client, "report": _report, "compare": _compare, "evaluate": _evaluate,
+}
 
 
 def format_tune(summary: dict[str, Any]) -> str:
@@ -439,13 +434,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hone._logging import configure
 
     configure(-1 if a.quiet else a.verbose)
-    from hone import _provenance
-
-    _provenance.command_line = ["hone", *(sys.argv[1:] if argv is None else argv)]
+    a.command_line = ["hone", *(sys.argv[1:] if argv is None else argv)]  # recorded in environment.json
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     try:
-        return _run(a)
+        return COMMANDS[a.command](a)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -467,8 +460,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "tune": " (the same command continues the search)"}.get(a.command, "")
         print(f"error: interrupted; nothing was left half-written{then}", file=sys.stderr)
         return 130
-    finally:
-        _provenance.command_line = None
 
 
 if __name__ == "__main__":

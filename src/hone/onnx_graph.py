@@ -3,7 +3,7 @@
 * the network (text encoders with masked mean pooling, numeric and categorical encoders, head) is
   exported from PyTorch with dynamic batch and token axes; its output is the softmax (or, for
   regression, the value in the target's scale);
-* the baseline, when the chosen model uses it, is converted by :mod:`hone.evaluate.baseline_onnx`
+* the baseline, when the chosen model uses it, is converted by :mod:`hone.evaluation.baseline_onnx`
   (LightGBM through onnxmltools, or the TF-IDF linear model) and reads its feature matrix from
   the input ``baseline``;
 * the tail does what :meth:`Decision.combine` and :meth:`Decision.predict` do: the blend
@@ -71,7 +71,7 @@ def build(model: Model, sample: pa.Table, workdir: Path) -> tuple[Any, dict[str,
         inits += list(net.graph.initializer)
         info["parts"].append("network")
     if dec.uses_baseline and model.baseline is not None:
-        from hone.evaluate.baseline_onnx import baseline_graph
+        from hone.evaluation.baseline_onnx import baseline_graph
 
         width = model.baseline.features(sample.slice(0, 1)).shape[1]
         base = onnx.compose.add_prefix(baseline_graph(model.baseline, width, OPSET), BASELINE_PREFIX,

@@ -398,7 +398,7 @@ def serve(model_dir: str, *, host: str = "127.0.0.1", port: int = 8000, token: s
         raise MissingDependencyError("hone serve needs FastAPI and uvicorn; install them with: "
                                      "pip install 'hone[serve]'") from err
 
-    from hone.api import load
+    from hone.artifact import load
 
     if not 1 <= port <= 65535:
         raise UserError(f"--port {port} is out of range: it must be from 1 to 65535")

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import hone
-from hone._fit import fit_preprocessor, prepare
+from hone.pipeline import fit_preprocessor, prepare
 from hone.config import build_config
 from hone.data.sql import qn
 

@@ -12,7 +12,7 @@ import pytest
 @pytest.fixture(scope="module", autouse=True)
 def ray_instance() -> Iterator[None]:
     ray = pytest.importorskip("ray")
-    from hone.distributed.cluster import start_ray
+    from hone._ray import start_ray
 
     started = start_ray(None, 3)  # 2 workers or trials, and one more for Ray Data's read and write tasks
     yield

@@ -351,5 +351,5 @@ def test_federate_offers_the_fine_tuning_strategies_the_config_accepts(capsys: p
     from hone.config import StrategyName
 
     for name in get_args(StrategyName):  # each choice argparse offers is one the config validates (top-k, not topk)
-        a = _parser().parse_args(["federate-server", "--fine-tuning", name])
-        assert a.strategy == name
+        a = _parser().parse_args(["federate-server", "--strategy", name, "--aggregation", "fedprox"])
+        assert a.strategy == name and a.aggregation == "fedprox"

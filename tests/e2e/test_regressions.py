@@ -152,7 +152,7 @@ def test_bad_numeric_cells_are_missing_and_counted(tmp_path: Path, tab_table: pa
     cells = lines[-1].split(",")
     cells[i] = "oops"
     score_src.write_text("\n".join(lines[:-1] + [",".join(cells)]) + "\n")
-    from hone.predict import predict_file
+    from hone.scoring import predict_file
 
     n = predict_file(m, score_src, tmp_path / "out.parquet")
     assert n == big.num_rows and m.coerced == {"price": 1}

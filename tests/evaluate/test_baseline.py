@@ -10,7 +10,7 @@ import pytest
 from hone.config import ModelConfig
 from hone.data.schema import infer_schema
 from hone.data.sources import connect, open_table
-from hone.evaluate.baseline import Baseline, fit_baseline
+from hone.evaluation.baseline import Baseline, fit_baseline
 from hone.features.pipeline import Preprocessor
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from hone.evaluate.bootstrap import accuracy, bootstrap, macro_f1, pr_auc, roc_auc
+from hone.evaluation.bootstrap import accuracy, bootstrap, macro_f1, pr_auc, roc_auc
 
 
 def test_weighted_metrics_match_sklearn_with_unit_and_integer_weights() -> None:

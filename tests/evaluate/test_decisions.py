@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from hone.errors import ConfigError
-from hone.evaluate.calibration import apply_temperature, ece, fit_temperature
-from hone.evaluate.thresholds import apply_threshold, check_objective, choose_threshold, prior_correction
+from hone.evaluation.calibration import apply_temperature, ece, fit_temperature
+from hone.evaluation.thresholds import apply_threshold, check_objective, choose_threshold, prior_correction
 
 
 def _imbalanced(n=4000, seed=0):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import f1_score, mean_absolute_error, r2_score, roc_auc_score
 
-from hone.evaluate.metrics import classification_metrics, format_metrics, regression_metrics
+from hone.evaluation.metrics import classification_metrics, format_metrics, regression_metrics
 
 
 def test_classification_matches_sklearn() -> None:

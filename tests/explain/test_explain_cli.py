@@ -131,7 +131,7 @@ def test_bad_input_is_one_clear_line(run: Path, csv_path: Path, tmp_path: Path, 
 
 
 def test_every_fit_explains_unless_told_not_to(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hone.api import make_config
+    from hone.pipeline import make_config
     from hone.config import resolve
 
     def resolved(**overrides: object) -> bool:

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 import hone
-from hone.evaluate.choice import Decision
+from hone.evaluation.choice import Decision
 from hone.explain.importance import ShuffledScorer, permutation_importance
 from hone.testing import make_table
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hone.api import make_config
+from hone.pipeline import make_config
 from hone.federated.local import SiloClient, trainable
 from hone.federated.stats import agree_schema, merge
 

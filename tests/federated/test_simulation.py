@@ -27,13 +27,24 @@ from hone.federated.simulate import federate  # noqa: E402
 ROUNDS = 3
 
 
-DROP = "1:2"  # silo 1 fails in round 2
+DROP = {1: 2}  # silo 1 fails in round 2
+
+
+def dropout(drop: dict[int, int]) -> Any:
+    """A Flower client mod (the test's fault, outside hone): silo ``k`` fails its training in round ``drop[k]``."""
+    def mod(msg: Any, context: Any, call_next: Any) -> Any:
+        silo = int(context.node_config["partition-id"])
+        if msg.metadata.message_type.startswith("train") and drop.get(silo) == int(msg.content["config"]["server-round"]):
+            raise RuntimeError(f"silo {silo} dropped out in round {drop[silo]}")
+        return call_next(msg, context)
+
+    return mod
 
 
 def _settings(backbone: Path) -> dict[str, Any]:
     return {"backbone": str(backbone), "batch_size": 32, "show_progress": False, "lr": 1e-3,
             "train.head_lr": 5e-3, "quality.audit": False, "tracking.enabled": False, "federated.rounds": ROUNDS,
-            "federated.strategy": "fedprox", "federated.proximal_mu": 0.1}
+            "federated.aggregation": "fedprox", "federated.proximal_mu": 0.1}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +58,7 @@ def data(tmp_path_factory: pytest.TempPathFactory, table: pa.Table) -> Path:
 def run(tmp_path_factory: pytest.TempPathFactory, data: Path, tiny_backbone: Path) -> tuple[Any, Path]:
     root = tmp_path_factory.mktemp("federated-run")
     model = federate(str(data), target="label", silos=3, output=root / "run", log_messages=root / "messages",
-                     drop={1: 2}, **_settings(tiny_backbone))
+                     client_mods=[dropout(DROP)], **_settings(tiny_backbone))
     return model, root / "messages"
 
 
@@ -117,7 +128,7 @@ def test_a_client_that_drops_out_does_not_stop_the_round(run: tuple[Any, Path]) 
     history = json.loads((model.run_dir / "history.json").read_text())
     assert [(h["replied"], h["clients"], h["aggregated"]) for h in history] == [(3, 3, True), (2, 3, True),
                                                                              (3, 3, True)]
-    assert json.loads((model.run_dir / "federated.json").read_text())["strategy"] == "fedprox"
+    assert json.loads((model.run_dir / "federated.json").read_text())["aggregation"] == "fedprox"
     trained = [json.loads(p.read_text()) for p in folder.glob("*-train-*.json")]
     assert {t["metrics"]["metrics"]["proximal-mu"] for t in trained} == {0.1}
     assert len(list(folder.glob("silo-1-train-*.json"))) == ROUNDS - 1
@@ -125,16 +136,15 @@ def test_a_client_that_drops_out_does_not_stop_the_round(run: tuple[Any, Path]) 
 
 def test_a_killed_server_resumes_after_its_last_round(run: tuple[Any, Path], data: Path, tiny_backbone: Path,
                                                       tmp_path: Path) -> None:
-    """The same federation run from the command line, killed (SIGKILL) once round 2 is checkpointed, then
-    resumed: it trains round 3 only and ends with the uninterrupted run's weights."""
+    """The same federation run in another process, killed (SIGKILL) once round 2 is checkpointed, then resumed
+    from the command line: it trains round 3 only and ends with the uninterrupted run's weights."""
     out = tmp_path / "run"
-    s = _settings(tiny_backbone)
-    cmd = [sys.executable, "-m", "hone", "federate", str(data), "--target", "label", "--silos", "3", "--output",
-           str(out), "--backbone", s["backbone"], "--batch-size", "32", "--no-progress", "--lr", "1e-3",
-           "--rounds", str(ROUNDS), "--strategy", "fedprox", "--proximal-mu", "0.1", "--set", "train.head_lr=5e-3",
-           "--set", "quality.audit=false", "--set", "tracking.enabled=false"]
-    env = {**os.environ, "HONE_FEDERATE_DROP": DROP}  # the fixture's dropout, from the command line
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import hone.api; "
+              f"from test_simulation import DROP, _settings, dropout; from pathlib import Path; "
+              f"hone.api.federate({str(data)!r}, target='label', silos=3, output={str(out)!r}, "
+              f"client_mods=[dropout(DROP)], **_settings(Path({str(tiny_backbone)!r})))")
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
     while not (out / "checkpoints" / "round-0002" / "state.json").exists():
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
@@ -143,11 +153,7 @@ def test_a_killed_server_resumes_after_its_last_round(run: tuple[Any, Path], dat
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (out / "metrics.json").exists()
-    os.environ["HONE_FEDERATE_DROP"] = DROP
-    try:
-        assert main(["federate", "--resume", str(out)]) == 0
-    finally:
-        del os.environ["HONE_FEDERATE_DROP"]
+    assert main(["federate", "--resume", str(out)]) == 0  # round 3 has no dropout: the command line resumes
     history = json.loads((out / "history.json").read_text())
     assert [h["round"] for h in history] == [1, 2, 3]
     assert json.loads((out / "federated.json").read_text())["resumed_after_round"] == 2

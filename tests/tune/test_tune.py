@@ -16,7 +16,8 @@ import pytest
 
 from hone.cli import main
 from hone.errors import ConfigError
-from hone.tune.space import build_space, parse_duration
+from hone.config import parse_duration
+from hone.search.space import build_space
 
 # A wide learning-rate range: the poor end is obviously poor, so the median pruner has work.
 SPACE = ["--set", "tune.space.lr={low: 1e-5, high: 0.05, log: true}", "--set", "tune.space.epochs={low: 3, high: 6}",
@@ -115,7 +116,7 @@ def test_the_space_is_the_strategy_default_narrowed_or_replaced_by_the_config() 
             build_space("full", True, bad)
     assert "epochs" not in build_space("full", True, {}, fixed={"epochs"})
     from hone.config import build_config
-    from hone.tune.space import explicit_settings
+    from hone.search.space import explicit_settings
 
     assert explicit_settings(build_config({"train": {"epochs": 3}, "model": {"dropout": 0.2}})) == {"epochs", "dropout"}
     assert parse_duration("2h") == 7200 and parse_duration("1h30m") == 5400 and parse_duration("45s") == 45

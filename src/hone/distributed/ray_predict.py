@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from hone._logging import get_logger
-from hone.distributed.cluster import import_ray, local_cores, start_ray
+from hone._ray import import_ray, local_cores, start_ray
 from hone.errors import ConfigError
 
 logger = get_logger("hone.ray")
@@ -37,7 +37,7 @@ class Scorer:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         from hone.data.sources import connect, open_table
-        from hone.predict import output_columns
+        from hone.scoring import output_columns
 
         con = connect(threads=1, keep_order=True)
         try:

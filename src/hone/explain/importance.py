@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from hone.evaluate.bootstrap import macro_f1
+from hone.evaluation.bootstrap import macro_f1
 
 TOP_WORDS = 10
 

@@ -22,16 +22,16 @@ _LOCK = threading.Lock()
 
 
 def client_app(silos: list[str] | None = None, work: str | None = None, *, log_messages: str | None = None,
-               drop: dict[int, int] | None = None) -> Any:
+               mods: list[Any] | None = None) -> Any:
     """The ClientApp. ``silos``/``work`` (simulation): the partition's silo file and work folder;
     without them the SuperNode's node config gives ``data``, ``target``, ``name`` and ``work``.
     ``log_messages``: a folder each reply is written to, as it leaves the client (its records and
-    their contents). ``drop``: {partition: round} where that client fails (a test's dropout)."""
+    their contents). ``mods``: Flower client mods run around every message, outermost first (a
+    deployment's own checks, or a test's dropout)."""
     from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
     from flwr.clientapp import ClientApp
 
-    mods = [_message_log(log_messages)] if log_messages else []
-    app = ClientApp(mods=mods)
+    app = ClientApp(mods=[*(mods or []), *([_message_log(log_messages)] if log_messages else [])])
 
     def silo(msg: Any, context: Any) -> Any:
         return _silo_client(msg, context, silos, work)
@@ -53,8 +53,6 @@ def client_app(silos: list[str] | None = None, work: str | None = None, *, log_m
         client = silo(msg, context)
         cfg = msg.content[CONFIG]
         r = int(cfg["server-round"])
-        if drop and silos is not None and drop.get(int(context.node_config["partition-id"])) == r:
-            raise RuntimeError(f"{client.name} dropped out in round {r}")
         client.setup(cfg["hone-config"], cfg["hone-pre"], cfg["hone-pooled"])
         arrays = numpy_arrays(msg.content["arrays"])
         weights, metrics = client.train(arrays, server_round=r, rounds=int(cfg["rounds"]),

@@ -16,18 +16,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from hone._fit import Prepared, build_network, prepare
 from hone._logging import get_logger
 from hone.config import ResolvedRunConfig, RunConfig, build_config, resolve
 from hone.data.sources import connect
 from hone.errors import ConfigError
-from hone.evaluate.metrics import HIGHER_IS_BETTER
+from hone.evaluation.metrics import HIGHER_IS_BETTER
 from hone.features.pipeline import Preprocessor
 from hone.models.precision import default_device, resolve_precision
+from hone.pipeline import Prepared, build_network, infer_run_schema, prepare, threads_for
 from hone.train.callbacks import Callback
-from hone.train.loop import LoopConfig, fit_loop
-from hone.train.optim import class_weights, linear_schedule, make_loss, make_optimizer
+from hone.train.loop import fit_loop
 from hone.train.runtime import Runtime
+from hone.train.setup import assemble
+from hone.train.setup import steps_per_epoch as steps_per
 
 logger = get_logger("hone.federate")
 
@@ -100,7 +101,6 @@ class SiloClient:
     def describe(self) -> dict[str, Any]:
         """What the schema is agreed from: the silo's inferred schema (column names, roles and types, the
         columns it dropped) and its labels. Names only."""
-        from hone._fit import infer_run_schema
         from hone.data.sources import open_table
 
         con = connect(self.work, self.cfg.data.memory_limit)
@@ -150,10 +150,8 @@ class SiloClient:
             raise ConfigError(f"the server trains on target {cfg.data.target!r}; this client was started with "
                               f"--target {self.cfg.data.target!r}")
         pooled = json.loads(pooled_json)
-        from hone._fit import _threads
-
         self.rcfg = pooled_resolve(cfg, pooled["task"], pooled["has_text"], pooled["has_image"],
-                                   pooled["class_counts"], pooled["train_rows"], threads=_threads(cfg))
+                                   pooled["class_counts"], pooled["train_rows"], threads=threads_for(cfg))
         folders = {"text": self.rcfg.model.backbone, "image": self.rcfg.model.image_backbone}
         d = json.loads(pre_json)
         pre = Preprocessor.from_dict(d, {m: Path(folders[m]) for m in d["modalities"] if m in folders})
@@ -173,19 +171,15 @@ class SiloClient:
         tr, fed = rcfg.train, rcfg.federated
         load_trainable(net, arrays)
         rows = self.prep.split.counts["train"]
-        steps_per_epoch = max(1, -(-(-(-rows // tr.batch_size)) // tr.grad_accum_steps))
+        steps_per_epoch = steps_per(rows, tr.batch_size, tr.grad_accum_steps)
         local_steps = max(1, round(fed.local_epochs * steps_per_epoch))
         epochs = math.ceil(local_steps / steps_per_epoch)
         torch.manual_seed(tr.seed * 1_000_003 + server_round * 7_919 + self.salt % 7_907)
-        groups = self.strategy.param_groups(net, lr=tr.lr, head_lr=tr.head_lr if net.backbones() else tr.lr,
-                                            weight_decay=tr.weight_decay)
-        opt = make_optimizer(groups)
-        sched = linear_schedule(opt, rounds * local_steps, tr.warmup_ratio, start=(server_round - 1) * local_steps)
-        weights = None
-        if pre.schema.task != "regression":
-            weights, _ = class_weights([pre.class_counts.get(str(c), 0) for c in pre.schema.classes], tr.class_weights)
-        base_loss = make_loss(pre.schema.task, weights)
-        loss_fn = base_loss
+        setup = assemble(tr, net, self.strategy, task=pre.schema.task,
+                         class_counts=[pre.class_counts.get(str(c), 0) for c in pre.schema.classes], rows=rows,
+                         higher_is_better=HIGHER_IS_BETTER[tr.metric], epochs=epochs, total_steps=rounds * local_steps,
+                         start_step=(server_round - 1) * local_steps, restore_best=False)
+        base_loss = loss_fn = setup.loss_fn
         if proximal_mu > 0:  # FedProx: (mu / 2) |w - w_global|^2 keeps a skewed silo near the global model
             anchor = [(p, p.detach().clone()) for p in net.parameters() if p.requires_grad]
 
@@ -201,12 +195,9 @@ class SiloClient:
                 yield inputs, torch.from_numpy(pre.targets(t)).to(self.runtime.device), t.num_rows
 
         metric = tr.metric
-        loop = LoopConfig(epochs=epochs, steps_per_epoch=steps_per_epoch, metric=metric,
-                          higher_is_better=HIGHER_IS_BETTER[metric], grad_clip=tr.grad_clip,
-                          grad_accum_steps=tr.grad_accum_steps, restore_best=False)
         # validation is the server's (the evaluate messages): the loop's own end-of-epoch check is skipped
         state = fit_loop(net, batches=batches, evaluate=lambda: {metric: float("nan")}, loss_fn=loss_fn,
-                         optimizer=opt, scheduler=sched, cfg=loop, runtime=self.runtime,
+                         optimizer=setup.optimizer, scheduler=setup.scheduler, cfg=setup.loop, runtime=self.runtime,
                          callbacks=[_StopAfter(local_steps)] if local_steps % steps_per_epoch else [])
         return trainable(net), {"num-examples": int(rows), "train-loss": float(state.last_loss),
                                 "steps": int(state.step), "train-seconds": float(state.train_seconds),

@@ -36,7 +36,7 @@ def finish(outcome: Any, stage: Path, *, pooled_paths: dict[str, Path] | None = 
     report: dict[str, Any] = {}
     metrics: dict[str, Any] = {"validation": record.get("validation", {}), "test": record.get("test", {})}
     if pooled_paths:
-        from hone._choose import choose_and_score
+        from hone.pipeline import choose_and_score
 
         report = choose_and_score(model, pooled_paths, rcfg, weights)
         metrics = {s: report.pop(s) for s in ("validation", "test") if s in report}
@@ -60,13 +60,10 @@ def finish(outcome: Any, stage: Path, *, pooled_paths: dict[str, Path] | None = 
             "schema.json": schema.to_dict(), "history.json": rounds, "federated.json": record}
 
 
-def write_run(stage: Path, files: dict[str, Any], name: str, started: float) -> None:
-    """The run files, ``environment.json`` and ``report.html`` into ``stage`` (each written atomically)."""
-    from hone._io import write_json, write_text
+def write_run(stage: Path, files: dict[str, Any], name: str, started: float, command: list[str] | None = None) -> None:
+    """The run files, ``environment.json`` (``command``: the command line it records) and ``report.html``
+    into ``stage`` (each written atomically)."""
     from hone._provenance import environment
-    from hone.evaluate.report import write_report
+    from hone.pipeline.runs import write_run as write_files
 
-    files = {**files, "environment.json": environment(started)}
-    for fname, content in files.items():
-        (write_text if isinstance(content, str) else write_json)(stage / fname, content)
-    write_report(stage, name)
+    write_files(stage, name, {**files, "environment.json": environment(started, command)})

@@ -41,7 +41,7 @@ def run_rounds(grid: Any, cfg: RunConfig, checkpoints: Path) -> Outcome:
     """Every round of the federation on ``grid``; resumes from ``checkpoints`` when it holds a round."""
     from flwr.app import ArrayRecord, ConfigRecord
 
-    from hone._fit import build_network
+    from hone.pipeline import build_network
     from hone.train.runtime import Runtime
 
     fed = cfg.federated
@@ -87,7 +87,7 @@ def run_rounds(grid: Any, cfg: RunConfig, checkpoints: Path) -> Outcome:
     arrays = ArrayRecord(trainable(net))
     n_params = sum(int(np.prod(a.shape)) for a in trainable(net).values())
     logger.info("federated %s over %d clients, %d round(s) of %g local epoch(s): %s; %s trainable parameters sent "
-                "each way per client and round", fed.strategy, len(nodes), fed.rounds, fed.local_epochs, described,
+                "each way per client and round", fed.aggregation, len(nodes), fed.rounds, fed.local_epochs, described,
                 f"{n_params:,}")
     flower, accountant = _strategy(cfg, len(nodes))
     if accountant is not None and state.get("accountant"):
@@ -137,7 +137,7 @@ def run_rounds(grid: Any, cfg: RunConfig, checkpoints: Path) -> Outcome:
                                           "accountant": accountant.state_dict() if accountant is not None else None})
     if start >= fed.rounds:  # resumed after the last round: its test evaluation did not happen
         test = protocol.evaluate(grid, flower, fed.rounds, arrays, setup, ("test",), fed.round_timeout)["test"]
-    record = {"strategy": fed.strategy, "rounds": fed.rounds, "local_epochs": fed.local_epochs,
+    record = {"aggregation": fed.aggregation, "rounds": fed.rounds, "local_epochs": fed.local_epochs,
               "clients": len(nodes), "silos": pooled.get("silos", []), "rows": pooled["rows"],
               "trainable_parameters": n_params, "fine_tuning": described,
               "bytes_up_per_client_round": int(np.mean(bytes_up)) if bytes_up else 0,
@@ -168,7 +168,7 @@ def _strategy(cfg: RunConfig, clients: int) -> tuple[Any, Any]:
                   # DP's accountant needs equal client weights; otherwise a silo counts by its rows
                   weighted_by_key="weight" if dp else "num-examples",
                   train_metrics_aggr_fn=protocol.aggregate_train_metrics)  # evaluation is pooled by hone
-    flower = FedProx(proximal_mu=fed.proximal_mu, **common) if fed.strategy == "fedprox" else FedAvg(**common)
+    flower = FedProx(proximal_mu=fed.proximal_mu, **common) if fed.aggregation == "fedprox" else FedAvg(**common)
     if not dp:
         return flower, None
     from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping

@@ -35,7 +35,7 @@ def import_flower() -> None:
 def federate(source: Any = None, *, target: str | None = None, config: Any = None, output: str | Path | None = None,
              overwrite: bool = False, silos: int | None = 3, by: str | None = None, skew: float | None = None,
              resume: str | Path | None = None, log_messages: str | Path | None = None,
-             drop: dict[int, int] | None = None, **overrides: Any) -> Any:
+             client_mods: list[Any] | None = None, command: list[str] | None = None, **overrides: Any) -> Any:
     """Train one model across silos made from ``source`` on Flower's simulation engine; returns the
     :class:`hone.Model` saved in the run directory (``model.run_dir``), as :func:`hone.fit` does.
 
@@ -47,20 +47,19 @@ def federate(source: Any = None, *, target: str | None = None, config: Any = Non
         skew: deal each class's rows by Dirichlet(``skew``) shares (label skew; smaller is more skewed).
         resume: the run directory of a killed federation: it continues after its last round.
         log_messages: a folder where every message a client sends is written as it leaves.
-        drop: {silo: round} where that silo's client fails mid-round (to see the federation go on; from
-            the command line, the environment variable ``HONE_FEDERATE_DROP=SILO:ROUND,...``).
+        client_mods: Flower client mods every silo's client runs around each message (checks of your own;
+            a test's dropout: ``node_config["partition-id"]`` is the silo's number).
+        command: the command line ``environment.json`` records (the CLI's; default ``sys.argv``).
     """
-    from hone.api import _resume_record, _run_dir, make_config
+    from hone.pipeline.runs import make_config, resume_record, run_dir as new_run_dir
 
     import_flower()
     started = time.time()
-    if drop is None and os.environ.get("HONE_FEDERATE_DROP"):  # fault injection for tests: "SILO:ROUND,..."
-        drop = {int(a): int(b) for a, b in (p.split(":") for p in os.environ["HONE_FEDERATE_DROP"].split(","))}
     if resume is not None:
         if target is not None or config is not None or overrides or output is not None:
             raise ConfigError("--resume continues a federation with the settings it started with; pass no others")
         run_dir = Path(resume)
-        rec = _resume_record(run_dir)
+        rec = resume_record(run_dir)
         cfg = make_config(config=rec["config"])
         src, silos, by, skew = source or rec["source"], rec["silos"], rec["by"], rec["skew"]
         if src is None:
@@ -70,7 +69,7 @@ def federate(source: Any = None, *, target: str | None = None, config: Any = Non
         src = source if source is not None else cfg.data.source
         if by is None and silos is None:
             silos = 3
-        run_dir = _run_dir(cfg, src, output, overwrite)
+        run_dir = new_run_dir(cfg, src, output, overwrite)
     checkpoints = run_dir / "checkpoints"
     if resume is None:  # a new run (or --overwrite): earlier rounds are not this run's
         shutil.rmtree(checkpoints, ignore_errors=True)
@@ -84,12 +83,12 @@ def federate(source: Any = None, *, target: str | None = None, config: Any = Non
         with atomic_path(run_dir) as stage:
             stage.mkdir(parents=True)
             try:
-                model, files = _simulate(cfg, src, stage, checkpoints, silos, by, skew, log_messages, drop, started)
+                model, files = _simulate(cfg, src, stage, checkpoints, silos, by, skew, log_messages, client_mods, started)
             finally:
                 shutil.rmtree(stage / ".work", ignore_errors=True)
             from hone.federated.package import write_run
 
-            write_run(stage, files, run_dir.name, started)
+            write_run(stage, files, run_dir.name, started, command)
     except BaseException:
         from hone.federated.server import latest_round
 
@@ -107,10 +106,10 @@ def federate(source: Any = None, *, target: str | None = None, config: Any = Non
 
 
 def _simulate(cfg: Any, src: Any, stage: Path, checkpoints: Path, n: int | None, by: str | None, skew: float | None,
-              log_messages: Any, drop: dict[int, int] | None, started: float) -> tuple[Any, dict[str, Any]]:
+              log_messages: Any, mods: list[Any] | None, started: float) -> tuple[Any, dict[str, Any]]:
     from flwr.simulation import run_simulation
 
-    from hone.distributed.cluster import local_cores
+    from hone._ray import local_cores
     from hone.federated.apps import client_app, server_app
     from hone.federated.package import finish
     from hone.federated.silos import make_silos
@@ -137,7 +136,7 @@ def _simulate(cfg: Any, src: Any, stage: Path, checkpoints: Path, n: int | None,
     _quiet_flower()
     logger.info("simulating %d clients on Flower's simulation engine (%d core(s) each)", k, per_client)
     run_simulation(server_app(cfg_json, str(checkpoints), done),
-                   client_app([str(p) for p in dealt.paths], str(work), drop=drop,
+                   client_app([str(p) for p in dealt.paths], str(work), mods=mods,
                               log_messages=str(log_messages) if log_messages else None),
                    num_supernodes=k, backend_config=backend)
     if "error" in done:

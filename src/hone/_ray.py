@@ -36,7 +36,7 @@ def start_ray(address: str | None, num_cpus: int) -> bool:
     if ray.is_initialized():
         return False
     ray.init(address=address, include_dashboard=False, logging_level="WARNING",
-             runtime_env={"worker_process_setup_hook": "hone.distributed.cluster.quiet_ray_train"},
+             runtime_env={"worker_process_setup_hook": "hone._ray.quiet_ray_train"},
              **({} if address else {"num_cpus": num_cpus}))
     return True
 

@@ -200,7 +200,7 @@ def _fit_linear(pre: Preprocessor, x: Any, y: np.ndarray, valid: pa.Table, y_va:
                 vocab: dict[str, int], arrays: dict[str, np.ndarray], seed: int) -> Baseline:
     from sklearn.linear_model import LogisticRegression, Ridge
 
-    from hone.evaluate.bootstrap import macro_f1
+    from hone.evaluation.bootstrap import macro_f1
 
     task = pre.schema.task
     best: tuple[float, np.ndarray, np.ndarray, float] | None = None

@@ -13,8 +13,8 @@ from hone._html import CSS as _CSS
 from hone._html import e as _e
 from hone._html import fmt as _fmt
 from hone._html import table as _table
-from hone.evaluate.attribution_view import VIEW_CSS
-from hone.evaluate.metrics import HIGHER_IS_BETTER
+from hone.evaluation.attribution_view import VIEW_CSS
+from hone.evaluation.metrics import HIGHER_IS_BETTER
 
 _COLORS = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#bf8700"]
 
@@ -111,7 +111,7 @@ def render(run: Path, name: str | None = None) -> str:
                    _table([*keys, *cols], [[r[k] for k in keys] + [r["inputs"].get(c) for c in cols] for r in rows]))
     explained = _read(run, "explain.json")
     if explained and not explained.get("skipped"):
-        from hone.evaluate.attribution_view import importance_section
+        from hone.evaluation.attribution_view import importance_section
 
         out.append(importance_section(explained))
     search = _read(run, "tune.json")
@@ -195,7 +195,7 @@ def _federation(f: dict[str, Any], metric: str, history: list[dict[str, Any]]) -
     """A federated run: how it was trained (no row left its silo) and its rounds, silo by silo."""
     silos = [s["name"] for s in f.get("silos", [])]
     privacy = f.get("privacy")
-    text = (f"Trained with {_e(f.get('strategy', ''))} over {f.get('clients')} silos for {f.get('rounds')} round(s) of "
+    text = (f"Trained with {_e(f.get('aggregation', f.get('strategy', '')))} over {f.get('clients')} silos for {f.get('rounds')} round(s) of "
             f"{f.get('local_epochs')} local epoch(s); no row left its silo. Each client sent "
             f"{f.get('bytes_up_per_client_round', 0) / 1e6:.2f} MB per round ({f.get('trainable_parameters', 0):,} "
             f"trainable parameters: {_e(f.get('fine_tuning', ''))}).")

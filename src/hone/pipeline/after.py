@@ -16,10 +16,10 @@ from hone.artifact import Model
 from hone.config import ResolvedRunConfig
 from hone.data.batches import iter_batches
 from hone.errors import DataError
-from hone.evaluate.baseline import fit_baseline
-from hone.evaluate.bootstrap import bootstrap
-from hone.evaluate.choice import Decision, decide
-from hone.evaluate.metrics import HIGHER_IS_BETTER, classification_metrics, regression_metrics
+from hone.evaluation.baseline import fit_baseline
+from hone.evaluation.bootstrap import bootstrap
+from hone.evaluation.choice import Decision, decide
+from hone.evaluation.metrics import HIGHER_IS_BETTER, classification_metrics, regression_metrics
 from hone.models.inference import iter_outputs
 
 logger = get_logger("hone.fit")
@@ -125,7 +125,7 @@ def _figures(model: Model, test_path: Path, cfg: ResolvedRunConfig, chosen: Deci
 
     import pyarrow.parquet as pq
 
-    from hone.evaluate.diagnostics import report_figures
+    from hone.evaluation.diagnostics import report_figures
 
     table = pq.read_table(test_path)
     cols = cfg.evaluate.slices

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from hone.evaluate.bootstrap import macro_f1
-from hone.evaluate.calibration import apply_temperature, ece, fit_temperature
-from hone.evaluate.thresholds import apply_threshold, choose_threshold, prior_correction
+from hone.evaluation.bootstrap import macro_f1
+from hone.evaluation.calibration import apply_temperature, ece, fit_temperature
+from hone.evaluation.thresholds import apply_threshold, choose_threshold, prior_correction
 
 CHOICES = ("auto", "network", "baseline", "blend")
 
@@ -105,7 +105,7 @@ def decide(task: str, y: np.ndarray, net: np.ndarray | None, base: np.ndarray | 
         requested: ``auto`` (the best on validation), ``network``, ``baseline`` or ``blend``.
         metric: the validation metric that decides (``train.metric``).
         threshold_objective: ``auto`` (when the classes are imbalanced: macro-F1, or accuracy when that
-            is the run's metric; else none) or an objective of :mod:`hone.evaluate.thresholds`. The
+            is the run's metric; else none) or an objective of :mod:`hone.evaluation.thresholds`. The
             default ``macro_f1`` keeps accuracy at the majority rate when any threshold can.
         calibrate: fit a temperature on validation.
         class_weights: the weights the network was trained with (multiclass prior correction).

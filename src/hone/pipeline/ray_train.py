@@ -1,7 +1,7 @@
 """``hone fit --engine ray``: Ray Train's ``TorchTrainer`` runs hone's own fit on N workers.
 
 The driver runs the data stages once (read, audit, split into files beside the run folder). Each
-worker then calls :func:`hone.api.fit` with the same config and those splits: Ray Train has set
+worker then calls :func:`hone.pipeline.dispatch` with the same config and those splits: Ray Train has set
 ``RANK`` and ``WORLD_SIZE`` and joined the process group, so the runtime wraps the network in DDP,
 each worker streams only its own shard of the training split (no worker reads the whole table),
 and the main worker (rank 0) writes the run folder, checkpoints and all, exactly as a local fit
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from hone._logging import get_logger
+from hone._ray import import_ray, local_cores, raise_user_error, start_ray
 from hone.config import RunConfig
-from hone.distributed.cluster import import_ray, local_cores, raise_user_error, start_ray
 from hone.errors import ConfigError
 
 logger = get_logger("hone.ray")
@@ -29,16 +29,16 @@ logger = get_logger("hone.ray")
 
 def _train_worker(config: dict[str, Any]) -> None:
     """One Ray Train worker: the ordinary fit, data-parallel through the environment Ray set up."""
-    from hone import api
+    from hone.pipeline.dispatch import FitRequest, fit
 
     os.chdir(config["cwd"])  # relative paths mean what they meant where the command ran
     os.environ["HONE_RAY_WORKER"] = "1"  # this process fits: engine.kind ray in the config is the run's record
     prep = config["prepared"]  # the driver's split: this worker reads its shard of it, not the whole table
     if config["resume"]:  # every worker continues from the run's checkpoint (rank 0 wrote it)
-        api.fit(config["source"], resume=config["output"], prepared=prep)
+        fit(FitRequest(config["source"], resume=config["output"], prepared=prep))
     else:
-        api.fit(config["source"], config=config["config"], output=config["output"], overwrite=config["overwrite"],
-                prepared=prep)
+        fit(FitRequest(config["source"], config=config["config"], output=config["output"],
+                       overwrite=config["overwrite"], prepared=prep))
 
 
 def fit_on_ray(cfg: RunConfig, source: Any, run_dir: Path, overwrite: bool, resume: bool = False) -> Path:
@@ -52,7 +52,7 @@ def fit_on_ray(cfg: RunConfig, source: Any, run_dir: Path, overwrite: bool, resu
     if not isinstance(source, (str, os.PathLike)):
         raise ConfigError("--engine ray reads the data in each worker: give a file, directory, glob or sql: "
                           "source, not a DataFrame")
-    from hone._fit import prepare
+    from hone.pipeline.data_stages import prepare
 
     # The data stages run once, here: read, audit, split into files beside the run folder (on the
     # storage every node reaches); bad data or settings are one line before Ray starts.

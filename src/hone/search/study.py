@@ -26,9 +26,9 @@ from typing import Any
 from hone._logging import get_logger
 from hone.config import RunConfig, build_config
 from hone.errors import ConfigError
-from hone.evaluate.metrics import HIGHER_IS_BETTER
+from hone.evaluation.metrics import HIGHER_IS_BETTER
 from hone.train.callbacks import Callback
-from hone.tune.space import backbone_layers, build_space, dotted, explicit_settings, suggest
+from hone.search.space import backbone_layers, build_space, dotted, explicit_settings, suggest
 
 logger = get_logger("hone.tune")
 
@@ -106,19 +106,11 @@ def _finished(study: Any) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False,
-             deadline: float | None = None) -> dict[str, Any]:
-    """Run (or resume) the study in ``out`` and, in the main process, refit the best configuration.
-
-    Returns the summary written to ``out/tune.json``."""
-    try:
-        import optuna
-    except ImportError as err:
-        from hone.errors import MissingDependencyError
-
-        raise MissingDependencyError("hone tune needs Optuna: pip install 'hone[tune]'") from err
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False, deadline: float | None = None,
+             command: list[str] | None = None) -> dict[str, Any]:
+    """Run (or resume) the study in ``out`` and, in the main process, refit the best configuration
+    (``command``: the command line its run folder records). Returns the summary written to ``out/tune.json``."""
+    optuna = _import_optuna()
     t0 = time.time()
     if deadline is None and cfg.tune.timeout:
         deadline = t0 + cfg.tune.timeout
@@ -126,7 +118,7 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False,
         cfg = build_config(cfg, {"data.split.choice_fraction": cfg.tune.choice_fraction})
     jobs, base = cfg.tune.jobs, cfg
     if jobs > 1:  # the cores are shared between the processes
-        from hone.distributed.cluster import local_cores
+        from hone._ray import local_cores
 
         cfg = build_config(cfg, {"train.num_threads": max(1, local_cores() // jobs)})
     made = [p for p in (out.absolute(), *out.absolute().parents) if not p.exists()]  # child first
@@ -134,36 +126,15 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False,
     work = out / f".work-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
-    workers: list[subprocess.Popen] = []
+    workers: list[subprocess.Popen[bytes]] = []
     try:
-        from hone._fit import prepare
+        from hone.pipeline import prepare
 
         prep = prepare(cfg, source, work, audit=False)
         rcfg = prep.resolve(cfg)
-        metric, has_text = rcfg.train.metric, prep.hardware["has_text"]
-        fixed = explicit_settings(cfg) - set(cfg.tune.space)
-        space = build_space(rcfg.model.strategy, has_text, cfg.tune.space, replace=cfg.tune.replace_space,
-                            backbone_layers=backbone_layers(rcfg.model.backbone if has_text else None), fixed=fixed)
-        if fixed and not worker:
-            logger.info("not searched, as set: %s", ", ".join(sorted(fixed)))
-        if not space:
-            raise ConfigError("tune.space is empty: nothing to search")
+        metric, space = rcfg.train.metric, _space(cfg, rcfg, prep.hardware["has_text"], worker)
         on_ray = cfg.engine.kind == "ray" and not worker
-        if on_ray:  # Ray Tune keeps its trials; the identity and the MLflow run live beside them
-            from hone.tune.ray_search import SearchAttrs
-
-            study = SearchAttrs(out / "search.json")
-        else:
-            study = optuna.create_study(storage=_storage(out), study_name=STUDY, sampler=_sampler(cfg),
-                                        pruner=_pruner(cfg), load_if_exists=True,
-                                        direction="maximize" if HIGHER_IS_BETTER[metric] else "minimize")
-        identity = _identity(cfg, prep.split.fingerprint)
-        saved = study.user_attrs.get("identity")
-        if saved is None:
-            study.set_user_attr("identity", identity)
-        elif saved != identity:
-            raise ConfigError(f"the study in {str(out)!r} was started with other data or settings; resume it with "
-                              "the same command, or choose another --output")
+        study = _open_study(optuna, cfg, out, prep.split.fingerprint, metric, on_ray)
         defaults = default_params(space, rcfg, clip=on_ray)  # trial 0 is the default configuration: the yardstick
         if not on_ray and not worker and not study.trials and defaults:
             study.enqueue_trial(defaults, user_attrs={"defaults": True})
@@ -177,7 +148,7 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False,
                 workers = _start_workers(cfg, source, out, jobs - 1, deadline)
         try:
             if on_ray:  # Ray Tune's trials, gathered into an in-memory Optuna study for the summary
-                from hone.tune.ray_search import search_on_ray
+                from hone.search.ray_search import search_on_ray
 
                 study = search_on_ray(cfg, prep, out, space, metric, defaults, deadline, parent_id)
             else:
@@ -188,26 +159,13 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False,
                 (out / REQUEST).unlink(missing_ok=True)
             if worker:
                 return {}
-            summary = summarize(study, cfg, space, metric, time.time() - t0)
-            _write_summary(out, summary)
-            best = _refit(study, base, source, out, deadline, summary, parent_id)
-            summary["refit"] = best
-            _write_summary(out, summary)
-            shutil.copy(out / "tune.json", out / "best" / "tune.json")
-            from hone.evaluate.report import write_report
-
-            write_report(out / "best")
+            summary = _conclude(study, base, source, out, deadline, space, metric, t0, parent_id, command)
         except BaseException as err:
             if parent is not None:
                 parent.end("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
             raise
         if parent is not None:
-            parent.log_metrics({"best_validation": summary["best"]["value"], "finished_trials": summary["finished"],
-                                "pruned_trials": summary["pruned"],
-                                **{f"importance.{k}": v for k, v in summary["importances"].items()},
-                                **{f"test.{k}": v for k, v in (best.get("test") or {}).items()}})
-            parent.log_run_folder(out, model=False)
-            parent.end()
+            _log_search(parent, out, summary)
         return summary
     finally:
         for w in workers:
@@ -217,6 +175,74 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False,
         for p in made:  # failed before the study existed: the folders made for it go again
             with contextlib.suppress(OSError):
                 p.rmdir()  # only if empty
+
+
+def _import_optuna() -> Any:
+    try:
+        import optuna
+    except ImportError as err:
+        from hone.errors import MissingDependencyError
+
+        raise MissingDependencyError("hone tune needs Optuna: pip install 'hone[tune]'") from err
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def _space(cfg: RunConfig, rcfg: Any, has_text: bool, worker: bool) -> dict[str, Any]:
+    """The space searched: the strategy's defaults without what the user set, updated by tune.space."""
+    fixed = explicit_settings(cfg) - set(cfg.tune.space)
+    space = build_space(rcfg.model.strategy, has_text, cfg.tune.space, replace=cfg.tune.replace_space,
+                        backbone_layers=backbone_layers(rcfg.model.backbone if has_text else None), fixed=fixed)
+    if fixed and not worker:
+        logger.info("not searched, as set: %s", ", ".join(sorted(fixed)))
+    if not space:
+        raise ConfigError("tune.space is empty: nothing to search")
+    return space
+
+
+def _open_study(optuna: Any, cfg: RunConfig, out: Path, fingerprint: dict[str, Any], metric: str,
+                on_ray: bool) -> Any:
+    """The study in ``out`` (made, or resumed when it was started on the same data and settings)."""
+    if on_ray:  # Ray Tune keeps its trials; the identity and the MLflow run live beside them
+        from hone.search.ray_search import SearchAttrs
+
+        study: Any = SearchAttrs(out / "search.json")
+    else:
+        study = optuna.create_study(storage=_storage(out), study_name=STUDY, sampler=_sampler(cfg),
+                                    pruner=_pruner(cfg), load_if_exists=True,
+                                    direction="maximize" if HIGHER_IS_BETTER[metric] else "minimize")
+    identity = _identity(cfg, fingerprint)
+    saved = study.user_attrs.get("identity")
+    if saved is None:
+        study.set_user_attr("identity", identity)
+    elif saved != identity:
+        raise ConfigError(f"the study in {str(out)!r} was started with other data or settings; resume it with "
+                          "the same command, or choose another --output")
+    return study
+
+
+def _conclude(study: Any, base: RunConfig, source: Any, out: Path, deadline: float | None, space: dict[str, Any],
+              metric: str, t0: float, parent_id: str | None, command: list[str] | None) -> dict[str, Any]:
+    """The summary, the refit of the best trial in ``out/best`` and its report."""
+    from hone.evaluation.report import write_report
+
+    summary = summarize(study, base, space, metric, time.time() - t0)
+    _write_summary(out, summary)
+    summary["refit"] = _refit(study, base, source, out, deadline, summary, parent_id, command)
+    _write_summary(out, summary)
+    shutil.copy(out / "tune.json", out / "best" / "tune.json")
+    write_report(out / "best")
+    return summary
+
+
+def _log_search(parent: Any, out: Path, summary: dict[str, Any]) -> None:
+    best = summary["refit"]
+    parent.log_metrics({"best_validation": summary["best"]["value"], "finished_trials": summary["finished"],
+                        "pruned_trials": summary["pruned"],
+                        **{f"importance.{k}": v for k, v in summary["importances"].items()},
+                        **{f"test.{k}": v for k, v in (best.get("test") or {}).items()}})
+    parent.log_run_folder(out, model=False)
+    parent.end()
 
 
 def default_params(space: dict[str, Any], rcfg: Any, *, clip: bool = False) -> dict[str, Any]:
@@ -321,7 +347,7 @@ def train_trial(prep: Any, cfg: RunConfig, params: dict[str, Any], pruning: Any,
     training state. ``pruning``, a callback with ``evals`` and ``pruned``, reports each evaluation to
     the search (and stops a pruned trial);
     with ``parent_run`` the trial is an MLflow run nested under the search's."""
-    from hone._fit import fit_preprocessor, train_network
+    from hone.pipeline import fit_preprocessor, train_network
 
     overrides = {dotted(k): v for k, v in params.items()}
     overrides.update({"train.checkpoint": False, "train.show_progress": False})
@@ -420,9 +446,9 @@ def _write_summary(out: Path, summary: dict[str, Any]) -> None:
 
 
 def _refit(study: Any, cfg: RunConfig, source: Any, out: Path, deadline: float | None,
-           summary: dict[str, Any], parent_run: str | None = None) -> dict[str, Any]:
+           summary: dict[str, Any], parent_run: str | None = None, command: list[str] | None = None) -> dict[str, Any]:
     """Fit the best configuration as an ordinary run in ``out/best``; test is scored there, once."""
-    from hone import api
+    from hone.pipeline import FitRequest, fit
 
     best = summary["best"]
     if best is None:
@@ -445,7 +471,8 @@ def _refit(study: Any, cfg: RunConfig, source: Any, out: Path, deadline: float |
             return previous
     logger.info("refitting trial %d's configuration (validation %s %.4f) on %s", best["number"], summary["metric"],
                 best["value"], cfg.tune.refit)
-    model = api.fit(source, config=build_config(cfg, overrides), output=out / "best", overwrite=True,
-                    track_parent=parent_run)
+    model = fit(FitRequest(source, config=build_config(cfg, overrides), output=out / "best", overwrite=True,
+                           track_parent=parent_run, command=command))
+    assert model is not None  # a search runs on the main process
     return {"trial": best["number"], "fit_on": cfg.tune.refit, "dir": "best",
             "validation": model.meta["metrics"].get("validation"), "test": model.meta["metrics"].get("test")}

@@ -85,7 +85,7 @@ def prior_correction(y: np.ndarray, proba: np.ndarray, class_weights: np.ndarray
     priors)? Chosen on validation by macro-F1, among the rules whose accuracy is at least the
     majority rate when any is.
     """
-    from hone.evaluate.bootstrap import accuracy, macro_f1
+    from hone.evaluation.bootstrap import accuracy, macro_f1
 
     w = np.ones(len(y))
     majority = float(np.bincount(y, minlength=proba.shape[1]).max() / len(y))

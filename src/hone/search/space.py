@@ -11,14 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hone.config import FLAGS, SEARCHABLE
 from hone.errors import ConfigError
 
-# Short names of the searched settings and the config fields they set.
-FIELDS: dict[str, str] = {
-    "lr": "train.lr", "head_lr": "train.head_lr", "epochs": "train.epochs", "batch_size": "train.batch_size",
-    "dropout": "model.dropout", "weight_decay": "train.weight_decay", "warmup_ratio": "train.warmup_ratio",
-    "lora_r": "model.lora_r", "top_k": "model.top_k",
-}
+# The searchable settings, by the short names of the one flag table (hone.config.FLAGS).
+FIELDS: dict[str, str] = {name: FLAGS[name] for name in SEARCHABLE}
 
 _REGULARISE = {"dropout": {"low": 0.0, "high": 0.3}, "weight_decay": {"low": 0.0, "high": 0.1},
                "warmup_ratio": {"low": 0.0, "high": 0.2}}
@@ -157,24 +154,3 @@ def backbone_layers(backbone: str | None) -> int | None:
         return None
 
 
-def parse_duration(text: str | float | int) -> float:
-    """Seconds from ``"2h"``, ``"90m"``, ``"1h30m"``, ``"45s"`` or a plain number of seconds.
-
-    Example:
-        >>> parse_duration("1h30m"), parse_duration("90"), parse_duration(12.5)
-        (5400.0, 90.0, 12.5)
-    """
-    import re
-
-    if isinstance(text, (int, float)):
-        return float(text)
-    t = str(text).strip().lower()
-    try:
-        return float(t)
-    except ValueError:
-        pass
-    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)s)?", t)
-    if not t or not parts or not any(parts.groups()):
-        raise ConfigError(f"--timeout {text!r} is not a duration: use e.g. 2h, 90m, 1h30m, 45s or seconds")
-    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
-    return h * 3600 + m * 60 + s

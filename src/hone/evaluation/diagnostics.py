@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from hone.evaluate.bootstrap import accuracy, macro_f1
-from hone.evaluate.calibration import reliability
+from hone.evaluation.bootstrap import accuracy, macro_f1
+from hone.evaluation.calibration import reliability
 
 _POINTS = 200
 

@@ -1,7 +1,7 @@
 """``hone tune --engine ray``: the search's trials as Ray Tune trials, side by side on a Ray cluster.
 
 The data is read and split once, by the driver; every trial gets those splits through Ray's object
-store and trains with hone's own loop (:func:`hone.tune.study.train_trial`), reporting its
+store and trains with hone's own loop (:func:`hone.search.study.train_trial`), reporting its
 validation metric at each evaluation. Ray Tune chooses the parameters (Optuna's sampler by
 default, Hyperopt's TPE with ``tune.searcher: hyperopt``), runs ``engine.workers`` trials at once,
 and stops poor ones through its schedulers (``tune.pruner``: median -> the median stopping rule,
@@ -26,7 +26,7 @@ from hone._io import write_json
 from hone._logging import get_logger
 from hone.config import RunConfig
 from hone.errors import ConfigError
-from hone.evaluate.metrics import HIGHER_IS_BETTER
+from hone.evaluation.metrics import HIGHER_IS_BETTER
 from hone.train.callbacks import Callback
 
 logger = get_logger("hone.tune")
@@ -61,7 +61,7 @@ class ReportToTune(Callback):
     def on_evaluate(self, state: Any, *, metrics: dict[str, Any], is_best: bool) -> None:
         from ray import tune
 
-        from hone.tune.study import process_name
+        from hone.search.study import process_name
 
         self.evals += 1
         value = float(metrics[self.metric])
@@ -77,9 +77,9 @@ def run_trial(params: dict[str, Any], *, prep: Any, cfg: dict[str, Any], metric:
     """One Ray Tune trial: ``params`` over the config, trained on the driver's splits."""
     from ray import tune
 
-    from hone._fit import adopt
+    from hone.pipeline import adopt
     from hone.config import build_config
-    from hone.tune.study import train_trial, trial_record
+    from hone.search.study import train_trial, trial_record
 
     os.chdir(cwd)  # Ray Tune moved into the trial's folder: relative paths mean what they meant for the command
     deadline = _read_deadline(Path(deadline_file))
@@ -118,7 +118,7 @@ def _stopper(deadline_file: Path) -> Any:
     """Stop the whole search when the next trial would eat into the refit's time (see ``_search_end``)."""
     from ray.tune.stopper import Stopper
 
-    from hone.tune.study import _median, _search_end
+    from hone.search.study import _median, _search_end
 
     class LeaveTimeForRefit(Stopper):
         def __init__(self) -> None:
@@ -148,7 +148,7 @@ def tune_space(space: dict[str, Any]) -> dict[str, Any]:
     from optuna.distributions import CategoricalDistribution, IntDistribution
     from ray import tune
 
-    from hone.tune.space import distributions
+    from hone.search.space import distributions
 
     dists = distributions(space)
     out: dict[str, Any] = {}
@@ -184,7 +184,7 @@ def _searcher(cfg: RunConfig, metric: str, defaults: dict[str, Any]) -> Any:
     else:
         from ray.tune.search.optuna import OptunaSearch
 
-        from hone.tune.study import _sampler
+        from hone.search.study import _sampler
 
         search = OptunaSearch(metric=SCORE, mode=mode, points_to_evaluate=points, sampler=_sampler(cfg))
     return ConcurrencyLimiter(search, max_concurrent=cfg.engine.workers)
@@ -224,7 +224,7 @@ def search_on_ray(cfg: RunConfig, prep: Any, out: Path, space: dict[str, Any], m
                   defaults: dict[str, Any], deadline: float | None, parent_run: str | None) -> Any:
     """Run (or resume) the Ray Tune experiment in ``out/ray``; returns its trials as an in-memory
     Optuna study."""
-    from hone.distributed.cluster import import_ray, local_cores, raise_user_error, start_ray
+    from hone._ray import import_ray, local_cores, raise_user_error, start_ray
 
     ray = import_ray()
     from ray import tune
@@ -301,7 +301,7 @@ def gather(results: Any, space: dict[str, Any], metric: str, defaults: dict[str,
 
     import optuna
 
-    from hone.tune.space import distributions
+    from hone.search.space import distributions
 
     dists = distributions(space)
     study = optuna.create_study(direction="maximize" if HIGHER_IS_BETTER[metric] else "minimize")

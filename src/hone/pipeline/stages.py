@@ -1,0 +1,149 @@
+"""One run, stage by stage, inside a staging run directory: data stages, training, the after-training
+stage, and the files the run folder holds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from hone._logging import get_logger
+from hone.artifact import Model
+from hone.config import RunConfig, dump_yaml
+from hone.data.split import SplitResult
+from hone.errors import ConfigError
+from hone.pipeline.after import choose_and_score
+from hone.pipeline.network import train_network
+from hone.pipeline.data_stages import Prepared, adopt, fit_preprocessor, prepare
+from hone.train.callbacks import Callback
+
+logger = get_logger("hone.fit")
+
+
+def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callback] = (), *,
+           checkpoints: Path | None = None, record: dict[str, Any] | None = None,
+           resume: dict[str, Any] | None = None, tracker: Any = None,
+           prepared: Prepared | None = None) -> tuple[Model, dict[str, Any]]:
+    """Run every stage; returns the model (already saved to ``stage/model``) and the run files to write.
+
+    ``checkpoints``: the folder the training state is saved to (with ``record``, what a resume needs);
+    ``resume``: that folder's ``run.json`` plus ``state`` (the saved state's folder, or None to start
+    over) when continuing a killed run; ``tracker``: a :class:`hone.tracking.Tracker` started once the
+    data stages passed (a resumed run continues its MLflow run); ``prepared``: the data stages, run
+    already by a Ray driver."""
+    t_start = time.perf_counter()
+    work = stage / ".work"
+    work.mkdir()
+    prep = adopt(prepared, cfg, work) if prepared is not None else prepare(cfg, source, work)
+    schema, split, quality, cleaning = prep.schema, prep.split, prep.quality, prep.cleaning
+    rcfg = prep.resolve(cfg)
+    tr = rcfg.train
+    if resume is not None:
+        _check_same_data(resume.get("fingerprint", {}), split.fingerprint)
+    logger.info("schema of %s (%s):\n%s", prep.table_name, schema.task, schema)
+    if quality is not None:
+        logger.info("%s", quality)
+    if schema.coerced:
+        logger.warning("read as missing: %s", ", ".join(f"{n} value(s) of {c!r} that are not numbers/dates"
+                                                         for c, n in schema.coerced.items()))
+    nonfinite = {c: n for c, n in schema.nonfinite.items() if c != schema.target}
+    if nonfinite:
+        logger.warning("read as missing: %s", ", ".join(f"{n} non-finite value(s) (NaN, infinity) of {c!r}"
+                                                         for c, n in nonfinite.items()))
+    if schema.nonfinite.get(schema.target):
+        logger.warning("dropped from training: %d row(s) whose target %r is NaN or infinite",
+                       schema.nonfinite[schema.target], schema.target)
+    _log_split(split)
+    pre = fit_preprocessor(prep, rcfg)
+    extra = list(callbacks)
+    record = dict(record or {})
+    if tracker is not None:
+        from hone.tracking import flatten
+
+        tags = {"hone.target": str(schema.target), "hone.task": schema.task, "hone.data_hash": split.fingerprint.get("content_hash", "")}
+        if quality is not None:
+            tags["hone.audit"] = str(quality).splitlines()[0][:5000]
+        record["mlflow_run_id"] = tracker.start(flatten(rcfg.model_dump(mode="json")), tags=tags)
+        extra.append(tracker.callback())
+    if checkpoints is not None and tr.checkpoint:
+        from hone.train.checkpoint import Checkpointer
+
+        minutes = tr.checkpoint_every_minutes
+        extra.append(Checkpointer(checkpoints, every_steps=tr.checkpoint_every_steps,
+                                  every_seconds=minutes * 60 if minutes else None,
+                                  record={**record, "fingerprint": split.fingerprint}))
+    trained = train_network(prep, rcfg, pre, extra, resume_state=resume.get("state") if resume else None)
+    model, state, weights, runtime = trained.model, trained.state, trained.weights, trained.runtime
+    threads, t_emb, resumed_from = prep.hardware["threads"], trained.embedding_seconds, trained.resumed_from
+    weighted = weights is not None
+    # Baseline, model choice, calibration and decision rule on validation; test scored once. The
+    # numbers come from the plain network, exactly as a loaded model computes them.
+    paths = {s: p for s, p in split.paths.items() if split.counts.get(s)}
+    if "choice" in paths:  # the rows held out from early stopping and the search decide
+        paths["validation"] = paths.pop("choice")
+    report = choose_and_score(model, paths, rcfg, weights)
+    rcfg = rcfg.model_copy(update={"evaluate": rcfg.evaluate.model_copy(update={"model": model.decision.model})})
+    metrics = {s: report.pop(s) for s in ("validation", "test") if s in report}
+    world = runtime.world_size  # rows_seen counts this process's rows: the processes train equal shares
+    training = {"train_samples_per_second": round(state.rows_per_second * world, 2), "world_size": world, "train_seconds": round(state.train_seconds, 2),
+                "eval_seconds": round(state.eval_seconds, 2), "total_seconds": round(time.perf_counter() - t_start, 2),
+                "peak_memory_mb": round(_peak_mb(), 1), "epochs_run": state.epoch + 1, "steps": state.step,
+                "best_epoch": state.best_epoch, "best_step": state.best_step, "stop_reason": state.stop_reason or "completed",
+                "embedding_seconds": round(t_emb, 2), "strategy": rcfg.model.strategy, "preset": rcfg.preset,
+                "precision": tr.precision, "threads": threads, "device": str(runtime.device), "class_weights": weighted,
+                "rows": split.counts, "skipped_rows": split.skipped, "coerced_cells": schema.coerced,
+                "nonfinite_cells": schema.nonfinite,
+                # the step a resumed run continued from (0: its checkpoint was lost, it started over)
+                "resumed_from": resumed_from if resume is not None else None}
+    model.meta = {"task": schema.task, "target": schema.target, "classes": schema.classes,
+                  "config": rcfg.model_dump(mode="json"), "training": training,
+                  # no figures: they quote test rows, which stay in the run folder, not in the model package
+                  "metrics": {**metrics, **{k: v for k, v in report.items() if k != "figures"}},
+                  "history": state.history, "data_fingerprint": split.fingerprint}
+    model.save(stage / "model")
+    logger.info("%s", _summary(training))
+    files = {"config.resolved.yaml": dump_yaml(rcfg), "metrics.json": {**metrics, **report, "training": training},
+             "schema.json": schema.to_dict(), "history.json": state.history,
+             "data.fingerprint.json": {**split.fingerprint, "rows_per_split": split.counts,
+                                       "schema": {c.name: {"role": c.role, "type": c.dtype} for c in schema.columns}
+                                       | {schema.target: {"role": "target", "classes": schema.classes}},
+                                       "class_counts": split.class_counts, "skipped": split.skipped}}
+    if rcfg.evaluate.explain and "validation" in paths:
+        from hone.explain.summary import global_explanation
+
+        ev = rcfg.evaluate
+        files["explain.json"] = global_explanation(model, paths["validation"], rows=ev.explain_rows,
+                                                   examples=ev.explain_examples, level=ev.level, seed=tr.seed)
+    if cleaning is not None:
+        files["cleaning.json"] = cleaning
+    if quality is not None:
+        files["quality.json"] = quality.to_dict()
+    return model, files
+
+
+def _check_same_data(saved: dict[str, Any], now: dict[str, Any]) -> None:
+    if saved and (saved.get("rows"), saved.get("content_hash")) != (now.get("rows"), now.get("content_hash")):
+        raise ConfigError(f"the data changed since the run started ({saved.get('rows')} rows, content hash "
+                          f"{saved.get('content_hash')}; now {now.get('rows')} rows, {now.get('content_hash')}): "
+                          "a resume must read the same rows; start a new run instead")
+
+
+def _log_split(split: SplitResult) -> None:
+    logger.info("split: %s rows (%s)", " / ".join(str(split.counts[s]) for s in split.counts), "/".join(split.counts))
+    for what, n in split.skipped.items():
+        if n:
+            logger.info("skipped %d rows: %s", n, what.replace("_", " "))
+
+
+def _summary(training: dict[str, Any]) -> str:
+    return (f"trained {training['epochs_run']} epoch(s), {training['steps']} steps in {training['train_seconds']:.1f} s "
+            f"({training['train_samples_per_second']:.0f} rows/s, {training['precision']}, {training['threads']} threads); "
+            f"best epoch {training['best_epoch']}; stopped: {training['stop_reason']}; "
+            f"peak memory {training['peak_memory_mb']:.0f} MB")
+
+
+def _peak_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
