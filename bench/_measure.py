@@ -16,5 +16,7 @@ def peak_rss_mb(cmd: list[str]) -> tuple[float, float, str, str]:
     if proc.returncode != 0:
         sys.exit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
     kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
-    err = "\n".join(ln for ln in proc.stderr.splitlines() if not ln.startswith("\t") and "Command being timed" not in ln)
+    err = "\n".join(
+        ln for ln in proc.stderr.splitlines() if not ln.startswith("\t") and "Command being timed" not in ln
+    )
     return kb / 1024, wall, proc.stdout, err

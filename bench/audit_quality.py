@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from _machine import machine_line
 
 import hone
+from _machine import machine_line
 
 
 def load(name: str) -> tuple[list[str], list[str]]:
@@ -119,8 +119,10 @@ def main() -> None:
 
                 rec = json.loads((Path(tmp) / "cleanTrue" / "cleaning.json").read_text())
                 dropped = set(rec["dropped_rows"]["label_errors"])
-                extra = (f"; dropped {rec['dropped_label_errors']} flagged rows ({len(dropped & flips)} of them flips), "
-                         f"{rec['dropped_duplicates']} duplicates, {rec['dropped_conflicting']} conflicting")
+                extra = (
+                    f"; dropped {rec['dropped_label_errors']} flagged rows ({len(dropped & flips)} of them flips), "
+                    f"{rec['dropped_duplicates']} duplicates, {rec['dropped_conflicting']} conflicting"
+                )
             print(f"hone fit {'--clean' if clean else '(no clean)'}: clean-test macro-F1 {f1:.4f}"
                   + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "") + f", model {m.metrics['model']['chosen']}, "
                   f"fit {fit_s:.0f} s{extra}")

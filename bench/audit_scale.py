@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import duckdb
+
 from _machine import machine_line
 from _measure import peak_rss_mb
 
@@ -70,7 +71,10 @@ def main() -> None:
         path = Path(tmp) / "big.parquet"
         t0 = time.perf_counter()
         generate(path, a.rows)
-        print(f"generated {a.rows:,} rows ({path.stat().st_size / 2**20:.0f} MB Parquet) in {time.perf_counter() - t0:.0f} s")
+        print(
+            f"generated {a.rows:,} rows ({path.stat().st_size / 2**20:.0f} MB Parquet) "
+            f"in {time.perf_counter() - t0:.0f} s"
+        )
         n100, n1000 = a.rows // 100, a.rows // 1000
         print(f"planted: {n100:,} exact copies (of which {n1000:,} in conflicting groups), {n100:,} near copies, "
               f"{n1000:,} conflicting copies")

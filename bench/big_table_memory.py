@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import duckdb
+
 from _machine import machine_line
 from _measure import peak_rss_mb
 
@@ -55,7 +56,9 @@ def main() -> None:
         t0 = time.perf_counter()
         generate(data, a.rows)
         print(f"generated {a.rows:,} rows ({data.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s")
-        ref_mb, ref_s, _, _ = peak_rss_mb([sys.executable, "-c", f"import pandas as pd; df = pd.read_parquet('{data}'); print(len(df))"])
+        ref_mb, ref_s, _, _ = peak_rss_mb(
+            [sys.executable, "-c", f"import pandas as pd; df = pd.read_parquet('{data}'); print(len(df))"]
+        )
         run = Path(tmp) / "run"
         cmd = [sys.executable, "-m", "hone", "fit", str(data), "--target", "churned", "--output", str(run),
                "--max-rows", str(a.max_rows), "--max-eval-rows", str(a.max_eval_rows), "--epochs", str(a.epochs),

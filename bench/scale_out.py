@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+
 from _machine import machine_line
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HONE_TRACKING": "off", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -118,7 +119,9 @@ def search(taxi: pd.DataFrame, tmp: str) -> None:
             "Ray Tune + Hyperopt, 2 at once": ["--engine", "ray", "--workers", "2", "--searcher", "hyperopt",
                                                "--output", "t-hyperopt"]}
     print(f"\nsearch: 8 trials of 8 epochs on {len(taxi) * 2:,} rows (taxi x2), then the refit")
-    print(f"{'engine':<32} {'wall s':>7} {'search s':>9} {'trials/min':>10} {'best validation':>16} {'test macro-F1':>14}")
+    print(
+        f"{'engine':<32} {'wall s':>7} {'search s':>9} {'trials/min':>10} {'best validation':>16} {'test macro-F1':>14}"
+    )
     for name, extra in runs.items():
         wall = _run(HONE + tune + extra, tmp)
         s = json.loads((Path(tmp) / extra[-1] / "tune.json").read_text())

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from _machine import machine_line
 
 _PEER = """

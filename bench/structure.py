@@ -70,7 +70,9 @@ def main() -> None:
     print(f"largest module:        {largest} ({sizes[largest]} lines)")
     print(f"longest function:      {funcs[0][1]} ({funcs[0][0]} lines)")
     print(f"most complex function: {complexity[0][1]} (cyclomatic {complexity[0][0]})")
-    print(f"functions above 10:    {sum(c > 10 for c, _ in complexity)}; above 15: {sum(c > 15 for c, _ in complexity)}")
+    print(
+        f"functions above 10:    {sum(c > 10 for c, _ in complexity)}; above 15: {sum(c > 15 for c, _ in complexity)}"
+    )
     print(f"signatures with Any:   {n_any} of {n_sig} ({100 * n_any / n_sig:.0f} %)")
     print(f"busiest module:        {busiest} (imported by {fan[busiest][0]}, imports {fan[busiest][1]})")
     top_out = max(fan, key=lambda m: fan[m][1])

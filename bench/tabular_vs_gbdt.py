@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _machine import machine_line
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
+
+from _machine import machine_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,19 +111,28 @@ def peers(df: pd.DataFrame, target: str, text: list[str]) -> dict:
     res = {}
     t0 = time.perf_counter()
     gbm = lgb.LGBMClassifier(verbose=-1, random_state=0).fit(x[tr], y[tr])
-    res["LightGBM (default)"] = {**scores(y[te], gbm.predict_proba(x[te]), classes), "seconds": time.perf_counter() - t0}
+    res["LightGBM (default)"] = {
+        **scores(y[te], gbm.predict_proba(x[te]), classes),
+        "seconds": time.perf_counter() - t0,
+    }
     t0 = time.perf_counter()
     num = [c for c in x.columns if str(x[c].dtype) != "category"]
     cat = [c for c in x.columns if str(x[c].dtype) == "category"]
     ct = ColumnTransformer([("num", make_pipeline(SimpleImputer(), StandardScaler()), num),
                             ("cat", OneHotEncoder(handle_unknown="ignore"), cat)])
-    xt_tr, xt_te = ct.fit_transform(x[tr].astype({c: str for c in cat})), ct.transform(x[te].astype({c: str for c in cat}))
+    xt_tr, xt_te = (
+        ct.fit_transform(x[tr].astype({c: str for c in cat})),
+        ct.transform(x[te].astype({c: str for c in cat})),
+    )
     if text:
         vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
         xt_tr = sparse.hstack([xt_tr, vec.fit_transform(df.loc[tr, text].agg(" ".join, axis=1))]).tocsr()
         xt_te = sparse.hstack([xt_te, vec.transform(df.loc[te, text].agg(" ".join, axis=1))]).tocsr()
     lr = LogisticRegression(max_iter=3000, class_weight="balanced").fit(xt_tr, y[tr])
-    res["logistic regression"] = {**scores(y[te], lr.predict_proba(xt_te), classes), "seconds": time.perf_counter() - t0}
+    res["logistic regression"] = {
+        **scores(y[te], lr.predict_proba(xt_te), classes),
+        "seconds": time.perf_counter() - t0,
+    }
     return res
 
 
@@ -159,14 +169,19 @@ def main() -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {name}: {len(df)} rows, target {target!r}, "
               f"{df[target].nunique()} classes, split {df.split.value_counts().to_dict()}", flush=True)
         with tempfile.TemporaryDirectory() as tmp:
-            results[name] = {"hone fit (default)": run_hone(df, target, Path(tmp), a.bootstrap), **peers(df, target, text)}
+            results[name] = {
+                "hone fit (default)": run_hone(df, target, Path(tmp), a.bootstrap),
+                **peers(df, target, text),
+            }
         print(json.dumps(results[name], default=float)[:1500], flush=True)
     print(f"\n{machine_line()}")
     for name, res in results.items():
         keys = [k for k in ("accuracy", "macro_f1", "roc_auc", "pr_auc") if k in res["hone fit (default)"]]
         print(f"\n{name}:  {'tool':<24}" + "".join(f"{k:>12}" for k in keys) + f"{'seconds':>10}")
         for tool, r in res.items():
-            print(f"{'':<{len(name) + 3}}{tool:<24}" + "".join(f"{r[k]:>12.4f}" for k in keys) + f"{r['seconds']:>10.1f}")
+            print(
+                f"{'':<{len(name) + 3}}{tool:<24}" + "".join(f"{r[k]:>12.4f}" for k in keys) + f"{r['seconds']:>10.1f}"
+            )
         h, g = res["hone fit (default)"], res["LightGBM (default)"]
         iv = h["intervals"]
         for k in ("macro_f1", "pr_auc"):
@@ -174,7 +189,10 @@ def main() -> None:
                 ok = g[k] <= iv[k]["ci_high"]
                 print(f"  hone {k} {h[k]:.4f} [{iv[k]['ci_low']:.4f}, {iv[k]['ci_high']:.4f}] vs LightGBM {g[k]:.4f}: "
                       f"{'at least as good within the interval' if ok else 'WORSE'}")
-        print(f"  hone chose {h['model']}; the network alone: {json.dumps({k: round(v, 4) for k, v in h['network'].items()})}")
+        print(
+            f"  hone chose {h['model']}; the network alone: "
+            + json.dumps({k: round(v, 4) for k, v in h["network"].items()})
+        )
         if h.get("threshold"):
             print(f"  threshold {h['threshold']['threshold']:.4f} ({h['threshold']['objective']}); accuracy "
                   f"{h['accuracy']:.4f} vs majority rate {h['majority_rate']:.4f}")

@@ -43,9 +43,13 @@ def _run(cmd: list[str]) -> float:
 def _scores(run: Path) -> dict:
     m = json.loads((run / "metrics.json").read_text())
     iv = m.get("intervals", {}).get("macro_f1", {})
-    return {"macro_f1": m["test"]["macro_f1"], "ci": (iv.get("ci_low"), iv.get("ci_high")), "model": m["model"]["chosen"],
-            "network_macro_f1": m.get("network", {}).get("macro_f1"), "epochs": m["training"]["epochs_run"],
-            }
+    return {
+        "macro_f1": m["test"]["macro_f1"],
+        "ci": (iv.get("ci_low"), iv.get("ci_high")),
+        "model": m["model"]["chosen"],
+        "network_macro_f1": m.get("network", {}).get("macro_f1"),
+        "epochs": m["training"]["epochs_run"],
+    }
 
 
 def _paired_gain(data: Path, target: str, default: Path, tuned: Path, tmp: str) -> tuple[float, float, float]:
@@ -97,11 +101,17 @@ def main() -> None:
             gain = _paired_gain(data, target, Path(tmp) / "default", Path(tmp) / "tuned" / "best", tmp)
         rows.append((name, len(df), d, t, t_fit, t_tune, summary, gain))
         print(f"{name}: {len(df)} rows, target {target}{' (frozen backbone)' if text else ''}")
-        print(f"  default  test macro-F1 {d['macro_f1']:.4f} [{d['ci'][0]:.4f}, {d['ci'][1]:.4f}]  model {d['model']:<8} "
-              f"network alone {d['network_macro_f1']:.4f}  {t_fit:6.0f} s")
-        print(f"  tuned    test macro-F1 {t['macro_f1']:.4f} [{t['ci'][0]:.4f}, {t['ci'][1]:.4f}]  model {t['model']:<8} "
-              f"network alone {t['network_macro_f1']:.4f}  {t_tune:6.0f} s  ({summary['finished']} trials, "
-              f"{summary['pruned']} pruned; best {json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in summary['best']['params'].items()})})")
+        print(
+            f"  default  test macro-F1 {d['macro_f1']:.4f} [{d['ci'][0]:.4f}, {d['ci'][1]:.4f}]  model {d['model']:<8} "
+            f"network alone {d['network_macro_f1']:.4f}  {t_fit:6.0f} s"
+        )
+        print(
+            f"  tuned    test macro-F1 {t['macro_f1']:.4f} [{t['ci'][0]:.4f}, {t['ci'][1]:.4f}]  model {t['model']:<8} "
+            f"network alone {t['network_macro_f1']:.4f}  {t_tune:6.0f} s  ({summary['finished']} trials, "
+            f"{summary['pruned']} pruned; best "
+            + json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in summary["best"]["params"].items()})
+            + ")"
+        )
         imp = ", ".join(f"{k} {v:.2f}" for k, v in summary["importances"].items())
         zero = next((x for x in summary["trials"] if x.get("defaults")), {})
         print(f"  importance: {imp}")

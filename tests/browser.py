@@ -21,7 +21,9 @@ def chromium() -> str:
         raise RuntimeError("chromium is not installed; install Debian's chromium package (apt-get install chromium)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True, timeout=600)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env, capture_output=True, timeout=900)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env, capture_output=True, timeout=900
+    )
     exe = shutil.which("chromium")
     if not exe:
         raise RuntimeError("apt-get installed chromium but it is not on PATH")
@@ -34,7 +36,9 @@ def render(page: Path, screenshot: Path) -> tuple[str, str]:
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as profile:
         base = [exe, *FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0"]
-        dom = subprocess.run([*base, "--dump-dom", page.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+        dom = subprocess.run(
+            [*base, "--dump-dom", page.resolve().as_uri()], capture_output=True, text=True, timeout=120
+        )
         shot = subprocess.run([*base, "--window-size=1200,3000", f"--screenshot={screenshot}", page.resolve().as_uri()],
                               capture_output=True, text=True, timeout=120)
     errors = [ln for ln in (dom.stderr + shot.stderr).splitlines()

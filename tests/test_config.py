@@ -63,7 +63,10 @@ def test_augmentation_is_off_for_the_frozen_strategy_and_cannot_be_turned_on(tmp
         return r.model.augment.enabled, {c: a.enabled for c, a in r.model.augment_columns.items()}
 
     assert aug({"model": {"strategy": "frozen"}}) == (False, {})
-    assert aug({"model": {"strategy": "top-k", "augment_columns": {"photo": {"flip": False}}}}) == (True, {"photo": True})
+    assert aug({"model": {"strategy": "top-k", "augment_columns": {"photo": {"flip": False}}}}) == (
+        True,
+        {"photo": True},
+    )
     with pytest.raises(ConfigError, match="does not apply to the frozen strategy"):
         aug({"model": {"strategy": "frozen", "augment": {"enabled": True}}})
 

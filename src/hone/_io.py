@@ -67,7 +67,9 @@ def check_output(path: str | Path, *, folder: bool = False, inputs: tuple[Any, .
     for src in inputs:
         if isinstance(src, (str, os.PathLike)) and not str(src).startswith("sql:"):
             s = Path(src).expanduser()
-            if s.exists() and (p.exists() and os.path.samefile(s, p) or s.is_dir() and s.resolve() in p.resolve().parents):
+            if s.exists() and (
+                p.exists() and os.path.samefile(s, p) or s.is_dir() and s.resolve() in p.resolve().parents
+            ):
                 raise UserError(f"{what} {shown} is the input {str(src)!r} (or inside it); writing there would "
                                 "overwrite what is read: choose another output")
     here = p if folder and p.is_dir() else p.absolute().parent

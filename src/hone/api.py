@@ -5,25 +5,31 @@ export) and returns a real type. Nothing below imports this module."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hone._io import check_output, write_json, write_text
 from hone._logging import get_logger
+from hone._types import ConfigSource, DataSource, JSONDict, Label, Setting
 from hone.errors import ConfigError
 from hone.pipeline.runs import make_config, run_name, seed_everything
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from hone.artifact import Model
+    from hone.pipeline import Prepared
     from hone.quality.audit import QualityReport
+    from hone.train.callbacks import Callback
 
 logger = get_logger(__name__)
 
 
-def fit(source: Any = None, *, target: str | None = None, config: Any = None, output: str | Path | None = None,
-        overwrite: bool = False, callbacks: list[Any] | None = None, resume: str | Path | None = None,
-        track_parent: str | None = None, prepared: Any = None, command: list[str] | None = None,
-        **overrides: Any) -> Model:
+def fit(source: DataSource | None = None, *, target: str | None = None, config: ConfigSource | None = None,
+        output: str | Path | None = None, overwrite: bool = False, callbacks: list[Callback] | None = None,
+        resume: str | Path | None = None, track_parent: str | None = None, prepared: Prepared | None = None,
+        command: list[str] | None = None, **overrides: Setting) -> Model | None:
     """Fine-tune a model on a labelled table and write its run directory.
 
     Args:
@@ -45,7 +51,8 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
         **overrides: short names (``epochs=3``, ``lr=1e-4``, ``text=["review"]``...) or dotted fields.
 
     Returns:
-        The fitted :class:`hone.Model`; ``model.run_dir`` is where it was saved.
+        The fitted :class:`hone.Model`; ``model.run_dir`` is where it was saved. None only in a
+        data-parallel process other than the main one (under torchrun), which writes nothing.
 
     Example:
         >>> model = hone.fit("reviews.csv", target="sentiment", epochs=2)   # doctest: +SKIP
@@ -57,8 +64,8 @@ def fit(source: Any = None, *, target: str | None = None, config: Any = None, ou
                               prepared, command, overrides))
 
 
-def tune(source: Any = None, *, target: str | None = None, config: Any = None, output: str | Path | None = None,
-         command: list[str] | None = None, **overrides: Any) -> dict[str, Any]:
+def tune(source: DataSource | None = None, *, target: str | None = None, config: ConfigSource | None = None,
+         output: str | Path | None = None, command: list[str] | None = None, **overrides: Setting) -> JSONDict:
     """Search the training configuration with Optuna, then refit the best one (see :mod:`hone.search.study`).
 
     ``output`` (default ``runs/<name>-tune``) holds ``study.db`` (the same call resumes an interrupted
@@ -84,14 +91,15 @@ def tune_worker(folder: str | Path) -> None:
     run_worker(Path(folder))
 
 
-def load(path: str | Path, **kwargs: Any) -> Model:
-    """Load a saved model directory (see :func:`hone.artifact.load`)."""
+def load(path: str | Path, *, device: str | None = None, precision: str | None = None,
+         runtime: str = "torch") -> Model:
+    """Load a saved model directory (see :func:`hone.artifact.load`: ``device``, ``precision``, ``runtime``)."""
     from hone.artifact import load as _load
 
-    return _load(path, **kwargs)
+    return _load(path, device=device, precision=precision, runtime=runtime)
 
 
-def predict(model_dir: str | Path, source: Any, output: str | Path, *, keep: list[str] | None = None,
+def predict(model_dir: str | Path, source: DataSource, output: str | Path, *, keep: list[str] | None = None,
             precision: str | None = None, encoding: str | None = None, runtime: str = "torch",
             threads: int | None = None, progress: bool | None = None, engine: str = "local",
             workers: int | None = None, address: str | None = None) -> int:
@@ -105,7 +113,9 @@ def predict(model_dir: str | Path, source: Any, output: str | Path, *, keep: lis
     if engine == "ray":
         from hone.distributed.ray_predict import predict_on_ray
 
-        return predict_on_ray(model_dir, source, output, keep=keep, workers=workers or 2, precision=precision,
+        if not isinstance(source, (str, os.PathLike)):
+            raise ConfigError("--engine ray reads files (Parquet, CSV, JSON, or a folder of them), not rows in memory")
+        return predict_on_ray(model_dir, str(source), output, keep=keep, workers=workers or 2, precision=precision,
                               runtime=runtime, address=address)
     if engine != "local":
         raise ConfigError(f"--engine must be local or ray, not {engine!r}")
@@ -118,9 +128,9 @@ def predict(model_dir: str | Path, source: Any, output: str | Path, *, keep: lis
     return predict_file(model, source, output, keep=keep, encoding=encoding, workers=threads, progress=progress)
 
 
-def explain(model_dir: str | Path, source: Any, output: str | Path, *, rows: int | None = None,
-            where: str | None = None, target_class: Any = None, steps: int | str = "auto",
-            keep: list[str] | None = None, precision: str | None = None, encoding: str | None = None) -> dict[str, Any]:
+def explain(model_dir: str | Path, source: DataSource, output: str | Path, *, rows: int | None = None,
+            where: str | None = None, target_class: Label | None = None, steps: int | str = "auto",
+            keep: list[str] | None = None, precision: str | None = None, encoding: str | None = None) -> JSONDict:
     """Explain the predictions of the model in ``model_dir`` on ``source`` into ``output`` (``.parquet``
     or ``.html``); returns ``{"rows", "seconds", "rows_per_second", "steps"}``. See :meth:`hone.Model.explain`."""
     from hone.explain import iter_explained
@@ -148,7 +158,8 @@ def parse_steps(steps: Any) -> int | str:
     return n
 
 
-def export(model_dir: str | Path, *, format: str = "onnx", quantize: str | None = None, data: Any = None) -> dict[str, Any]:
+def export(model_dir: str | Path, *, format: str = "onnx", quantize: str | None = None,
+           data: DataSource | None = None) -> JSONDict:
     """Export the model to ONNX inside its folder, with the parity check (see :mod:`hone.onnx_export`)."""
     from hone.onnx_export import export_onnx
 
@@ -160,8 +171,8 @@ def export(model_dir: str | Path, *, format: str = "onnx", quantize: str | None 
     return export_onnx(load(model_dir, precision="fp32"), Path(model_dir), quantize=quantize, data=data)
 
 
-def audit(source: Any, *, target: str, output: str | Path | None = None, config: Any = None,
-          **overrides: Any) -> QualityReport:
+def audit(source: DataSource, *, target: str, output: str | Path | None = None, config: ConfigSource | None = None,
+          **overrides: Setting) -> QualityReport:
     """Audit a labelled table: per-column problems, exact, conflicting and near duplicates, split
     leakage, label hygiene and likely label errors. Returns the
     :class:`hone.quality.audit.QualityReport`; with ``output``, writes ``output/audit.json`` and
@@ -222,9 +233,9 @@ def compare(run_dirs: list[str | Path], output: str | Path | None = None) -> str
     return text
 
 
-def evaluate(model_dir: str | Path, source: Any, *, target: str | None = None,
+def evaluate(model_dir: str | Path, source: DataSource, *, target: str | None = None,
              output: str | Path | None = None, precision: str | None = None,
-             encoding: str | None = None) -> dict[str, Any]:
+             encoding: str | None = None) -> JSONDict:
     """Metrics of a saved model on a labelled table; optionally written to ``output`` as JSON."""
     if output is not None:
         check_output(output, inputs=(source, model_dir), suffix=".json")
@@ -258,10 +269,11 @@ def serve(model_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, t
            runtime=runtime)
 
 
-def federate(source: Any = None, *, target: str | None = None, config: Any = None, output: str | Path | None = None,
-             overwrite: bool = False, silos: int | None = 3, by: str | None = None, skew: float | None = None,
-             resume: str | Path | None = None, log_messages: str | Path | None = None,
-             client_mods: list[Any] | None = None, command: list[str] | None = None, **overrides: Any) -> Model:
+def federate(source: DataSource | None = None, *, target: str | None = None, config: ConfigSource | None = None,
+             output: str | Path | None = None, overwrite: bool = False, silos: int | None = 3, by: str | None = None,
+             skew: float | None = None, resume: str | Path | None = None, log_messages: str | Path | None = None,
+             client_mods: list[Callable[..., object]] | None = None, command: list[str] | None = None,
+             **overrides: Setting) -> Model:
     """Train one model across silos made from ``source`` on Flower's simulation engine; returns the model
     saved in the run folder, as :func:`fit` does (see :func:`hone.federated.simulate.federate`)."""
     from hone.federated.simulate import federate as _federate

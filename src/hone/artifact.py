@@ -25,6 +25,7 @@ import torch
 
 from hone._io import atomic_path
 from hone._logging import get_logger
+from hone._types import DataSource, JSONDict, Label
 from hone.artifact_migrations import migrate
 from hone.data.batches import as_tables
 from hone.data.schema import check_columns, scoring_query
@@ -68,6 +69,7 @@ class Model:
         self.coerced: dict[str, int] = {}  # cells of the last scored input read as missing, per column
         self.runtime = "torch"
         self.session: Any = None  # an ONNX Runtime session when runtime is onnx or onnx-int8
+        self.run_dir: Path | None = None  # the run folder it was fitted into (set by fit; None when loaded)
 
     def use_runtime(self, runtime: str, model_dir: Path) -> str:
         """Score with ``torch``, ``onnx``, ``onnx-int8`` or ``auto`` (the fastest that passed parity
@@ -86,8 +88,10 @@ class Model:
         if runtime != "torch":
             name = "model.onnx" if runtime == "onnx" else "model.int8.onnx"
             if record is None or not (model_dir / name).is_file() or "covers" not in record:
-                raise ModelDirError(f"{str(model_dir)!r} has no {name} of this hone version: run hone export "
-                                    f"{model_dir} --format onnx" + (" --quantize int8" if runtime == "onnx-int8" else ""))
+                raise ModelDirError(
+                    f"{str(model_dir)!r} has no {name} of this hone version: run hone export "
+                    f"{model_dir} --format onnx" + (" --quantize int8" if runtime == "onnx-int8" else "")
+                )
             from hone.models.onnx_inference import session_for
 
             self.session = session_for(model_dir / name, threads=torch.get_num_threads())  # as --workers set
@@ -143,7 +147,7 @@ class Model:
             query = (f"SELECT * FROM ({query}) AS scored" + (f" WHERE {where}" if where else "")
                      + (f" LIMIT {int(limit)}" if limit is not None else ""))
         self.coerced = dict.fromkeys(checked, 0)
-        images = self.pre.modalities.get("image")
+        images = self.pre.images
         if images is not None:
             images.reset_counts()
         yield from self._count_coerced(stream(table, query, batch_rows), checked)
@@ -152,8 +156,12 @@ class Model:
                            ", ".join(f"{n} in {c!r}" for c, n in images.unreadable.items()))
         self.coerced = {c: n for c, n in self.coerced.items() if n}
         if self.coerced:
-            logger.warning("read as missing: %s", ", ".join(f"{n} value(s) of {c!r} that are not finite {self._dtype(c)}"
-                                                             for c, n in self.coerced.items()))
+            logger.warning(
+                "read as missing: %s",
+                ", ".join(
+                    f"{n} value(s) of {c!r} that are not finite {self._dtype(c)}" for c, n in self.coerced.items()
+                ),
+            )
 
     def _dtype(self, column: str) -> str:
         return next(c.dtype for c in self.pre.schema.columns if c.name == column)
@@ -207,17 +215,17 @@ class Model:
         y = np.concatenate(ys) if with_targets else None
         return np.concatenate(outs), y
 
-    def predict_outputs(self, data: Any) -> np.ndarray:
+    def predict_outputs(self, data: DataSource) -> np.ndarray:
         """The chosen model's outputs: calibrated probabilities ``[N, K]`` or values ``[N]``."""
         return self._outputs(data)[0]
 
-    def predict_proba(self, data: Any) -> np.ndarray:
+    def predict_proba(self, data: DataSource) -> np.ndarray:
         """Class probabilities ``[N, K]``, columns ordered as :attr:`classes`."""
         if self.task == "regression":
             raise DataError("predict_proba is for classification models; this one does regression")
         return self._outputs(data)[0]
 
-    def predict(self, data: Any) -> np.ndarray:
+    def predict(self, data: DataSource) -> np.ndarray:
         """Predicted labels (classification) or values (regression), one per row."""
         out = self._outputs(data)[0]
         return self.labels_for(out)
@@ -228,20 +236,20 @@ class Model:
             return out
         return np.asarray(self.classes, dtype=object)[self.decision.predict(out)]
 
-    def evaluate(self, data: Any, *, encoding: str | None = None) -> dict[str, Any]:
+    def evaluate(self, data: DataSource, *, encoding: str | None = None) -> JSONDict:
         """Metrics on a labelled table (rows with a missing target are skipped)."""
         out, y = self._outputs(data, with_targets=True, encoding=encoding)
         assert y is not None
         return self.score(y, out)
 
-    def score(self, y: np.ndarray, out: np.ndarray) -> dict[str, Any]:
+    def score(self, y: np.ndarray, out: np.ndarray) -> JSONDict:
         """Metrics from encoded targets and network outputs."""
         if self.task == "regression":
             return regression_metrics(y * self.pre.target_std + self.pre.target_mean, out)
         return classification_metrics(y, out, self.classes, pred=self.decision.predict(out))
 
-    def explain(self, data: Any, *, rows: int | None = None, where: str | None = None, steps: int | str = "auto",
-                target_class: Any = None, encoding: str | None = None) -> list[dict[str, Any]]:
+    def explain(self, data: DataSource, *, rows: int | None = None, where: str | None = None, steps: int | str = "auto",
+                target_class: Label | None = None, encoding: str | None = None) -> list[JSONDict]:
         """Explain each prediction (see :mod:`hone.explain`): per input column, per word of the text
         columns, per region of the images, for the predicted class (or ``target_class``).
 
@@ -274,10 +282,17 @@ class Model:
                 _copy_backbone_files(src, self.pre.modalities[modality], tmp / "backbones" / modality)
             if self.baseline is not None:
                 self.baseline.save(tmp / "baseline")
-            meta = {**self.meta, "format": FORMAT, "format_version": FORMAT_VERSION, "net": asdict(self.net.spec),
-                    "preprocessor": self.pre.to_dict(), "precision": self.precision, "decision": self.decision.to_dict(),
-                    "versions": _versions(),
-                    "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            meta = {
+                **self.meta,
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "net": asdict(self.net.spec),
+                "preprocessor": self.pre.to_dict(),
+                "precision": self.precision,
+                "decision": self.decision.to_dict(),
+                "versions": _versions(),
+                "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
             (tmp / "hone.json").write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
         return final
 
@@ -358,7 +373,9 @@ def load(path: str | Path, *, device: str | None = None, precision: str | None =
         decision = Decision.from_dict(meta.get("decision"))
         baseline = Baseline.load(root / "baseline", pre) if (root / "baseline").is_dir() else None
         if decision.uses_baseline and baseline is None:
-            raise ModelDirError(f"{str(root)!r} is incomplete: its decision uses the baseline but it has no baseline/ folder")
+            raise ModelDirError(
+                f"{str(root)!r} is incomplete: its decision uses the baseline but it has no baseline/ folder"
+            )
     except (KeyError, TypeError, RuntimeError, ValueError) as err:
         raise ModelDirError(f"{str(root)!r} is a broken hone model: {str(err).splitlines()[0][:300]}") from err
     dev = torch.device(device) if device else default_device()

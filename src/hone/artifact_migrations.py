@@ -38,11 +38,18 @@ def _v1_to_v2(meta: dict[str, Any], weights: dict[str, torch.Tensor]) -> tuple[d
     if net.get("cardinalities"):
         encoders["categorical"] = {"cardinalities": net["cardinalities"]}
         modalities["categorical"] = {"features": pre["tabular"]["categorical"]}
-    new_meta = {**meta, "format_version": 2,
-                "net": {"encoders": encoders, "n_outputs": net["n_outputs"], "hidden_size": net["hidden_size"],
-                        "dropout": net["dropout"]},
-                "preprocessor": {k: v for k, v in pre.items() if k not in ("tabular", "text")} | {"modalities": modalities},
-                "precision": meta.get("training", {}).get("precision", "auto")}
+    new_meta = {
+        **meta,
+        "format_version": 2,
+        "net": {
+            "encoders": encoders,
+            "n_outputs": net["n_outputs"],
+            "hidden_size": net["hidden_size"],
+            "dropout": net["dropout"],
+        },
+        "preprocessor": {k: v for k, v in pre.items() if k not in ("tabular", "text")} | {"modalities": modalities},
+        "precision": meta.get("training", {}).get("precision", "auto"),
+    }
     renamed = {}
     for k, v in weights.items():
         if k.startswith("text."):

@@ -18,6 +18,9 @@ from typing import Any
 from hone.config import command_flags
 from hone.errors import UserError
 
+if typing.TYPE_CHECKING:
+    from hone.artifact import Model
+
 # Flag spellings that differ from the keyword name (kept for the commands people already use).
 _CLI_NAMES = {"grad_accum_steps": "--grad-accum", "show_progress": "--progress"}
 
@@ -121,7 +124,10 @@ def _parser() -> argparse.ArgumentParser:
     tu.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="any config field, e.g. --set tune.space.lr='{low: 1e-5, high: 1e-4, log: true}'")
 
-    for cmd, what in (("predict", "score a table with a saved model"), ("evaluate", "metrics of a saved model on a labelled table")):
+    for cmd, what in (
+        ("predict", "score a table with a saved model"),
+        ("evaluate", "metrics of a saved model on a labelled table"),
+    ):
         c = sub.add_parser(cmd, help=what)
         c.add_argument("model_dir")
         c.add_argument("source")
@@ -137,8 +143,12 @@ def _parser() -> argparse.ArgumentParser:
                            help="threads for reading and scoring on this machine (default: all cores)")
             c.add_argument("--workers", type=_number(int, 1, 1024),
                            help="with --engine ray: Ray workers (actors) scoring at once (default 2)")
-            c.add_argument("--engine", choices=["local", "ray"], default="local",
-                           help="ray: score on a Ray Dataset with --workers actors, written as a folder of Parquet parts")
+            c.add_argument(
+                "--engine",
+                choices=["local", "ray"],
+                default="local",
+                help="ray: score on a Ray Dataset with --workers actors, written as a folder of Parquet parts",
+            )
             c.add_argument("--address", help="Ray cluster to join with --engine ray (default: a local Ray instance)")
             c.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                            help="a progress bar in rows/s with ETA (default: on a terminal)")
@@ -151,7 +161,9 @@ def _parser() -> argparse.ArgumentParser:
     xp.add_argument("source")
     xp.add_argument("--output", required=True, help="output file: .parquet (every row) or .html (a page of row views)")
     xp.add_argument("--rows", type=_number(int, 1), help="explain only the first N rows (after --where)")
-    xp.add_argument("--where", metavar="SQL", help="explain only the rows matching this SQL condition, e.g. \"amount > 100\"")
+    xp.add_argument(
+        "--where", metavar="SQL", help='explain only the rows matching this SQL condition, e.g. "amount > 100"'
+    )
     xp.add_argument("--target-class", help="explain this class for every row (default: the predicted one)")
     xp.add_argument("--steps", default="auto", help="Integrated Gradients' integration steps (default auto: doubled "
                                                     "from 16 until the convergence delta is within 5%% of the gap)")
@@ -177,7 +189,12 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     sv.add_argument("--port", type=_number(int, 1, 65535), default=8000, help="TCP port (1-65535; default 8000)")
     sv.add_argument("--token", help="require 'Authorization: Bearer TOKEN' (default: $HONE_TOKEN, else none)")
-    sv.add_argument("--max-body-mb", type=_number(float, 0, 1024, low_open=True), default=1.0, help="largest request body accepted (default 1 MB)")
+    sv.add_argument(
+        "--max-body-mb",
+        type=_number(float, 0, 1024, low_open=True),
+        default=1.0,
+        help="largest request body accepted (default 1 MB)",
+    )
     sv.add_argument("--runtime", choices=["torch", "onnx", "onnx-int8", "auto"], default="auto",
                     help="scoring engine (default auto: the fastest that passed the export's parity check, else torch)")
     _federate_parsers(sub)
@@ -196,11 +213,18 @@ def _federate_parsers(sub: Any) -> None:
                     "column, or with --skew Dirichlet label skew) and Flower's simulation engine runs hone's training "
                     "on each. For a real deployment: hone federate server --config run.yaml (the SuperLink) and, on "
                     "each silo, hone federate client --server HOST:PORT DATA --target Y.")
-    fe.add_argument("source", nargs="?", help="the labelled table to deal into silos (default: data.source of --config)")
+    fe.add_argument(
+        "source", nargs="?", help="the labelled table to deal into silos (default: data.source of --config)"
+    )
     fe.add_argument("--target", help="column to predict")
     fe.add_argument("--silos", type=_number(int, 1, 1000), help="how many silos (default 3; with --by, one per value)")
     fe.add_argument("--by", metavar="COLUMN", help="one silo per value of COLUMN (non-IID: a region, a branch...)")
-    fe.add_argument("--skew", type=_number(float, 0, low_open=True), metavar="ALPHA", help="Dirichlet label skew across silos (0.1 very skewed)")
+    fe.add_argument(
+        "--skew",
+        type=_number(float, 0, low_open=True),
+        metavar="ALPHA",
+        help="Dirichlet label skew across silos (0.1 very skewed)",
+    )
     fe.add_argument("--log-messages", metavar="DIR", help="write every message a client sends to DIR as it leaves")
     fe.add_argument("--resume", metavar="RUN_DIR", help="continue a killed federation after its last round")
     sv = sub.add_parser("federate-server", help=argparse.SUPPRESS,
@@ -264,9 +288,13 @@ def _fit(a: argparse.Namespace) -> int:
     model = api.fit(a.source, target=a.target, config=a.config, output=a.output, command=a.command_line, **how,
                     **_fit_overrides(a))
     if model is not None:  # None: a data-parallel process other than the main one (rank 0 reports)
-        print(model.metrics_table())
-        print(f"model: {model.run_dir / 'model'}")
+        _print_model(model)
     return 0
+
+
+def _print_model(model: Model) -> None:
+    print(model.metrics_table())
+    print(f"model: {Path(model.run_dir or '.') / 'model'}")
 
 
 def _tune(a: argparse.Namespace) -> int:
@@ -312,7 +340,7 @@ def _audit(a: argparse.Namespace) -> int:
 def _export(a: argparse.Namespace) -> int:
     from hone import api
 
-    rec = api.export(a.model_dir, format=a.format, quantize=a.quantize, data=a.data)
+    rec: dict[str, Any] = api.export(a.model_dir, format=a.format, quantize=a.quantize, data=a.data)
     for part in ("fp32", "int8"):
         if part in rec:
             r = rec[part]
@@ -339,8 +367,7 @@ def _federate(a: argparse.Namespace) -> int:
         model = api.federate(a.source, target=a.target, config=a.config, output=a.output, overwrite=a.overwrite,
                              silos=a.silos, by=a.by, skew=a.skew, log_messages=a.log_messages, command=a.command_line,
                              **_fit_overrides(a))
-    print(model.metrics_table())
-    print(f"model: {model.run_dir / 'model'}")
+    _print_model(model)
     return 0
 
 
@@ -350,8 +377,7 @@ def _federate_server(a: argparse.Namespace) -> int:
     model = api.federate_server(a.config, listen=a.listen, target=a.target, output=a.output, test=a.test,
                                 insecure=a.insecure, certificates=a.certificates, auth_keys=a.auth_keys,
                                 resume=a.resume, overwrite=a.overwrite, **_fit_overrides(a))
-    print(model.metrics_table())
-    print(f"model: {model.run_dir / 'model'}")
+    _print_model(model)
     return 0
 
 
@@ -396,8 +422,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def format_tune(summary: dict[str, Any]) -> str:
     """The console summary of a search: trials, the best parameters, importances, the refit's metrics."""
     best, refit = summary.get("best") or {}, summary.get("refit") or {}
-    lines = [f"{summary['finished']} trial(s) finished ({summary['pruned']} pruned) in {summary['search_seconds']:.0f} s; "
-             f"best: trial {best.get('number')} with validation {summary['metric']} {best.get('value', float('nan')):.4f}"]
+    lines = [
+        f"{summary['finished']} trial(s) finished ({summary['pruned']} pruned) in {summary['search_seconds']:.0f} s; "
+        f"best: trial {best.get('number')} with validation {summary['metric']} {best.get('value', float('nan')):.4f}"
+    ]
     lines += [f"  {k} = {v:.4g}" if isinstance(v, float) else f"  {k} = {v}" for k, v in best.get("params", {}).items()]
     default = next((t for t in summary.get("trials", []) if t.get("defaults")), None)
     if default is not None:

@@ -48,7 +48,6 @@ def _sample_rows(model: Model, data: Any, rows: int) -> pa.Table:
         try:
             table = open_table(data, con)
             from hone.data.schema import check_columns, scoring_query
-
             from hone.data.sql import qi
 
             check_columns(table, model.pre.schema.names(), "a feature the model was trained on")
@@ -64,9 +63,10 @@ def _sample_rows(model: Model, data: Any, rows: int) -> pa.Table:
     rng = np.random.default_rng(0)
     cols: dict[str, Any] = {}
     words = "good bad price service quality late fast the and product great poor refund".split()
-    images = model.pre.modalities.get("image")
+    images = model.pre.images
     for c in model.pre.schema.columns:
         if c.role == "image":
+            assert images is not None
             cols[c.name] = images.sample_values(c.name, rows, rng)
         elif c.role == "text":
             cols[c.name] = [" ".join(rng.choice(words, rng.integers(3, 30))) for _ in range(rows)]

@@ -24,7 +24,7 @@ def output_columns(model: Model, batch: pa.Table, out: np.ndarray, keep: list[st
     model with image columns, ``prediction`` and ``proba_<class>``."""
     cols = keep if keep is not None else batch.column_names
     table = batch.select(cols)
-    images = model.pre.modalities.get("image")
+    images = model.pre.images
     if images is not None:  # rows whose image was missing or unreadable (scored without it)
         for c in images.names:
             table = table.append_column(f"missing_image_{c}", pa.array(images.missing_mask(batch, c)))

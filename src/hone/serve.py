@@ -21,17 +21,17 @@ reads the route signatures at run time).
 
 
 import asyncio
+import base64
+import binascii
 import errno
 import hmac
 import os
 import socket
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
-
-import base64
-import binascii
 from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -198,39 +198,15 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
     """The FastAPI application serving ``model`` (``max_explain``: records per ``/explain`` request)."""
     from contextlib import asynccontextmanager
 
-    from fastapi import FastAPI, HTTPException, Request
+    from fastapi import FastAPI, HTTPException
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
-    from pydantic import BaseModel, ConfigDict, Field, create_model
 
     schema = model.pre.schema
-    fields: dict[str, Any] = {}
-    for c in schema.columns:
-        if c.role == "image":
-            fields[c.name] = (str | list | None, Field(..., description="image: the file's bytes in base64 (or a "
-                                                                         "data: URI), or an array of pixels"))
-            continue
-        py, _ = _TYPES.get(c.role, (Text, pa.string()))
-        fields[c.name] = (py | None, Field(..., description=f"{c.role} feature"))
-    for name in [*schema.dropped, schema.target]:  # columns of the training table that are not features:
-        fields.setdefault(name, (Any, Field(None, description="accepted and ignored")))  # a whole row may be sent
-    Record = create_model("Record", __config__=ConfigDict(extra="forbid", strict=False), **fields)
-
-    class PredictRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        records: list[Record] = Field(..., min_length=1, max_length=max_records)  # type: ignore[valid-type]
-
-    class ExplainRequest(PredictRequest):
-        target_class: Text | None = Field(None, description="explain this class for every record (default: the "
-                                                           "predicted one)")
-        steps: Annotated[int, Field(ge=2, le=1024)] | Literal["auto"] = Field(
-            "auto", description="Integrated Gradients' integration steps (2-1024), or auto")
-        records: list[Record] = Field(..., min_length=1, max_length=max_explain)  # type: ignore[valid-type]
-
+    PredictRequest, ExplainRequest = _request_models(schema, max_records, max_explain)
     batcher = MicroBatcher(model, max_batch=max_batch, wait_s=batch_wait_ms / 1000)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # noqa: ANN202
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(batcher.run())
         yield
         task.cancel()
@@ -246,18 +222,7 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
                 r[c] = _image_value(r[c], f"records[{i}].{c}")
         return rows
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        detail = [{"loc": [_printable(x)[:40] if isinstance(x, str) else x for x in e.get("loc", ())],
-                   "msg": _excerpt(_Message(e.get("msg", "")), 300), "type": e.get("type"),
-                   **({"input": _excerpt(e["input"])} if "input" in e and e.get("type") != "missing" else {})}
-                  for e in errors[:_MAX_ERRORS]]
-        body: dict[str, Any] = {"detail": detail}
-        if len(errors) > _MAX_ERRORS:
-            body["more_errors"] = len(errors) - _MAX_ERRORS
-        return JSONResponse(body, status_code=422)
-
+    app.add_exception_handler(RequestValidationError, _invalid)
     app.add_middleware(Guard, max_body_bytes=max_body_bytes, token=token)
 
     @app.get("/health")
@@ -273,8 +238,8 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
                 "hone_version": __version__, "format": model.meta.get("format"), "runtime": model.runtime}
 
     @app.post("/predict")
-    async def predict(req: PredictRequest) -> dict[str, Any]:  # type: ignore[valid-type]
-        t0 = time.perf_counter()
+    async def predict(payload: PredictRequest) -> dict[str, Any]:  # type: ignore[valid-type]
+        t0, req = time.perf_counter(), _as_any(payload)
         rows = _decoded([r.model_dump() for r in req.records])
         image_cols = [c.name for c in schema.columns if c.role == "image"]
         out, batch_rows = await batcher.score(rows)
@@ -284,16 +249,14 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
             names = [str(c) for c in model.classes]
             body["probabilities"] = [dict(zip(names, map(float, row))) for row in out]
         if image_cols:  # which records were scored without their image (missing or unreadable)
-            part = pa.table({c: _image_array([r[c] for r in rows]) for c in image_cols})
-            masks = {c: model.pre.modalities["image"].missing_mask(part, c) for c in image_cols}
-            body["missing_images"] = [[c for c in image_cols if masks[c][i]] for i in range(len(rows))]
+            body["missing_images"] = _missing_images(model, rows, image_cols)
         body["ms"] = round(1000 * (time.perf_counter() - t0), 2)
         body["batch_rows"] = batch_rows  # rows scored in the same model call (micro-batching)
         return body
 
     @app.post("/explain")
-    async def explain(req: ExplainRequest) -> dict[str, Any]:  # type: ignore[valid-type]
-        t0 = time.perf_counter()
+    async def explain(payload: ExplainRequest) -> dict[str, Any]:  # type: ignore[valid-type]
+        t0, req = time.perf_counter(), _as_any(payload)
         rows = _decoded([r.model_dump() for r in req.records])
         if req.target_class is not None and (model.task == "regression" or
                                              req.target_class not in [str(c) for c in model.classes]):
@@ -308,6 +271,65 @@ def create_app(model: Model, *, token: str | None = None, max_body_bytes: int = 
 
 
 _MAX_ERRORS = 20  # validation errors listed in one 422 reply
+
+
+def _as_any(request: object) -> Any:
+    """A request body of a model built at run time (its fields are the model's columns)."""
+    return request
+
+
+def _request_models(schema: Any, max_records: int, max_explain: int) -> tuple[Any, Any]:
+    """The request bodies of ``/predict`` and ``/explain``: records with one typed field per feature."""
+    from pydantic import BaseModel, ConfigDict, Field, create_model
+
+    fields: dict[str, Any] = {}
+    for c in schema.columns:
+        if c.role == "image":
+            fields[c.name] = (str | list | None, Field(..., description="image: the file's bytes in base64 (or a "
+                                                                         "data: URI), or an array of pixels"))
+            continue
+        py, _ = _TYPES.get(c.role, (Text, pa.string()))
+        fields[c.name] = (py | None, Field(..., description=f"{c.role} feature"))
+    for name in [*schema.dropped, schema.target]:  # columns of the training table that are not features:
+        fields.setdefault(name, (Any, Field(None, description="accepted and ignored")))  # a whole row may be sent
+    Record = create_model("Record", __config__=ConfigDict(extra="forbid", strict=False), **fields)
+
+    class PredictRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        records: list[Record] = Field(..., min_length=1, max_length=max_records)
+
+    class ExplainRequest(PredictRequest):
+        target_class: Text | None = Field(None, description="explain this class for every record (default: the "
+                                                           "predicted one)")
+        steps: Annotated[int, Field(ge=2, le=1024)] | Literal["auto"] = Field(
+            "auto", description="Integrated Gradients' integration steps (2-1024), or auto")
+        records: list[Record] = Field(..., min_length=1, max_length=max_explain)
+
+    return PredictRequest, ExplainRequest
+
+
+async def _invalid(request: Any, exc: Any) -> Any:
+    """A short 422: at most ``_MAX_ERRORS`` errors, each input quoted in a short printable excerpt."""
+    from fastapi.responses import JSONResponse
+
+    errors = exc.errors()
+    detail = [{"loc": [_printable(x)[:40] if isinstance(x, str) else x for x in e.get("loc", ())],
+               "msg": _excerpt(_Message(e.get("msg", "")), 300), "type": e.get("type"),
+               **({"input": _excerpt(e["input"])} if "input" in e and e.get("type") != "missing" else {})}
+              for e in errors[:_MAX_ERRORS]]
+    body: dict[str, Any] = {"detail": detail}
+    if len(errors) > _MAX_ERRORS:
+        body["more_errors"] = len(errors) - _MAX_ERRORS
+    return JSONResponse(body, status_code=422)
+
+
+def _missing_images(model: Model, rows: list[dict[str, Any]], image_cols: list[str]) -> list[list[str]]:
+    """Per record, the image columns it was scored without (missing or unreadable)."""
+    part = pa.table({c: _image_array([r[c] for r in rows]) for c in image_cols})
+    images = model.pre.images
+    assert images is not None
+    masks = {c: images.missing_mask(part, c) for c in image_cols}
+    return [[c for c in image_cols if masks[c][i]] for i in range(len(rows))]
 
 
 class Guard:
@@ -349,7 +371,7 @@ class Guard:
             if not replayed:
                 replayed = True
                 return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()  # type: ignore[no-any-return]
+            return await receive()
 
         await self.app(scope, replay, send)
 
@@ -432,7 +454,9 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as err:
         sock.close()
         if err.errno == errno.EADDRINUSE:
-            raise UserError(f"port {port} on {host} is already in use; stop what holds it or pass another --port") from err
+            raise UserError(
+                f"port {port} on {host} is already in use; stop what holds it or pass another --port"
+            ) from err
         if err.errno == errno.EACCES:
             raise UserError(f"port {port} on {host} needs more privileges; pass a --port above 1023") from err
         raise UserError(f"cannot listen on {host}:{port}: {err.strerror}") from err

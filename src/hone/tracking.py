@@ -194,7 +194,8 @@ class _LogToMlflow(Callback):
     validation metrics at each evaluation (``val_*``), by optimiser step."""
 
     def __init__(self, tracker: Tracker, every: int) -> None:
-        self.tracker, self.every, self.buffer = tracker, every, []
+        self.tracker, self.every = tracker, every
+        self.buffer: list[tuple[int, dict[str, Any]]] = []
 
     def on_batch_end(self, state: Any, *, rows: int, loss: float | None) -> None:
         if loss is not None and state.step % self.every == 0:

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import hone
-from hone.pipeline import fit_preprocessor, prepare
 from hone.config import build_config
 from hone.data.sql import qn
+from hone.pipeline import fit_preprocessor, prepare
 
 # a float of any magnitude: mantissa in [1, 10) with up to 17 significant digits, exponent -300..299
 magnitudes = st.builds(lambda m, e, s: s * m * 10.0 ** e, st.floats(1, 10, exclude_max=True),
@@ -79,7 +79,9 @@ def _numbers(obj: object):  # every float in a nested dict/list
 def numeric_model(tmp_path_factory: pytest.TempPathFactory) -> hone.Model:
     rng = np.random.default_rng(3)
     x = rng.normal(0, 1, 400)
-    t = pa.table({"x": x, "z": rng.normal(5, 2, 400), "y": np.where(x + rng.normal(0, .5, 400) > 0, "up", "down").tolist()})
+    t = pa.table(
+        {"x": x, "z": rng.normal(5, 2, 400), "y": np.where(x + rng.normal(0, 0.5, 400) > 0, "up", "down").tolist()}
+    )
     return hone.fit(t, target="y", epochs=2, output=tmp_path_factory.mktemp("m") / "run", show_progress=False)
 
 

@@ -114,7 +114,9 @@ def test_a_bad_cell_past_the_sniffer_sample_is_missing_and_counted(tmp_path: Pat
     if fmt == "csv":
         p.write_text("x,y\n" + "".join(f"{i},a\n" for i in range(25_000)) + "oops,b\n")
     else:
-        p.write_text("".join(json.dumps({"x": i, "y": "a"}) + "\n" for i in range(25_000)) + '{"x": "oops", "y": "b"}\n')
+        p.write_text(
+            "".join(json.dumps({"x": i, "y": "a"}) + "\n" for i in range(25_000)) + '{"x": "oops", "y": "b"}\n'
+        )
     t = open_table(p, connect())
     assert t.types[0] == "BIGINT"
     assert t.sql("SELECT count(x), count(*) FROM source").fetchall() == [(25_000, 25_001)]

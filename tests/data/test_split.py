@@ -69,7 +69,9 @@ def test_without_key_exact_duplicates_share_a_split(tmp_path: Path, table: pa.Ta
 def test_group_stays_in_one_split(tmp_path: Path, table: pa.Table) -> None:
     groups = [f"g{i % 37}" for i in range(table.num_rows)]
     res = _split(table.append_column("group", pa.array(groups)), tmp_path, SplitConfig(group="group"))
-    content = [f"{r['review']}|{r['title']}|{r['price']}" for r in table.select(["review", "title", "price"]).to_pylist()]
+    content = [
+        f"{r['review']}|{r['title']}|{r['price']}" for r in table.select(["review", "title", "price"]).to_pylist()
+    ]
     assigned = _assignment(res)
     where: dict[str, set[str]] = {}
     for g, c in zip(groups, content):
@@ -117,7 +119,9 @@ def test_group_wins_over_a_key(tmp_path: Path, table: pa.Table) -> None:
     t = table.append_column("group", pa.array(groups))
     res = _split(t, tmp_path, SplitConfig(group="group"), key="id")
     assigned = _assignment(res)
-    content = [f"{r['review']}|{r['title']}|{r['price']}" for r in table.select(["review", "title", "price"]).to_pylist()]
+    content = [
+        f"{r['review']}|{r['title']}|{r['price']}" for r in table.select(["review", "title", "price"]).to_pylist()
+    ]
     where: dict[str, set[str]] = {}
     for g, c in zip(groups, content):
         where.setdefault(g, set()).add(assigned[c])

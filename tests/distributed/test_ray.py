@@ -60,7 +60,9 @@ def test_predict_on_ray_matches_local_predict_row_by_row(tmp_path: Path, tab_tab
 
     assert main(["-q", "predict", str(tmp_path / "run" / "model"), str(src), "--output", "cli", "--engine", "ray",
                  "--workers", "2"]) == 0
-    assert predict_on_ray(tmp_path / "run" / "model", str(src), tmp_path / "scored", workers=2, rows_per_file=150) == 600
+    assert (
+        predict_on_ray(tmp_path / "run" / "model", str(src), tmp_path / "scored", workers=2, rows_per_file=150) == 600
+    )
     assert sum(pq.read_metadata(p).num_rows for p in (tmp_path / "cli").glob("*.parquet")) == 600
     parts = sorted((tmp_path / "scored").glob("*.parquet"))
     assert len(parts) >= 4  # partitioned output
@@ -173,7 +175,9 @@ def test_a_trial_that_fails_on_ray_is_one_clear_line(tmp_path: Path, tab_table: 
     monkeypatch.chdir(tmp_path)
     pq.write_table(tab_table, tmp_path / "tab.parquet")
     # a value only a trial's own config validation rejects
-    (tmp_path / "bad.yaml").write_text("tune:\n  replace_space: true\n  space:\n    model.hidden_size: {choices: [-5]}\n")
+    (tmp_path / "bad.yaml").write_text(
+        "tune:\n  replace_space: true\n  space:\n    model.hidden_size: {choices: [-5]}\n"
+    )
     assert main(_tune_args("study", 2, "--config", "bad.yaml")) == 2
     err = capsys.readouterr().err
     assert "error: config field 'model.hidden_size'" in err and "Traceback" not in err

@@ -32,7 +32,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, tab_table: pa.Table, tiny_b
     (d / "one_class.csv").write_text("text,y\nhello there my friend,a\nhi again friend,a\n")
     (d / "reg.csv").write_text("x,y\n1,2.5\n2,lots\n3,4\n")  # n/a would be a missing value
     (d / "no_target.csv").write_text("x,label\n1,\n2,\n3,\n")
-    (d / "words.csv").write_text("note,label\n" + "".join(f"this is note number {i},{'ab'[i % 2]}\n" for i in range(40)))
+    (d / "words.csv").write_text(
+        "note,label\n" + "".join(f"this is note number {i},{'ab'[i % 2]}\n" for i in range(40))
+    )
     mixed = d / "mixed"
     mixed.mkdir()
     pacsv.write_csv(tab_table.slice(0, 10), mixed / "a.csv")
@@ -55,7 +57,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, tab_table: pa.Table, tiny_b
     shutil.copytree(run / "model", d / "bad_json")
     (d / "bad_json" / "hone.json").write_text("{not json")
     text_run = d / "text_run"
-    words = pa.table({"note": [f"this is note number {i} of many" for i in range(60)], "label": ["ab"[i % 2] for i in range(60)]})
+    words = pa.table(
+        {"note": [f"this is note number {i} of many" for i in range(60)], "label": ["ab"[i % 2] for i in range(60)]}
+    )
     hone.fit(words, target="label", output=text_run, epochs=1, show_progress=False, backbone=str(tiny_backbone),
              max_length=16)
     shutil.copytree(text_run / "model", d / "no_backbone")
@@ -92,14 +96,22 @@ CASES = [
     ("misspelt target", _fit("{d}/good.csv", target="lable"), "column 'lable' (--target) not found"),
     ("unknown --text column", _fit("{d}/good.csv", "--text", "nope"), "column 'nope' (--text) not found"),
     ("one class", _fit("{d}/one_class.csv", target="y"), "has one class ('a')"),
-    ("non-numeric regression", _fit("{d}/reg.csv", "--task", "regression", target="y"), "must be numeric for regression"),
+    (
+        "non-numeric regression",
+        _fit("{d}/reg.csv", "--task", "regression", target="y"),
+        "must be numeric for regression",
+    ),
     ("target all missing", _fit("{d}/no_target.csv"), "target 'label'"),
     ("--numeric on words", _fit("{d}/words.csv", "--numeric", "note"), "'note' has type VARCHAR"),
     ("missing group column", _fit("{d}/good.csv", "--group", "shop"), "column 'shop' (group column) not found"),
     ("missing key column", _fit("{d}/good.csv", "--key", "row"), "column 'row' (row key) not found"),
     ("bad split column", _fit("{d}/good.csv", "--split-column", "store"), "split column 'store'"),
     # config files, flags and fields
-    ("unknown config field", _fit("{d}/good.csv", "--config", "{d}/unknown_field.yaml"), "unknown config field 'train.epochz'"),
+    (
+        "unknown config field",
+        _fit("{d}/good.csv", "--config", "{d}/unknown_field.yaml"),
+        "unknown config field 'train.epochz'",
+    ),
     ("wrong config type", _fit("{d}/good.csv", "--config", "{d}/wrong_type.yaml"), "config field 'train.lr'"),
     ("config not found", _fit("{d}/good.csv", "--config", "{d}/none.yaml"), "none.yaml' not found"),
     ("config not yaml", _fit("{d}/good.csv", "--config", "{d}/not_yaml.yaml"), "is not valid YAML"),
@@ -115,24 +127,42 @@ CASES = [
     ("no target given", ["fit", "{d}/good.csv"], "no target column"),
     # sql: queries
     ("empty query", _fit("sql:"), "the sql: query is empty"),
-    ("query syntax", _fit("sql:SELEC * FROM '{d}/good.csv'"), "syntax error at or near \"SELEC\" (line 1, character 1"),
+    ("query syntax", _fit("sql:SELEC * FROM '{d}/good.csv'"), 'syntax error at or near "SELEC" (line 1, character 1'),
     ("query table", _fit("sql:SELECT * FROM no_table"), "Table with name no_table does not exist"),
-    ("query column", _fit("sql:SELECT nope FROM '{d}/good.csv'"), "\"nope\" not found"),
+    ("query column", _fit("sql:SELECT nope FROM '{d}/good.csv'"), '"nope" not found'),
     # model folders
-    ("not a model folder", ["predict", "{d}/not_model", "{d}/good.csv", "--output", "out.csv"], "is not a hone model folder"),
+    (
+        "not a model folder",
+        ["predict", "{d}/not_model", "{d}/good.csv", "--output", "out.csv"],
+        "is not a hone model folder",
+    ),
     ("missing model folder", ["predict", "{d}/gone_model", "{d}/good.csv", "--output", "out.csv"], "not found"),
-    ("truncated weights", ["predict", "{d}/truncated", "{d}/good.csv", "--output", "out.csv"], "model.safetensors' is damaged"),
+    (
+        "truncated weights",
+        ["predict", "{d}/truncated", "{d}/good.csv", "--output", "out.csv"],
+        "model.safetensors' is damaged",
+    ),
     ("broken hone.json", ["evaluate", "{d}/bad_json", "{d}/good.csv"], "is not valid JSON"),
     ("newer format", ["evaluate", "{d}/future", "{d}/good.csv"], "saved by a newer hone"),
     ("backbone files missing", ["evaluate", "{d}/no_backbone", "{d}/words.csv"], "has no backbones/text/ folder"),
     # prediction inputs
-    ("feature missing", ["predict", "{d}/model_run/model", "{d}/no_price.csv", "--output", "out.csv"],
-     "column 'price' (a feature the model was trained on) not found"),
+    (
+        "feature missing",
+        ["predict", "{d}/model_run/model", "{d}/no_price.csv", "--output", "out.csv"],
+        "column 'price' (a feature the model was trained on) not found",
+    ),
     ("output type", ["predict", "{d}/model_run/model", "{d}/good.csv", "--output", "out.xlsx"], "must end in .parquet"),
-    ("unknown --keep", ["predict", "{d}/model_run/model", "{d}/good.csv", "--output", "out.csv", "--keep", "nope"],
-     "column 'nope' (--keep) not found"),
+    (
+        "unknown --keep",
+        ["predict", "{d}/model_run/model", "{d}/good.csv", "--output", "out.csv", "--keep", "nope"],
+        "column 'nope' (--keep) not found",
+    ),
     ("empty input to score", ["predict", "{d}/model_run/model", "{d}/empty.csv", "--output", "out.csv"], "is empty"),
-    ("wrong --target", ["evaluate", "{d}/model_run/model", "{d}/good.csv", "--target", "store"], "predicts 'label', not 'store'"),
+    (
+        "wrong --target",
+        ["evaluate", "{d}/model_run/model", "{d}/good.csv", "--target", "store"],
+        "predicts 'label', not 'store'",
+    ),
     ("unknown label", ["evaluate", "{d}/model_run/model", "{d}/new_label.csv"], "label 'maybe'"),
 ]
 

@@ -34,7 +34,9 @@ def test_fit_predict_evaluate(tmp_path: Path, csv_path: Path, tiny_backbone: Pat
     assert "macro_f1" in out and "model:" in out
     assert main(["predict", str(run / "model"), str(csv_path), "--output", str(tmp_path / "s.parquet")]) == 0
     scored = pq.read_table(tmp_path / "s.parquet")
-    assert scored.num_rows == 400 and {"review", "label", "prediction", "proba_neg", "proba_pos"} <= set(scored.column_names)
+    assert scored.num_rows == 400 and {"review", "label", "prediction", "proba_neg", "proba_pos"} <= set(
+        scored.column_names
+    )
     assert main(["predict", str(run / "model"), str(csv_path), "--output", str(tmp_path / "s.csv"),
                  "--keep", "id"]) == 0
     with open(tmp_path / "s.csv") as f:
@@ -53,7 +55,9 @@ def _bad(args: list[str], capsys) -> str:
     return err
 
 
-def test_bad_inputs_give_one_line_and_leave_nothing(tmp_path: Path, csv_path: Path, tiny_backbone: Path, capsys) -> None:
+def test_bad_inputs_give_one_line_and_leave_nothing(
+    tmp_path: Path, csv_path: Path, tiny_backbone: Path, capsys
+) -> None:
     run = tmp_path / "run"
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "broken.parquet").write_text("not parquet")
@@ -62,21 +66,39 @@ def test_bad_inputs_give_one_line_and_leave_nothing(tmp_path: Path, csv_path: Pa
     (tmp_path / "bad.yaml").write_text("train:\n  epochz: 3\n")
     (tmp_path / "wrong.yaml").write_text("train:\n  lr: fast\n")
     cases = {
-        "missing target": (_fit_args(csv_path, tiny_backbone, run)[:4] + ["sentimnt"] + _fit_args(csv_path, tiny_backbone, run)[5:],
-                           "column 'sentimnt' (--target) not found"),
-        "unknown column": (_fit_args(csv_path, tiny_backbone, run, "--text", "nope"), "column 'nope' (--text) not found"),
+        "missing target": (
+            _fit_args(csv_path, tiny_backbone, run)[:4] + ["sentimnt"] + _fit_args(csv_path, tiny_backbone, run)[5:],
+            "column 'sentimnt' (--target) not found",
+        ),
+        "unknown column": (
+            _fit_args(csv_path, tiny_backbone, run, "--text", "nope"),
+            "column 'nope' (--text) not found",
+        ),
         "empty file": (_fit_args(tmp_path / "empty.csv", tiny_backbone, run), "empty.csv' is empty"),
         "broken file": (_fit_args(tmp_path / "broken.parquet", tiny_backbone, run), "broken.parquet'"),
         "missing file": (_fit_args(tmp_path / "gone.csv", tiny_backbone, run), "gone.csv' not found"),
-        "one class": (_fit_args(tmp_path / "one.csv", tiny_backbone, run)[:4] + ["y"] + _fit_args(tmp_path / "one.csv", tiny_backbone, run)[5:],
-                      "has one class ('a')"),
-        "non-numeric regression": (["fit", str(tmp_path / "reg.csv"), "--target", "y", "--task", "regression",
-                                    "--output", str(run)], "must be numeric for regression"),
-        "unknown config field": (_fit_args(csv_path, tiny_backbone, run, "--config", str(tmp_path / "bad.yaml")),
-                                 "unknown config field 'train.epochz'"),
-        "wrong config type": (_fit_args(csv_path, tiny_backbone, run, "--config", str(tmp_path / "wrong.yaml")),
-                              "config field 'train.lr'"),
-        "bad --set": (_fit_args(csv_path, tiny_backbone, run, "--set", "train.dropuot=0.2"), "unknown config field 'train.dropuot'"),
+        "one class": (
+            _fit_args(tmp_path / "one.csv", tiny_backbone, run)[:4]
+            + ["y"]
+            + _fit_args(tmp_path / "one.csv", tiny_backbone, run)[5:],
+            "has one class ('a')",
+        ),
+        "non-numeric regression": (
+            ["fit", str(tmp_path / "reg.csv"), "--target", "y", "--task", "regression", "--output", str(run)],
+            "must be numeric for regression",
+        ),
+        "unknown config field": (
+            _fit_args(csv_path, tiny_backbone, run, "--config", str(tmp_path / "bad.yaml")),
+            "unknown config field 'train.epochz'",
+        ),
+        "wrong config type": (
+            _fit_args(csv_path, tiny_backbone, run, "--config", str(tmp_path / "wrong.yaml")),
+            "config field 'train.lr'",
+        ),
+        "bad --set": (
+            _fit_args(csv_path, tiny_backbone, run, "--set", "train.dropuot=0.2"),
+            "unknown config field 'train.dropuot'",
+        ),
     }
     for name, (args, expected) in cases.items():
         err = _bad(args, capsys)

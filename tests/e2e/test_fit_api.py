@@ -18,7 +18,9 @@ import hone
 def fitted(tmp_path: Path, table: pa.Table, fast: dict):
     src = tmp_path / "reviews.parquet"
     pq.write_table(table, src)
-    model = hone.fit(src, target="label", output=tmp_path / "run", epochs=4, **{k: v for k, v in fast.items() if k != "epochs"})
+    model = hone.fit(
+        src, target="label", output=tmp_path / "run", epochs=4, **{k: v for k, v in fast.items() if k != "epochs"}
+    )
     return model, tmp_path / "run", src
 
 
@@ -66,7 +68,11 @@ def test_unknown_categories_and_missing_values_at_prediction(fitted, table: pa.T
 def test_resolved_config_repeats_the_run(fitted, tmp_path: Path) -> None:
     model, run, src = fitted
     cfg = yaml.safe_load((run / "config.resolved.yaml").read_text())
-    assert cfg["train"]["epochs"] == 4 and cfg["data"]["task"] == "binary" and cfg["train"]["precision"] in ("fp32", "bf16")
+    assert (
+        cfg["train"]["epochs"] == 4
+        and cfg["data"]["task"] == "binary"
+        and cfg["train"]["precision"] in ("fp32", "bf16")
+    )
     again = hone.fit(config=run / "config.resolved.yaml", output=tmp_path / "again")
     assert again.metrics["test"] == model.metrics["test"]
 

@@ -69,11 +69,15 @@ def d(tmp_path_factory: pytest.TempPathFactory, tab_table: pa.Table, tiny_backbo
     yf = np.where(cols["y"] == "up", 1.0, 0.0)
     yf[[5, 6, 7, 8]] = math.nan
     pq.write_table(pa.table({"x": cols["x"], "w": cols["w"], "y": yf}), d / "nan_target.parquet")
-    pq.write_table(pa.table({"x": cols["x"], "w": cols["w"], "y": np.full(len(yf), math.nan)}), d / "all_nan_target.parquet")
+    pq.write_table(
+        pa.table({"x": cols["x"], "w": cols["w"], "y": np.full(len(yf), math.nan)}), d / "all_nan_target.parquet"
+    )
     yr = cols["x"] * 3 + cols["w"]
     yr[[9, 10]] = [math.inf, math.nan]
     pq.write_table(pa.table({"x": cols["x"], "w": cols["w"], "y": yr}), d / "inf_regression.parquet")
-    pq.write_table(pa.table({"x": np.full(240, math.nan), "w": cols["w"], "y": cols["y"]}), d / "all_nan_feature.parquet")
+    pq.write_table(
+        pa.table({"x": np.full(240, math.nan), "w": cols["w"], "y": cols["y"]}), d / "all_nan_feature.parquet"
+    )
     # 2. inputs the pipeline cannot take
     n = 120
     pq.write_table(pa.table({"x": cols["x"][:n], "rec": [{"a": float(i), "b": ["p", "q"][i % 2]} for i in range(n)],
@@ -95,9 +99,16 @@ def d(tmp_path_factory: pytest.TempPathFactory, tab_table: pa.Table, tiny_backbo
                                            for i, (v, w, y) in enumerate(rows)))
     import pandas as pd
 
-    frame = pd.DataFrame({"x": cols["x"], "when": pd.date_range("2024-01-01", periods=240, freq="h", tz="Europe/Paris"),
-                          "cat": pd.Categorical(np.where(cols["x"] > 0, "hi", "lo")), "n": np.arange(240, dtype="uint64"),
-                          "f32": cols["w"].astype("float32"), "y": cols["y"]})
+    frame = pd.DataFrame(
+        {
+            "x": cols["x"],
+            "when": pd.date_range("2024-01-01", periods=240, freq="h", tz="Europe/Paris"),
+            "cat": pd.Categorical(np.where(cols["x"] > 0, "hi", "lo")),
+            "n": np.arange(240, dtype="uint64"),
+            "f32": cols["w"].astype("float32"),
+            "y": cols["y"],
+        }
+    )
     frame.loc[3, "f32"] = np.inf
     frame.to_parquet(d / "types.parquet")
     with gzip.open(d / "good.csv.gz", "wb") as f:
@@ -141,16 +152,39 @@ def _predict(src: str = "good.csv", out: str = "{tmp}/scored.csv", *extra: str) 
 # ---- 1. non-finite and missing values: handled, counted, never a class ----------------------------------------
 
 HANDLED = [  # (name, file, extra flags, check(metrics.json, model))
-    ("parquet NaN and inf features", "nonfinite.parquet", [],
-     lambda m, model: m["training"]["nonfinite_cells"] == {"x": 4}),
+    (
+        "parquet NaN and inf features",
+        "nonfinite.parquet",
+        [],
+        lambda m, model: m["training"]["nonfinite_cells"] == {"x": 4},
+    ),
     ("csv NaN cells", "nan_cells.csv", [], lambda m, model: "x" in model.pre.schema.names("numeric")),
-    ("csv NA, null and #N/A cells", "na_cells.csv", [],
-     lambda m, model: model.pre.schema.names("numeric") == ["x", "w"] and sorted(model.classes) == ["down", "up"]),
-    ("csv inf and 1e400 cells", "inf_cells.csv", [], lambda m, model: m["training"]["nonfinite_cells"].get("x", 0) >= 15),
-    ("NaN in a float class target", "nan_target.parquet", [],
-     lambda m, model: sorted(map(str, model.classes)) == ["0.0", "1.0"] and m["training"]["skipped_rows"]["missing_target"] == 4),
-    ("inf and NaN in a regression target", "inf_regression.parquet", [],
-     lambda m, model: model.task == "regression" and m["training"]["skipped_rows"]["missing_target"] == 2),
+    (
+        "csv NA, null and #N/A cells",
+        "na_cells.csv",
+        [],
+        lambda m, model: model.pre.schema.names("numeric") == ["x", "w"] and sorted(model.classes) == ["down", "up"],
+    ),
+    (
+        "csv inf and 1e400 cells",
+        "inf_cells.csv",
+        [],
+        lambda m, model: m["training"]["nonfinite_cells"].get("x", 0) >= 15,
+    ),
+    (
+        "NaN in a float class target",
+        "nan_target.parquet",
+        [],
+        lambda m, model: (
+            sorted(map(str, model.classes)) == ["0.0", "1.0"] and m["training"]["skipped_rows"]["missing_target"] == 4
+        ),
+    ),
+    (
+        "inf and NaN in a regression target",
+        "inf_regression.parquet",
+        [],
+        lambda m, model: model.task == "regression" and m["training"]["skipped_rows"]["missing_target"] == 2,
+    ),
     ("a feature of NaN only", "all_nan_feature.parquet", [], lambda m, model: "x" in model.pre.schema.dropped),
 ]
 
@@ -159,7 +193,10 @@ HANDLED = [  # (name, file, extra flags, check(metrics.json, model))
 def test_non_finite_values_are_missing(name: str, src: str, extra: list[str], check, d: Path, tmp_path: Path) -> None:
     before = _snapshot(d)
     out = tmp_path / "run"
-    assert main(["fit", str(d / src), "--target", "y", "--epochs", "1", "--no-progress", "--output", str(out), *extra]) == 0
+    assert (
+        main(["fit", str(d / src), "--target", "y", "--epochs", "1", "--no-progress", "--output", str(out), *extra])
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     model = hone.load(out / "model")
     assert check(metrics, model), metrics["training"]
@@ -193,7 +230,11 @@ REFUSED_INPUTS = [
     ("max rows 0", _fit("good.csv", "--max-rows", "0", target="label"), "train.max_rows"),
     ("--set value not YAML", _fit("good.csv", "--set", "train.lr=[0.1", target="label"), "is not valid YAML"),
     ("--set unknown section", _fit("good.csv", "--set", "trian.lr=0.1", target="label"), "trian"),
-    ("memory limit without a unit", _fit("good.csv", "--set", "data.memory_limit=lots", target="label"), "is not a size"),
+    (
+        "memory limit without a unit",
+        _fit("good.csv", "--set", "data.memory_limit=lots", target="label"),
+        "is not a size",
+    ),
     ("memory limit too small", _fit("good.csv", "--set", "data.memory_limit=1KB", target="label"), "at least 64MB"),
     ("negative seed", _fit("good.csv", "--seed", "-5", target="label"), "train.seed"),
     ("group by a column of two values", _fit("good.csv", "--group", "member", target="label"), "form only 2 group(s)"),
@@ -209,23 +250,51 @@ def test_inputs_the_pipeline_cannot_take_are_refused(name: str, argv: list[str],
 
 
 HANDLED_INPUTS = [  # (name, argv, check(run folder))
-    ("struct column flattened", _fit("nested.parquet", target="y"),
-     lambda run: {"rec.a", "rec.b"} <= set(hone.load(run / "model").pre.schema.names())),
-    ("JSON objects flattened", _fit("nested.jsonl", target="y"),
-     lambda run: {"meta.shop", "meta.n"} <= set(hone.load(run / "model").pre.schema.names())),
-    ("a 200 KB cell", _fit("big_cell.csv", "--max-length", "16", target="y"),
-     lambda run: json.loads((run / "metrics.json").read_text())["training"]["rows"]["train"] > 100),
-    ("gzip-compressed CSV", _fit("good.csv.gz", "--max-length", "16", target="label"),
-     lambda run: hone.load(run / "model").target == "label"),
-    ("max-length above the backbone's positions is clamped", _fit("good.csv", "--max-length", "4096", target="label"),
-     lambda run: True),
-    ("a semicolon-separated .csv", _fit("semicolon.csv"),
-     lambda run: hone.load(run / "model").pre.schema.names("numeric") == ["x", "w"]),
-    ("decimal commas", _fit("decimal_comma.csv"),
-     lambda run: hone.load(run / "model").pre.schema.names("numeric") == ["x", "w"]),
-    ("a JSON field of numbers and strings", _fit("mixed.jsonl"), lambda run: "x" in hone.load(run / "model").pre.schema.names()),
-    ("time zones, categories, unsigned and float32 columns", _fit("types.parquet"),
-     lambda run: {"when", "cat", "f32"} <= set(hone.load(run / "model").pre.schema.names())),
+    (
+        "struct column flattened",
+        _fit("nested.parquet", target="y"),
+        lambda run: {"rec.a", "rec.b"} <= set(hone.load(run / "model").pre.schema.names()),
+    ),
+    (
+        "JSON objects flattened",
+        _fit("nested.jsonl", target="y"),
+        lambda run: {"meta.shop", "meta.n"} <= set(hone.load(run / "model").pre.schema.names()),
+    ),
+    (
+        "a 200 KB cell",
+        _fit("big_cell.csv", "--max-length", "16", target="y"),
+        lambda run: json.loads((run / "metrics.json").read_text())["training"]["rows"]["train"] > 100,
+    ),
+    (
+        "gzip-compressed CSV",
+        _fit("good.csv.gz", "--max-length", "16", target="label"),
+        lambda run: hone.load(run / "model").target == "label",
+    ),
+    (
+        "max-length above the backbone's positions is clamped",
+        _fit("good.csv", "--max-length", "4096", target="label"),
+        lambda run: True,
+    ),
+    (
+        "a semicolon-separated .csv",
+        _fit("semicolon.csv"),
+        lambda run: hone.load(run / "model").pre.schema.names("numeric") == ["x", "w"],
+    ),
+    (
+        "decimal commas",
+        _fit("decimal_comma.csv"),
+        lambda run: hone.load(run / "model").pre.schema.names("numeric") == ["x", "w"],
+    ),
+    (
+        "a JSON field of numbers and strings",
+        _fit("mixed.jsonl"),
+        lambda run: "x" in hone.load(run / "model").pre.schema.names(),
+    ),
+    (
+        "time zones, categories, unsigned and float32 columns",
+        _fit("types.parquet"),
+        lambda run: {"when", "cat", "f32"} <= set(hone.load(run / "model").pre.schema.names()),
+    ),
 ]
 
 
@@ -242,7 +311,9 @@ def test_inputs_that_look_odd_but_are_data_are_handled(name: str, argv: list[str
 
 def test_max_length_is_clamped_to_the_backbone_with_a_warning(d: Path, tmp_path: Path, tiny_backbone: Path,
                                                               caplog: pytest.LogCaptureFixture) -> None:
-    words = pa.table({"note": [f"this is note number {i} of many" for i in range(80)], "y": ["ab"[i % 2] for i in range(80)]})
+    words = pa.table(
+        {"note": [f"this is note number {i} of many" for i in range(80)], "y": ["ab"[i % 2] for i in range(80)]}
+    )
     hone.fit(words, target="y", output=tmp_path / "run", epochs=1, show_progress=False, backbone=str(tiny_backbone),
              max_length=4096)
     saved = json.loads((tmp_path / "run" / "model" / "hone.json").read_text())
@@ -254,26 +325,49 @@ def test_max_length_is_clamped_to_the_backbone_with_a_warning(d: Path, tmp_path:
 
 PATHS = [
     ("fit --output is a file", _fit("good.csv", "--output", "{d}/a_file", target="label"), "is a file"),
-    ("fit --output under a file", _fit("good.csv", "--output", "{d}/a_file/run", target="label"), "is a file, not a folder"),
+    (
+        "fit --output under a file",
+        _fit("good.csv", "--output", "{d}/a_file/run", target="label"),
+        "is a file, not a folder",
+    ),
     ("fit --output is the input", _fit("good.csv", "--output", "{d}/good.csv", target="label"), "is a file"),
     ("fit --output unwritable", _fit("good.csv", "--output", f"{UNWRITABLE}/run", target="label"), "is not writable"),
     ("predict --output is a folder", _predict(out="{d}/out_dir"), "is a folder; name a file in it"),
     ("predict --output is its input", _predict("twin.csv", "{d}/twin.csv"), "is the input"),
-    ("predict --output is its input by another path", _predict("twin.csv", "{d}/../" + "{dname}/twin.csv"), "is the input"),
+    (
+        "predict --output is its input by another path",
+        _predict("twin.csv", "{d}/../" + "{dname}/twin.csv"),
+        "is the input",
+    ),
     ("predict --output in the model folder", _predict(out="{d}/run/model/scores.csv"), "is the input"),
     ("predict --output under a file", _predict(out="{d}/a_file/scored.csv"), "is a file, not a folder"),
     ("predict --output unwritable", _predict(out=f"{UNWRITABLE}/scored.csv"), "is not writable"),
-    ("explain --output is a folder", ["explain", "{d}/run/model", "{d}/good.csv", "--output", "{d}/out_dir"],
-     "is a folder"),
-    ("explain --output is its input", ["explain", "{d}/run/model", "{d}/twin.csv", "--output", "{d}/twin.csv"],
-     "is the input"),
-    ("evaluate --output is a folder", ["evaluate", "{d}/run/model", "{d}/good.csv", "--output", "{d}/out_dir"],
-     "is a folder"),
-    ("evaluate --output is its input", ["evaluate", "{d}/run/model", "{d}/twin.csv", "--output", "{d}/twin.csv"],
-     "is the input"),
+    (
+        "explain --output is a folder",
+        ["explain", "{d}/run/model", "{d}/good.csv", "--output", "{d}/out_dir"],
+        "is a folder",
+    ),
+    (
+        "explain --output is its input",
+        ["explain", "{d}/run/model", "{d}/twin.csv", "--output", "{d}/twin.csv"],
+        "is the input",
+    ),
+    (
+        "evaluate --output is a folder",
+        ["evaluate", "{d}/run/model", "{d}/good.csv", "--output", "{d}/out_dir"],
+        "is a folder",
+    ),
+    (
+        "evaluate --output is its input",
+        ["evaluate", "{d}/run/model", "{d}/twin.csv", "--output", "{d}/twin.csv"],
+        "is the input",
+    ),
     ("audit --output is a file", ["audit", "{d}/good.csv", "--target", "label", "--output", "{d}/a_file"], "is a file"),
-    ("audit --output unwritable", ["audit", "{d}/good.csv", "--target", "label", "--output", f"{UNWRITABLE}/a"],
-     "is not writable"),
+    (
+        "audit --output unwritable",
+        ["audit", "{d}/good.csv", "--target", "label", "--output", f"{UNWRITABLE}/a"],
+        "is not writable",
+    ),
     ("compare --output is a folder", ["compare", "{d}/run", "--output", "{d}/out_dir"], "is a folder"),
     ("tune --output is a file", ["tune", "{d}/good.csv", "--target", "label", "--output", "{d}/a_file"], "is a file"),
 ]
@@ -288,13 +382,20 @@ def test_outputs_are_checked_before_any_work(name: str, argv: list[str], expecte
     _refused([a.replace("{dname}", d.name) for a in argv], expected, d, tmp_path, capsys)
 
 
-# ---- 4. configs and flags ---------------------------------------------------------------------------------------------
+# ---- 4. configs and flags --------------------------------------------------------------------------------------
 
 FLAGS = [
-    ("duplicate section", _fit("good.csv", "--config", "{d}/dup.yaml", target="label"),
-     "line 5, column 1: key 'train' is given twice (first on line 1)"),
+    (
+        "duplicate section",
+        _fit("good.csv", "--config", "{d}/dup.yaml", target="label"),
+        "line 5, column 1: key 'train' is given twice (first on line 1)",
+    ),
     ("duplicate field", _fit("good.csv", "--config", "{d}/dup_nested.yaml", target="label"), "key 'lr' is given twice"),
-    ("unclosed bracket", _fit("good.csv", "--config", "{d}/unclosed.yaml", target="label"), "unclosed.yaml' is not valid YAML: line 4"),
+    (
+        "unclosed bracket",
+        _fit("good.csv", "--config", "{d}/unclosed.yaml", target="label"),
+        "unclosed.yaml' is not valid YAML: line 4",
+    ),
     ("tab indentation", _fit("good.csv", "--config", "{d}/tabbed.yaml", target="label"), "line 2, column 1"),
     ("stray indentation", _fit("good.csv", "--config", "{d}/colon.yaml", target="label"), "line 3, column 6"),
     ("config not UTF-8", _fit("good.csv", "--config", "{d}/latin1.yaml", target="label"), "is not UTF-8 text"),
@@ -310,12 +411,23 @@ FLAGS = [
     ("serve on a port in use", ["serve", "{d}/run/model", "--port", "{busy}"], "is already in use"),
     ("predict --workers 0", _predict("good.csv", "{tmp}/s.csv", "--workers", "0"), "--workers: 0 is out of range"),
     ("predict --workers -3", _predict("good.csv", "{tmp}/s.csv", "--workers", "-3"), "out of range"),
-    ("explain --rows 0", ["explain", "{d}/run/model", "{d}/good.csv", "--output", "{tmp}/e.html", "--rows", "0"],
-     "--rows: 0 is out of range"),
+    (
+        "explain --rows 0",
+        ["explain", "{d}/run/model", "{d}/good.csv", "--output", "{tmp}/e.html", "--rows", "0"],
+        "--rows: 0 is out of range",
+    ),
     ("tune --trials 0", ["tune", "{d}/good.csv", "--target", "label", "--trials", "0"], "--trials: 0 is out of range"),
     ("tune --jobs 0", ["tune", "{d}/good.csv", "--target", "label", "--jobs", "0"], "out of range"),
-    ("federate --silos 0", ["federate", "{d}/good.csv", "--target", "label", "--silos", "0"], "--silos: 0 is out of range"),
-    ("federate --skew -1", ["federate", "{d}/good.csv", "--target", "label", "--skew", "-1"], "--skew: -1 is out of range"),
+    (
+        "federate --silos 0",
+        ["federate", "{d}/good.csv", "--target", "label", "--silos", "0"],
+        "--silos: 0 is out of range",
+    ),
+    (
+        "federate --skew -1",
+        ["federate", "{d}/good.csv", "--target", "label", "--skew", "-1"],
+        "--skew: -1 is out of range",
+    ),
     ("unknown choice", _fit("good.csv", "--precision", "fp8", target="label"), "argument --precision"),
     ("unknown flag", _fit("good.csv", "--epocs", "2", target="label"), "unrecognized arguments: --epocs"),
     ("missing flag value", ["predict", "{d}/run/model", "{d}/good.csv", "--output"], "expected one argument"),
@@ -323,8 +435,15 @@ FLAGS = [
 
 
 @pytest.mark.parametrize("name,argv,expected", FLAGS, ids=[c[0] for c in FLAGS])
-def test_configs_and_flags_are_checked_where_parsed(name: str, argv: list[str], expected: str, d: Path, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_configs_and_flags_are_checked_where_parsed(
+    name: str,
+    argv: list[str],
+    expected: str,
+    d: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.chdir(tmp_path)
     with socket.socket() as busy:  # a port some other program holds
         busy.bind(("127.0.0.1", 0))

@@ -121,7 +121,9 @@ def test_baseline_and_blend_are_explained(tab_run: Path, tab_table: pa.Table, ch
             # the mix of the parts' probability changes
             net = r["network"]
             sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
-            want = 0.5 * (sig(net["score"]) - sig(net["reference"])) + 0.5 * (sig(base["score"]) - sig(base["expected"]))
+            want = 0.5 * (sig(net["score"]) - sig(net["reference"])) + 0.5 * (
+                sig(base["score"]) - sig(base["expected"])
+            )
             assert sum(r["columns"].values()) == pytest.approx(want, abs=1e-3)
     # the baseline model explains the baseline's own probability
     if choice == "baseline":

@@ -88,7 +88,9 @@ def test_run_explains_itself(run: Path) -> None:
     assert names == set(hone.load(run / "model").pre.schema.names())
     for c in perm["columns"]:
         assert c["ci_low"] <= c["importance"] + 1e-9 and c["importance"] <= c["ci_high"] + 1e-9
-    assert [c["importance"] for c in perm["columns"]] == sorted((c["importance"] for c in perm["columns"]), reverse=True)
+    assert [c["importance"] for c in perm["columns"]] == sorted(
+        (c["importance"] for c in perm["columns"]), reverse=True
+    )
     att = x["attribution"]
     assert att["rows"] > 0 and att["rows_per_second"] > 0 and set(att["mean_abs"]) >= {"review", "price"}
     kinds = [e["kind"] for e in x["examples"]]
@@ -111,14 +113,20 @@ def test_permutation_importance_ranks_noise_last(tmp_path: Path) -> None:
     assert last["ci_low"] <= 0.01 and abs(last["importance"]) < 0.02
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--output", "{tmp}/x.txt"], "must end in .parquet or .html"),
-    (["--output", "{tmp}/x.parquet", "--where", "no_such_column > 1"], "--where 'no_such_column > 1' is not a condition"),
-    (["--output", "{tmp}/x.parquet", "--rows", "0"], "--rows: 0 is out of range: it must be at least 1"),
-    (["--output", "{tmp}/x.parquet", "--steps", "1"], "--steps must be auto or a whole number"),
-    (["--output", "{tmp}/x.parquet", "--target-class", "maybe"], "'maybe' is not a class of this model"),
-    (["--output", "{tmp}/x.parquet", "--keep", "nope"], "'nope'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--output", "{tmp}/x.txt"], "must end in .parquet or .html"),
+        (
+            ["--output", "{tmp}/x.parquet", "--where", "no_such_column > 1"],
+            "--where 'no_such_column > 1' is not a condition",
+        ),
+        (["--output", "{tmp}/x.parquet", "--rows", "0"], "--rows: 0 is out of range: it must be at least 1"),
+        (["--output", "{tmp}/x.parquet", "--steps", "1"], "--steps must be auto or a whole number"),
+        (["--output", "{tmp}/x.parquet", "--target-class", "maybe"], "'maybe' is not a class of this model"),
+        (["--output", "{tmp}/x.parquet", "--keep", "nope"], "'nope'"),
+    ],
+)
 def test_bad_input_is_one_clear_line(run: Path, csv_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
                                      args: list[str], message: str) -> None:
     (tmp_path / "x.parquet").write_text("kept")  # an earlier output stays as it was
@@ -131,8 +139,8 @@ def test_bad_input_is_one_clear_line(run: Path, csv_path: Path, tmp_path: Path, 
 
 
 def test_every_fit_explains_unless_told_not_to(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hone.pipeline import make_config
     from hone.config import resolve
+    from hone.pipeline import make_config
 
     def resolved(**overrides: object) -> bool:
         cfg = make_config("x.csv", target="y", overrides=overrides)

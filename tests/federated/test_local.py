@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hone.pipeline import make_config
 from hone.federated.local import SiloClient, trainable
 from hone.federated.stats import agree_schema, merge
+from hone.pipeline import make_config
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,9 @@ def dropout(drop: dict[int, int]) -> Any:
     """A Flower client mod (the test's fault, outside hone): silo ``k`` fails its training in round ``drop[k]``."""
     def mod(msg: Any, context: Any, call_next: Any) -> Any:
         silo = int(context.node_config["partition-id"])
-        if msg.metadata.message_type.startswith("train") and drop.get(silo) == int(msg.content["config"]["server-round"]):
+        if msg.metadata.message_type.startswith("train") and drop.get(silo) == int(
+            msg.content["config"]["server-round"]
+        ):
             raise RuntimeError(f"silo {silo} dropped out in round {drop[silo]}")
         return call_next(msg, context)
 
@@ -109,8 +111,19 @@ def test_clients_send_only_weights_counts_and_sums(run: tuple[Any, Path], table:
                 strings.update(v if isinstance(v, list) else [v])
     schema = model.pre.schema
     allowed = {c.name for c in schema.columns} | {c.role for c in schema.columns} | {c.dtype for c in schema.columns}
-    allowed |= {schema.target, schema.task, *(json.dumps(c) for c in schema.classes)} | {"silo-0", "silo-1", "silo-2", "value", "year", "month",
-                                                           "day", "weekday", "hour", "id", "constant"}
+    allowed |= {schema.target, schema.task, *(json.dumps(c) for c in schema.classes)} | {
+        "silo-0",
+        "silo-1",
+        "silo-2",
+        "value",
+        "year",
+        "month",
+        "day",
+        "weekday",
+        "hour",
+        "id",
+        "constant",
+    }
     allowed |= {"north", "south", "east", "west"}  # the store categories: each held by many rows of every silo
     assert strings <= allowed, strings - allowed
     raw = "\n".join(p.read_text() for p in folder.glob("*.json"))

@@ -128,5 +128,7 @@ def test_metrics_from_aggregates_match_scikit_learn() -> None:
     assert m["macro_f1"] == pytest.approx(f1_score(y, p, average="macro"))
     assert m["accuracy"] == pytest.approx(accuracy_score(y, p)) and m["log_loss"] == 12.5 / 500
     t, pred = rng.normal(size=300), rng.normal(size=300)
-    r = from_sums(300, float(((t - pred) ** 2).sum()), float(np.abs(t - pred).sum()), float(t.sum()), float((t ** 2).sum()))
+    r = from_sums(
+        300, float(((t - pred) ** 2).sum()), float(np.abs(t - pred).sum()), float(t.sum()), float((t**2).sum())
+    )
     assert r["r2"] == pytest.approx(r2_score(t, pred)) and r["mae"] == pytest.approx(np.abs(t - pred).mean())

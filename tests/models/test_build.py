@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from hone.config import ModelConfig
 from hone.data.schema import infer_schema
 from hone.data.sources import connect, open_table
-from hone.config import ModelConfig
 from hone.features.pipeline import Preprocessor
 from hone.models.build import NetSpec, build_model
 from hone.models.inference import outputs_for

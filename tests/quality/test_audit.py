@@ -39,11 +39,18 @@ def test_planted_problems_are_found(tmp_path: Path) -> None:
     assert found["conflicting_labels"].count == 2 and found["conflicting_labels"].severity == "error"
     assert 40 in found["conflicting_labels"].examples[0]["rows"]
     variants = found["label_variants"].examples[0]
-    assert variants["merge_into"] == "positive" and set(variants["variants"]) == {"positive", "Positive ", "POSITIVE", "positive!"}
+    assert variants["merge_into"] == "positive" and set(variants["variants"]) == {
+        "positive",
+        "Positive ",
+        "POSITIVE",
+        "positive!",
+    }
     assert any(e["label"] == "rare" for e in found["rare_classes"].examples)
     assert "class_imbalance" in found
     data = json.loads((tmp_path / "audit" / "audit.json").read_text())
-    assert data["rows"] == t.num_rows and {"check", "severity", "count", "examples", "remedy"} <= set(data["findings"][0])
+    assert data["rows"] == t.num_rows and {"check", "severity", "count", "examples", "remedy"} <= set(
+        data["findings"][0]
+    )
     assert str(report).startswith("audit of")
 
 

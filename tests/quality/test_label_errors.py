@@ -37,7 +37,9 @@ def test_flipped_text_labels_are_flagged_with_the_true_label(tmp_path: Path) -> 
     assert len(hit) >= 0.8 * len(flipped) and len(hit) >= 0.8 * len(found)
     assert all(found[r]["suggested"] == truth[r] and found[r]["given"] != truth[r] for r in hit)
     assert all(0.5 <= e["score"] <= 1 for e in found.values())
-    assert [e["score"] for e in data["label_errors"]] == sorted((e["score"] for e in data["label_errors"]), reverse=True)
+    assert [e["score"] for e in data["label_errors"]] == sorted(
+        (e["score"] for e in data["label_errors"]), reverse=True
+    )
     finding = next(f for f in data["findings"] if f["check"] == "label_errors")
     assert finding["count"] == len(found) and finding["remedy"]
 

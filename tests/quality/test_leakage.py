@@ -30,7 +30,7 @@ def test_near_duplicates_and_what_a_random_split_would_leak(planted) -> None:  #
 def test_a_user_split_that_separates_copies_is_an_error(planted, tmp_path: Path) -> None:  # noqa: F811
     table, pairs = planted
     fold = ["train"] * table.num_rows
-    for k, (a, b) in enumerate(pairs[:10]):
+    for _, b in pairs[:10]:
         fold[b] = "test"  # the near copy in test, its original in train
     exact = table.slice(0, 1)  # and one exact copy of row 0 in validation
     t = pa.concat_tables([table, exact]).append_column("fold", pa.array(fold + ["validation"]))

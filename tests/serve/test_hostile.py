@@ -83,22 +83,39 @@ def test_a_chunked_body_under_the_limit_is_served(server) -> None:
 
 
 HOSTILE = [  # (name, raw body, expected status, text the reply must contain)
-    ("lone surrogate in a text field", b'{"records": [%s]}' % json.dumps(_record(review="\ud800 great")).encode(),
-     422, "lone surrogate"),
+    (
+        "lone surrogate in a text field",
+        b'{"records": [%s]}' % json.dumps(_record(review="\ud800 great")).encode(),
+        422,
+        "lone surrogate",
+    ),
     ("lone surrogate in a category", b'{"records": [%s]}' % json.dumps(_record(store="\udfff")).encode(), 422, "store"),
-    ("lone surrogate in a field name", b'{"records": [%s]}' % json.dumps({**_record(), "\ud800": 1}).encode(), 422,
-     "unicode"),
-    ("lone surrogate in a top-level field name", b'{"records": [%s], "\\udfff": 1}' % json.dumps(_record()).encode(),
-     422, "udfff"),
+    (
+        "lone surrogate in a field name",
+        b'{"records": [%s]}' % json.dumps({**_record(), "\ud800": 1}).encode(),
+        422,
+        "unicode",
+    ),
+    (
+        "lone surrogate in a top-level field name",
+        b'{"records": [%s], "\\udfff": 1}' % json.dumps(_record()).encode(),
+        422,
+        "udfff",
+    ),
     ("not a date", json.dumps({"records": [_record(when="not-a-date")]}).encode(), 422, "not a date"),
     ("a date out of range", json.dumps({"records": [_record(when="2024-13-45")]}).encode(), 422, "when"),
-    ("a huge integer as a number", b'{"records": [%s]}' % json.dumps(_record(price=10 ** 400)).encode(), 422, "price"),
+    ("a huge integer as a number", b'{"records": [%s]}' % json.dumps(_record(price=10**400)).encode(), 422, "price"),
     ("a 50 KB string in a number field", json.dumps({"records": [_record(price="x" * 50_000)]}).encode(), 422, "price"),
     ("broken JSON", b'{"records": [{"review": "good"', 422, "json"),
     ("not JSON at all", b"\xff\xfe\x00garbage", 422, ""),
     ("JSON nested 20,000 deep", b"[" * 20_000 + b"]" * 20_000, 400, ""),
     ("records not a list", b'{"records": "many"}', 422, "records"),
-    ("a thousand bad records", json.dumps({"records": [{"colour": i} for i in range(1000)]}).encode(), 422, "more_errors"),
+    (
+        "a thousand bad records",
+        json.dumps({"records": [{"colour": i} for i in range(1000)]}).encode(),
+        422,
+        "more_errors",
+    ),
 ]
 
 
@@ -115,7 +132,9 @@ def test_hostile_requests_get_a_short_4xx(name: str, body: bytes, status: int, t
 @pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN", "1e400", "-1e400"])
 def test_non_finite_numbers_are_scored_as_missing(value: str, server) -> None:
     url, _ = server
-    body = json.dumps({"records": [_record(price=0.0), _record(price=None)]}).replace('"price": 0.0', f'"price": {value}')
+    body = json.dumps({"records": [_record(price=0.0), _record(price=None)]}).replace(
+        '"price": 0.0', f'"price": {value}'
+    )
     r = _post(url, body.encode())
     assert r.status_code == 200, r.text[:300]
     got = r.json()

@@ -65,7 +65,14 @@ def _runs(url: str, experiment: str) -> list:
 
 
 def _track(url: str, experiment: str) -> list[str]:
-    return ["--set", "tracking.enabled=true", "--set", f"tracking.uri={url}", "--set", f"tracking.experiment={experiment}"]
+    return [
+        "--set",
+        "tracking.enabled=true",
+        "--set",
+        f"tracking.uri={url}",
+        "--set",
+        f"tracking.experiment={experiment}",
+    ]
 
 
 def test_a_fit_logs_params_metrics_and_artifacts_to_the_server(tmp_path: Path, server: str, table: pa.Table,

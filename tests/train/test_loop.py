@@ -3,9 +3,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hone.models.strategies import param_groups
 from hone.train.callbacks import EarlyStopping, TimeBudget
 from hone.train.loop import LoopConfig, fit_loop
-from hone.models.strategies import param_groups
 from hone.train.optim import class_weights, linear_schedule, make_optimizer
 
 
@@ -120,9 +120,15 @@ def test_leftover_micro_batches_make_a_step_of_their_own() -> None:
     cfg = LoopConfig(epochs=2, steps_per_epoch=2, metric="rmse", higher_is_better=False, grad_clip=None,
                      grad_accum_steps=2)
     falling = iter([2.0, 1.0])  # each evaluation is a new best: the final weights are kept
-    state = fit_loop(model, batches=lambda e: (({"x": px}, py, 16) for px, py in parts),
-                     evaluate=lambda: {"rmse": next(falling)}, loss_fn=lambda o, t: nn.functional.mse_loss(o[:, 0], t), optimizer=opt,
-                     scheduler=linear_schedule(opt, 100, 0.0), cfg=cfg)
+    state = fit_loop(
+        model,
+        batches=lambda e: (({"x": px}, py, 16) for px, py in parts),
+        evaluate=lambda: {"rmse": next(falling)},
+        loss_fn=lambda o, t: nn.functional.mse_loss(o[:, 0], t),
+        optimizer=opt,
+        scheduler=linear_schedule(opt, 100, 0.0),
+        cfg=cfg,
+    )
     assert state.step == 4 and all(p.grad is None for p in model.parameters())
     # the same updates by hand: mean gradient of batches 1+2, then batch 3 alone, twice
     ref = Line()

@@ -42,7 +42,9 @@ def _comparable(run: Path) -> dict:
             "best_step": m["training"]["best_step"], "steps": m["training"]["steps"]}
 
 
-def test_a_fit_killed_mid_epoch_resumes_to_the_same_metrics(tmp_path: Path, table: pa.Table, tiny_backbone: Path) -> None:
+def test_a_fit_killed_mid_epoch_resumes_to_the_same_metrics(
+    tmp_path: Path, table: pa.Table, tiny_backbone: Path
+) -> None:
     data = tmp_path / "reviews.parquet"
     pq.write_table(table, data)
     settings = _settings(tiny_backbone)

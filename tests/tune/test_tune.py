@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from hone.cli import main
-from hone.errors import ConfigError
 from hone.config import parse_duration
+from hone.errors import ConfigError
 from hone.search.space import build_space
 
 # A wide learning-rate range: the poor end is obviously poor, so the median pruner has work.

@@ -4,7 +4,7 @@ written to ``config.resolved.yaml`` so a run can be repeated; and the backbone f
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -66,10 +66,10 @@ class ResolvedModelConfig(ModelConfig):
     augmentation resolved."""
 
     strategy: StrategyName
-    image_size: Union[Annotated[int, Field(ge=16, le=1024)], Auto]  # auto stays only without image columns
+    image_size: Annotated[int, Field(ge=16, le=1024)] | Auto  # auto stays only without image columns
     augment: ResolvedAugmentConfig
-    augment_columns: dict[str, ResolvedAugmentConfig]
-    backbone_dropout: Union[Annotated[float, Field(ge=0.0, lt=1.0)], None]
+    augment_columns: dict[str, ResolvedAugmentConfig]  # type: ignore[assignment]  # resolved: a narrower value
+    backbone_dropout: Annotated[float, Field(ge=0.0, lt=1.0)] | None
     train_word_embeddings: bool
 
 
@@ -205,13 +205,15 @@ def resolve(cfg: RunConfig, *, has_text: bool, task: str, precision: str, thread
     augment = pick(cfg.model.augment.enabled, has_image and strategy != "frozen")
     if strategy == "frozen" and has_image and (augment is True or any(
             a.enabled is True for a in cfg.model.augment_columns.values())):
-        raise ConfigError("model.augment.enabled true does not apply to the frozen strategy: it trains on cached "
-                          "embeddings of the images as they are; use --strategy top-k or full to train on augmented images")
+        raise ConfigError(
+            "model.augment.enabled true does not apply to the frozen strategy: it trains on cached "
+            "embeddings of the images as they are; use --strategy top-k or full to train on augmented images"
+        )
     model["augment"] = {**cfg.model.augment.model_dump(), "enabled": augment}
     model["augment_columns"] = {c: {**a.model_dump(), "enabled": pick(a.enabled, augment)}
                                 for c, a in cfg.model.augment_columns.items()}
     data = {**cfg.data.model_dump(), "task": task}
-    imbalanced = bool(class_counts) and max(class_counts) >= 1.5 * max(min(class_counts), 1)
+    imbalanced = bool(class_counts) and max(class_counts or [0]) >= 1.5 * max(min(class_counts or [0]), 1)
     metric_objective = train["metric"] if train["metric"] in ("macro_f1", "accuracy") else "macro_f1"
     objective = pick(cfg.evaluate.threshold_objective, metric_objective if task == "binary" and imbalanced else "none")
     explain = cfg.evaluate.explain
@@ -249,8 +251,10 @@ def check_backbone(path: str, what: str = "model.backbone") -> str:
     p = Path(path).expanduser()
     default = "the bundled all-MiniLM-L6-v2" if what == "model.backbone" else "the converted MobileNetV2"
     if not p.is_dir():
-        raise ConfigError(f"{what} folder {path!r} does not exist; give a local Hugging Face model folder "
-                          f"(with config.json and its tokenizer or preprocessor files), or leave it on auto for {default}")
+        raise ConfigError(
+            f"{what} folder {path!r} does not exist; give a local Hugging Face model folder "
+            f"(with config.json and its tokenizer or preprocessor files), or leave it on auto for {default}"
+        )
     if not (p / "config.json").is_file():
         raise ConfigError(f"{what} {path!r} is not a Hugging Face model folder: it has no config.json")
     return str(p)

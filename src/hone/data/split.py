@@ -65,7 +65,13 @@ def split_table(table: Table, schema: Schema, cfg: SplitConfig, out_dir: Path, *
     keep = feature_selects(schema, table) + [tgt]
     names = [qi(c) for c in schema.names()] + [tgt]
     seed = int(cfg.seed)
-    h = f"hash({qi(cfg.group)}, {seed})" if cfg.group else f"hash({qi(key)}, {seed})" if key else feature_key(schema, seed)
+    h = (
+        f"hash({qi(cfg.group)}, {seed})"
+        if cfg.group
+        else f"hash({qi(key)}, {seed})"
+        if key
+        else feature_key(schema, seed)
+    )
     where = f"{tgt} IS NOT NULL" + (f" AND isfinite(CAST({tgt} AS DOUBLE))" if schema.task == "regression" else "")
     classify = schema.task != "regression"
     user = user_split_expr(table, cfg) if cfg.column else None
@@ -110,10 +116,14 @@ def split_table(table: Table, schema: Schema, cfg: SplitConfig, out_dir: Path, *
         groups = int(table.one("SELECT count(DISTINCT __h) FROM hone_split")[0] or 0)
         if classify:
             for name in SPLITS:
-                rows = table.sql(f"SELECT {tgt}, count(*) FROM read_parquet({ql(res.paths[name])}) GROUP BY 1").fetchall()
+                rows = table.sql(
+                    f"SELECT {tgt}, count(*) FROM read_parquet({ql(res.paths[name])}) GROUP BY 1"
+                ).fetchall()
                 res.class_counts[name] = {str(k): int(v) for k, v in rows}
     finally:
-        table.con.execute("DROP TABLE IF EXISTS hone_rows; DROP TABLE IF EXISTS hone_keys; DROP TABLE IF EXISTS hone_split")
+        table.con.execute(
+            "DROP TABLE IF EXISTS hone_rows; DROP TABLE IF EXISTS hone_keys; DROP TABLE IF EXISTS hone_split"
+        )
     _check_split(res, schema, groups=groups, by=cfg.group or key)
     return res
 
@@ -154,7 +164,9 @@ def _key_splits(schema: Schema, cfg: SplitConfig, tgt: str) -> str:
 def _fingerprint(table: Table, names: list[str], res: SplitResult) -> dict[str, Any]:
     """Row count and an order-independent content hash, of all labelled rows and of each split file."""
     def one(src: str) -> dict[str, Any]:
-        n, s = table.one(f"SELECT count(*), sum(hash({', '.join(names)}, 7)::HUGEINT) % 18446744073709551616 FROM {src}")
+        n, s = table.one(
+            f"SELECT count(*), sum(hash({', '.join(names)}, 7)::HUGEINT) % 18446744073709551616 FROM {src}"
+        )
         return {"rows": int(n), "content_hash": f"{int(s or 0):016x}"}
 
     out = one("hone_split")
@@ -166,24 +178,30 @@ def _check_split(res: SplitResult, schema: Schema, *, groups: int = 0, by: str |
     """Refuse a split that left nothing to train or validate on, naming the cause (too few groups,
     too many classes, too few rows)."""
     if res.counts.get("train", 0) == 0:
-        raise EmptyDataError("no labelled rows reached the training split"
-                             + (f" ({res.skipped['missing_target']} rows have no target)" if res.skipped.get("missing_target") else ""))
+        raise EmptyDataError(
+            "no labelled rows reached the training split"
+            + (f" ({res.skipped['missing_target']} rows have no target)" if res.skipped.get("missing_target") else "")
+        )
     if res.counts.get("validation", 0) == 0 and schema.task != "regression":
         per_class = res.class_counts.get("train", {})
         rare = sum(1 for c in schema.classes if per_class.get(str(c), 0) < 3)
         if rare > len(schema.classes) / 2:
-            raise DataError(f"target {schema.target!r} has too many classes for its rows: {len(schema.classes)} classes "
-                            f"in {sum(res.counts.values())} labelled rows, {rare} of them with fewer than 3 rows, so no "
-                            "row is left to validate on; is it an identifier? Predict a coarser column, or pass "
-                            "--task regression if it is a number")
+            raise DataError(
+                f"target {schema.target!r} has too many classes for its rows: {len(schema.classes)} classes "
+                f"in {sum(res.counts.values())} labelled rows, {rare} of them with fewer than 3 rows, so no "
+                "row is left to validate on; is it an identifier? Predict a coarser column, or pass "
+                "--task regression if it is a number"
+            )
     if res.counts.get("validation", 0) == 0 and by and groups < 10:
         raise DataError(f"the validation split is empty: the {sum(res.counts.values())} labelled rows form only "
                         f"{groups} group(s) of {by!r}, and a group never straddles two splits; group by a column with "
                         "more values, or leave the grouping out")
     if res.counts.get("validation", 0) == 0 and groups < 10:
-        raise DataError(f"the validation split is empty: the {sum(res.counts.values())} labelled rows hold only {groups} "
-                        "distinct combination(s) of feature values, and identical rows always share a split; "
-                        "check that the feature columns were read as you expect (hone fit prints their roles)")
+        raise DataError(
+            f"the validation split is empty: the {sum(res.counts.values())} labelled rows hold only {groups} "
+            "distinct combination(s) of feature values, and identical rows always share a split; "
+            "check that the feature columns were read as you expect (hone fit prints their roles)"
+        )
     if res.counts.get("validation", 0) == 0:
         raise EmptyDataError(f"the validation split is empty ({res.counts['train']} training rows); "
                              "use more rows or a larger validation fraction")
@@ -205,7 +223,9 @@ def hold_out_choice(con: Any, split: SplitResult, fraction: float, target: str) 
         cond = f"hash(t) % 10000 {'<' if name == 'choice' else '>='} {cut}"
         con.execute(f"COPY (SELECT * FROM read_parquet({ql(src)}) t WHERE {cond}) TO {ql(path)} "
                     "(FORMAT parquet, ROW_GROUP_SIZE 16384)")
-    counts = {n: int(con.execute(f"SELECT count(*) FROM read_parquet({ql(p)})").fetchone()[0]) for n, p in parts.items()}
+    counts = {
+        n: int(con.execute(f"SELECT count(*) FROM read_parquet({ql(p)})").fetchone()[0]) for n, p in parts.items()
+    }
     if min(counts.values()) < 10:
         logger.warning("validation split too small (%d rows) to hold out %.0f%% for the model choice: it serves both",
                        split.counts["validation"], fraction * 100)

@@ -28,7 +28,9 @@ _READERS = {".parquet": "read_parquet", ".pq": "read_parquet", ".csv": "read_csv
 class Scorer:
     """One Ray actor: the model loaded once, every block scored like a local batch."""
 
-    def __init__(self, model_dir: str, keep: list[str] | None, precision: str | None, runtime: str, threads: int) -> None:
+    def __init__(
+        self, model_dir: str, keep: list[str] | None, precision: str | None, runtime: str, threads: int
+    ) -> None:
         from hone.artifact import load
 
         self.model = load(model_dir, precision=precision, runtime=runtime)
@@ -54,7 +56,7 @@ def _reader(source: str) -> tuple[str, Any]:
         raise ConfigError("--engine ray reads files (Parquet, CSV, JSON, or a directory of them), not sql: queries")
     if p.is_dir():
         suffixes = {f.suffix.lower() for f in p.rglob("*") if f.is_file() and not f.name.startswith((".", "_"))}
-        kinds = {_READERS.get(s) for s in suffixes} - {None}
+        kinds = {_READERS[s] for s in suffixes if s in _READERS}
         if len(kinds) != 1:
             raise ConfigError(f"directory {source!r} must hold files of one format (Parquet, CSV or JSON), found "
                               f"{', '.join(sorted(suffixes)) or 'none'}")

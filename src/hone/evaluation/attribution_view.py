@@ -117,8 +117,10 @@ def row_view(r: dict[str, Any], inputs: dict[str, Any], images: dict[str, str] |
             src = (images or {}).get(col)
             if src is None:
                 continue
-            out.append(f"<p><b>{e(col)}</b></p><div class='ximg'><img src='{src}' alt='{e(col)}'>"
-                       f"<img class='heat' src='{heat_uri(m['map'], m['side'])}' alt='attribution map of {e(col)}'></div>")
+            out.append(
+                f"<p><b>{e(col)}</b></p><div class='ximg'><img src='{src}' alt='{e(col)}'>"
+                f"<img class='heat' src='{heat_uri(m['map'], m['side'])}' alt='attribution map of {e(col)}'></div>"
+            )
     base = r.get("baseline")
     if base is not None:
         out.append(f"<p class='xkey'>baseline ({e(base['kind'])}): score {base['score']:+.4f}, expected "
@@ -144,9 +146,11 @@ def importance_section(x: dict[str, Any]) -> str:
     out = ["<h2>What the model relies on</h2>"]
     perm = x.get("permutation")
     if perm:
-        out.append(f"<p class='muted'>Permutation importance on {perm['rows']} validation rows: the {e(perm['metric'])} "
-                   f"when a column's values are shuffled ({perm['repeats']} shuffles; {int(perm['level'] * 100)}% "
-                   f"bootstrap interval over {perm['resamples']} resamples). Near zero: the model does not use it.</p>")
+        out.append(
+            f"<p class='muted'>Permutation importance on {perm['rows']} validation rows: the {e(perm['metric'])} "
+            f"when a column's values are shuffled ({perm['repeats']} shuffles; {int(perm['level'] * 100)}% "
+            f"bootstrap interval over {perm['resamples']} resamples). Near zero: the model does not use it.</p>"
+        )
         out.append(table(["column", "importance", "interval low", "interval high"],
                          [[c["column"], c["importance"], c["ci_low"], c["ci_high"]] for c in perm["columns"]]))
     att = x.get("attribution")

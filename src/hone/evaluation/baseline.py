@@ -36,6 +36,7 @@ _TFIDF = {"ngram_range": (1, 2), "sublinear_tf": True, "max_features": 100_000, 
 
 
 def _texts(pre: Preprocessor, batch: pa.Table) -> list[str]:
+    assert pre.text is not None
     cols = [pc.fill_null(pc.cast(batch.column(c), pa.string()), "").to_pylist() for c in pre.text.columns]
     return [" \n ".join(parts) for parts in zip(*cols)]
 
@@ -51,7 +52,7 @@ def _tabular(pre: Preprocessor, batch: pa.Table) -> np.ndarray:
             col = batch.column(_THUMBS).combine_chunks()
             parts.append(np.asarray(col.values.to_numpy(zero_copy_only=False), dtype=np.float64).reshape(len(col), -1))
         else:
-            parts.append(pre.modalities["image"].thumbnails(batch, THUMBNAIL).astype(np.float64))
+            parts.append(pre.images.thumbnails(batch, THUMBNAIL).astype(np.float64))  # type: ignore[union-attr]
     return np.concatenate(parts, axis=1) if parts else np.zeros((batch.num_rows, 0))
 
 
@@ -61,7 +62,8 @@ def _read(path: Path, max_rows: int | None = None, pre: Preprocessor | None = No
     if pre is None or "image" not in pre.modalities:
         t = pq.read_table(path)
         return t.slice(0, max_rows) if max_rows else t
-    images = pre.modalities["image"]
+    images = pre.images
+    assert images is not None
     parts, n = [], 0
     for b in pq.ParquetFile(path).iter_batches(batch_size=2048):
         t = pa.Table.from_batches([b])
@@ -153,7 +155,9 @@ class Baseline:
             (folder / "vocabulary.json").write_text(json.dumps(self.vocabulary), encoding="utf-8")
         save_file({k: np.ascontiguousarray(v) for k, v in self.arrays.items()} or {"none": np.zeros(1)},
                   str(folder / "arrays.safetensors"))
-        (folder / "baseline.json").write_text(json.dumps({"kind": self.kind, "info": self.info}, indent=2), encoding="utf-8")
+        (folder / "baseline.json").write_text(
+            json.dumps({"kind": self.kind, "info": self.info}, indent=2), encoding="utf-8"
+        )
 
     @classmethod
     def load(cls, folder: Path, pre: Preprocessor) -> Baseline:
@@ -161,7 +165,11 @@ class Baseline:
 
         meta = json.loads((folder / "baseline.json").read_text(encoding="utf-8"))
         arrays = {k: v for k, v in load_file(str(folder / "arrays.safetensors")).items() if k != "none"}
-        vocab = json.loads((folder / "vocabulary.json").read_text(encoding="utf-8")) if (folder / "vocabulary.json").exists() else None
+        vocab = (
+            json.loads((folder / "vocabulary.json").read_text(encoding="utf-8"))
+            if (folder / "vocabulary.json").exists()
+            else None
+        )
         booster = None
         if meta["kind"] == "lightgbm":
             import lightgbm as lgb
@@ -186,7 +194,7 @@ def fit_baseline(pre: Preprocessor, train_path: Path, valid_path: Path, *, seed:
         vocab = {k: int(v) for k, v in vec.vocabulary_.items()}
         arrays["idf"] = vec.idf_.astype(np.float32)
     if has_text and not tabular:
-        return _fit_linear(pre, x_text, y_tr, valid, y_va, vocab, arrays, seed)
+        return _fit_linear(pre, x_text, y_tr, valid, y_va, vocab or {}, arrays, seed)
     if has_text:
         from sklearn.decomposition import TruncatedSVD
 
@@ -231,8 +239,8 @@ def _fit_lightgbm(b: Baseline, train: pa.Table, y: np.ndarray, valid: pa.Table, 
 
     task = b.pre.schema.task
     x, x_va = b._features(train), b._features(valid)
-    n_num = b.pre.modalities["numeric"].width if "numeric" in b.pre.modalities else 0
-    n_cat = len(b.pre.modalities["categorical"].features) if "categorical" in b.pre.modalities else 0
+    n_num = b.pre.numbers.width if b.pre.numbers is not None else 0
+    n_cat = len(b.pre.categories.features) if b.pre.categories is not None else 0
     cats = list(range(n_num, n_num + n_cat))
     params: dict[str, Any] = {"verbosity": -1, "seed": seed, "deterministic": True, "num_threads": threads or 0}
     if task == "binary":

@@ -46,7 +46,9 @@ def _group_sums(values: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return np.diff(c, prepend=0.0)
 
 
-def _sorted(y: np.ndarray, proba: np.ndarray, w: np.ndarray, cache: dict | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _sorted(
+    y: np.ndarray, proba: np.ndarray, w: np.ndarray, cache: dict | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(positive flags, weights) in descending score order, and the ends of equal-score runs."""
     if cache is None:
         cache = {"grouped": _grouped(proba[:, 1])}

@@ -52,6 +52,7 @@ class Decision:
         elif self.model == "baseline":
             out = base
         else:
+            assert net is not None and base is not None
             out = self.blend_weight * net + (1 - self.blend_weight) * base
         assert out is not None
         return apply_temperature(out, self.temperature) if out.ndim == 2 else out
@@ -120,7 +121,7 @@ def decide(task: str, y: np.ndarray, net: np.ndarray | None, base: np.ndarray | 
         from hone.errors import ConfigError
 
         raise ConfigError(f"evaluate.model {requested!r} is not available here (available: {', '.join(names)})")
-    w = _blend_weight(task, y, net, base) if "blend" in names else 1.0
+    w = _blend_weight(task, y, net, base) if "blend" in names and net is not None and base is not None else 1.0
     counts = np.bincount(y) if task != "regression" else None
     guard = None
     if threshold_objective in ("auto", "macro_f1") and counts is not None:

@@ -76,7 +76,9 @@ def slices(table: pa.Table, columns: list[str], task: str, y: np.ndarray, out: n
                 p = pred[sel] if pred is not None else None
                 m = macro_f1(y[sel], out[sel], np.ones(int(n)), p)
                 acc = accuracy(y[sel], out[sel], np.ones(int(n)), p)
-                rows.append({"value": v, "rows": int(n), "macro_f1": m, "accuracy": acc, "worse": bool(m < whole - 0.05)})
+                rows.append(
+                    {"value": v, "rows": int(n), "macro_f1": m, "accuracy": acc, "worse": bool(m < whole - 0.05)}
+                )
         res[col] = rows
     return res
 

@@ -35,15 +35,19 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: list[Any],
     out: dict[str, Any] = {
         "n": int(len(y)),
         "accuracy": float((pred == y).mean()) if len(y) else float("nan"),
-        "macro_f1": float(f1_score(y, pred, labels=present, average="macro", zero_division=0)) if len(y) else float("nan"),
+        "macro_f1": float(f1_score(y, pred, labels=present, average="macro", zero_division=0))
+        if len(y)
+        else float("nan"),
     }
     if len(classes) == 2:
         both = len(np.unique(y)) == 2
         out["roc_auc"] = float(roc_auc_score(y, proba[:, 1])) if both else float("nan")
         out["pr_auc"] = float(average_precision_score(y, proba[:, 1])) if both else float("nan")
         out["positive_class"] = classes[1]
-    out["per_class"] = {str(c): {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
-                        for i, c in enumerate(classes)}
+    out["per_class"] = {
+        str(c): {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+        for i, c in enumerate(classes)
+    }
     return out
 
 
@@ -81,7 +85,9 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     if main and "per_class" in metrics[main]:
         lines.append(f"per class ({main}):      precision  recall      f1  support")
         for c, m in metrics[main]["per_class"].items():
-            lines.append(f"  {c[:20]:<20} {m['precision']:>10.3f} {m['recall']:>7.3f} {m['f1']:>7.3f} {m['support']:>8}")
+            lines.append(
+                f"  {c[:20]:<20} {m['precision']:>10.3f} {m['recall']:>7.3f} {m['f1']:>7.3f} {m['support']:>8}"
+            )
     if metrics.get("intervals"):
         lines.append("test intervals: " + ", ".join(f"{k} {v['value']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}]"
                                                    for k, v in metrics["intervals"].items()))

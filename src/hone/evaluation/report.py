@@ -38,7 +38,9 @@ def line_chart(series: list[tuple[str, list[list[float]]]], *, x_label: str, y_l
              f"<rect x='{m}' y='0' width='{width - m - 10}' height='{height - m + 10}' fill='#fff' stroke='#d0d7de'/>"]
     for t in range(5):
         fx, fy = x0 + (x1 - x0) * t / 4, y0 + (y1 - y0) * t / 4
-        parts.append(f"<text x='{sx(fx):.1f}' y='{height - m + 24}' font-size='10' text-anchor='middle'>{fx:.3g}</text>")
+        parts.append(
+            f"<text x='{sx(fx):.1f}' y='{height - m + 24}' font-size='10' text-anchor='middle'>{fx:.3g}</text>"
+        )
         parts.append(f"<text x='{m - 4}' y='{sy(fy) + 3:.1f}' font-size='10' text-anchor='end'>{fy:.3g}</text>")
     if diagonal:
         parts.append(f"<line x1='{sx(x0):.1f}' y1='{sy(x0):.1f}' x2='{sx(x1):.1f}' y2='{sy(x1):.1f}' "
@@ -51,7 +53,9 @@ def line_chart(series: list[tuple[str, list[list[float]]]], *, x_label: str, y_l
             d = " ".join(f"{'M' if j == 0 else 'L'}{sx(x):.1f},{sy(y):.1f}" for j, (x, y) in enumerate(s))
             parts.append(f"<path d='{d}' fill='none' stroke='{c}' stroke-width='2'/>")
         parts.append(f"<text x='{m + 8}' y='{14 + 14 * i}' font-size='11' fill='{c}'>{_e(name)}</text>")
-    parts.append(f"<text x='{(m + width) / 2:.0f}' y='{height - 4}' font-size='11' text-anchor='middle'>{_e(x_label)}</text>")
+    parts.append(
+        f"<text x='{(m + width) / 2:.0f}' y='{height - 4}' font-size='11' text-anchor='middle'>{_e(x_label)}</text>"
+    )
     parts.append(f"<text x='10' y='{(height - m) / 2:.0f}' font-size='11' text-anchor='middle' "
                  f"transform='rotate(-90 10 {(height - m) / 2:.0f})'>{_e(y_label)}</text></svg>")
     return "".join(parts)
@@ -65,14 +69,22 @@ def _read(run: Path, name: str, default: Any = None) -> Any:
     p = run / name
     if not p.exists():
         return default
-    return yaml.safe_load(p.read_text(encoding="utf-8")) if p.suffix == ".yaml" else json.loads(p.read_text(encoding="utf-8"))
+    return (
+        yaml.safe_load(p.read_text(encoding="utf-8"))
+        if p.suffix == ".yaml"
+        else json.loads(p.read_text(encoding="utf-8"))
+    )
 
 
 def render(run: Path, name: str | None = None) -> str:
     """The report page of the run folder ``run`` (titled ``name``, default the folder's name)."""
     name = name or run.name
     m, schema = _read(run, "metrics.json", {}), _read(run, "schema.json", {})
-    history, fp, cfg = _read(run, "history.json", []), _read(run, "data.fingerprint.json", {}), _read(run, "config.resolved.yaml", {})
+    history, fp, cfg = (
+        _read(run, "history.json", []),
+        _read(run, "data.fingerprint.json", {}),
+        _read(run, "config.resolved.yaml", {}),
+    )
     task = schema.get("task", "")
     headline = [k for k in HIGHER_IS_BETTER if k in m.get("test", {})]
     out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hone report: {_e(name)}</title>"
@@ -90,8 +102,10 @@ def render(run: Path, name: str | None = None) -> str:
     fig = m.get("figures", {})
     if fig.get("confusion_matrix"):
         cm = fig["confusion_matrix"]
-        out.append("<h2>Confusion matrix (test; rows: truth, columns: prediction)</h2>" +
-                   _table(["truth \\ predicted", *cm["classes"]], [[c, *r] for c, r in zip(cm["classes"], cm["counts"])]))
+        out.append(
+            "<h2>Confusion matrix (test; rows: truth, columns: prediction)</h2>"
+            + _table(["truth \\ predicted", *cm["classes"]], [[c, *r] for c, r in zip(cm["classes"], cm["counts"])])
+        )
     if fig.get("residuals", {}).get("by_range"):
         rows = fig["residuals"]["by_range"]
         out.append("<h2>Error by target range (test)</h2>" +
@@ -127,9 +141,11 @@ def render(run: Path, name: str | None = None) -> str:
                 le.get("not_judged") else "")
         cleaned = _read(run, "cleaning.json")
         if cleaned:
-            note += (f" Cleaned before training (--clean): {cleaned.get('dropped_label_errors', 0)} label errors, "
-                     f"{cleaned['dropped_duplicates']} duplicates and {cleaned['dropped_conflicting']} conflicting rows "
-                     f"dropped, {len(cleaned['label_merges'])} label spellings merged.")
+            note += (
+                f" Cleaned before training (--clean): {cleaned.get('dropped_label_errors', 0)} label errors, "
+                f"{cleaned['dropped_duplicates']} duplicates and {cleaned['dropped_conflicting']} conflicting rows "
+                f"dropped, {len(cleaned['label_merges'])} label spellings merged."
+            )
         out.append("<h2>Data quality (audit)</h2><p class='muted'>quality.json has every finding with examples." +
                    _e(note) + "</p>" + findings_table(quality["findings"]))
     out.append("<h2>Resolved config</h2><pre>" + _e(yaml.safe_dump(cfg, sort_keys=False)) + "</pre>")
@@ -151,7 +167,9 @@ def _metrics_table(m: dict[str, Any], headline: list[str]) -> str:
     extra = ""
     if m.get("threshold"):
         t = m["threshold"]
-        extra += f"<p>Decision threshold <b>{t['threshold']:.4f}</b>, chosen on validation for {_e(t['objective'])}.</p>"
+        extra += (
+            f"<p>Decision threshold <b>{t['threshold']:.4f}</b>, chosen on validation for {_e(t['objective'])}.</p>"
+        )
     if m.get("calibration"):
         c = m["calibration"]
         extra += (f"<p>Temperature {c['temperature']:.3f} fitted on validation: expected calibration error "
@@ -164,11 +182,30 @@ def _plots(m: dict[str, Any], history: list[dict[str, Any]], task: str, cfg: dic
     out = []
     curves = fig.get("curves", {})
     if curves.get("roc"):
-        out.append(_figure("ROC curve (test)", line_chart([("chosen model", curves["roc"])], x_label="false positive rate",
-                                                          y_label="true positive rate", diagonal=True)))
-        out.append(_figure("Precision-recall curve (test)", line_chart(
-            [("chosen model", curves["pr"]), ("positive rate", [[0, curves["positive_rate"]], [1, curves["positive_rate"]]])],
-            x_label="recall", y_label="precision")))
+        out.append(
+            _figure(
+                "ROC curve (test)",
+                line_chart(
+                    [("chosen model", curves["roc"])],
+                    x_label="false positive rate",
+                    y_label="true positive rate",
+                    diagonal=True,
+                ),
+            )
+        )
+        out.append(
+            _figure(
+                "Precision-recall curve (test)",
+                line_chart(
+                    [
+                        ("chosen model", curves["pr"]),
+                        ("positive rate", [[0, curves["positive_rate"]], [1, curves["positive_rate"]]]),
+                    ],
+                    x_label="recall",
+                    y_label="precision",
+                ),
+            )
+        )
     rel = fig.get("reliability", {})
     if rel:
         series = [(f"{k} calibration", [[b["confidence"], b["accuracy"]] for b in v]) for k, v in
@@ -176,8 +213,18 @@ def _plots(m: dict[str, Any], history: list[dict[str, Any]], task: str, cfg: dic
         out.append(_figure("Reliability diagram (test)", line_chart(series, x_label="confidence", y_label="accuracy",
                                                                      diagonal=True)))
     if fig.get("residuals"):
-        out.append(_figure("Predictions against truth (test sample)", line_chart(
-            [("rows", fig["residuals"]["points"])], x_label="truth", y_label="prediction", diagonal=True, scatter=True)))
+        out.append(
+            _figure(
+                "Predictions against truth (test sample)",
+                line_chart(
+                    [("rows", fig["residuals"]["points"])],
+                    x_label="truth",
+                    y_label="prediction",
+                    diagonal=True,
+                    scatter=True,
+                ),
+            )
+        )
     metric = cfg.get("train", {}).get("metric", "")
     if history:
         val = [[h["step"], h[metric]] for h in history if isinstance(h.get(metric), (int, float))]
@@ -195,10 +242,13 @@ def _federation(f: dict[str, Any], metric: str, history: list[dict[str, Any]]) -
     """A federated run: how it was trained (no row left its silo) and its rounds, silo by silo."""
     silos = [s["name"] for s in f.get("silos", [])]
     privacy = f.get("privacy")
-    text = (f"Trained with {_e(f.get('aggregation', f.get('strategy', '')))} over {f.get('clients')} silos for {f.get('rounds')} round(s) of "
-            f"{f.get('local_epochs')} local epoch(s); no row left its silo. Each client sent "
-            f"{f.get('bytes_up_per_client_round', 0) / 1e6:.2f} MB per round ({f.get('trainable_parameters', 0):,} "
-            f"trainable parameters: {_e(f.get('fine_tuning', ''))}).")
+    text = (
+        f"Trained with {_e(f.get('aggregation', f.get('strategy', '')))} over {f.get('clients')} silos "
+        f"for {f.get('rounds')} round(s) of "
+        f"{f.get('local_epochs')} local epoch(s); no row left its silo. Each client sent "
+        f"{f.get('bytes_up_per_client_round', 0) / 1e6:.2f} MB per round ({f.get('trainable_parameters', 0):,} "
+        f"trainable parameters: {_e(f.get('fine_tuning', ''))})."
+    )
     if privacy:
         text += (f" Differential privacy at the client level: epsilon {privacy['epsilon']:.3g} at delta "
                  f"{privacy['delta']:g} (noise multiplier {privacy['noise_multiplier']}, clipping norm "
@@ -207,9 +257,14 @@ def _federation(f: dict[str, Any], metric: str, history: list[dict[str, Any]]) -
              *[h.get("silos", {}).get(s, {}).get(metric) for s in silos]] for h in history if "round" in h]
     table = _table(["round", "clients", "train loss", f"validation {metric}", *silos], rows) if rows else ""
     test = f.get("test_per_silo", {})
-    per = _table(["silo", *[k for k in HIGHER_IS_BETTER if any(k in v for v in test.values())]],
-                 [[s, *[v.get(k) for k in HIGHER_IS_BETTER if any(k in x for x in test.values())]] for s, v in test.items()])\
-        if test else ""
+    per = (
+        _table(
+            ["silo", *[k for k in HIGHER_IS_BETTER if any(k in v for v in test.values())]],
+            [[s, *[v.get(k) for k in HIGHER_IS_BETTER if any(k in x for x in test.values())]] for s, v in test.items()],
+        )
+        if test
+        else ""
+    )
     return (f"<h2>Federation</h2><p>{text}</p>{table}"
             + (f"<h3>Test, silo by silo (each silo's own test split)</h3>{per}" if per else ""))
 
@@ -218,7 +273,9 @@ def _model_card(m: dict[str, Any], schema: dict[str, Any], fp: dict[str, Any], c
                 headline: list[str]) -> str:
     rows = fp.get("rows_per_split", {})
     iv = m.get("intervals", {})
-    figures = ", ".join(f"{k} {iv[k]['value']:.3f} [{iv[k]['ci_low']:.3f}, {iv[k]['ci_high']:.3f}]" for k in headline if k in iv)
+    figures = ", ".join(
+        f"{k} {iv[k]['value']:.3f} [{iv[k]['ci_low']:.3f}, {iv[k]['ci_high']:.3f}]" for k in headline if k in iv
+    )
     limits = []
     if m.get("verdict"):
         limits.append(m["verdict"])
@@ -273,22 +330,40 @@ def _search(t: dict[str, Any]) -> str:
     points = line_chart([("complete", [[x["number"], x["value"]] for x in done]), ("pruned (last value)", pruned)],
                         x_label="trial", y_label=f"validation {metric}", scatter=True)
     names = sorted({k for x in t.get("trials", []) for k in x.get("params", {})})
-    rows = [[f"{x['number']} (defaults)" if x.get("defaults") else x["number"], x["state"], x.get("value"), x.get("seconds"), x.get("best_epoch"),
-             *[x.get("params", {}).get(n) for n in names]] for x in t.get("trials", [])]
+    rows = [
+        [
+            f"{x['number']} (defaults)" if x.get("defaults") else x["number"],
+            x["state"],
+            x.get("value"),
+            x.get("seconds"),
+            x.get("best_epoch"),
+            *[x.get("params", {}).get(n) for n in names],
+        ]
+        for x in t.get("trials", [])
+    ]
     marks = ["best" if x["number"] == best.get("number") else "" for x in t.get("trials", [])]
     imp = t.get("importances") or {}
     refit = t.get("refit") or {}
-    return (f"<h2>Hyperparameter search</h2><p class='muted'>{t.get('finished')} of {t.get('trials_requested')} "
-            f"trials finished ({t.get('pruned')} pruned by the {_e(t.get('pruner'))} pruner, {_e(t.get('sampler'))} "
-            f"sampler) in {t.get('search_seconds', 0):.0f} s, on validation {_e(metric)} only. This run refits trial "
-            f"{_e(best.get('number'))} (validation {_fmt(best.get('value'))}) on {_e(refit.get('fit_on', 'train'))}; "
-            "it chose its model, calibration and threshold on validation rows the search never saw (when "
-            "tune.choice_fraction > 0), and its test metrics above are the only look at the test split.</p>"
-            "<div class='plots'>" + _figure("Optimisation history", history) + _figure("Trials", points) + "</div>"
-            + ("<h3>Parameter importance (fANOVA)</h3>" + _table(["parameter", "importance"], [[k, v] for k, v in imp.items()])
-               if imp else "")
-            + "<h3>Trials</h3>" + _table(["trial", "state", f"validation {metric}", "seconds", "best epoch", *names],
-                                         rows, marks))
+    return (
+        f"<h2>Hyperparameter search</h2><p class='muted'>{t.get('finished')} of {t.get('trials_requested')} "
+        f"trials finished ({t.get('pruned')} pruned by the {_e(t.get('pruner'))} pruner, {_e(t.get('sampler'))} "
+        f"sampler) in {t.get('search_seconds', 0):.0f} s, on validation {_e(metric)} only. This run refits trial "
+        f"{_e(best.get('number'))} (validation {_fmt(best.get('value'))}) on {_e(refit.get('fit_on', 'train'))}; "
+        "it chose its model, calibration and threshold on validation rows the search never saw (when "
+        "tune.choice_fraction > 0), and its test metrics above are the only look at the test split.</p>"
+        "<div class='plots'>"
+        + _figure("Optimisation history", history)
+        + _figure("Trials", points)
+        + "</div>"
+        + (
+            "<h3>Parameter importance (fANOVA)</h3>"
+            + _table(["parameter", "importance"], [[k, v] for k, v in imp.items()])
+            if imp
+            else ""
+        )
+        + "<h3>Trials</h3>"
+        + _table(["trial", "state", f"validation {metric}", "seconds", "best epoch", *names], rows, marks)
+    )
 
 
 def write_report(run: Path, name: str | None = None) -> Path:
@@ -307,7 +382,13 @@ def compare(runs: list[Path]) -> tuple[str, str]:
     header = ["run", "model", *keys]
     rows = []
     for r, m in data:
-        rows.append([r.name, m.get("model", {}).get("chosen", "network"), *[m.get("test", {}).get(k, float("nan")) for k in keys]])
+        rows.append(
+            [
+                r.name,
+                m.get("model", {}).get("chosen", "network"),
+                *[m.get("test", {}).get(k, float("nan")) for k in keys],
+            ]
+        )
     text = "  ".join(f"{h:>14}" for h in header) + "\n" + "\n".join(
         "  ".join(f"{_fmt(v) if isinstance(v, float) else str(v):>14}" for v in row) for row in rows)
     page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hone compare</title><style>{_CSS}"

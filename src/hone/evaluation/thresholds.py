@@ -16,6 +16,7 @@ import numpy as np
 from hone.config import THRESHOLD_OBJECTIVE
 from hone.errors import ConfigError
 
+
 def check_objective(objective: str) -> str:
     """The objective if it is well formed; a :class:`ConfigError` naming the choices otherwise."""
     if not THRESHOLD_OBJECTIVE.match(objective) or objective == "auto":
@@ -24,7 +25,9 @@ def check_objective(objective: str) -> str:
     return objective
 
 
-def choose_threshold(y: np.ndarray, p: np.ndarray, objective: str, *, min_accuracy: float | None = None) -> dict[str, Any]:
+def choose_threshold(
+    y: np.ndarray, p: np.ndarray, objective: str, *, min_accuracy: float | None = None
+) -> dict[str, Any]:
     """The threshold on the positive-class probability ``p`` that is best for ``objective`` on
     ``(y, p)`` (validation rows). A row is positive when ``p >= threshold``. With ``min_accuracy``,
     only thresholds whose accuracy reaches it are considered (when any does).

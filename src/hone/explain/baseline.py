@@ -51,12 +51,12 @@ def feature_columns(b: Baseline) -> list[str]:
     """The input column behind each LightGBM feature, in the feature matrix's order."""
     pre, names = b.pre, []
     if "numeric" in pre.modalities:
-        names += [f.column for f in pre.modalities["numeric"].features for _ in (0, 1)]  # value, missing flag
+        names += [f.column for f in pre.numbers.features for _ in (0, 1)]  # type: ignore[union-attr]  # value, missing flag
     if "categorical" in pre.modalities:
-        names += [f.column for f in pre.modalities["categorical"].features]
+        names += [f.column for f in pre.categories.features]  # type: ignore[union-attr]
     if "image" in pre.modalities:
-        names += [c for c in pre.modalities["image"].names for _ in range(THUMBNAIL * THUMBNAIL)]
-    if b.vocabulary is not None:
+        names += [c for c in pre.images.names for _ in range(THUMBNAIL * THUMBNAIL)]  # type: ignore[union-attr]
+    if b.vocabulary is not None and pre.text is not None:
         k = b.arrays["svd"].shape[0] if "svd" in b.arrays else _SVD_DIM
         names += [text_key(pre.text.columns)] * k
     return names
@@ -71,7 +71,9 @@ def attribute_baseline(b: Baseline, batch: pa.Table, target: np.ndarray) -> Base
     scale = b.pre.target_std if task == "regression" else 1.0
     shift = b.pre.target_mean if task == "regression" else 0.0
     if b.kind == "lightgbm":
-        contrib = np.asarray(b.booster.predict(x, num_iteration=b.info.get("best_iteration") or None, pred_contrib=True))
+        contrib = np.asarray(
+            b.booster.predict(x, num_iteration=b.info.get("best_iteration") or None, pred_contrib=True)
+        )
         width = contrib.shape[1] // (len(b.pre.schema.classes) if task == "multiclass" else 1)
         all_scores = all_expected = None
         if task == "multiclass":  # blocks of (features + bias) per class
@@ -93,6 +95,7 @@ def attribute_baseline(b: Baseline, batch: pa.Table, target: np.ndarray) -> Base
     # TF-IDF + linear: the score is x @ coef[k] + intercept[k]
     coef, intercept = b.arrays["coef"], b.arrays["intercept"]
     rows = np.zeros(n, dtype=np.int64) if coef.shape[0] == 1 else np.asarray(target)
+    assert b.vocabulary is not None and b.pre.text is not None  # a TF-IDF + linear baseline reads text
     inverse = {i: t for t, i in b.vocabulary.items()}
     x = x.tocsr()
     key = text_key(b.pre.text.columns)

@@ -53,7 +53,9 @@ def margins(out: torch.Tensor) -> torch.Tensor:
     if out.shape[1] == 1:
         return out
     k = out.shape[1]
-    others = out.unsqueeze(1).expand(-1, k, -1).masked_fill(torch.eye(k, dtype=torch.bool, device=out.device), float("-inf"))
+    others = (
+        out.unsqueeze(1).expand(-1, k, -1).masked_fill(torch.eye(k, dtype=torch.bool, device=out.device), float("-inf"))
+    )
     return out - torch.logsumexp(others, dim=2)
 
 

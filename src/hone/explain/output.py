@@ -157,4 +157,6 @@ def steps_summary(steps: list[int]) -> str | None:
 
 
 def e_model(model: Any) -> str:
-    return {"network": "fine-tuned network", "baseline": "baseline", "blend": "blend of network and baseline"}[model.decision.model]
+    return {"network": "fine-tuned network", "baseline": "baseline", "blend": "blend of network and baseline"}[
+        model.decision.model
+    ]

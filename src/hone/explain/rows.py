@@ -143,9 +143,12 @@ def combine(r: dict[str, Any], dec: Any, regression: bool) -> tuple[dict[str, fl
 
 def how(dec: Any, regression: bool) -> str:
     """How the parts of the chosen model combine, in words."""
-    net = ("network: Integrated Gradients of its " + ("predicted value" if regression else "log-odds of the explained class")
-           + ", from a reference with no information (text tokens [PAD], numbers at their training mean, categories "
-             "unknown, images at the mean colour); they add up to score - reference within delta")
+    net = (
+        "network: Integrated Gradients of its "
+        + ("predicted value" if regression else "log-odds of the explained class")
+        + ", from a reference with no information (text tokens [PAD], numbers at their training mean, categories "
+        "unknown, images at the mean colour); they add up to score - reference within delta"
+    )
     base = ("baseline: its exact contributions (LightGBM SHAP values, pred_contrib; TF-IDF + linear: coefficient x "
             "tf-idf) to its raw score, which they add up to with the expected value")
     if dec.model == "network":

@@ -55,7 +55,7 @@ def global_explanation(model: Any, valid_path: Path, *, rows: int = 1000, exampl
     else:
         pred = model.decision.predict(outputs)
         conf = outputs[np.arange(len(y)), pred]
-        wrong = [i for i in np.argsort(-conf, kind="stable") if pred[i] != y[i]][:SHOWN]
+        wrong = np.asarray([i for i in np.argsort(-conf, kind="stable") if pred[i] != y[i]][:SHOWN], dtype=np.int64)
         right = np.flatnonzero(pred == y)
     rng = np.random.default_rng(seed)
     sample = rng.permutation(right)[:max(0, examples - len(wrong))]
@@ -66,8 +66,12 @@ def global_explanation(model: Any, valid_path: Path, *, rows: int = 1000, exampl
     explained = explainer.explain_batch(sub)
     seconds = time.perf_counter() - t0
     steps = steps_summary([r["network"]["steps"] for r in explained if "network" in r])
-    out["attribution"] = {**attribution_summary(explained, model.pre.schema.names()), "steps": steps,
-                          "seconds": round(seconds, 2), "rows_per_second": round(len(explained) / max(seconds, 1e-9), 2)}
+    out["attribution"] = {
+        **attribution_summary(explained, model.pre.schema.names()),
+        "steps": steps,
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(len(explained) / max(seconds, 1e-9), 2),
+    }
     uris = image_uris(model, sub.slice(0, SHOWN * 2)) if "image" in model.pre.modalities else None
     shown = []
     n_wrong = len(wrong)

@@ -65,7 +65,7 @@ class FeaturePreprocessor(ABC):
     def from_dict(cls, d: dict[str, Any], assets: Path | None) -> FeaturePreprocessor:
         """Rebuild from :meth:`to_dict` and the assets folder written by :meth:`save_assets`."""
 
-    def save_assets(self, folder: Path) -> None:
+    def save_assets(self, folder: Path) -> None:  # noqa: B027 (a hook: most modalities need nothing)
         """Write files the preprocessing needs besides JSON (tokenizers); nothing by default."""
 
     def transform_train(self, batch: pa.Table, key: tuple[int, ...]) -> Any:
@@ -73,10 +73,10 @@ class FeaturePreprocessor(ABC):
         The same as :meth:`transform` unless the modality augments."""
         return self.transform(batch)
 
-    def bind(self, root: str) -> None:
+    def bind(self, root: str) -> None:  # noqa: B027 (a hook: most modalities need nothing)
         """Learn the folder the table being read lives in (relative image paths); nothing by default."""
 
-    def check(self, path: Path, split: str) -> None:
+    def check(self, path: Path, split: str) -> None:  # noqa: B027 (a hook: most modalities need nothing)
         """Check a split file before training starts (e.g. every image opens); nothing by default."""
 
     # -- attribution (hone.explain) ---------------------------------------------------------------
@@ -86,7 +86,9 @@ class FeaturePreprocessor(ABC):
         standardised value at its training mean, the unknown category."""
         return inputs * 0
 
-    def explain_row(self, attributions: dict[str, Any], batch: pa.Table, i: int) -> tuple[dict[str, float], dict[str, Any]]:
+    def explain_row(
+        self, attributions: dict[str, Any], batch: pa.Table, i: int
+    ) -> tuple[dict[str, float], dict[str, Any]]:
         """Row ``i``'s attributions, given per part of the encoder's continuous inputs (``embed``),
         summed over their vector axis (per token, per value, per category; images per pixel), as
         ``({input column: attribution}, {what is shown with them, e.g. "words": {column: ...}})``."""
@@ -110,4 +112,4 @@ class FeaturePreprocessor(ABC):
         :meth:`fit` on the pooled rows, up to what a silo keeps to itself)."""
         if any(stats):
             raise NotImplementedError(f"the {cls.modality} modality has no federated fit")
-        return cls.fit(schema, columns, Path("/nonexistent"), con=None, cfg=cfg)  # type: ignore[arg-type]
+        return cls.fit(schema, columns, Path("/nonexistent"), con=None, cfg=cfg)

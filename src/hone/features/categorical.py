@@ -88,7 +88,9 @@ class CategoricalPreprocessor(FeaturePreprocessor):
     def encoder_spec(self) -> dict[str, Any]:
         return {"cardinalities": [c.cardinality for c in self.features]}
 
-    def explain_row(self, attributions: dict[str, Any], batch: pa.Table, i: int) -> tuple[dict[str, float], dict[str, Any]]:
+    def explain_row(
+        self, attributions: dict[str, Any], batch: pa.Table, i: int
+    ) -> tuple[dict[str, float], dict[str, Any]]:
         """A column's attribution is its embedding's (the reference: the unknown bucket, index 0)."""
         return {f.column: float(attributions[str(j)][i]) for j, f in enumerate(self.features)}, {}
 

@@ -232,7 +232,7 @@ class ImagePreprocessor(FeaturePreprocessor):
             start = 0
             for b in pq.ParquetFile(path).iter_batches(batch_size=4096, columns=[col.name]):
                 values = b.column(0).to_pylist()
-                heads = list(_pool().map(lambda v: self._probe(col, v), values))
+                heads = list(_pool().map(lambda v, col=col: self._probe(col, v), values))
                 for i, problem in enumerate(heads):
                     if problem:
                         raise DataError(f"image column {col.name!r}, row {start + i + 1} of the {split} split: "
@@ -265,8 +265,8 @@ class ImagePreprocessor(FeaturePreprocessor):
                 continue
             values = batch.column(col.name).to_pylist()
             aug = col.augment if key is not None and col.augment.get("enabled") else None
-            jobs = [(v, None if aug is None else (*key, ci, i)) for i, v in enumerate(values)]
-            results = list(_pool().map(lambda job: self._one(col, job[0], aug, job[1]), jobs))
+            jobs = [(v, None if aug is None or key is None else (*key, ci, i)) for i, v in enumerate(values)]
+            results = list(_pool().map(lambda job, col=col, aug=aug: self._one(col, job[0], aug, job[1]), jobs))
             pixels = np.zeros((len(values), 3, self.size, self.size), dtype=np.float32)
             present = np.zeros(len(values), dtype=np.float32)
             for i, r in enumerate(results):
@@ -320,7 +320,9 @@ class ImagePreprocessor(FeaturePreprocessor):
         except FileNotFoundError as err:
             raise UnreadableImage(f"no such image file {str(err.filename or value)!r}") from err
         except (OSError, ValueError, SyntaxError) as err:
-            raise UnreadableImage(f"{_describe(col, value)} is not a readable image ({str(err).splitlines()[0]})") from err
+            raise UnreadableImage(
+                f"{_describe(col, value)} is not a readable image ({str(err).splitlines()[0]})"
+            ) from err
 
     def _array(self, img: Any, aug: dict[str, Any] | None, seed: tuple[int, ...] | None) -> np.ndarray:
         Image = _pil()
@@ -422,7 +424,9 @@ class ImagePreprocessor(FeaturePreprocessor):
         """Every image at the mean colour (zeros once normalised); presence as it is."""
         return {c: (px * 0, present) for c, (px, present) in inputs.items()}
 
-    def explain_row(self, attributions: dict[str, Any], batch: pa.Table, i: int) -> tuple[dict[str, float], dict[str, Any]]:
+    def explain_row(
+        self, attributions: dict[str, Any], batch: pa.Table, i: int
+    ) -> tuple[dict[str, float], dict[str, Any]]:
         """A column's attribution is its map's sum; the map (``side`` x ``side`` cells) is shown."""
         cols, maps = {}, {}
         for c in self.names:
@@ -493,7 +497,7 @@ def _pixel_layout(con: duckdb.DuckDBPyConnection, path: Path, column: str, dtype
 
 def normalise(img: Any, mean: list[float], std: list[float]) -> np.ndarray:
     """An RGB image as a normalised ``float32 [3, H, W]`` array."""
-    x = np.asarray(img, dtype=np.float32) / 255.0
+    x: np.ndarray = np.asarray(img, dtype=np.float32) / 255.0
     x = (x - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 

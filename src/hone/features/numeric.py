@@ -56,7 +56,9 @@ class NumericPreprocessor(FeaturePreprocessor):
         feats = cls._features(schema, columns)
         for f, (mean, std, miss) in zip(feats, moments(con, [_sql_expr(f) for f in feats], parquet(train_path))):
             f.mean = mean if mean is not None else 0.0
-            f.std = std if std > 0 and std > 1e-12 * abs(f.mean) else 1.0  # relative: values near 1e-300 keep their spread
+            f.std = (
+                std if std > 0 and std > 1e-12 * abs(f.mean) else 1.0
+            )  # relative: values near 1e-300 keep their spread
             f.missing_rate = miss
         return cls(feats)
 
@@ -116,9 +118,12 @@ class NumericPreprocessor(FeaturePreprocessor):
     def encoder_spec(self) -> dict[str, Any]:
         return {"width": self.width}
 
-    def explain_row(self, attributions: dict[str, Any], batch: pa.Table, i: int) -> tuple[dict[str, float], dict[str, Any]]:
+    def explain_row(
+        self, attributions: dict[str, Any], batch: pa.Table, i: int
+    ) -> tuple[dict[str, float], dict[str, Any]]:
         """A column's attribution is its value's plus its missing flag's (plus its other datetime parts')."""
-        a, cols = attributions["values"][i], {}
+        a = attributions["values"][i]
+        cols: dict[str, float] = {}
         for j, f in enumerate(self.features):
             cols[f.column] = cols.get(f.column, 0.0) + float(a[2 * j] + a[2 * j + 1])
         return cols, {}

@@ -73,8 +73,12 @@ class Preprocessor:
                     cfg: ModelConfig) -> dict[str, Any]:
         """One data silo's share of a federated fit: each modality's counts and sums over the silo's
         training split, and the target's for a regression (never a row)."""
-        out: dict[str, Any] = {"modalities": {name: FEATURES[name].local_stats(schema, cols, train_path, con=con, cfg=cfg)
-                                              for name, cols in cls._by_modality(schema).items()}}
+        out: dict[str, Any] = {
+            "modalities": {
+                name: FEATURES[name].local_stats(schema, cols, train_path, con=con, cfg=cfg)
+                for name, cols in cls._by_modality(schema).items()
+            }
+        }
         if schema.task == "regression":
             e = f"CAST({qi(schema.target)} AS DOUBLE)"
             n, total, m2 = con.sql(f"SELECT count({e}), coalesce(sum({e}), 0), coalesce(var_pop({e}) * count({e}), 0) "
@@ -97,9 +101,24 @@ class Preprocessor:
         return pre
 
     @property
-    def text(self) -> Any:
+    def text(self) -> text.TextPreprocessor | None:
         """The text preprocessor, or None."""
-        return self.modalities.get("text")
+        return self.modalities.get("text")  # type: ignore[return-value]
+
+    @property
+    def images(self) -> image.ImagePreprocessor | None:
+        """The image preprocessor, or None."""
+        return self.modalities.get("image")  # type: ignore[return-value]
+
+    @property
+    def numbers(self) -> numeric.NumericPreprocessor | None:
+        """The numeric preprocessor, or None."""
+        return self.modalities.get("numeric")  # type: ignore[return-value]
+
+    @property
+    def categories(self) -> categorical.CategoricalPreprocessor | None:
+        """The categorical preprocessor, or None."""
+        return self.modalities.get("categorical")  # type: ignore[return-value]
 
     def lengths(self, batch: pa.Table) -> np.ndarray | None:
         """Tokens per row (for length bucketing), or None without text."""

@@ -55,7 +55,9 @@ class TextPreprocessor(FeaturePreprocessor):
         return {c: (torch.where(torch.isin(ids, special.to(ids.device)), ids, torch.full_like(ids, pad)), mask)
                 for c, (ids, mask) in inputs.items()}
 
-    def explain_row(self, attributions: dict[str, Any], batch: pa.Table, i: int) -> tuple[dict[str, float], dict[str, Any]]:
+    def explain_row(
+        self, attributions: dict[str, Any], batch: pa.Table, i: int
+    ) -> tuple[dict[str, float], dict[str, Any]]:
         """Token attributions merged back to words; a column's attribution is its words' sum."""
         cols, words = {}, {}
         for c in self.columns:

@@ -19,9 +19,11 @@ import torch
 from hone._logging import get_logger
 from hone.config import ResolvedRunConfig, RunConfig, build_config, resolve
 from hone.data.sources import connect
+from hone.data.split import SplitResult
 from hone.errors import ConfigError
 from hone.evaluation.metrics import HIGHER_IS_BETTER
 from hone.features.pipeline import Preprocessor
+from hone.models.feeding import Feeder
 from hone.models.precision import default_device, resolve_precision
 from hone.pipeline import Prepared, build_network, infer_run_schema, prepare, threads_for
 from hone.train.callbacks import Callback
@@ -97,6 +99,12 @@ class SiloClient:
         self.salt = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
         self._setup_key: str | None = None
 
+    @property
+    def split(self) -> SplitResult:
+        """The silo's split, once :meth:`prepared` made it."""
+        assert self.prep is not None, "the silo is split by prepared() (or setup()) first"
+        return self.prep.split
+
     # -- statistics --------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         """What the schema is agreed from: the silo's inferred schema (column names, roles and types, the
@@ -155,11 +163,13 @@ class SiloClient:
         folders = {"text": self.rcfg.model.backbone, "image": self.rcfg.model.image_backbone}
         d = json.loads(pre_json)
         pre = Preprocessor.from_dict(d, {m: Path(folders[m]) for m in d["modalities"] if m in folders})
-        self.prepared(pre.schema)
-        pre.bind(self.prep.base_dir)
+        prep = self.prepared(pre.schema)
+        pre.bind(prep.base_dir)
         self.runtime = Runtime.local(self.rcfg.train.precision)
-        self.model, self.strategy, _, self.feeder = build_network(self.rcfg, pre, self.runtime)
-        self.feeder.prepare({s: p for s, p in self.prep.split.paths.items() if self.prep.split.counts.get(s)})
+        self.model, self.strategy, _, feeder = build_network(self.rcfg, pre, self.runtime)
+        assert feeder is not None
+        self.feeder: Feeder = feeder
+        self.feeder.prepare({s: p for s, p in prep.split.paths.items() if prep.split.counts.get(s)})
         self._setup_key = key
 
     # -- a round ---------------------------------------------------------------------------------
@@ -170,7 +180,7 @@ class SiloClient:
         rcfg, net, pre = self.rcfg, self.model.net, self.model.pre
         tr, fed = rcfg.train, rcfg.federated
         load_trainable(net, arrays)
-        rows = self.prep.split.counts["train"]
+        rows = self.split.counts["train"]
         steps_per_epoch = steps_per(rows, tr.batch_size, tr.grad_accum_steps)
         local_steps = max(1, round(fed.local_epochs * steps_per_epoch))
         epochs = math.ceil(local_steps / steps_per_epoch)
@@ -190,7 +200,7 @@ class SiloClient:
         first_epoch = (server_round - 1) * epochs
 
         def batches(epoch: int) -> Any:
-            for inputs, t in self.feeder.train_batches(self.prep.split.paths["train"], tr.batch_size,
+            for inputs, t in self.feeder.train_batches(self.split.paths["train"], tr.batch_size,
                                                        seed=tr.seed + self.salt, epoch=first_epoch + epoch):
                 yield inputs, torch.from_numpy(pre.targets(t)).to(self.runtime.device), t.num_rows
 
@@ -208,7 +218,7 @@ class SiloClient:
         errors (regression), and the summed loss."""
         net, pre = self.model.net, self.model.pre
         load_trainable(net, arrays)
-        path, n = self.prep.split.paths.get(split), self.prep.split.counts.get(split, 0)
+        path, n = self.split.paths.get(split), self.split.counts.get(split, 0)
         out: dict[str, Any] = {"num-examples": int(n), "loss-sum": 0.0}
         k = len(pre.schema.classes)
         if pre.schema.task != "regression":

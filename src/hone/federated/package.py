@@ -32,7 +32,9 @@ def finish(outcome: Any, stage: Path, *, pooled_paths: dict[str, Path] | None = 
     if schema.task != "regression":
         w, _ = class_weights([model.pre.class_counts.get(str(c), 0) for c in schema.classes], rcfg.train.class_weights)
         weights = w.numpy() if w is not None else None
-    rcfg = rcfg.model_copy(update={"evaluate": rcfg.evaluate.model_copy(update={"model": "network", "baseline": False})})
+    rcfg = rcfg.model_copy(
+        update={"evaluate": rcfg.evaluate.model_copy(update={"model": "network", "baseline": False})}
+    )
     report: dict[str, Any] = {}
     metrics: dict[str, Any] = {"validation": record.get("validation", {}), "test": record.get("test", {})}
     if pooled_paths:

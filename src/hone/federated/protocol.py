@@ -36,7 +36,10 @@ def query_summaries(grid: Any, nodes: list[int], cfg_json: str, timeout: float, 
     replies = list(grid.send_and_receive(msgs, timeout=timeout))
     failed = [m for m in replies if m.has_error()]
     if failed or len(replies) < len(msgs):
-        why = "; ".join(reason(m) for m in failed) or f"{len(msgs) - len(replies)} client(s) did not answer in {timeout:.0f} s"
+        why = (
+            "; ".join(reason(m) for m in failed)
+            or f"{len(msgs) - len(replies)} client(s) did not answer in {timeout:.0f} s"
+        )
         raise FederationError(f"the silos' summaries could not be gathered: {why}")
     summaries, names = [], []
     for m in replies:
@@ -86,7 +89,9 @@ def evaluate(grid: Any, flower: Any, server_round: int, arrays: Any, setup: dict
     return {s: sorted(v) for s, v in out.items()}
 
 
-def per_silo(task: str, classes: list[Any], evaluation: list[tuple[str, dict[str, Any]]]) -> Iterator[tuple[str, dict[str, float]]]:
+def per_silo(
+    task: str, classes: list[Any], evaluation: list[tuple[str, dict[str, Any]]]
+) -> Iterator[tuple[str, dict[str, float]]]:
     for name, m in evaluation:
         yield name, silo_metrics(task, classes, m)
 

@@ -78,7 +78,7 @@ def run_rounds(grid: Any, cfg: RunConfig, checkpoints: Path) -> Outcome:
     folders = {"text": rcfg.model.backbone, "image": rcfg.model.image_backbone}
     d = json.loads(pre_json)
     pre = Preprocessor.from_dict(d, {m: Path(folders[m]) for m in d["modalities"] if m in folders})
-    model, strategy, described, _ = build_network(rcfg, pre, Runtime.local("fp32"), feeder=False)
+    model, strategy, fine_tuning, _ = build_network(rcfg, pre, Runtime.local("fp32"), feeder=False)
     net = model.net
     if saved is not None:
         from safetensors.numpy import load_file
@@ -87,7 +87,7 @@ def run_rounds(grid: Any, cfg: RunConfig, checkpoints: Path) -> Outcome:
     arrays = ArrayRecord(trainable(net))
     n_params = sum(int(np.prod(a.shape)) for a in trainable(net).values())
     logger.info("federated %s over %d clients, %d round(s) of %g local epoch(s): %s; %s trainable parameters sent "
-                "each way per client and round", fed.aggregation, len(nodes), fed.rounds, fed.local_epochs, described,
+                "each way per client and round", fed.aggregation, len(nodes), fed.rounds, fed.local_epochs, fine_tuning,
                 f"{n_params:,}")
     flower, accountant = _strategy(cfg, len(nodes))
     if accountant is not None and state.get("accountant"):
@@ -139,7 +139,7 @@ def run_rounds(grid: Any, cfg: RunConfig, checkpoints: Path) -> Outcome:
         test = protocol.evaluate(grid, flower, fed.rounds, arrays, setup, ("test",), fed.round_timeout)["test"]
     record = {"aggregation": fed.aggregation, "rounds": fed.rounds, "local_epochs": fed.local_epochs,
               "clients": len(nodes), "silos": pooled.get("silos", []), "rows": pooled["rows"],
-              "trainable_parameters": n_params, "fine_tuning": described,
+              "trainable_parameters": n_params, "fine_tuning": fine_tuning,
               "bytes_up_per_client_round": int(np.mean(bytes_up)) if bytes_up else 0,
               "bytes_down_per_client_round": int(arrays.count_bytes()),
               "validation": history[-1]["validation"] if history else {},

@@ -43,7 +43,9 @@ def make_silos(source: Any, target: str, n: int | None, folder: Path, *, by: str
     if by and skew is not None:
         raise ConfigError("--by and --skew are two ways to deal rows to silos: give one")
     if skew is not None and skew <= 0:
-        raise ConfigError(f"--skew {skew}: the Dirichlet concentration must be above 0 (0.1 very skewed, 100 nearly even)")
+        raise ConfigError(
+            f"--skew {skew}: the Dirichlet concentration must be above 0 (0.1 very skewed, 100 nearly even)"
+        )
     if n is not None and n < 2 and not by:
         raise ConfigError(f"--silos {n}: a federation needs at least 2 silos")
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,7 +95,8 @@ def _by_column(con: Any, by: str, n: int | None) -> tuple[str, list[list[str]], 
         raise ConfigError(f"--by {by!r}: a federation needs at least 2 silos; the column has {len(values)} value(s)")
     if k > len(values):
         raise ConfigError(f"--silos {k} --by {by!r}: the column has only {len(values)} distinct value(s)")
-    load, groups = [0] * k, [[] for _ in range(k)]
+    load = [0] * k
+    groups: list[list[Any]] = [[] for _ in range(k)]
     for v, c in values:  # largest value first, to the silo with the fewest rows so far
         i = int(np.argmin(load))
         load[i] += c

@@ -51,7 +51,8 @@ def federate(source: Any = None, *, target: str | None = None, config: Any = Non
             a test's dropout: ``node_config["partition-id"]`` is the silo's number).
         command: the command line ``environment.json`` records (the CLI's; default ``sys.argv``).
     """
-    from hone.pipeline.runs import make_config, resume_record, run_dir as new_run_dir
+    from hone.pipeline.runs import make_config, resume_record
+    from hone.pipeline.runs import run_dir as new_run_dir
 
     import_flower()
     started = time.time()
@@ -83,7 +84,9 @@ def federate(source: Any = None, *, target: str | None = None, config: Any = Non
         with atomic_path(run_dir) as stage:
             stage.mkdir(parents=True)
             try:
-                model, files = _simulate(cfg, src, stage, checkpoints, silos, by, skew, log_messages, client_mods, started)
+                model, files = _simulate(
+                    cfg, src, stage, checkpoints, silos, by, skew, log_messages, client_mods, started
+                )
             finally:
                 shutil.rmtree(stage / ".work", ignore_errors=True)
             from hone.federated.package import write_run

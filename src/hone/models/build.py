@@ -86,4 +86,6 @@ class HoneNet(nn.Module):
 def build_model(spec: NetSpec, assets: dict[str, Path], *, pretrained: bool) -> HoneNet:
     """Build the network; ``assets`` maps a modality to its backbone folder, whose weights are
     loaded only when ``pretrained`` (a saved model's weights come from its own safetensors)."""
-    return HoneNet(spec, {name: build_encoder(name, s, assets.get(name), pretrained) for name, s in spec.encoders.items()})
+    return HoneNet(
+        spec, {name: build_encoder(name, s, assets.get(name), pretrained) for name, s in spec.encoders.items()}
+    )

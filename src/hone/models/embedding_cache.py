@@ -3,8 +3,9 @@
 A cache entry is keyed by what determines the numbers: the content of the column in file order
 (the texts; the images' bytes, read from their files for a column of paths), so any change of
 data, split or sample changes the key; the backbone's weights, config and tokenizer or
-preprocessor files; the preprocessing settings (maximum length; image size) and the precision. Embeddings are written to disk chunk by
-chunk and read back memory-mapped: a million rows never sit in RAM at once. Entries are reused across runs and never go stale: a changed
+preprocessor files; the preprocessing settings (maximum length; image size) and the precision. Embeddings are
+written to disk chunk by chunk and read back memory-mapped: a million rows never sit in RAM at once. Entries are
+reused across runs and never go stale: a changed
 input simply maps to a new key.
 """
 

@@ -43,7 +43,9 @@ class Feeder:
 
     def outputs(self, path: Path) -> Iterator[tuple[pa.Table, np.ndarray]]:
         """``(batch, outputs)`` over a split file, the network in eval mode."""
-        yield from iter_outputs(self.net, self.pre, iter_batches(path, 256), precision=self.precision, device=self.device)
+        yield from iter_outputs(
+            self.net, self.pre, iter_batches(path, 256), precision=self.precision, device=self.device
+        )
 
 
 class CachedFeeder(Feeder):
@@ -70,9 +72,10 @@ class CachedFeeder(Feeder):
         rows = t.column(ROW_INDEX).to_numpy()
         out = self.pre.inputs(t, self.device, skip=tuple(cache))
         for modality, columns in cache.items():
-            pre = self.pre.modalities[modality]
-            out[modality] = to_tensors({c: pre.from_cache(t, c, np.ascontiguousarray(e[rows])) for c, e in columns.items()},
-                                       self.device)
+            pre: Any = self.pre.modalities[modality]  # text or image: both read their cached embeddings
+            out[modality] = to_tensors(
+                {c: pre.from_cache(t, c, np.ascontiguousarray(e[rows])) for c, e in columns.items()}, self.device
+            )
         return out
 
     def train_batches(self, path: Path, batch_size: int, *, seed: int, epoch: int, rank: int = 0,

@@ -29,7 +29,9 @@ def by_length(pre: Preprocessor, batch: pa.Table, run: Callable[[pa.Table], np.n
         step = sub_batch if images else 1024
         parts = [batch.slice(i, step) for i in range(0, batch.num_rows, step)]
         return np.concatenate(map_fn(run, parts) if map_fn is not None else [run(p) for p in parts])
-    order = np.argsort(pre.lengths(batch), kind="stable")
+    lengths = pre.lengths(batch)
+    assert lengths is not None  # the table has text
+    order = np.argsort(lengths, kind="stable")
     batch = batch.take(order)
     parts = [batch.slice(i, sub_batch) for i in range(0, batch.num_rows, sub_batch)]
     res = np.concatenate(map_fn(run, parts) if map_fn is not None else [run(p) for p in parts])

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 import itertools
 import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,7 +46,9 @@ class SessionPool:
 
     def __init__(self, path: Path, ort: Any = None, threads: int | None = None) -> None:
         if ort is None:
-            import onnxruntime as ort
+            import onnxruntime
+
+            ort = onnxruntime
         self.path = Path(path)
         total = max(1, threads or os.cpu_count() or 1)
         self.size = min(total, 4)

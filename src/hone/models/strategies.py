@@ -102,7 +102,9 @@ class Frozen(Strategy):
     def feeder(self, net: HoneNet, pre: Preprocessor, *, device: Any, precision: str, cache_dir: Path,
                backbones: dict[str, Path]) -> Feeder:
         if not net.backbones():
-            return super().feeder(net, pre, device=device, precision=precision, cache_dir=cache_dir, backbones=backbones)
+            return super().feeder(
+                net, pre, device=device, precision=precision, cache_dir=cache_dir, backbones=backbones
+            )
         return CachedFeeder(net, pre, device=device, precision=precision, cache_dir=cache_dir, backbones=backbones)
 
 
@@ -115,7 +117,9 @@ class Lora(Strategy):
         try:
             from peft import LoraConfig, get_peft_model
         except ImportError as err:
-            raise MissingDependencyError("model.strategy 'lora' needs peft; install it with: pip install 'hone[lora]'") from err
+            raise MissingDependencyError(
+                "model.strategy 'lora' needs peft; install it with: pip install 'hone[lora]'"
+            ) from err
         said = []
         for modality, enc in net.backbones().items():
             if modality == "image" and enc.convolutional:
@@ -125,7 +129,9 @@ class Lora(Strategy):
             targets = LORA_IMAGE_TARGETS if modality == "image" else LORA_TARGETS
             present = sorted({n.rsplit(".", 1)[-1] for n, m in enc.backbone.named_modules()
                               if isinstance(m, nn.Linear)} & set(targets))
-            lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.1, target_modules=present or targets)
+            lcfg = LoraConfig(
+                r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.1, target_modules=present or targets
+            )
             enc.backbone = get_peft_model(enc.backbone, lcfg)
             n = sum(p.numel() for p in enc.backbone.parameters() if p.requires_grad)
             said.append(f"{n / 1e3:.0f}k weights on {', '.join(present or targets)} in the {modality} backbone")

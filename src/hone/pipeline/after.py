@@ -84,10 +84,14 @@ def choose_and_score(model: Model, paths: dict[str, Path], cfg: ResolvedRunConfi
     model.decision = chosen
     out: dict[str, Any] = {"validation": _metrics(model, chosen, y_val, chosen.combine(net_val, base_val))}
     logger.info("model: %s (%s)", chosen.model, chosen.why)
-    summary: dict[str, Any] = {"chosen": chosen.model, "why": chosen.why, "validation": chosen.validation.get("candidates"),
-                               "blend_weight": chosen.blend_weight if chosen.model == "blend" else None,
-                               "baseline": model.baseline.kind if model.baseline else None,
-                               "baseline_seconds": round(baseline_seconds, 2)}
+    summary: dict[str, Any] = {
+        "chosen": chosen.model,
+        "why": chosen.why,
+        "validation": chosen.validation.get("candidates"),
+        "blend_weight": chosen.blend_weight if chosen.model == "blend" else None,
+        "baseline": model.baseline.kind if model.baseline else None,
+        "baseline_seconds": round(baseline_seconds, 2),
+    }
     out["model"] = summary
     if task != "regression":
         out["calibration"] = {"temperature": chosen.temperature, "ece_before": chosen.validation.get("ece_before"),
@@ -97,6 +101,7 @@ def choose_and_score(model: Model, paths: dict[str, Path], cfg: ResolvedRunConfi
         return out
     chosen_test = chosen.combine(net_test, base_test)
     out["test"] = _metrics(model, chosen, y_test, chosen_test)
+    assert net_test is not None
     out["figures"] = _figures(model, paths["test"], cfg, chosen, y_test, chosen_test, net_test, base_test)
     scored = {"network": candidates["network"]}
     if "baseline" in candidates:
@@ -115,7 +120,9 @@ def choose_and_score(model: Model, paths: dict[str, Path], cfg: ResolvedRunConfi
         out["intervals_info"] = {"resamples": res["resamples"], "level": res["level"], "method": "percentile bootstrap"}
         if "baseline" in tests:
             out["delta"] = {"compares": "network - baseline", **res["delta"][0]}
-            out["verdict"] = verdict(task, out["delta"], model.baseline.kind if model.baseline else "baseline", ev.level)
+            out["verdict"] = verdict(
+                task, out["delta"], model.baseline.kind if model.baseline else "baseline", ev.level
+            )
     return out
 
 

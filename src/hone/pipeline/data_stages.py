@@ -72,11 +72,18 @@ def prepare(cfg: RunConfig, source: Any, work: Path, *, audit: bool | None = Non
         if cfg.data.clean:
             from hone.quality.clean import clean_table
 
-            table, cleaning = clean_table(table, schema, label_errors=quality.extras.get("label_errors") if quality else None)
+            table, cleaning = clean_table(
+                table, schema, label_errors=quality.extras.get("label_errors") if quality else None
+            )
             schema = given or infer_run_schema(table, cfg, min_classes)  # label spellings merged: the classes change
-            logger.info("cleaned: %d label spelling(s) merged, %d likely label error(s), %d duplicate row(s) and %d "
-                        "conflicting-label row(s) dropped (cleaning.json)", len(cleaning["label_merges"]),
-                        cleaning["dropped_label_errors"], cleaning["dropped_duplicates"], cleaning["dropped_conflicting"])
+            logger.info(
+                "cleaned: %d label spelling(s) merged, %d likely label error(s), %d duplicate row(s) and %d "
+                "conflicting-label row(s) dropped (cleaning.json)",
+                len(cleaning["label_merges"]),
+                cleaning["dropped_label_errors"],
+                cleaning["dropped_duplicates"],
+                cleaning["dropped_conflicting"],
+            )
         hardware = {"has_text": bool(schema.names("text")), "task": schema.task, "threads": threads,
                     "precision": resolve_precision("auto", default_device()), **_image_hardware(schema, cfg, table)}
         resolve(cfg, **hardware)  # every setting is checked before the first line of output
@@ -156,7 +163,13 @@ def infer_run_schema(table: Table, cfg: RunConfig, min_classes: int = 2) -> Sche
         if col:
             check_columns(table, [col], what)
             exclude[col] = what
-    overrides = {"text": d.text, "image": d.image, "categorical": d.categorical, "numeric": d.numeric, "ignore": d.ignore}
+    overrides = {
+        "text": d.text,
+        "image": d.image,
+        "categorical": d.categorical,
+        "numeric": d.numeric,
+        "ignore": d.ignore,
+    }
     return infer_schema(table, target=str(d.target), task=d.task, overrides=overrides, exclude=exclude,
                         sample_rows=d.sample_rows, seed=d.split.seed, min_classes=min_classes)
 

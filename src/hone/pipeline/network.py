@@ -55,7 +55,7 @@ def build_network(rcfg: ResolvedRunConfig, pre: Preprocessor, runtime: Runtime, 
     spec = NetSpec(pre.encoder_specs(), 1 if task == "regression" else len(classes), rcfg.model.hidden_size,
                    rcfg.model.dropout)
     folders = {"text": rcfg.model.backbone, "image": rcfg.model.image_backbone}
-    assets = {m: Path(folders[m]) for m in ("text", "image") if m in pre.modalities}
+    assets: dict[str, Path] = {m: Path(folders[m]) for m in ("text", "image") if m in pre.modalities}
     net = build_model(spec, assets, pretrained=True).to(runtime.device)
     if net.text is not None and rcfg.model.backbone_dropout is not None:
         net.text.set_dropout(rcfg.model.backbone_dropout)
@@ -78,12 +78,13 @@ def train_network(prep: Prepared, rcfg: ResolvedRunConfig, pre: Preprocessor, ca
     split = prep.split
     runtime = Runtime.from_env(rcfg.train.precision)  # data-parallel under torchrun or Ray Train
     model, strategy, described, feeder = build_network(rcfg, pre, runtime)
+    assert feeder is not None
     net, assets = model.net, model.assets
     chosen = f"{described}; preset {rcfg.preset}" if assets else "no pretrained backbone"
     if log:
         logger.info("training %s on %d rows (%s): %s", _describe(net), split.counts["train"], chosen,
                     _settings(rcfg, "text" in pre.modalities, "image" in pre.modalities))
-    images = pre.modalities.get("image")
+    images = pre.images
     if images is not None:
         images.strict = True  # an image that does not decode while training is an error, not a missing image
     try:
@@ -114,8 +115,16 @@ def fit_worker(cfg: RunConfig, source: Any, resume_state: str | Path | None = No
         train_network(prep, rcfg, fit_preprocessor(prep, rcfg), resume_state=resume_state, log=False)
 
 
-def _train(model: Model, split: SplitResult, cfg: ResolvedRunConfig, runtime: Runtime, feeder: Feeder,
-           strategy: Strategy, extra: list[Callback], resume_state: str | Path | None = None) -> tuple[Any, np.ndarray | None, int]:
+def _train(
+    model: Model,
+    split: SplitResult,
+    cfg: ResolvedRunConfig,
+    runtime: Runtime,
+    feeder: Feeder,
+    strategy: Strategy,
+    extra: list[Callback],
+    resume_state: str | Path | None = None,
+) -> tuple[Any, np.ndarray | None, int]:
     tr, pre, net = cfg.train, model.pre, model.net
     on_validation = tr.fit_on == "train+validation"  # no early stopping on rows it trains on
     counts = [pre.class_counts.get(str(c), 0) for c in pre.schema.classes]

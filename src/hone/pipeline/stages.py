@@ -14,8 +14,8 @@ from hone.config import RunConfig, dump_yaml
 from hone.data.split import SplitResult
 from hone.errors import ConfigError
 from hone.pipeline.after import choose_and_score
-from hone.pipeline.network import train_network
 from hone.pipeline.data_stages import Prepared, adopt, fit_preprocessor, prepare
+from hone.pipeline.network import train_network
 from hone.train.callbacks import Callback
 
 logger = get_logger("hone.fit")
@@ -61,7 +61,11 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     if tracker is not None:
         from hone.tracking import flatten
 
-        tags = {"hone.target": str(schema.target), "hone.task": schema.task, "hone.data_hash": split.fingerprint.get("content_hash", "")}
+        tags = {
+            "hone.target": str(schema.target),
+            "hone.task": schema.task,
+            "hone.data_hash": split.fingerprint.get("content_hash", ""),
+        }
         if quality is not None:
             tags["hone.audit"] = str(quality).splitlines()[0][:5000]
         record["mlflow_run_id"] = tracker.start(flatten(rcfg.model_dump(mode="json")), tags=tags)
@@ -86,16 +90,32 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     rcfg = rcfg.model_copy(update={"evaluate": rcfg.evaluate.model_copy(update={"model": model.decision.model})})
     metrics = {s: report.pop(s) for s in ("validation", "test") if s in report}
     world = runtime.world_size  # rows_seen counts this process's rows: the processes train equal shares
-    training = {"train_samples_per_second": round(state.rows_per_second * world, 2), "world_size": world, "train_seconds": round(state.train_seconds, 2),
-                "eval_seconds": round(state.eval_seconds, 2), "total_seconds": round(time.perf_counter() - t_start, 2),
-                "peak_memory_mb": round(_peak_mb(), 1), "epochs_run": state.epoch + 1, "steps": state.step,
-                "best_epoch": state.best_epoch, "best_step": state.best_step, "stop_reason": state.stop_reason or "completed",
-                "embedding_seconds": round(t_emb, 2), "strategy": rcfg.model.strategy, "preset": rcfg.preset,
-                "precision": tr.precision, "threads": threads, "device": str(runtime.device), "class_weights": weighted,
-                "rows": split.counts, "skipped_rows": split.skipped, "coerced_cells": schema.coerced,
-                "nonfinite_cells": schema.nonfinite,
-                # the step a resumed run continued from (0: its checkpoint was lost, it started over)
-                "resumed_from": resumed_from if resume is not None else None}
+    training = {
+        "train_samples_per_second": round(state.rows_per_second * world, 2),
+        "world_size": world,
+        "train_seconds": round(state.train_seconds, 2),
+        "eval_seconds": round(state.eval_seconds, 2),
+        "total_seconds": round(time.perf_counter() - t_start, 2),
+        "peak_memory_mb": round(_peak_mb(), 1),
+        "epochs_run": state.epoch + 1,
+        "steps": state.step,
+        "best_epoch": state.best_epoch,
+        "best_step": state.best_step,
+        "stop_reason": state.stop_reason or "completed",
+        "embedding_seconds": round(t_emb, 2),
+        "strategy": rcfg.model.strategy,
+        "preset": rcfg.preset,
+        "precision": tr.precision,
+        "threads": threads,
+        "device": str(runtime.device),
+        "class_weights": weighted,
+        "rows": split.counts,
+        "skipped_rows": split.skipped,
+        "coerced_cells": schema.coerced,
+        "nonfinite_cells": schema.nonfinite,
+        # the step a resumed run continued from (0: its checkpoint was lost, it started over)
+        "resumed_from": resumed_from if resume is not None else None,
+    }
     model.meta = {"task": schema.task, "target": schema.target, "classes": schema.classes,
                   "config": rcfg.model_dump(mode="json"), "training": training,
                   # no figures: they quote test rows, which stay in the run folder, not in the model package
@@ -103,12 +123,20 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
                   "history": state.history, "data_fingerprint": split.fingerprint}
     model.save(stage / "model")
     logger.info("%s", _summary(training))
-    files = {"config.resolved.yaml": dump_yaml(rcfg), "metrics.json": {**metrics, **report, "training": training},
-             "schema.json": schema.to_dict(), "history.json": state.history,
-             "data.fingerprint.json": {**split.fingerprint, "rows_per_split": split.counts,
-                                       "schema": {c.name: {"role": c.role, "type": c.dtype} for c in schema.columns}
-                                       | {schema.target: {"role": "target", "classes": schema.classes}},
-                                       "class_counts": split.class_counts, "skipped": split.skipped}}
+    files: dict[str, Any] = {
+        "config.resolved.yaml": dump_yaml(rcfg),
+        "metrics.json": {**metrics, **report, "training": training},
+        "schema.json": schema.to_dict(),
+        "history.json": state.history,
+        "data.fingerprint.json": {
+            **split.fingerprint,
+            "rows_per_split": split.counts,
+            "schema": {c.name: {"role": c.role, "type": c.dtype} for c in schema.columns}
+            | {schema.target: {"role": "target", "classes": schema.classes}},
+            "class_counts": split.class_counts,
+            "skipped": split.skipped,
+        },
+    }
     if rcfg.evaluate.explain and "validation" in paths:
         from hone.explain.summary import global_explanation
 
@@ -137,10 +165,12 @@ def _log_split(split: SplitResult) -> None:
 
 
 def _summary(training: dict[str, Any]) -> str:
-    return (f"trained {training['epochs_run']} epoch(s), {training['steps']} steps in {training['train_seconds']:.1f} s "
-            f"({training['train_samples_per_second']:.0f} rows/s, {training['precision']}, {training['threads']} threads); "
-            f"best epoch {training['best_epoch']}; stopped: {training['stop_reason']}; "
-            f"peak memory {training['peak_memory_mb']:.0f} MB")
+    return (
+        f"trained {training['epochs_run']} epoch(s), {training['steps']} steps in {training['train_seconds']:.1f} s "
+        f"({training['train_samples_per_second']:.0f} rows/s, {training['precision']}, {training['threads']} threads); "
+        f"best epoch {training['best_epoch']}; stopped: {training['stop_reason']}; "
+        f"peak memory {training['peak_memory_mb']:.0f} MB"
+    )
 
 
 def _peak_mb() -> float:

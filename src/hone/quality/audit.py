@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from hone.config import RunConfig
 from hone.data.schema import Schema
 from hone.data.sources import Table
 from hone.quality import columns, duplicates, label_errors, labels, near_duplicates  # noqa: F401  (each registers its checks)
-from hone.config import RunConfig
 from hone.quality.base import CHECKS, Context, Finding
 
 _ORDER = {"error": 0, "warning": 1, "info": 2}

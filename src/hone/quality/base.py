@@ -53,7 +53,7 @@ class Context:
         row, whatever the table's width."""
         if not self.row_keys_built:
             tgt, tk = qi(schema.target), text_key(schema) or "NULL::UBIGINT"
-            keys = (f"SELECT {feature_key(schema)} AS __k, {tk} AS __t, CAST({tgt} AS VARCHAR) AS __y FROM {table.view}")
+            keys = f"SELECT {feature_key(schema)} AS __k, {tk} AS __t, CAST({tgt} AS VARCHAR) AS __y FROM {table.view}"
             table.execute(f"CREATE OR REPLACE TEMP TABLE hone_rowkeys AS SELECT * FROM (SELECT *, row_number() OVER () "
                           f"- 1 AS __row FROM ({keys})) WHERE __y IS NOT NULL")
             self.row_keys_built = True
@@ -86,4 +86,5 @@ def numbered(table: Table, columns: list[str], *, raw: bool = False) -> str:
     row's 0-based position in the source as read. Only the columns asked for are numbered: the
     window holds a few bytes a row, not the whole table."""
     cols = ", ".join(qi(c) for c in columns)
-    return f"(SELECT {cols}, row_number() OVER () - 1 AS __row FROM {(table.raw_view or table.view) if raw else table.view})"
+    view = (table.raw_view or table.view) if raw else table.view
+    return f"(SELECT {cols}, row_number() OVER () - 1 AS __row FROM {view})"

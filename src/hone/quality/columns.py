@@ -9,7 +9,7 @@ from typing import Any
 from hone.data.schema import Schema, is_numeric_type
 from hone.data.sources import Table
 from hone.data.sql import qi, qn, try_cast
-from hone.quality.base import Context, Finding, numbered, register
+from hone.quality.base import Context, Finding, Severity, numbered, register
 
 _Z = 5.0
 _PER_QUERY = 128  # columns a query aggregates at once
@@ -33,7 +33,7 @@ def column_checks(table: Table, schema: Schema, ctx: Context) -> list[Finding]:
                         "missing_rate": round(missing / max(n, 1), 4), "distinct": distinct,
                         "why_dropped": schema.dropped.get(c)})
         if missing:
-            sev = "warning" if missing / max(n, 1) > 0.5 else "info"
+            sev: Severity = "warning" if missing / max(n, 1) > 0.5 else "info"
             out.append(Finding("missing_values", sev, f"{missing} of {n} values of {c!r} are missing "
                                f"({100 * missing / max(n, 1):.1f}%)", missing, c,
                                remedy="none needed: missing values are flagged and imputed by hone"))
@@ -42,8 +42,10 @@ def column_checks(table: Table, schema: Schema, ctx: Context) -> list[Finding]:
                                0, c, [{"distinct": distinct}]))
     for c, k in schema.coerced.items():
         dtype = next(s.dtype for s in schema.columns if s.name == c)
-        ex = table.sql(f"SELECT __row, CAST({qi(c)} AS VARCHAR) FROM {numbered(table, [c], raw=True)} WHERE {qi(c)} IS NOT NULL "
-                       f"AND {try_cast(f'CAST({qi(c)} AS VARCHAR)', dtype, keep_nonfinite=True)} IS NULL ORDER BY __row LIMIT 5").fetchall()
+        ex = table.sql(
+            f"SELECT __row, CAST({qi(c)} AS VARCHAR) FROM {numbered(table, [c], raw=True)} WHERE {qi(c)} IS NOT NULL "
+            f"AND {try_cast(f'CAST({qi(c)} AS VARCHAR)', dtype, keep_nonfinite=True)} IS NULL ORDER BY __row LIMIT 5"
+        ).fetchall()
         out.append(Finding("wrong_type", "warning", f"{k} values of {c!r} are not numbers (or dates) and are read as "
                            "missing", k, c, [{"row": int(r), "value": v} for r, v in ex],
                            remedy="fix the values at the source, or leave them: they are treated as missing"))

@@ -159,6 +159,7 @@ def _fit_predict(x_text: list[str] | None, x_tab: np.ndarray | None, y: np.ndarr
     else:
         import lightgbm as lgb
 
+        assert x_tab is not None  # no text: the table's other columns
         model = lgb.LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=31, min_child_samples=10,
                                    subsample=0.8, subsample_freq=1, colsample_bytree=0.8, random_state=seed,
                                    verbose=-1, n_jobs=2)
@@ -195,7 +196,9 @@ def wrong_label_posterior(y: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray,
                         method="bounded").x
     p = softmax(float(t))
     prior = np.bincount(y, minlength=k) / n
-    gain = 1 - (-np.log(p[np.arange(n), y] + 1e-12).mean()) / max(-(prior[prior > 0] * np.log(prior[prior > 0])).sum(), 1e-12)
+    gain = 1 - (-np.log(p[np.arange(n), y] + 1e-12).mean()) / max(
+        -(prior[prior > 0] * np.log(prior[prior > 0])).sum(), 1e-12
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         joint = estimate_joint(y, p)  # joint[i, j] = P(given i, true j)

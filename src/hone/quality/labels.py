@@ -8,7 +8,7 @@ from collections import defaultdict
 from hone.data.schema import Schema
 from hone.data.sources import Table
 from hone.data.sql import qi
-from hone.quality.base import Context, Finding, register
+from hone.quality.base import Context, Finding, Severity, register
 
 
 def normalise(label: str) -> str:
@@ -64,7 +64,7 @@ def label_checks(table: Table, schema: Schema, ctx: Context) -> list[Finding]:
     if len(counts) >= 2:
         ratio = max(counts.values()) / min(counts.values())
         if ratio >= 1.5:
-            sev = "warning" if ratio >= 10 else "info"
+            sev: Severity = "warning" if ratio >= 10 else "info"
             out.append(Finding("class_imbalance", sev, f"the largest class has {ratio:.1f}x the rows of the smallest",
                                total, schema.target, [{"label": k, "rows": v} for k, v in sorted(counts.items())],
                                remedy="hone weights the classes and chooses the decision threshold on validation"))

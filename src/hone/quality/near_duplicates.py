@@ -52,7 +52,11 @@ def split_leakage_check(table: Table, schema: Schema, ctx: Context) -> list[Find
     if cfg.column:
         assign, how = user_split_expr(table, cfg), f"the split column {cfg.column!r}"
     else:
-        u = f"(hash({qi(by)}, {int(cfg.seed)}) % 1000000) / 1e6" if by else f"(hash(rk.__row, {int(cfg.seed)}) % 1000000) / 1e6"
+        u = (
+            f"(hash({qi(by)}, {int(cfg.seed)}) % 1000000) / 1e6"
+            if by
+            else f"(hash(rk.__row, {int(cfg.seed)}) % 1000000) / 1e6"
+        )
         assign = f"CASE WHEN {u} < {qn(f0)} THEN 'train' WHEN {u} < {qn(f0 + f1)} THEN 'validation' ELSE 'test' END"
         how = f"a split by {by!r}" if by else "a random row split"
     keys = ctx.row_keys(table, schema)
@@ -63,7 +67,8 @@ def split_leakage_check(table: Table, schema: Schema, ctx: Context) -> list[Find
         assign = "a.__s"
     if tk:
         source += " LEFT JOIN hone_neardup __nd ON __nd.__t = rk.__t"
-    rows = f"SELECT rk.__row AS __row, {'coalesce(__nd.__c, rk.__k)' if tk else 'rk.__k'} AS __g, {assign} AS __s FROM {source}"
+    group = "coalesce(__nd.__c, rk.__k)" if tk else "rk.__k"
+    rows = f"SELECT rk.__row AS __row, {group} AS __g, {assign} AS __s FROM {source}"
     table.execute(f"CREATE OR REPLACE TEMP TABLE hone_leak AS {rows}")
     try:
         table.execute("CREATE OR REPLACE TEMP TABLE hone_leakg AS SELECT __g, count(*) AS __n FROM hone_leak "

@@ -32,10 +32,24 @@ def render_audit(data: dict[str, Any]) -> str:
            "was not changed.</p>",
            "<h2>Findings</h2>", findings_table(data.get("findings", []))]
     if data.get("columns"):
-        out.append("<h2>Columns</h2>" + table(
-            ["column", "type", "role", "missing", "distinct (approx.)", "why not a feature"],
-            [[c["column"], c["type"], c["role"], f"{100 * c['missing_rate']:.1f}%", c["distinct"], c["why_dropped"] or ""]
-             for c in data["columns"]], left=3))
+        out.append(
+            "<h2>Columns</h2>"
+            + table(
+                ["column", "type", "role", "missing", "distinct (approx.)", "why not a feature"],
+                [
+                    [
+                        c["column"],
+                        c["type"],
+                        c["role"],
+                        f"{100 * c['missing_rate']:.1f}%",
+                        c["distinct"],
+                        c["why_dropped"] or "",
+                    ]
+                    for c in data["columns"]
+                ],
+                left=3,
+            )
+        )
     for f in data.get("findings", []):
         if f.get("examples"):
             out.append(f"<h3>{e(f['check'])}{' — ' + e(f['column']) if f.get('column') else ''}</h3>"

@@ -55,7 +55,8 @@ class ReportToTune(Callback):
     return (Ray ends the trial's thread)."""
 
     def __init__(self, metric: str) -> None:
-        self.metric, self.higher, self.evals, self.best = metric, HIGHER_IS_BETTER[metric], 0, None
+        self.metric, self.higher, self.evals = metric, HIGHER_IS_BETTER[metric], 0
+        self.best: float | None = None
         self.pruned = False  # a trial Ray Tune stops never returns from tune.report: nothing sets it
 
     def on_evaluate(self, state: Any, *, metrics: dict[str, Any], is_best: bool) -> None:
@@ -77,8 +78,8 @@ def run_trial(params: dict[str, Any], *, prep: Any, cfg: dict[str, Any], metric:
     """One Ray Tune trial: ``params`` over the config, trained on the driver's splits."""
     from ray import tune
 
-    from hone.pipeline import adopt
     from hone.config import build_config
+    from hone.pipeline import adopt
     from hone.search.study import train_trial, trial_record
 
     os.chdir(cwd)  # Ray Tune moved into the trial's folder: relative paths mean what they meant for the command

@@ -53,7 +53,7 @@ def explicit_settings(cfg: Any) -> set[str]:
 
 
 def build_space(strategy: str, has_text: bool, user: dict[str, Any], *, replace: bool = False,
-                backbone_layers: int | None = None, fixed: set[str] = frozenset()) -> dict[str, Any]:
+                backbone_layers: int | None = None, fixed: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
     """The space searched: the strategy's defaults (unless ``replace``) without the settings in
     ``fixed`` (set by the user: their value applies), updated by the user's entries; ``None`` removes
     a parameter, a plain value fixes it. Every entry is checked here."""
@@ -104,7 +104,7 @@ def _check_spec(name: str, spec: Any) -> None:
     low, high = spec.get("low"), spec.get("high")
     if set(spec) - {"low", "high", "log", "step"} or not all(isinstance(v, (int, float)) for v in (low, high)):
         raise ConfigError(f"tune.space.{name}: give {{low, high[, log]}} numbers or {{choices: [...]}}, got {spec}")
-    if low > high or (spec.get("log") and low <= 0):
+    if low > high or (spec.get("log") and low <= 0):  # type: ignore[operator]  # both numbers: checked above
         raise ConfigError(f"tune.space.{name}: needs low <= high (and low > 0 with log), got {spec}")
 
 

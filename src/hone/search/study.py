@@ -27,8 +27,8 @@ from hone._logging import get_logger
 from hone.config import RunConfig, build_config
 from hone.errors import ConfigError
 from hone.evaluation.metrics import HIGHER_IS_BETTER
-from hone.train.callbacks import Callback
 from hone.search.space import backbone_layers, build_space, dotted, explicit_settings, suggest
+from hone.train.callbacks import Callback
 
 logger = get_logger("hone.tune")
 
@@ -116,11 +116,11 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False, de
         deadline = t0 + cfg.tune.timeout
     if cfg.tune.choice_fraction > 0:  # the refit's model choice on validation rows the search never saw
         cfg = build_config(cfg, {"data.split.choice_fraction": cfg.tune.choice_fraction})
-    jobs, base = cfg.tune.jobs, cfg
-    if jobs > 1:  # the cores are shared between the processes
+    base = cfg
+    if cfg.tune.jobs > 1:  # the cores are shared between the processes
         from hone._ray import local_cores
 
-        cfg = build_config(cfg, {"train.num_threads": max(1, local_cores() // jobs)})
+        cfg = build_config(cfg, {"train.num_threads": max(1, local_cores() // cfg.tune.jobs)})
     made = [p for p in (out.absolute(), *out.absolute().parents) if not p.exists()]  # child first
     out.mkdir(parents=True, exist_ok=True)
     work = out / f".work-{os.getpid()}"
@@ -141,22 +141,9 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False, de
         parent = _parent_run(study, cfg, out, space, worker)
         parent_id = parent.run_id if parent else study.user_attrs.get("mlflow_run_id")
         if not worker and not on_ray:
-            done = _finished(study)
-            logger.info("search of %s over %s: %d of %d trial(s) finished so far (study %s)", metric,
-                        ", ".join(space), done, cfg.tune.trials, out / "study.db")
-            if jobs > 1 and done < cfg.tune.trials:
-                workers = _start_workers(cfg, source, out, jobs - 1, deadline)
+            workers = _resume_or_start(study, cfg, source, out, space, metric, deadline)
         try:
-            if on_ray:  # Ray Tune's trials, gathered into an in-memory Optuna study for the summary
-                from hone.search.ray_search import search_on_ray
-
-                study = search_on_ray(cfg, prep, out, space, metric, defaults, deadline, parent_id)
-            else:
-                _optimize(study, cfg, prep, space, metric, deadline, parent_id)
-            for w in workers:
-                w.wait()
-            if workers:
-                (out / REQUEST).unlink(missing_ok=True)
+            study = _search(study, cfg, prep, out, space, metric, defaults, deadline, parent_id, on_ray, workers)
             if worker:
                 return {}
             summary = _conclude(study, base, source, out, deadline, space, metric, t0, parent_id, command)
@@ -175,6 +162,34 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False, de
         for p in made:  # failed before the study existed: the folders made for it go again
             with contextlib.suppress(OSError):
                 p.rmdir()  # only if empty
+
+
+def _resume_or_start(study: Any, cfg: RunConfig, source: Any, out: Path, space: dict[str, Any], metric: str,
+                     deadline: float | None) -> list[subprocess.Popen[bytes]]:
+    """Say how far the study is; start the other ``--jobs`` processes while trials remain."""
+    done = _finished(study)
+    logger.info("search of %s over %s: %d of %d trial(s) finished so far (study %s)", metric,
+                ", ".join(space), done, cfg.tune.trials, out / "study.db")
+    if cfg.tune.jobs > 1 and done < cfg.tune.trials:
+        return _start_workers(cfg, source, out, cfg.tune.jobs - 1, deadline)
+    return []
+
+
+def _search(study: Any, cfg: RunConfig, prep: Any, out: Path, space: dict[str, Any], metric: str,
+            defaults: dict[str, Any], deadline: float | None, parent_id: str | None, on_ray: bool,
+            workers: list[subprocess.Popen[bytes]]) -> Any:
+    """Run the trials here (and wait for the other processes), or on Ray Tune; returns the study."""
+    if on_ray:  # Ray Tune's trials, gathered into an in-memory Optuna study for the summary
+        from hone.search.ray_search import search_on_ray
+
+        study = search_on_ray(cfg, prep, out, space, metric, defaults, deadline, parent_id)
+    else:
+        _optimize(study, cfg, prep, space, metric, deadline, parent_id)
+    for w in workers:
+        w.wait()
+    if workers:
+        (out / REQUEST).unlink(missing_ok=True)
+    return study
 
 
 def _import_optuna() -> Any:

@@ -65,16 +65,18 @@ def save_loop_state(path: str | Path, loop: Loop, state: TrainState) -> Path:
     from safetensors.torch import save_file
 
     tensors: dict[str, torch.Tensor] = {}
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()
     py_state = random.getstate()
-    tree = {
+    tree: dict[str, Any] = {
         "model": _split_tensors(loop.model.state_dict(), "model", tensors),
         "best": _split_tensors(dict(loop.best), "best", tensors),
         "optimizer": _split_tensors(loop.optimizer.state_dict(), "optimizer", tensors),
         "scheduler": _split_tensors(_scheduler_state(loop.scheduler), "scheduler", tensors),
         "rng": {
             "torch": _split_tensors(torch.get_rng_state(), "rng.torch", tensors),
-            "cuda": _split_tensors(torch.cuda.get_rng_state_all(), "rng.cuda", tensors) if torch.cuda.is_available() else [],
+            "cuda": _split_tensors(torch.cuda.get_rng_state_all(), "rng.cuda", tensors)
+            if torch.cuda.is_available()
+            else [],
             "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
             "python": [py_state[0], list(py_state[1]), py_state[2]],
         },

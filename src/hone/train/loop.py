@@ -104,7 +104,12 @@ def evaluate_step(loop: Loop, evaluate: Callable[[], dict[str, float]], state: T
     value = float(metrics[loop.cfg.metric])
     better = improves(value, state.best_metric, loop.cfg.higher_is_better)
     if better:
-        state.best_metric, state.best_step, state.best_epoch, state.evals_since_best = value, state.step, state.epoch + 1, 0
+        state.best_metric, state.best_step, state.best_epoch, state.evals_since_best = (
+            value,
+            state.step,
+            state.epoch + 1,
+            0,
+        )
         # copy into the same buffers each time: fresh 90 MB clones per improvement fragment the heap
         for k, v in loop.model.state_dict().items():
             if k in loop.best and loop.best[k].shape == v.shape:

@@ -18,16 +18,26 @@ from hone.train.optim import class_weights, linear_schedule, make_loss, make_opt
 class TrainSettings(Protocol):
     """The fields of the resolved ``train`` section this assembly reads."""
 
-    lr: float
-    head_lr: float
-    weight_decay: float
-    warmup_ratio: float
-    batch_size: int
-    grad_accum_steps: int
-    grad_clip: float | None
-    class_weights: str
-    metric: str
-    epochs: int
+    @property
+    def lr(self) -> float: ...
+    @property
+    def head_lr(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def warmup_ratio(self) -> float: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def grad_accum_steps(self) -> int: ...
+    @property
+    def grad_clip(self) -> float | None: ...
+    @property
+    def class_weights(self) -> str: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def epochs(self) -> int: ...
 
 
 class _Strategy(Protocol):
@@ -47,7 +57,8 @@ class Setup:
 
 def steps_per_epoch(rows: int, batch_size: int, grad_accum_steps: int) -> int:
     """Optimiser steps in one pass over ``rows`` (a step sums ``grad_accum_steps`` batches)."""
-    return max(1, -(-(-(-rows // batch_size)) // grad_accum_steps))
+    batches = -(-rows // batch_size)
+    return max(1, -(-batches // grad_accum_steps))
 
 
 def assemble(tr: TrainSettings, net: nn.Module, strategy: _Strategy, *, task: str, class_counts: list[int],

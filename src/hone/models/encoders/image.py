@@ -13,7 +13,6 @@ from torch import nn
 from hone.errors import ModelDirError
 from hone.models.encoders import register
 
-
 NORM = 1.0  # the length of each column's pooled image vector entering the fusion head
 
 
