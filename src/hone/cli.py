@@ -18,8 +18,13 @@ from typing import Any
 from hone.config import command_flags
 from hone.errors import UserError
 
-if typing.TYPE_CHECKING:
-    from hone.artifact import Model
+
+class _Fitted(typing.Protocol):
+    """What the CLI prints of a fitted model (it imports only the api)."""
+
+    run_dir: Path | None
+
+    def metrics_table(self) -> str: ...
 
 # Flag spellings that differ from the keyword name (kept for the commands people already use).
 _CLI_NAMES = {"grad_accum_steps": "--grad-accum", "show_progress": "--progress"}
@@ -292,7 +297,7 @@ def _fit(a: argparse.Namespace) -> int:
     return 0
 
 
-def _print_model(model: Model) -> None:
+def _print_model(model: _Fitted) -> None:
     print(model.metrics_table())
     print(f"model: {Path(model.run_dir or '.') / 'model'}")
 
