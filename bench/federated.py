@@ -82,7 +82,7 @@ def bytes_per_round() -> list[tuple[str, int, int]]:
     from hone.features.pipeline import Preprocessor
     from hone.federated.local import trainable
     from hone.pipeline import build_network
-    from hone.train.runtime import Runtime
+    from hone.train.placement import Placement
 
     schema = Schema("label", "binary", [ColumnSpec("review", "text", "VARCHAR")], classes=["neg", "pos"])
     out = []
@@ -91,7 +91,7 @@ def bytes_per_round() -> list[tuple[str, int, int]]:
                        threads=1, class_counts=[1, 1], train_rows=1000)
         mods = {"text": Preprocessor.from_stats(schema, [{"modalities": {"text": {}}}], cfg=rcfg.model).text}
         pre = Preprocessor(schema, mods)
-        model, _, _, _ = build_network(rcfg, pre, Runtime.local("fp32"), feeder=False)
+        model, _, _, _ = build_network(rcfg, pre, Placement.local("fp32"), feeder=False)
         weights = trainable(model.net)
         out.append((strategy, sum(int(w.numel()) for w in weights.values()), ArrayRecord(weights).count_bytes()))
     return out

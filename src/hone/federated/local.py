@@ -28,7 +28,7 @@ from hone.models.precision import default_device, resolve_precision
 from hone.pipeline import Prepared, build_network, infer_run_schema, prepare, threads_for
 from hone.train.callbacks import Callback
 from hone.train.loop import fit_loop
-from hone.train.runtime import Runtime
+from hone.train.placement import Placement
 from hone.train.setup import assemble
 from hone.train.setup import steps_per_epoch as steps_per
 
@@ -165,8 +165,8 @@ class SiloClient:
         pre = Preprocessor.from_dict(d, {m: Path(folders[m]) for m in d["modalities"] if m in folders})
         prep = self.prepared(pre.schema)
         pre.bind(prep.base_dir)
-        self.runtime = Runtime.local(self.rcfg.train.precision)
-        self.model, self.strategy, _, feeder = build_network(self.rcfg, pre, self.runtime)
+        self.placement = Placement.local(self.rcfg.train.precision)
+        self.model, self.strategy, _, feeder = build_network(self.rcfg, pre, self.placement)
         assert feeder is not None
         self.feeder: Feeder = feeder
         self.feeder.prepare({s: p for s, p in prep.split.paths.items() if prep.split.counts.get(s)})
@@ -202,12 +202,12 @@ class SiloClient:
         def batches(epoch: int) -> Any:
             for inputs, t in self.feeder.train_batches(self.split.paths["train"], tr.batch_size,
                                                        seed=tr.seed + self.salt, epoch=first_epoch + epoch):
-                yield inputs, torch.from_numpy(pre.targets(t)).to(self.runtime.device), t.num_rows
+                yield inputs, torch.from_numpy(pre.targets(t)).to(self.placement.device), t.num_rows
 
         metric = tr.metric
         # validation is the server's (the evaluate messages): the loop's own end-of-epoch check is skipped
         state = fit_loop(net, batches=batches, evaluate=lambda: {metric: float("nan")}, loss_fn=loss_fn,
-                         optimizer=setup.optimizer, scheduler=setup.scheduler, cfg=setup.loop, runtime=self.runtime,
+                         optimizer=setup.optimizer, scheduler=setup.scheduler, cfg=setup.loop, placement=self.placement,
                          callbacks=[_StopAfter(local_steps)] if local_steps % steps_per_epoch else [])
         return trainable(net), {"num-examples": int(rows), "train-loss": float(state.last_loss),
                                 "steps": int(state.step), "train-seconds": float(state.train_seconds),

@@ -42,7 +42,7 @@ def run_rounds(grid: Any, cfg: RunConfig, checkpoints: Path) -> Outcome:
     from flwr.app import ArrayRecord, ConfigRecord
 
     from hone.pipeline import build_network
-    from hone.train.runtime import Runtime
+    from hone.train.placement import Placement
 
     fed = cfg.federated
     cfg_json = json.dumps(cfg.model_dump(mode="json", exclude_unset=True), sort_keys=True)
@@ -78,7 +78,7 @@ def run_rounds(grid: Any, cfg: RunConfig, checkpoints: Path) -> Outcome:
     folders = {"text": rcfg.model.backbone, "image": rcfg.model.image_backbone}
     d = json.loads(pre_json)
     pre = Preprocessor.from_dict(d, {m: Path(folders[m]) for m in d["modalities"] if m in folders})
-    model, strategy, fine_tuning, _ = build_network(rcfg, pre, Runtime.local("fp32"), feeder=False)
+    model, strategy, fine_tuning, _ = build_network(rcfg, pre, Placement.local("fp32"), feeder=False)
     net = model.net
     if saved is not None:
         from safetensors.numpy import load_file

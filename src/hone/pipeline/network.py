@@ -26,7 +26,7 @@ from hone.pipeline.after import collect
 from hone.pipeline.data_stages import Prepared, adopt, fit_preprocessor, prepare
 from hone.train.callbacks import Callback, EarlyStopping, ProgressBar, TimeBudget
 from hone.train.loop import Loop, fit_loop
-from hone.train.runtime import Runtime
+from hone.train.placement import Placement
 from hone.train.setup import assemble
 from hone.train.state import TrainState
 
@@ -42,12 +42,12 @@ class Trained:
     weights: np.ndarray | None  # the class weights of the loss, if any
     resumed_from: int
     embedding_seconds: float
-    runtime: Runtime
+    placement: Placement
 
 
-def build_network(rcfg: ResolvedRunConfig, pre: Preprocessor, runtime: Runtime, *, feeder: bool = True
+def build_network(rcfg: ResolvedRunConfig, pre: Preprocessor, placement: Placement, *, feeder: bool = True
                   ) -> tuple[Model, Strategy, str, Feeder | None]:
-    """The network for ``rcfg`` and ``pre`` (pretrained backbones, seeded head) on the runtime's device,
+    """The network for ``rcfg`` and ``pre`` (pretrained backbones, seeded head) on the placement's device,
     prepared by its fine-tuning strategy (frozen, top-k, LoRA...), as an unsaved :class:`Model`; with the
     strategy, its description and (``feeder``) the batches' feeder."""
     torch.manual_seed(rcfg.train.seed)
@@ -56,7 +56,7 @@ def build_network(rcfg: ResolvedRunConfig, pre: Preprocessor, runtime: Runtime, 
                    rcfg.model.dropout)
     folders = {"text": rcfg.model.backbone, "image": rcfg.model.image_backbone}
     assets: dict[str, Path] = {m: Path(folders[m]) for m in ("text", "image") if m in pre.modalities}
-    net = build_model(spec, assets, pretrained=True).to(runtime.device)
+    net = build_model(spec, assets, pretrained=True).to(placement.device)
     if net.text is not None and rcfg.model.backbone_dropout is not None:
         net.text.set_dropout(rcfg.model.backbone_dropout)
     strategy = get_strategy(rcfg.model.strategy)
@@ -65,10 +65,10 @@ def build_network(rcfg: ResolvedRunConfig, pre: Preprocessor, runtime: Runtime, 
         net.text.backbone.compile(dynamic=True)  # in place: the weights keep their names
     fed = None
     if feeder:
-        fed = strategy.feeder(net, pre, device=runtime.device, precision=runtime.precision,
+        fed = strategy.feeder(net, pre, device=placement.device, precision=placement.precision,
                               cache_dir=Path(rcfg.model.embedding_cache), backbones=assets)
         fed.prefetch = rcfg.train.prefetch
-    return Model(net, pre, {}, assets=assets, precision=runtime.precision), strategy, described, fed
+    return Model(net, pre, {}, assets=assets, precision=placement.precision), strategy, described, fed
 
 
 def train_network(prep: Prepared, rcfg: ResolvedRunConfig, pre: Preprocessor, callbacks: Iterable[Callback] = (),
@@ -76,8 +76,8 @@ def train_network(prep: Prepared, rcfg: ResolvedRunConfig, pre: Preprocessor, ca
     """Build the network for ``rcfg``, train it on the training split with early stopping on
     validation (``resume_state``: continue from a saved loop state) and finalise its strategy."""
     split = prep.split
-    runtime = Runtime.from_env(rcfg.train.precision)  # data-parallel under torchrun or Ray Train
-    model, strategy, described, feeder = build_network(rcfg, pre, runtime)
+    placement = Placement.from_env(rcfg.train.precision)  # data-parallel under torchrun or Ray Train
+    model, strategy, described, feeder = build_network(rcfg, pre, placement)
     assert feeder is not None
     net, assets = model.net, model.assets
     chosen = f"{described}; preset {rcfg.preset}" if assets else "no pretrained backbone"
@@ -91,14 +91,14 @@ def train_network(prep: Prepared, rcfg: ResolvedRunConfig, pre: Preprocessor, ca
         t_emb = time.perf_counter()
         feeder.prepare(split.paths)
         t_emb = time.perf_counter() - t_emb
-        state, weights, resumed_from = _train(model, split, rcfg, runtime, feeder, strategy, list(callbacks),
+        state, weights, resumed_from = _train(model, split, rcfg, placement, feeder, strategy, list(callbacks),
                                               resume_state=resume_state)
     finally:
         if images is not None:
             images.strict = False
-    runtime.close()  # the last collective was the training's: the rest runs on the main process only
+    placement.close()  # the last collective was the training's: the rest runs on the main process only
     strategy.finalize(net)  # merge LoRA adapters, unfreeze: the saved network is a plain one
-    return Trained(model, state, weights, resumed_from, t_emb, runtime)
+    return Trained(model, state, weights, resumed_from, t_emb, placement)
 
 
 def fit_worker(cfg: RunConfig, source: Any, resume_state: str | Path | None = None,
@@ -119,7 +119,7 @@ def _train(
     model: Model,
     split: SplitResult,
     cfg: ResolvedRunConfig,
-    runtime: Runtime,
+    placement: Placement,
     feeder: Feeder,
     strategy: Strategy,
     extra: list[Callback],
@@ -129,14 +129,14 @@ def _train(
     on_validation = tr.fit_on == "train+validation"  # no early stopping on rows it trains on
     counts = [pre.class_counts.get(str(c), 0) for c in pre.schema.classes]
     setup = assemble(tr, net, strategy, task=pre.schema.task, class_counts=counts, rows=split.counts["train"],
-                     higher_is_better=HIGHER_IS_BETTER[tr.metric], device=runtime.device,
+                     higher_is_better=HIGHER_IS_BETTER[tr.metric], device=placement.device,
                      eval_every_steps=tr.eval_every_steps, restore_best=not on_validation)
     opt, sched, loss_fn, loop = setup.optimizer, setup.scheduler, setup.loss_fn, setup.loop
 
     def batches(epoch: int) -> Iterator[Any]:
         for inputs, t in feeder.train_batches(split.paths["train"], tr.batch_size, seed=tr.seed, epoch=epoch,
-                                              rank=runtime.rank, world_size=runtime.world_size):
-            yield inputs, torch.from_numpy(pre.targets(t)).to(runtime.device), t.num_rows
+                                              rank=placement.rank, world_size=placement.world_size):
+            yield inputs, torch.from_numpy(pre.targets(t)).to(placement.device), t.num_rows
 
     def evaluate() -> dict[str, float]:
         m = score(model, feeder.outputs(split.paths["validation"]))
@@ -144,7 +144,7 @@ def _train(
 
     # one process logs, draws and saves; every process stops early on the same (identical) metrics
     callbacks: list[Callback] = [_EpochLog(tr.metric), ProgressBar(None if tr.show_progress else False)] \
-        if runtime.is_main else []
+        if placement.is_main else []
     if not on_validation:
         callbacks.append(EarlyStopping(tr.patience))
     if tr.time_budget:
@@ -153,13 +153,13 @@ def _train(
     if resume_state is not None:
         from hone.train.checkpoint import load_loop_state
 
-        holder = Loop(net, opt, sched, loss_fn, runtime, loop, {})
+        holder = Loop(net, opt, sched, loss_fn, placement, loop, {})
         state = load_loop_state(resume_state, holder)
         best, resumed_from = holder.best, state.step
         logger.info("resuming at step %d (epoch %d, batch %d of it) from %s", state.step, state.epoch + 1,
                     state.batch_in_epoch, resume_state)
     state = fit_loop(net, batches=batches, evaluate=evaluate, loss_fn=loss_fn, optimizer=opt, scheduler=sched,
-                     cfg=loop, runtime=runtime, callbacks=[*callbacks, *(extra if runtime.is_main else [])],
+                     cfg=loop, placement=placement, callbacks=[*callbacks, *(extra if placement.is_main else [])],
                      state=state, best=best)
     return state, setup.class_weights, resumed_from
 

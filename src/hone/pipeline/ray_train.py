@@ -2,7 +2,7 @@
 
 The driver runs the data stages once (read, audit, split into files beside the run folder). Each
 worker then calls :func:`hone.pipeline.dispatch` with the same config and those splits: Ray Train has set
-``RANK`` and ``WORLD_SIZE`` and joined the process group, so the runtime wraps the network in DDP,
+``RANK`` and ``WORLD_SIZE`` and joined the process group, so the placement wraps the network in DDP,
 each worker streams only its own shard of the training split (no worker reads the whole table),
 and the main worker (rank 0) writes the run folder, checkpoints and all, exactly as a local fit
 does. Without ``engine.address`` a local Ray instance is started (and stopped again); with one,

@@ -78,7 +78,7 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
                                   every_seconds=minutes * 60 if minutes else None,
                                   record={**record, "fingerprint": split.fingerprint}))
     trained = train_network(prep, rcfg, pre, extra, resume_state=resume.get("state") if resume else None)
-    model, state, weights, runtime = trained.model, trained.state, trained.weights, trained.runtime
+    model, state, weights, placement = trained.model, trained.state, trained.weights, trained.placement
     threads, t_emb, resumed_from = prep.hardware["threads"], trained.embedding_seconds, trained.resumed_from
     weighted = weights is not None
     # Baseline, model choice, calibration and decision rule on validation; test scored once. The
@@ -89,7 +89,7 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     report = choose_and_score(model, paths, rcfg, weights)
     rcfg = rcfg.model_copy(update={"evaluate": rcfg.evaluate.model_copy(update={"model": model.decision.model})})
     metrics = {s: report.pop(s) for s in ("validation", "test") if s in report}
-    world = runtime.world_size  # rows_seen counts this process's rows: the processes train equal shares
+    world = placement.world_size  # rows_seen counts this process's rows: the processes train equal shares
     training = {
         "train_samples_per_second": round(state.rows_per_second * world, 2),
         "world_size": world,
@@ -107,7 +107,7 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
         "preset": rcfg.preset,
         "precision": tr.precision,
         "threads": threads,
-        "device": str(runtime.device),
+        "device": str(placement.device),
         "class_weights": weighted,
         "rows": split.counts,
         "skipped_rows": split.skipped,

@@ -13,7 +13,7 @@ class Callback:
     """Base class; every hook is optional and receives the state.
 
     ``on_fit_start`` also receives the :class:`~hone.train.loop.Loop` (model, optimiser, scheduler,
-    runtime, best weights): keep it to save checkpoints or inspect the model.
+    placement, best weights): keep it to save checkpoints or inspect the model.
     """
 
     def on_fit_start(self, state: TrainState, *, loop: Any = None) -> None: ...

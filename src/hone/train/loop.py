@@ -2,7 +2,7 @@
 
 Everything optional (early stopping, time budgets, progress, and later tracking or pruning) is a
 :class:`~hone.train.callbacks.Callback`; evaluation is a function passed in; the hardware and the
-engine come in as a :class:`~hone.train.runtime.Runtime`. This module knows nothing of metrics,
+engine come in as a :class:`~hone.train.placement.Placement`. This module knows nothing of metrics,
 data formats or engines. A fit can be resumed from a saved state (``hone.train.checkpoint``): the
 loop skips the batches of the current epoch that were already trained on.
 """
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from hone.train.callbacks import Callback
-from hone.train.runtime import Runtime
+from hone.train.placement import Placement
 from hone.train.state import TrainState
 
 Batch = tuple[dict[str, Any], torch.Tensor, int]  # (model inputs, targets, number of rows)
@@ -48,7 +48,7 @@ class Loop:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    runtime: Runtime
+    placement: Placement
     cfg: LoopConfig
     best: dict[str, torch.Tensor]
     forward: nn.Module | None = None  # what the training forward goes through (DDP over ``model``), if not the model
@@ -58,7 +58,7 @@ def forward_backward(loop: Loop, batch: Batch) -> torch.Tensor:
     """Forward and backward on one batch (the loss divided by the accumulation count); returns the
     detached loss tensor without synchronising."""
     inputs, y, _ = batch
-    with loop.runtime.autocast():
+    with loop.placement.autocast():
         out = (loop.forward or loop.model)(inputs)
     loss = loop.loss_fn(out.float(), y)
     accum = loop.cfg.grad_accum_steps
@@ -124,21 +124,31 @@ def evaluate_step(loop: Loop, evaluate: Callable[[], dict[str, float]], state: T
         cb.on_evaluate(state, metrics=metrics, is_best=better)
 
 
-def fit_loop(model: nn.Module, *, batches: Callable[[int], Iterable[Batch]], evaluate: Callable[[], dict[str, float]],
-             loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer,
-             scheduler: Any, cfg: LoopConfig, runtime: Runtime | None = None, callbacks: list[Callback] | None = None,
-             state: TrainState | None = None, best: dict[str, torch.Tensor] | None = None) -> TrainState:
+def fit_loop(
+    model: nn.Module,
+    *,
+    batches: Callable[[int], Iterable[Batch]],
+    evaluate: Callable[[], dict[str, float]],
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    cfg: LoopConfig,
+    placement: Placement | None = None,
+    callbacks: list[Callback] | None = None,
+    state: TrainState | None = None,
+    best: dict[str, torch.Tensor] | None = None,
+) -> TrainState:
     """Train ``model`` for up to ``cfg.epochs`` epochs and restore the best validation checkpoint.
 
     Args:
-        model: the network, already on ``runtime.device``.
+        model: the network, already on ``placement.device``.
         batches: ``batches(epoch)`` yields the epoch's training batches, the same ones for the same
             epoch (shuffled by the caller with a seed).
         evaluate: returns validation metrics including ``cfg.metric``.
         loss_fn, optimizer, scheduler: the objective and its optimiser (the scheduler steps per
             optimiser step).
         cfg: epochs, clipping, accumulation, evaluation cadence and the metric to select on.
-        runtime: device, precision and ranks (default: this process, fp32).
+        placement: device, precision and ranks (default: this process, fp32).
         callbacks: early stopping, budgets, progress, tracking...
         state, best: a saved state and best weights to resume from (``hone.train.checkpoint``).
 
@@ -147,10 +157,10 @@ def fit_loop(model: nn.Module, *, batches: Callable[[int], Iterable[Batch]], eva
         not evaluation.
     """
     callbacks = callbacks or []
-    runtime = runtime or Runtime(device=next(model.parameters()).device)
+    placement = placement or Placement(device=next(model.parameters()).device)
     state = state or TrainState(total_steps=cfg.epochs * cfg.steps_per_epoch)
-    loop = Loop(model, optimizer, scheduler, loss_fn, runtime, cfg, best if best is not None else {})
-    loop.forward = runtime.wrap(model)  # DDP when the runtime has several processes
+    loop = Loop(model, optimizer, scheduler, loss_fn, placement, cfg, best if best is not None else {})
+    loop.forward = placement.wrap(model)  # DDP when the placement has several processes
     model.train()
     for cb in callbacks:
         cb.on_fit_start(state, loop=loop)
@@ -189,7 +199,7 @@ def _run_epoch(loop: Loop, epoch_batches: Iterable[Batch], evaluate: Callable[[]
         state.train_seconds += time.perf_counter() - tick
         for cb in callbacks:
             cb.on_batch_end(state, rows=rows, loss=state.last_loss if logged else None)
-        state.should_stop = loop.runtime.any(state.should_stop)  # every process stops at the same step
+        state.should_stop = loop.placement.any(state.should_stop)  # every process stops at the same step
         if (cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0) or state.should_stop:
             evaluate_step(loop, evaluate, state, callbacks)
         for cb in callbacks:

@@ -1,7 +1,7 @@
-"""The runtime: the one object that knows the hardware and the engine (device, precision, ranks).
+"""The placement: the one object that knows the hardware and the engine (device, precision, ranks).
 
 The loop receives it and asks it for autocast, reductions and barriers, so a distributed engine
-(torchrun, Ray Train) supplies its own runtime without touching the loop's body.
+(torchrun, Ray Train) supplies its own placement without touching the loop's body.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from hone.models.precision import autocast, default_device, resolve_precision
 
 
 @dataclass
-class Runtime:
+class Placement:
     """One process's view of where and how it trains.
 
     Example:
-        >>> rt = Runtime.local("fp32", device="cpu")
+        >>> rt = Placement.local("fp32", device="cpu")
         >>> rt.precision, rt.is_main, rt.world_size
         ('fp32', True, 1)
     """
@@ -31,8 +31,8 @@ class Runtime:
     rank: int = 0
 
     @classmethod
-    def local(cls, precision: str = "auto", device: str | torch.device | None = None) -> Runtime:
-        """A single-process runtime; ``auto`` precision is bf16 where the hardware has it natively."""
+    def local(cls, precision: str = "auto", device: str | torch.device | None = None) -> Placement:
+        """A single-process placement; ``auto`` precision is bf16 where the hardware has it natively."""
         dev = torch.device(device) if device is not None else default_device()
         return cls(device=dev, precision=resolve_precision(precision, dev))
 
@@ -46,8 +46,8 @@ class Runtime:
         return autocast(self.precision, self.device)
 
     @classmethod
-    def from_env(cls, precision: str = "auto") -> Runtime:
-        """This process's runtime: data-parallel when launched by ``torchrun`` (or Ray Train), which set
+    def from_env(cls, precision: str = "auto") -> Placement:
+        """This process's placement: data-parallel when launched by ``torchrun`` (or Ray Train), which set
         ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``; the process group (gloo on CPU, NCCL on GPU) is
         joined here unless the launcher already did. Otherwise :meth:`local`."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
