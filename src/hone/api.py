@@ -160,8 +160,8 @@ def parse_steps(steps: Any) -> int | str:
 
 def export(model_dir: str | Path, *, format: str = "onnx", quantize: str | None = None,
            data: DataSource | None = None) -> JSONDict:
-    """Export the model to ONNX inside its folder, with the parity check (see :mod:`hone.onnx_export`)."""
-    from hone.onnx_export import export_onnx
+    """Export the model to ONNX inside its folder, with the parity check (see :mod:`hone.onnx.export`)."""
+    from hone.onnx.export import export_onnx
 
     if format != "onnx":
         raise ConfigError(f"export format must be onnx, not {format!r}")
@@ -198,7 +198,7 @@ def audit(source: DataSource, *, target: str, output: str | Path | None = None, 
         spill.cleanup()
     if output is not None:
         from hone._io import write_text
-        from hone.quality.page import render_audit
+        from hone.pages.audit import render_audit
 
         data = report.to_dict()
         write_json(Path(output) / "audit.json", data)
@@ -208,7 +208,7 @@ def audit(source: DataSource, *, target: str, output: str | Path | None = None, 
 
 def report(run_dir: str | Path) -> Path:
     """Render ``RUN_DIR/report.html`` again from the run's files; returns its path."""
-    from hone.evaluation.report import write_report
+    from hone.pages.report import write_report
 
     run = Path(run_dir)
     if not (run / "metrics.json").is_file():
@@ -219,7 +219,7 @@ def report(run_dir: str | Path) -> Path:
 
 def compare(run_dirs: list[str | Path], output: str | Path | None = None) -> str:
     """Runs side by side (test metrics); the text table, and an HTML page at ``output`` if given."""
-    from hone.evaluation.report import compare as _compare
+    from hone.pages.report import compare as _compare
 
     runs = [Path(r) for r in run_dirs]
     for r in runs:

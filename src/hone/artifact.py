@@ -31,11 +31,11 @@ from hone.data.batches import as_tables
 from hone.data.schema import check_columns, scoring_query
 from hone.data.sources import Table, connect, open_table, stream
 from hone.errors import DataError, ModelDirError
-from hone.evaluation.baseline import Baseline
 from hone.evaluation.choice import Decision
 from hone.evaluation.metrics import classification_metrics, format_metrics, regression_metrics
 from hone.features.base import FEATURES
 from hone.features.pipeline import Preprocessor
+from hone.models.baseline import Baseline
 from hone.models.build import HoneNet, NetSpec, build_model
 from hone.models.inference import iter_outputs
 from hone.models.precision import cpu_has_fast_bf16, default_device, resolve_precision
@@ -92,7 +92,7 @@ class Model:
                     f"{str(model_dir)!r} has no {name} of this hone version: run hone export "
                     f"{model_dir} --format onnx" + (" --quantize int8" if runtime == "onnx-int8" else "")
                 )
-            from hone.models.onnx_inference import session_for
+            from hone.onnx.sessions import session_for
 
             self.session = session_for(model_dir / name, threads=torch.get_num_threads())  # as --workers set
         else:
@@ -104,7 +104,7 @@ class Model:
         """Score with ``threads`` CPU threads (PyTorch's, or the ONNX sessions')."""
         torch.set_num_threads(threads)
         if self.session is not None:
-            from hone.models.onnx_inference import session_for
+            from hone.onnx.sessions import session_for
 
             self.session = session_for(self.session.path, threads=threads)
 
@@ -169,8 +169,8 @@ class Model:
     def outputs(self, batches: Iterable[pa.Table | pa.RecordBatch]) -> Iterator[tuple[pa.Table, np.ndarray]]:
         """``(batch, outputs)``: the chosen model's calibrated probabilities ``[B, K]`` (or values ``[B]``)."""
         dec = self.decision
-        if self.session is not None:  # the graph holds the whole chosen model (hone.onnx_graph)
-            from hone.models.onnx_inference import onnx_outputs
+        if self.session is not None:  # the graph holds the whole chosen model (hone.onnx.graph)
+            from hone.onnx.sessions import onnx_outputs
 
             for t in as_tables(batches):
                 yield t, onnx_outputs(self.session, self.pre, t, self.baseline_features, network=dec.uses_network)

@@ -10,8 +10,8 @@ import pytest
 from hone.config import ModelConfig
 from hone.data.schema import infer_schema
 from hone.data.sources import connect, open_table
-from hone.evaluation.baseline import Baseline, fit_baseline
 from hone.features.pipeline import Preprocessor
+from hone.models.baseline import Baseline, fit_baseline
 
 
 def _setup(tbl: pa.Table, tmp: Path, backbone: Path | None = None, target: str = "label"):

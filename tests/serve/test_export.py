@@ -66,7 +66,7 @@ def test_regression_export_parity(tmp_path: Path, tiny_backbone: Path) -> None:
 def test_a_failed_parity_check_leaves_nothing(trained: Path, tmp_path: Path, monkeypatch) -> None:
     import shutil
 
-    import hone.onnx_export as ex
+    import hone.onnx.export as ex
 
     copy = tmp_path / "m"
     shutil.copytree(trained, copy, ignore=shutil.ignore_patterns("*.onnx", "onnx.json"))
@@ -83,7 +83,7 @@ def test_int8_falls_back_to_per_token_then_refuses_keeping_fp32(trained: Path, t
 
     import onnx
 
-    import hone.onnx_export as ex
+    import hone.onnx.export as ex
 
     copy = tmp_path / "m"
     shutil.copytree(trained, copy, ignore=shutil.ignore_patterns("*.onnx", "onnx.json"))
@@ -131,7 +131,7 @@ def test_the_graph_holds_lightgbm_blend_temperature_and_decision(tmp_path: Path,
         assert list(torch_model.predict(fresh)) == list(onnx_model.predict(fresh))
         import onnxruntime as ort  # the graph's own label output applies the decision rule as hone does
 
-        from hone.models.onnx_inference import feeds
+        from hone.onnx.sessions import feeds
 
         s = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
         label = s.run(["label"], feeds(torch_model.pre, fresh, torch_model.baseline.features,

@@ -12,7 +12,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from hone.models.onnx_int8 import quantize_per_token  # noqa: E402
+from hone.onnx.int8 import quantize_per_token  # noqa: E402
 
 
 def _graph(path: Path, w: np.ndarray) -> None:

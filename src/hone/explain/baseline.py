@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from hone.evaluation.baseline import _SVD_DIM, THUMBNAIL, Baseline
+from hone.models.baseline import _SVD_DIM, THUMBNAIL, Baseline
 
 TOP_TERMS = 10
 

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from hone._io import atomic_path
 from hone._logging import get_logger
 from hone.errors import DataError
-from hone.evaluation.attribution_view import page, png_uri, row_view
+from hone.pages.attributions import page, png_uri, row_view
 
 logger = get_logger(__name__)
 HTML_ROWS = 500  # an HTML page shows at most this many rows (the Parquet file has them all)

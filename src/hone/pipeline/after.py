@@ -16,10 +16,10 @@ from hone.artifact import Model
 from hone.config import ResolvedRunConfig
 from hone.data.batches import iter_batches
 from hone.errors import DataError
-from hone.evaluation.baseline import fit_baseline
 from hone.evaluation.bootstrap import bootstrap
 from hone.evaluation.choice import Decision, decide
 from hone.evaluation.metrics import HIGHER_IS_BETTER, classification_metrics, regression_metrics
+from hone.models.baseline import fit_baseline
 from hone.models.inference import iter_outputs
 
 logger = get_logger("hone.fit")

@@ -96,7 +96,7 @@ def seed_everything(seed: int) -> None:
 
 def write_run(stage: Path, name: str, files: dict[str, Any]) -> None:
     """A run's files (text or JSON, each written atomically) and its ``report.html``, into ``stage``."""
-    from hone.evaluation.report import write_report
+    from hone.pages.report import write_report
 
     for fname, content in files.items():
         (write_text if isinstance(content, str) else write_json)(stage / fname, content)

@@ -29,7 +29,11 @@ import numpy as np
 from hone.data.schema import Schema, feature_selects
 from hone.data.sources import Table
 from hone.data.sql import qi
+from hone.evaluation.calibration import apply_temperature, fit_temperature
 from hone.quality.base import Context, Finding, register
+from hone.shallow.linear import fit_logistic
+from hone.shallow.text import fit_tfidf
+from hone.shallow.trees import fit_classifier
 
 _FOLDS = 5
 
@@ -138,33 +142,17 @@ def _fit_predict(x_text: list[str] | None, x_tab: np.ndarray | None, y: np.ndarr
     out = np.zeros((len(te), k))
     if x_text is not None:
         from scipy import sparse
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
 
-        train_texts = [x_text[i] for i in tr]
-        opts = {"ngram_range": (1, 2), "min_df": 2 if len(tr) > 1000 else 1, "sublinear_tf": True,
-                "max_features": 200_000, "dtype": np.float32}
-        try:
-            vec = TfidfVectorizer(**opts)
-            a = vec.fit_transform(train_texts)
-        except ValueError:  # no word of 2+ characters anywhere: single characters count as words
-            vec = TfidfVectorizer(**opts, token_pattern=r"(?u)\b\w+\b")
-            a = vec.fit_transform(train_texts)
-        b = vec.transform([x_text[i] for i in te])
+        tfidf, a = fit_tfidf([x_text[i] for i in tr], max_features=200_000, min_df=2 if len(tr) > 1000 else 1,
+                             single_characters=True)
+        b = tfidf.transform([x_text[i] for i in te])
         if x_tab is not None:
             ta, tb = _standardise(x_tab[tr], x_tab[te])
             a, b = sparse.hstack([a, ta]).tocsr(), sparse.hstack([b, tb]).tocsr()
-        model = LogisticRegression(C=4.0, max_iter=300, tol=1e-3).fit(a, y[tr])
-        out[:, present] = model.predict_proba(b)
+        out[:, present] = fit_logistic(a, y[tr]).predict_proba(b)
     else:
-        import lightgbm as lgb
-
         assert x_tab is not None  # no text: the table's other columns
-        model = lgb.LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=31, min_child_samples=10,
-                                   subsample=0.8, subsample_freq=1, colsample_bytree=0.8, random_state=seed,
-                                   verbose=-1, n_jobs=2)
-        model.fit(x_tab[tr], y[tr])
-        out[:, present] = model.predict_proba(x_tab[te])
+        out[:, present] = fit_classifier(x_tab[tr], y[tr], seed=seed).predict_proba(x_tab[te])
     return out
 
 
@@ -181,20 +169,9 @@ def wrong_label_posterior(y: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray,
     the model must predict the labels better than their frequencies do, and T must be diagonally
     dominant (each true class mostly keeps its label), else noise and signal cannot be told apart."""
     from cleanlab.count import estimate_joint
-    from scipy.optimize import minimize_scalar
 
     n, k = probs.shape
-    logp = np.log(np.clip(probs, 1e-12, 1.0))
-
-    def softmax(t: float) -> np.ndarray:
-        z = logp / t
-        z -= z.max(1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(1, keepdims=True)
-
-    t = minimize_scalar(lambda t: -np.log(softmax(t)[np.arange(n), y] + 1e-12).mean(), bounds=(0.05, 20),
-                        method="bounded").x
-    p = softmax(float(t))
+    p = apply_temperature(probs, fit_temperature(y, probs))  # calibrated to the given labels
     prior = np.bincount(y, minlength=k) / n
     gain = 1 - (-np.log(p[np.arange(n), y] + 1e-12).mean()) / max(
         -(prior[prior > 0] * np.log(prior[prior > 0])).sum(), 1e-12

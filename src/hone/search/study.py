@@ -239,7 +239,7 @@ def _open_study(optuna: Any, cfg: RunConfig, out: Path, fingerprint: dict[str, A
 def _conclude(study: Any, base: RunConfig, source: Any, out: Path, deadline: float | None, space: dict[str, Any],
               metric: str, t0: float, parent_id: str | None, command: list[str] | None) -> dict[str, Any]:
     """The summary, the refit of the best trial in ``out/best`` and its report."""
-    from hone.evaluation.report import write_report
+    from hone.pages.report import write_report
 
     summary = summarize(study, base, space, metric, time.time() - t0)
     _write_summary(out, summary)

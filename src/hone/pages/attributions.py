@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from hone._html import CSS, e, table
+from hone.pages.html import CSS, e, table
 
 VIEW_CSS = """
 .xrow{border:1px solid #d0d7de;border-radius:8px;padding:.8em 1em;margin:1em 0}.xrow h3{margin:.1em 0 .4em}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hone._html import CSS, e, table
+from hone.pages.html import CSS, e, table
 
 _SEVERITY_CLASS = {"error": "worse", "warning": "warn", "info": ""}
 _EXTRA_CSS = ".warn{background:#fff8c5}.ex{font-size:12px;color:#57606a;max-width:520px;text-align:left}"

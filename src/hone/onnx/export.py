@@ -1,6 +1,6 @@
 """``hone export MODEL --format onnx [--quantize int8]``: the chosen model as one ONNX graph, checked.
 
-The graph (:mod:`hone.onnx_graph`) holds everything after preprocessing: the network, the baseline
+The graph (:mod:`hone.onnx.graph`) holds everything after preprocessing: the network, the baseline
 when the chosen model uses it (LightGBM through onnxmltools, or the TF-IDF linear model), the blend,
 the temperature and the decision rule; batch and token axes are dynamic. The preprocessing
 (tokeniser, imputation, scaling, vocabularies, the baseline's TF-IDF) stays in hone's Python code
@@ -12,7 +12,7 @@ what the torch runtime answers; int8 (``--quantize int8``) agreeing with fp32 on
 int8 covers the matrix multiplications by constant weights (the embeddings, attention products and
 head stay fp32) and tries two schemes, fastest first: ONNX Runtime's dynamic quantisation (one
 activation scale per call) and, when that misses, hone's per-token scheme with smoothing
-(:mod:`hone.models.onnx_int8`), keeping the first that passes. When fp32 passes and int8 does not,
+(:mod:`hone.onnx.int8`), keeping the first that passes. When fp32 passes and int8 does not,
 ``model.onnx`` is kept and the export still fails. The result is recorded in ``onnx.json`` beside
 ``model.onnx``; ``hone predict --runtime auto`` takes the fastest runtime that passed.
 """
@@ -24,20 +24,22 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from hone._io import atomic_path
-from hone.artifact import Model
 from hone.errors import DataError, MissingDependencyError
-from hone.models.onnx_inference import onnx_outputs, session_for
-from hone.onnx_graph import BASELINE_PREFIX, OPSET, build
+from hone.onnx.graph import BASELINE_PREFIX, OPSET, build
+from hone.onnx.sessions import onnx_outputs, session_for
+
+if TYPE_CHECKING:
+    from hone.artifact import Model
 
 FP32_TOLERANCE = 1e-4
 INT8_AGREEMENT = 0.99
-INT8_SCHEMES = ("dynamic", "per-token")  # fastest first; see hone.models.onnx_int8
+INT8_SCHEMES = ("dynamic", "per-token")  # fastest first; see hone.onnx.int8
 
 
 def _sample_rows(model: Model, data: Any, rows: int) -> pa.Table:
@@ -139,7 +141,7 @@ def _int8(model: Model, fp32_path: Path, dst: Path, sample: pa.Table, fp32_out: 
     99% of the parity rows it did not learn from (regression: the first). Refuses when none does.
     The dynamic scheme learns nothing from the rows and is judged on all of them; the per-token
     scheme calibrates on the first quarter and is judged on the rest (on all under 128 rows)."""
-    from hone.models.onnx_int8 import quantize_per_token
+    from hone.onnx.int8 import quantize_per_token
 
     n_cal = sample.num_rows // 4 if sample.num_rows >= 128 else sample.num_rows
     feeds = [feed_for(model, sample.slice(i, min(64, n_cal - i))) for i in range(0, n_cal, 64)]
@@ -190,7 +192,7 @@ class _Missed(Exception):
 
 def feed_for(model: Model, part: pa.Table) -> dict[str, np.ndarray]:
     """The graph's inputs for rows ``part``: the network's tensors and the baseline's features."""
-    from hone.models.onnx_inference import feeds
+    from hone.onnx.sessions import feeds
 
     return feeds(model.pre, part, model.baseline_features, network=model.decision.uses_network)
 

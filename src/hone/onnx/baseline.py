@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from hone.errors import MissingDependencyError
-from hone.evaluation.baseline import Baseline
+from hone.models.baseline import Baseline
 
 
 def baseline_graph(b: Baseline, width: int, opset: int) -> Any:

@@ -3,7 +3,7 @@
 * the network (text encoders with masked mean pooling, numeric and categorical encoders, head) is
   exported from PyTorch with dynamic batch and token axes; its output is the softmax (or, for
   regression, the value in the target's scale);
-* the baseline, when the chosen model uses it, is converted by :mod:`hone.evaluation.baseline_onnx`
+* the baseline, when the chosen model uses it, is converted by :mod:`hone.onnx.baseline`
   (LightGBM through onnxmltools, or the TF-IDF linear model) and reads its feature matrix from
   the input ``baseline``;
 * the tail does what :meth:`Decision.combine` and :meth:`Decision.predict` do: the blend
@@ -17,15 +17,17 @@ Outputs: ``output`` (probabilities ``[B, K]`` or values ``[B]``) and, for classi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import torch
 from torch import nn
 
-from hone.artifact import Model
-from hone.models.onnx_inference import flatten
+from hone.onnx.sessions import flatten
+
+if TYPE_CHECKING:
+    from hone.artifact import Model
 
 OPSET = 17
 BASELINE_PREFIX = "baseline/"
@@ -71,7 +73,7 @@ def build(model: Model, sample: pa.Table, workdir: Path) -> tuple[Any, dict[str,
         inits += list(net.graph.initializer)
         info["parts"].append("network")
     if dec.uses_baseline and model.baseline is not None:
-        from hone.evaluation.baseline_onnx import baseline_graph
+        from hone.onnx.baseline import baseline_graph
 
         width = model.baseline.features(sample.slice(0, 1)).shape[1]
         base = onnx.compose.add_prefix(baseline_graph(model.baseline, width, OPSET), BASELINE_PREFIX,

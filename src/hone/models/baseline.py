@@ -7,9 +7,9 @@
   their TF-IDF, image columns as 16 x 16 grey thumbnails (raw pixels).
 
 The baseline reads the same preprocessed columns as the network (the fitted
-:class:`~hone.features.pipeline.Preprocessor`), so it sees exactly what the network sees, and it
-saves without pickle: LightGBM's own text format, the TF-IDF vocabulary as JSON, every array as
-safetensors.
+:class:`~hone.features.pipeline.Preprocessor`), so it sees exactly what the network sees; the models
+themselves are :mod:`hone.shallow`'s (shared with the audit's label-error model). It saves without
+pickle: LightGBM's own text format, the TF-IDF vocabulary as JSON, every array as safetensors.
 """
 
 from __future__ import annotations
@@ -27,18 +27,20 @@ import pyarrow.parquet as pq
 
 from hone.data.batches import as_tables
 from hone.features.pipeline import Preprocessor
+from hone.shallow.linear import fit_tuned, linear_scores
+from hone.shallow.text import Tfidf, fit_tfidf, joined
+from hone.shallow.trees import booster_scores, fit_booster, load_booster
 
 MAX_ROWS = 200_000  # the baseline trains on at most this many training rows (the file is in hash order)
 _SVD_DIM = 64
 THUMBNAIL = 16  # image columns enter the LightGBM baseline as 16 x 16 grey thumbnails (256 pixels each)
 _THUMBS = "__hone_thumbnails"
-_TFIDF = {"ngram_range": (1, 2), "sublinear_tf": True, "max_features": 100_000, "dtype": np.float32}
+_TFIDF_FEATURES = 100_000
 
 
 def _texts(pre: Preprocessor, batch: pa.Table) -> list[str]:
     assert pre.text is not None
-    cols = [pc.fill_null(pc.cast(batch.column(c), pa.string()), "").to_pylist() for c in pre.text.columns]
-    return [" \n ".join(parts) for parts in zip(*cols)]
+    return joined([pc.fill_null(pc.cast(batch.column(c), pa.string()), "").to_pylist() for c in pre.text.columns])
 
 
 def _tabular(pre: Preprocessor, batch: pa.Table) -> np.ndarray:
@@ -92,11 +94,8 @@ class Baseline:
 
     # -- features -------------------------------------------------------------------------------
     def _tfidf(self, texts: list[str]) -> Any:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        vec = TfidfVectorizer(**{**_TFIDF, "max_features": None}, vocabulary=self.vocabulary)
-        vec.idf_ = self.arrays["idf"]
-        return vec.transform(texts)
+        assert self.vocabulary is not None
+        return Tfidf(self.vocabulary, self.arrays["idf"]).transform(texts)
 
     def _features(self, batch: pa.Table) -> Any:
         if self.kind == "tfidf-linear":
@@ -126,19 +125,8 @@ class Baseline:
     def _score(self, x: Any) -> np.ndarray:
         task = self.pre.schema.task
         if self.kind == "lightgbm":
-            raw = self.booster.predict(x, num_iteration=self.info.get("best_iteration") or None)
-            if task == "binary":
-                return np.stack([1 - raw, raw], 1)
-            return raw if task == "regression" else np.asarray(raw)
-        z = np.asarray(x @ self.arrays["coef"].T).reshape(x.shape[0], -1) + self.arrays["intercept"]
-        if task == "regression":
-            return z[:, 0]
-        if task == "binary":
-            p = 1 / (1 + np.exp(-z[:, 0]))
-            return np.stack([1 - p, p], 1)
-        z -= z.max(1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(1, keepdims=True)
+            return booster_scores(self.booster, x, task, self.info.get("best_iteration"))
+        return linear_scores(x, self.arrays["coef"], self.arrays["intercept"], task)
 
     def iter_outputs(self, batches: Iterable[pa.Table]) -> Iterable[tuple[pa.Table, np.ndarray]]:
         for t in as_tables(batches):
@@ -172,9 +160,7 @@ class Baseline:
         )
         booster = None
         if meta["kind"] == "lightgbm":
-            import lightgbm as lgb
-
-            booster = lgb.Booster(model_str=(folder / "lightgbm.txt").read_text(encoding="utf-8"))
+            booster = load_booster((folder / "lightgbm.txt").read_text(encoding="utf-8"))
         return cls(pre, meta["kind"], meta["info"], arrays, vocab, booster)
 
 
@@ -187,12 +173,9 @@ def fit_baseline(pre: Preprocessor, train_path: Path, valid_path: Path, *, seed:
     tabular = any(m in pre.modalities for m in ("numeric", "categorical", "image"))
     vocab, arrays = None, {}
     if has_text:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        vec = TfidfVectorizer(**_TFIDF, min_df=2 if train.num_rows > 1000 else 1)
-        x_text = vec.fit_transform(_texts(pre, train))
-        vocab = {k: int(v) for k, v in vec.vocabulary_.items()}
-        arrays["idf"] = vec.idf_.astype(np.float32)
+        tfidf, x_text = fit_tfidf(_texts(pre, train), max_features=_TFIDF_FEATURES,
+                                  min_df=2 if train.num_rows > 1000 else 1)
+        vocab, arrays["idf"] = tfidf.vocabulary, tfidf.idf
     if has_text and not tabular:
         return _fit_linear(pre, x_text, y_tr, valid, y_va, vocab or {}, arrays, seed)
     if has_text:
@@ -206,54 +189,17 @@ def fit_baseline(pre: Preprocessor, train_path: Path, valid_path: Path, *, seed:
 
 def _fit_linear(pre: Preprocessor, x: Any, y: np.ndarray, valid: pa.Table, y_va: np.ndarray,
                 vocab: dict[str, int], arrays: dict[str, np.ndarray], seed: int) -> Baseline:
-    from sklearn.linear_model import LogisticRegression, Ridge
-
-    from hone.evaluation.bootstrap import macro_f1
-
-    task = pre.schema.task
-    best: tuple[float, np.ndarray, np.ndarray, float] | None = None
-    probe = Baseline(pre, "tfidf-linear", {}, arrays, vocab)
-    x_va = probe._features(valid)
-    # each C starts from the previous C's solution (warm start): the same optima in fewer iterations
-    logistic = LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed, warm_start=True)
-    model: Any = None
-    for c in (0.25, 1.0, 4.0, 16.0):
-        if task == "regression":
-            model = Ridge(alpha=1.0 / c).fit(x, y)
-            score = -float(np.sqrt(np.mean((model.predict(x_va) - y_va) ** 2)))  # standardised scale
-        else:
-            model = logistic.set_params(C=c).fit(x, y)
-            score = macro_f1(y_va, model.predict_proba(x_va), np.ones(len(y_va)))
-        if best is None or score > best[0]:
-            best = (score, np.atleast_2d(model.coef_).astype(np.float32),
-                    np.atleast_1d(model.intercept_).astype(np.float32), c)
-    assert best is not None
-    _, coef, intercept, c = best
-    return Baseline(pre, "tfidf-linear", {"C": c, "model": type(model).__name__},
-                    {**arrays, "coef": coef, "intercept": intercept}, vocab)
+    x_va = Baseline(pre, "tfidf-linear", {}, arrays, vocab)._features(valid)
+    fit = fit_tuned(x, y, x_va, y_va, pre.schema.task, seed=seed)
+    return Baseline(pre, "tfidf-linear", {"C": fit.c, "model": fit.model},
+                    {**arrays, "coef": fit.coef, "intercept": fit.intercept}, vocab)
 
 
 def _fit_lightgbm(b: Baseline, train: pa.Table, y: np.ndarray, valid: pa.Table, y_va: np.ndarray, seed: int,
                   threads: int) -> Baseline:
-    import lightgbm as lgb
-
-    task = b.pre.schema.task
     x, x_va = b._features(train), b._features(valid)
     n_num = b.pre.numbers.width if b.pre.numbers is not None else 0
     n_cat = len(b.pre.categories.features) if b.pre.categories is not None else 0
-    cats = list(range(n_num, n_num + n_cat))
-    params: dict[str, Any] = {"verbosity": -1, "seed": seed, "deterministic": True, "num_threads": threads or 0}
-    if task == "binary":
-        params["objective"] = "binary"
-    elif task == "multiclass":
-        params.update(objective="multiclass", num_class=len(b.pre.schema.classes))
-    else:
-        params["objective"] = "regression"
-    dtrain = lgb.Dataset(x, label=y, categorical_feature=cats or "auto", free_raw_data=True)
-    dvalid = lgb.Dataset(x_va, label=y_va, reference=dtrain, categorical_feature=cats or "auto")
-    booster = lgb.train(params, dtrain, num_boost_round=1000, valid_sets=[dvalid],
-                        callbacks=[lgb.early_stopping(50, verbose=False)])
-    b.booster = booster
-    b.info = {"best_iteration": int(booster.best_iteration or booster.current_iteration()),
-              "categorical_features": cats, "params": {k: v for k, v in params.items() if k != "num_threads"}}
+    b.booster, b.info = fit_booster(x, y, x_va, y_va, b.pre.schema.task, len(b.pre.schema.classes),
+                                    categorical=list(range(n_num, n_num + n_cat)), seed=seed, threads=threads)
     return b

@@ -9,12 +9,12 @@ from typing import Any
 
 import yaml
 
-from hone._html import CSS as _CSS
-from hone._html import e as _e
-from hone._html import fmt as _fmt
-from hone._html import table as _table
-from hone.evaluation.attribution_view import VIEW_CSS
 from hone.evaluation.metrics import HIGHER_IS_BETTER
+from hone.pages.attributions import VIEW_CSS
+from hone.pages.html import CSS as _CSS
+from hone.pages.html import e as _e
+from hone.pages.html import fmt as _fmt
+from hone.pages.html import table as _table
 
 _COLORS = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#bf8700"]
 
@@ -125,7 +125,7 @@ def render(run: Path, name: str | None = None) -> str:
                    _table([*keys, *cols], [[r[k] for k in keys] + [r["inputs"].get(c) for c in cols] for r in rows]))
     explained = _read(run, "explain.json")
     if explained and not explained.get("skipped"):
-        from hone.evaluation.attribution_view import importance_section
+        from hone.pages.attributions import importance_section
 
         out.append(importance_section(explained))
     search = _read(run, "tune.json")
@@ -134,7 +134,7 @@ def render(run: Path, name: str | None = None) -> str:
     out.append("<h2>Data</h2>" + _data(schema, fp))
     quality = _read(run, "quality.json")
     if quality and quality.get("findings"):
-        from hone.quality.page import findings_table
+        from hone.pages.audit import findings_table
 
         le = quality.get("label_error_check") or {}
         note = (f" Likely label errors: {le['flagged']} flagged of {le['rows_checked']} checked." if le and not
