@@ -26,10 +26,6 @@ class _Fitted(typing.Protocol):
 
     def metrics_table(self) -> str: ...
 
-# Flag spellings that differ from the keyword name (kept for the commands people already use).
-_CLI_NAMES = {"grad_accum_steps": "--grad-accum", "show_progress": "--progress"}
-
-
 class _ArgumentError(UserError):
     """A flag's value that the parser refuses (a wrong type, a number out of range, an unknown choice)."""
 
@@ -77,12 +73,12 @@ def _choices(annotation: Any) -> list[str] | None:
 
 def _add_config_flags(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
     """A flag per short name of the one flag table (:data:`hone.config.FLAGS`), typed by its config field."""
-    from hone.config import FLAGS, field_of
+    from hone.config import FLAGS, field_of, flag_of
 
     for name in names:
         dotted = FLAGS[name]
         info = field_of(dotted)
-        flag = _CLI_NAMES.get(name, "--" + name.replace("_", "-"))
+        flag = flag_of(name)
         help_text = (info.description or "") + f" [{dotted}]"
         if info.annotation is bool:
             p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from hone.config.files import build_config, dump_yaml, load_yaml
-from hone.config.flags import FLAGS, SEARCHABLE, command_flags, field_of
+from hone.config.flags import FLAGS, SEARCHABLE, command_flags, field_of, flag_of
 from hone.config.resolution import (
     ResolvedRunConfig,
     backbone_max_tokens,
@@ -70,6 +70,7 @@ __all__ = [
     "dump_yaml",
     "explain_wanted",
     "field_of",
+    "flag_of",
     "load_yaml",
     "parse_duration",
     "resolve",

@@ -46,6 +46,15 @@ FLAGS: dict[str, str] = {
     "dp_delta": "federated.dp_delta",
 }
 
+# Flags spelt other than ``--`` + the short name with dashes (kept for the commands people already use).
+SPELLINGS = {"grad_accum_steps": "--grad-accum", "show_progress": "--progress"}
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of a short name (``batch_size`` -> ``--batch-size``)."""
+    return SPELLINGS.get(name, "--" + name.replace("_", "-"))
+
+
 # The parameters a search space may hold (hone.search.space), by the same short names.
 SEARCHABLE = ("lr", "head_lr", "epochs", "batch_size", "dropout", "weight_decay", "warmup_ratio", "lora_r", "top_k")
 
