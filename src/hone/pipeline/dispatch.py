@@ -61,11 +61,23 @@ def fit(req: FitRequest) -> Model | None:
     if start.cfg.engine.kind == "ray" and dispatch:  # Ray Train workers run this same function
         from hone.pipeline.ray_train import fit_on_ray
 
-        model = load(fit_on_ray(start.cfg, start.source, start.folder, req.overwrite,
+        model = load(fit_on_ray(start.cfg, start.source, start.folder, req.overwrite, _ray_worker,
                                 resume=start.resumed is not None) / "model")
         model.run_dir = start.folder
         return model
     return _fit_here(req, start)
+
+
+def _ray_worker(config: dict[str, Any]) -> None:
+    """One Ray Train worker: the ordinary fit, data-parallel through the environment Ray set up."""
+    os.chdir(config["cwd"])  # relative paths mean what they meant where the command ran
+    os.environ["HONE_RAY_WORKER"] = "1"  # this process fits: engine.kind ray in the config is the run's record
+    prep = config["prepared"]  # the driver's split: this worker reads its shard of it, not the whole table
+    if config["resume"]:  # every worker continues from the run's checkpoint (rank 0 wrote it)
+        fit(FitRequest(config["source"], resume=config["output"], prepared=prep))
+    else:
+        fit(FitRequest(config["source"], config=config["config"], output=config["output"],
+                       overwrite=config["overwrite"], prepared=prep))
 
 
 def _other_rank(req: FitRequest) -> None:

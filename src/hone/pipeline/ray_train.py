@@ -16,6 +16,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,23 +28,11 @@ from hone.errors import ConfigError
 logger = get_logger("hone.ray")
 
 
-def _train_worker(config: dict[str, Any]) -> None:
-    """One Ray Train worker: the ordinary fit, data-parallel through the environment Ray set up."""
-    from hone.pipeline.dispatch import FitRequest, fit
-
-    os.chdir(config["cwd"])  # relative paths mean what they meant where the command ran
-    os.environ["HONE_RAY_WORKER"] = "1"  # this process fits: engine.kind ray in the config is the run's record
-    prep = config["prepared"]  # the driver's split: this worker reads its shard of it, not the whole table
-    if config["resume"]:  # every worker continues from the run's checkpoint (rank 0 wrote it)
-        fit(FitRequest(config["source"], resume=config["output"], prepared=prep))
-    else:
-        fit(FitRequest(config["source"], config=config["config"], output=config["output"],
-                       overwrite=config["overwrite"], prepared=prep))
-
-
-def fit_on_ray(cfg: RunConfig, source: Any, run_dir: Path, overwrite: bool, resume: bool = False) -> Path:
-    """Run the fit on Ray Train workers; returns the run folder the main worker wrote. With
-    ``resume``, ``run_dir`` is a killed run: the workers continue it from its last checkpoint."""
+def fit_on_ray(cfg: RunConfig, source: Any, run_dir: Path, overwrite: bool, worker: Callable[[dict[str, Any]], None],
+               resume: bool = False) -> Path:
+    """Run the fit on Ray Train workers, each calling ``worker`` (the pipeline's fit, data-parallel); returns
+    the run folder the main worker wrote. With ``resume``, ``run_dir`` is a killed run: the workers continue
+    it from its last checkpoint."""
     ray = import_ray()
     from ray.train import RunConfig as RayRunConfig
     from ray.train import ScalingConfig
@@ -80,7 +69,7 @@ def fit_on_ray(cfg: RunConfig, source: Any, run_dir: Path, overwrite: bool, resu
                 f", cluster {e.address}" if e.address else ", local Ray instance")
     try:
         trainer = TorchTrainer(
-            _train_worker,
+            worker,
             train_loop_config={"config": tree, "source": str(source), "output": str(Path(run_dir).absolute()),
                                "overwrite": overwrite, "cwd": os.getcwd(), "resume": resume, "prepared": prep},
             scaling_config=ScalingConfig(num_workers=e.workers, use_gpu=e.gpus_per_worker > 0,

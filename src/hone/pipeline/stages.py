@@ -10,12 +10,12 @@ from typing import Any
 
 from hone._logging import get_logger
 from hone.artifact import Model
-from hone.config import RunConfig, dump_yaml
+from hone.config import ResolvedRunConfig, RunConfig, dump_yaml
 from hone.data.split import SplitResult
 from hone.errors import ConfigError
 from hone.pipeline.after import choose_and_score
 from hone.pipeline.data_stages import Prepared, adopt, fit_preprocessor, prepare
-from hone.pipeline.network import train_network
+from hone.pipeline.network import Trained, train_network
 from hone.train.callbacks import Callback
 
 logger = get_logger("hone.fit")
@@ -36,14 +36,47 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     work = stage / ".work"
     work.mkdir()
     prep = adopt(prepared, cfg, work) if prepared is not None else prepare(cfg, source, work)
-    schema, split, quality, cleaning = prep.schema, prep.split, prep.quality, prep.cleaning
     rcfg = prep.resolve(cfg)
-    tr = rcfg.train
     if resume is not None:
-        _check_same_data(resume.get("fingerprint", {}), split.fingerprint)
+        _check_same_data(resume.get("fingerprint", {}), prep.split.fingerprint)
+    _log_data(prep)
+    pre = fit_preprocessor(prep, rcfg)
+    extra = [*callbacks, *_run_callbacks(prep, rcfg, tracker, checkpoints, dict(record or {}))]
+    trained = train_network(prep, rcfg, pre, extra, resume_state=resume.get("state") if resume else None)
+    model = trained.model
+    # Baseline, model choice, calibration and decision rule on validation; test scored once. The
+    # numbers come from the plain network, exactly as a loaded model computes them.
+    paths = {s: p for s, p in prep.split.paths.items() if prep.split.counts.get(s)}
+    if "choice" in paths:  # the rows held out from early stopping and the search decide
+        paths["validation"] = paths.pop("choice")
+    report = choose_and_score(model, paths, rcfg, trained.weights)
+    rcfg = rcfg.model_copy(update={"evaluate": rcfg.evaluate.model_copy(update={"model": model.decision.model})})
+    metrics: dict[str, Any] = {s: report.pop(s) for s in ("validation", "test") if s in report}
+    training = _training_record(prep, rcfg, trained, time.perf_counter() - t_start, resumed=resume is not None)
+    schema, split = prep.schema, prep.split
+    model.meta = {"task": schema.task, "target": schema.target, "classes": schema.classes,
+                  "config": rcfg.model_dump(mode="json"), "training": training,
+                  # no figures: they quote test rows, which stay in the run folder, not in the model package
+                  "metrics": {**metrics, **{k: v for k, v in report.items() if k != "figures"}},
+                  "history": trained.state.history, "data_fingerprint": split.fingerprint}
+    model.save(stage / "model")
+    logger.info("%s", _summary(training))
+    files = _run_files(prep, rcfg, {**metrics, **report, "training": training}, trained.state.history)
+    if rcfg.evaluate.explain and "validation" in paths:
+        from hone.explain.summary import global_explanation
+
+        ev = rcfg.evaluate
+        files["explain.json"] = global_explanation(model, paths["validation"], rows=ev.explain_rows,
+                                                   examples=ev.explain_examples, level=ev.level, seed=rcfg.train.seed)
+    return model, files
+
+
+def _log_data(prep: Prepared) -> None:
+    """The schema, the audit's summary, the cells read as missing and the split, as the run starts."""
+    schema = prep.schema
     logger.info("schema of %s (%s):\n%s", prep.table_name, schema.task, schema)
-    if quality is not None:
-        logger.info("%s", quality)
+    if prep.quality is not None:
+        logger.info("%s", prep.quality)
     if schema.coerced:
         logger.warning("read as missing: %s", ", ".join(f"{n} value(s) of {c!r} that are not numbers/dates"
                                                          for c, n in schema.coerced.items()))
@@ -54,100 +87,69 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     if schema.nonfinite.get(schema.target):
         logger.warning("dropped from training: %d row(s) whose target %r is NaN or infinite",
                        schema.nonfinite[schema.target], schema.target)
-    _log_split(split)
-    pre = fit_preprocessor(prep, rcfg)
-    extra = list(callbacks)
-    record = dict(record or {})
+    _log_split(prep.split)
+
+
+def _run_callbacks(prep: Prepared, rcfg: ResolvedRunConfig, tracker: Any, checkpoints: Path | None,
+                   record: dict[str, Any]) -> list[Callback]:
+    """The run's own callbacks: MLflow tracking (started here, its run id kept for a resume) and the
+    checkpoints a resume continues from."""
+    out: list[Callback] = []
     if tracker is not None:
         from hone.tracking import flatten
 
-        tags = {
-            "hone.target": str(schema.target),
-            "hone.task": schema.task,
-            "hone.data_hash": split.fingerprint.get("content_hash", ""),
-        }
-        if quality is not None:
-            tags["hone.audit"] = str(quality).splitlines()[0][:5000]
+        schema, split = prep.schema, prep.split
+        tags = {"hone.target": str(schema.target), "hone.task": schema.task,
+                "hone.data_hash": split.fingerprint.get("content_hash", "")}
+        if prep.quality is not None:
+            tags["hone.audit"] = str(prep.quality).splitlines()[0][:5000]
         record["mlflow_run_id"] = tracker.start(flatten(rcfg.model_dump(mode="json")), tags=tags)
-        extra.append(tracker.callback())
+        out.append(tracker.callback())
+    tr = rcfg.train
     if checkpoints is not None and tr.checkpoint:
         from hone.train.checkpoint import Checkpointer
 
         minutes = tr.checkpoint_every_minutes
-        extra.append(Checkpointer(checkpoints, every_steps=tr.checkpoint_every_steps,
-                                  every_seconds=minutes * 60 if minutes else None,
-                                  record={**record, "fingerprint": split.fingerprint}))
-    trained = train_network(prep, rcfg, pre, extra, resume_state=resume.get("state") if resume else None)
-    model, state, weights, placement = trained.model, trained.state, trained.weights, trained.placement
-    threads, t_emb, resumed_from = prep.hardware["threads"], trained.embedding_seconds, trained.resumed_from
-    weighted = weights is not None
-    # Baseline, model choice, calibration and decision rule on validation; test scored once. The
-    # numbers come from the plain network, exactly as a loaded model computes them.
-    paths = {s: p for s, p in split.paths.items() if split.counts.get(s)}
-    if "choice" in paths:  # the rows held out from early stopping and the search decide
-        paths["validation"] = paths.pop("choice")
-    report = choose_and_score(model, paths, rcfg, weights)
-    rcfg = rcfg.model_copy(update={"evaluate": rcfg.evaluate.model_copy(update={"model": model.decision.model})})
-    metrics = {s: report.pop(s) for s in ("validation", "test") if s in report}
-    world = placement.world_size  # rows_seen counts this process's rows: the processes train equal shares
-    training = {
-        "train_samples_per_second": round(state.rows_per_second * world, 2),
-        "world_size": world,
-        "train_seconds": round(state.train_seconds, 2),
-        "eval_seconds": round(state.eval_seconds, 2),
-        "total_seconds": round(time.perf_counter() - t_start, 2),
-        "peak_memory_mb": round(_peak_mb(), 1),
-        "epochs_run": state.epoch + 1,
-        "steps": state.step,
-        "best_epoch": state.best_epoch,
-        "best_step": state.best_step,
-        "stop_reason": state.stop_reason or "completed",
-        "embedding_seconds": round(t_emb, 2),
-        "strategy": rcfg.model.strategy,
-        "preset": rcfg.preset,
-        "precision": tr.precision,
-        "threads": threads,
-        "device": str(placement.device),
-        "class_weights": weighted,
-        "rows": split.counts,
-        "skipped_rows": split.skipped,
-        "coerced_cells": schema.coerced,
-        "nonfinite_cells": schema.nonfinite,
-        # the step a resumed run continued from (0: its checkpoint was lost, it started over)
-        "resumed_from": resumed_from if resume is not None else None,
-    }
-    model.meta = {"task": schema.task, "target": schema.target, "classes": schema.classes,
-                  "config": rcfg.model_dump(mode="json"), "training": training,
-                  # no figures: they quote test rows, which stay in the run folder, not in the model package
-                  "metrics": {**metrics, **{k: v for k, v in report.items() if k != "figures"}},
-                  "history": state.history, "data_fingerprint": split.fingerprint}
-    model.save(stage / "model")
-    logger.info("%s", _summary(training))
-    files: dict[str, Any] = {
-        "config.resolved.yaml": dump_yaml(rcfg),
-        "metrics.json": {**metrics, **report, "training": training},
-        "schema.json": schema.to_dict(),
-        "history.json": state.history,
-        "data.fingerprint.json": {
-            **split.fingerprint,
-            "rows_per_split": split.counts,
-            "schema": {c.name: {"role": c.role, "type": c.dtype} for c in schema.columns}
-            | {schema.target: {"role": "target", "classes": schema.classes}},
-            "class_counts": split.class_counts,
-            "skipped": split.skipped,
-        },
-    }
-    if rcfg.evaluate.explain and "validation" in paths:
-        from hone.explain.summary import global_explanation
+        out.append(Checkpointer(checkpoints, every_steps=tr.checkpoint_every_steps,
+                                every_seconds=minutes * 60 if minutes else None,
+                                record={**record, "fingerprint": prep.split.fingerprint}))
+    return out
 
-        ev = rcfg.evaluate
-        files["explain.json"] = global_explanation(model, paths["validation"], rows=ev.explain_rows,
-                                                   examples=ev.explain_examples, level=ev.level, seed=tr.seed)
-    if cleaning is not None:
-        files["cleaning.json"] = cleaning
-    if quality is not None:
-        files["quality.json"] = quality.to_dict()
-    return model, files
+
+def _training_record(prep: Prepared, rcfg: ResolvedRunConfig, trained: Trained, seconds: float, *,
+                     resumed: bool) -> dict[str, Any]:
+    """``metrics.json``'s ``training``: how the training went, on what, with what."""
+    state, placement, split, schema = trained.state, trained.placement, prep.split, prep.schema
+    world = placement.world_size  # rows_seen counts this process's rows: the processes train equal shares
+    return {"train_samples_per_second": round(state.rows_per_second * world, 2), "world_size": world,
+            "train_seconds": round(state.train_seconds, 2), "eval_seconds": round(state.eval_seconds, 2),
+            "total_seconds": round(seconds, 2), "peak_memory_mb": round(_peak_mb(), 1),
+            "epochs_run": state.epoch + 1, "steps": state.step, "best_epoch": state.best_epoch,
+            "best_step": state.best_step, "stop_reason": state.stop_reason or "completed",
+            "embedding_seconds": round(trained.embedding_seconds, 2), "strategy": rcfg.model.strategy,
+            "preset": rcfg.preset, "precision": rcfg.train.precision, "threads": prep.hardware["threads"],
+            "device": str(placement.device), "class_weights": trained.weights is not None, "rows": split.counts,
+            "skipped_rows": split.skipped, "coerced_cells": schema.coerced, "nonfinite_cells": schema.nonfinite,
+            # the step a resumed run continued from (0: its checkpoint was lost, it started over)
+            "resumed_from": trained.resumed_from if resumed else None}
+
+
+def _run_files(prep: Prepared, rcfg: ResolvedRunConfig, metrics: dict[str, Any],
+               history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run folder's files besides the model (``name -> text or JSON``)."""
+    schema, split = prep.schema, prep.split
+    roles = {c.name: {"role": c.role, "type": c.dtype} for c in schema.columns}
+    files: dict[str, Any] = {
+        "config.resolved.yaml": dump_yaml(rcfg), "metrics.json": metrics, "schema.json": schema.to_dict(),
+        "history.json": history,
+        "data.fingerprint.json": {**split.fingerprint, "rows_per_split": split.counts,
+                                  "schema": roles | {schema.target: {"role": "target", "classes": schema.classes}},
+                                  "class_counts": split.class_counts, "skipped": split.skipped}}
+    if prep.cleaning is not None:
+        files["cleaning.json"] = prep.cleaning
+    if prep.quality is not None:
+        files["quality.json"] = prep.quality.to_dict()
+    return files
 
 
 def _check_same_data(saved: dict[str, Any], now: dict[str, Any]) -> None:

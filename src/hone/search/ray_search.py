@@ -1,7 +1,7 @@
 """``hone tune --engine ray``: the search's trials as Ray Tune trials, side by side on a Ray cluster.
 
 The data is read and split once, by the driver; every trial gets those splits through Ray's object
-store and trains with hone's own loop (:func:`hone.search.study.train_trial`), reporting its
+store and trains with hone's own loop (:func:`hone.search.trials.train_trial`), reporting its
 validation metric at each evaluation. Ray Tune chooses the parameters (Optuna's sampler by
 default, Hyperopt's TPE with ``tune.searcher: hyperopt``), runs ``engine.workers`` trials at once,
 and stops poor ones through its schedulers (``tune.pruner``: median -> the median stopping rule,
@@ -62,7 +62,7 @@ class ReportToTune(Callback):
     def on_evaluate(self, state: Any, *, metrics: dict[str, Any], is_best: bool) -> None:
         from ray import tune
 
-        from hone.search.study import process_name
+        from hone.search.trials import process_name
 
         self.evals += 1
         value = float(metrics[self.metric])
@@ -80,7 +80,7 @@ def run_trial(params: dict[str, Any], *, prep: Any, cfg: dict[str, Any], metric:
 
     from hone.config import build_config
     from hone.pipeline import adopt
-    from hone.search.study import train_trial, trial_record
+    from hone.search.trials import train_trial, trial_record
 
     os.chdir(cwd)  # Ray Tune moved into the trial's folder: relative paths mean what they meant for the command
     deadline = _read_deadline(Path(deadline_file))
@@ -116,10 +116,11 @@ def _read_deadline(path: Path) -> float | None:
 
 
 def _stopper(deadline_file: Path) -> Any:
-    """Stop the whole search when the next trial would eat into the refit's time (see ``_search_end``)."""
+    """Stop the whole search when the next trial would eat into the refit's time
+    (see :func:`hone.search.trials.search_end`)."""
     from ray.tune.stopper import Stopper
 
-    from hone.search.study import _median, _search_end
+    from hone.search.trials import median, search_end
 
     class LeaveTimeForRefit(Stopper):
         def __init__(self) -> None:
@@ -133,7 +134,7 @@ def _stopper(deadline_file: Path) -> Any:
 
         def stop_all(self) -> bool:
             deadline = _read_deadline(deadline_file)  # this command's, also after a restore
-            stop = deadline is not None and time.time() + (_median(self.durations) or 0.0) > _search_end(
+            stop = deadline is not None and time.time() + (median(self.durations) or 0.0) > search_end(
                 deadline, self.durations)
             if stop and not self.said:
                 self.said = True
@@ -185,9 +186,9 @@ def _searcher(cfg: RunConfig, metric: str, defaults: dict[str, Any]) -> Any:
     else:
         from ray.tune.search.optuna import OptunaSearch
 
-        from hone.search.study import _sampler
+        from hone.search.trials import sampler
 
-        search = OptunaSearch(metric=SCORE, mode=mode, points_to_evaluate=points, sampler=_sampler(cfg))
+        search = OptunaSearch(metric=SCORE, mode=mode, points_to_evaluate=points, sampler=sampler(cfg))
     return ConcurrencyLimiter(search, max_concurrent=cfg.engine.workers)
 
 

@@ -15,7 +15,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from hone.config import RunConfig, build_config
 from hone.errors import ConfigError
 from hone.evaluation.metrics import HIGHER_IS_BETTER
 from hone.search.space import backbone_layers, build_space, dotted, explicit_settings, suggest
+from hone.search.trials import median, sampler, search_end, train_trial, trial_record
 from hone.train.callbacks import Callback
 
 logger = get_logger("hone.tune")
@@ -67,15 +67,6 @@ def _storage(out: Path) -> Any:
         return RDBStorage(f"sqlite:///{out / 'study.db'}", engine_kwargs={"connect_args": {"timeout": 60}},
                           heartbeat_interval=10, grace_period=30,
                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
-
-
-def _sampler(cfg: RunConfig) -> Any:
-    import optuna
-
-    t = cfg.tune
-    if t.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=t.seed)
-    return optuna.samplers.TPESampler(seed=t.seed, n_startup_trials=min(10, max(2, t.trials // 3)))
 
 
 def _pruner(cfg: RunConfig) -> Any:
@@ -223,7 +214,7 @@ def _open_study(optuna: Any, cfg: RunConfig, out: Path, fingerprint: dict[str, A
 
         study: Any = SearchAttrs(out / "search.json")
     else:
-        study = optuna.create_study(storage=_storage(out), study_name=STUDY, sampler=_sampler(cfg),
+        study = optuna.create_study(storage=_storage(out), study_name=STUDY, sampler=sampler(cfg),
                                     pruner=_pruner(cfg), load_if_exists=True,
                                     direction="maximize" if HIGHER_IS_BETTER[metric] else "minimize")
     identity = _identity(cfg, fingerprint)
@@ -328,7 +319,7 @@ def _optimize(study: Any, cfg: RunConfig, prep: Any, space: dict[str, Any], metr
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, space)
-        budget = None if deadline is None else max(1.0, _search_end(deadline, durations) - time.time())
+        budget = None if deadline is None else max(1.0, search_end(deadline, durations) - time.time())
         pruning = PruneOnValidation(trial, metric)
         st = train_trial(prep, cfg, params, pruning, budget=budget, parent_run=parent_run,
                          name=f"trial {trial.number}")
@@ -345,7 +336,7 @@ def _optimize(study: Any, cfg: RunConfig, prep: Any, space: dict[str, Any], metr
         return float(st.best_metric)
 
     while _finished(study) < cfg.tune.trials:
-        if deadline is not None and time.time() + (_median(durations) or 0.0) > _search_end(deadline, durations):
+        if deadline is not None and time.time() + (median(durations) or 0.0) > search_end(deadline, durations):
             logger.info("time budget: the search stops to leave the refit its time (%d trial(s) finished)",
                         _finished(study))
             break
@@ -354,61 +345,6 @@ def _optimize(study: Any, cfg: RunConfig, prep: Any, space: dict[str, Any], metr
         last = study.trials[-1] if study.trials else None
         if last is not None and last.state.name == "COMPLETE":
             durations.append(time.time() - start)
-
-
-def train_trial(prep: Any, cfg: RunConfig, params: dict[str, Any], pruning: Any, *, budget: float | None,
-                parent_run: str | None, name: str) -> Any:
-    """Train one trial's network (``params`` over ``cfg``) on the prepared splits; returns its
-    training state. ``pruning``, a callback with ``evals`` and ``pruned``, reports each evaluation to
-    the search (and stops a pruned trial);
-    with ``parent_run`` the trial is an MLflow run nested under the search's."""
-    from hone.pipeline import fit_preprocessor, train_network
-
-    overrides = {dotted(k): v for k, v in params.items()}
-    overrides.update({"train.checkpoint": False, "train.show_progress": False})
-    if budget is not None:
-        overrides["train.time_budget"] = min(budget, cfg.train.time_budget or budget)
-    rcfg = prep.resolve(build_config(cfg, overrides))
-    pre = fit_preprocessor(prep, rcfg)
-    tracker = None
-    if parent_run is not None:
-        from hone.tracking import Tracker
-
-        tracker = Tracker(cfg, name=name, parent=parent_run, kind="trial")
-        tracker.start(params, tags={"hone.trial": name.split()[-1]})
-    try:
-        trained = train_network(prep, rcfg, pre, [pruning, *([tracker.callback()] if tracker else [])], log=False)
-    except BaseException as err:  # SystemExit: Ray Tune stopping a trial it pruned
-        if tracker is not None:
-            tracker.end("KILLED" if isinstance(err, (KeyboardInterrupt, SystemExit)) else "FAILED")
-        raise
-    st = trained.state
-    if tracker is not None:
-        if st.best_metric is not None:
-            tracker.log_metrics({"best_validation": st.best_metric}, step=st.step)
-        tracker.end("KILLED" if pruning.pruned else "FINISHED")  # MLflow has no "pruned"
-    return st
-
-
-def trial_record(st: Any, pruning: Any) -> dict[str, Any]:
-    """What ``trials.csv`` and ``tune.json`` show of a trial besides its parameters and value."""
-    return {"best_epoch": st.best_epoch, "epochs_run": st.epoch + 1, "steps": st.step,
-            "rows_per_second": round(st.rows_per_second, 1), "stop_reason": st.stop_reason or "completed",
-            "evaluations": pruning.evals, "process": process_name()}
-
-
-def process_name() -> str:
-    """Which machine and process ran a trial: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _median(xs: list[float]) -> float | None:
-    return sorted(xs)[len(xs) // 2] if xs else None
-
-
-def _search_end(deadline: float, durations: list[float]) -> float:
-    """When the search must stop: the refit needs about one full trial plus the baseline and report."""
-    return deadline - 1.5 * (max(durations) if durations else 0.0) - 10.0
 
 
 def summarize(study: Any, cfg: RunConfig, space: dict[str, Any], metric: str, seconds: float) -> dict[str, Any]:
