@@ -24,25 +24,23 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from hone._io import atomic_path
 from hone.errors import DataError, MissingDependencyError
+from hone.onnx import Exportable
 from hone.onnx.graph import BASELINE_PREFIX, OPSET, build
 from hone.onnx.sessions import onnx_outputs, session_for
-
-if TYPE_CHECKING:
-    from hone.artifact import Model
 
 FP32_TOLERANCE = 1e-4
 INT8_AGREEMENT = 0.99
 INT8_SCHEMES = ("dynamic", "per-token")  # fastest first; see hone.onnx.int8
 
 
-def _sample_rows(model: Model, data: Any, rows: int) -> pa.Table:
+def _sample_rows(model: Exportable, data: Any, rows: int) -> pa.Table:
     if data is not None:
         from hone.data.sources import connect, open_table
 
@@ -84,7 +82,7 @@ def _sample_rows(model: Model, data: Any, rows: int) -> pa.Table:
     return _sample_rows(model, pa.table(cols), rows)  # typed as the schema says, as scoring does
 
 
-def export_onnx(model: Model, model_dir: Path, *, quantize: str | None = None, data: Any = None,
+def export_onnx(model: Exportable, model_dir: Path, *, quantize: str | None = None, data: Any = None,
                 rows: int = 512) -> dict[str, Any]:
     """Write ``model.onnx`` (and ``model.int8.onnx``) and ``onnx.json`` into ``model_dir``; returns
     the parity record. Raises :class:`DataError` when parity misses: nothing is left behind when fp32
@@ -135,7 +133,7 @@ def export_onnx(model: Model, model_dir: Path, *, quantize: str | None = None, d
     return record
 
 
-def _int8(model: Model, fp32_path: Path, dst: Path, sample: pa.Table, fp32_out: np.ndarray, ort: Any
+def _int8(model: Exportable, fp32_path: Path, dst: Path, sample: pa.Table, fp32_out: np.ndarray, ort: Any
           ) -> dict[str, Any]:
     """Try the int8 schemes, fastest first; keep the first whose labels agree with fp32 on at least
     99% of the parity rows it did not learn from (regression: the first). Refuses when none does.
@@ -190,14 +188,14 @@ class _Missed(Exception):
     """An int8 scheme missed the agreement bar (its file is discarded)."""
 
 
-def feed_for(model: Model, part: pa.Table) -> dict[str, np.ndarray]:
+def feed_for(model: Exportable, part: pa.Table) -> dict[str, np.ndarray]:
     """The graph's inputs for rows ``part``: the network's tensors and the baseline's features."""
     from hone.onnx.sessions import feeds
 
     return feeds(model.pre, part, model.baseline_features, network=model.decision.uses_network)
 
 
-def _check(model: Model, path: Path, sample: pa.Table, ort: Any, reference: np.ndarray) -> dict[str, Any]:
+def _check(model: Exportable, path: Path, sample: pa.Table, ort: Any, reference: np.ndarray) -> dict[str, Any]:
     """Score ``sample`` with the graph at ``path``: its speed and distance from ``reference``."""
     session = session_for(path, ort)
     t0 = time.perf_counter()

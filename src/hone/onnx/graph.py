@@ -17,17 +17,15 @@ Outputs: ``output`` (probabilities ``[B, K]`` or values ``[B]``) and, for classi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import torch
 from torch import nn
 
+from hone.onnx import Exportable
 from hone.onnx.sessions import flatten
-
-if TYPE_CHECKING:
-    from hone.artifact import Model
 
 OPSET = 17
 BASELINE_PREFIX = "baseline/"
@@ -36,7 +34,7 @@ BASELINE_PREFIX = "baseline/"
 class _Network(nn.Module):
     """The network with flat tensor inputs: softmax probabilities, or values in the target's scale."""
 
-    def __init__(self, model: Model, structure: dict[str, Any]) -> None:
+    def __init__(self, model: Exportable, structure: dict[str, Any]) -> None:
         super().__init__()
         self.net = model.net
         self.structure = structure  # modality -> list of text columns, or None for a single tensor
@@ -58,7 +56,7 @@ class _Network(nn.Module):
         return torch.softmax(out, dim=1)
 
 
-def build(model: Model, sample: pa.Table, workdir: Path) -> tuple[Any, dict[str, Any]]:
+def build(model: Exportable, sample: pa.Table, workdir: Path) -> tuple[Any, dict[str, Any]]:
     """The whole chosen model as an ONNX ``ModelProto``, and a description (inputs, structure, parts)."""
     import onnx
     from onnx import helper
@@ -97,7 +95,7 @@ def build(model: Model, sample: pa.Table, workdir: Path) -> tuple[Any, dict[str,
     return proto, info
 
 
-def _network(model: Model, sample: pa.Table, path: Path, info: dict[str, Any]) -> Any:
+def _network(model: Exportable, sample: pa.Table, path: Path, info: dict[str, Any]) -> Any:
     import onnx
 
     model.net.eval()
@@ -115,7 +113,7 @@ def _network(model: Model, sample: pa.Table, path: Path, info: dict[str, Any]) -
     return onnx.load(str(path))
 
 
-def _tail(model: Model) -> tuple[list[Any], list[Any], list[Any]]:
+def _tail(model: Exportable) -> tuple[list[Any], list[Any], list[Any]]:
     """Blend, temperature and decision rule: nodes, constants and the graph outputs."""
     from onnx import TensorProto, helper, numpy_helper
 
