@@ -416,8 +416,13 @@ FLAGS = [
         ["explain", "{d}/run/model", "{d}/good.csv", "--output", "{tmp}/e.html", "--rows", "0"],
         "--rows: 0 is out of range",
     ),
-    ("tune --trials 0", ["tune", "{d}/good.csv", "--target", "label", "--trials", "0"], "--trials: 0 is out of range"),
-    ("tune --jobs 0", ["tune", "{d}/good.csv", "--target", "label", "--jobs", "0"], "out of range"),
+    # the search's flags come from the one flag table: checked by their config field, like fit's
+    ("tune --trials 0", ["tune", "{d}/good.csv", "--target", "label", "--trials", "0"],
+     "config field 'tune.trials': input should be greater than or equal to 1"),
+    ("tune --jobs 0", ["tune", "{d}/good.csv", "--target", "label", "--jobs", "0"],
+     "config field 'tune.jobs': input should be greater than or equal to 1"),
+    ("tune --timeout soon", ["tune", "{d}/good.csv", "--target", "label", "--timeout", "soon"],
+     "--timeout 'soon' is not a duration"),
     (
         "federate --silos 0",
         ["federate", "{d}/good.csv", "--target", "label", "--silos", "0"],
