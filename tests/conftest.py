@@ -26,18 +26,6 @@ from hone.testing import make_table, make_tiny_backbone, make_tiny_vision_backbo
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# The suite runs on two pytest-xdist workers (pyproject.toml). The tests that start Ray (Ray Train, Ray
-# Data, Ray Tune, Flower's simulation engine) run one after another on one of them: two local Ray
-# instances at once on a 2-core machine only fight over the cores and the object store.
-_RAY = ("tests/distributed/", "tests/federated/test_simulation.py")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if Path(str(item.fspath)).relative_to(ROOT).as_posix().startswith(_RAY):
-            item.add_marker(pytest.mark.xdist_group("ray"))
-
-
 @pytest.fixture(autouse=True)
 def _seeded() -> None:
     import torch
