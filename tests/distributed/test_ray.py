@@ -16,29 +16,6 @@ from hone.cli import main
 pytest.importorskip("ray.train")
 
 
-def test_fit_on_two_ray_workers_trains_checkpoints_and_loads(tmp_path: Path, tab_table: pa.Table, monkeypatch,
-                                                             capsys) -> None:
-    monkeypatch.chdir(tmp_path)
-    pq.write_table(tab_table, tmp_path / "tab.parquet")
-    args = ["-q", "fit", "tab.parquet", "--target", "label", "--no-label-errors", "--epochs", "3", "--batch-size",
-            "64", "--no-progress", "--set", "evaluate.bootstrap=0"]
-    assert main([*args, "--engine", "ray", "--workers", "2", "--output", "ray", "--set",
-                 "train.keep_checkpoints=true"]) == 0
-    assert "model: ray/model" in capsys.readouterr().out  # the driver reports what the main worker wrote
-    m = json.loads((tmp_path / "ray" / "metrics.json").read_text())
-    assert m["training"]["world_size"] == 2 and m["training"]["steps"] == 24  # the same 8 global batches an epoch
-    state = json.loads((tmp_path / "ray" / "checkpoints" / "latest" / "state.json").read_text())
-    assert state["train_state"]["step"] == 24 and state["train_state"]["epoch_finished"]
-    resolved = (tmp_path / "ray" / "config.resolved.yaml").read_text()
-    assert "kind: ray" in resolved and "workers: 2" in resolved  # the record says how the run was made
-    model = hone.load(tmp_path / "ray" / "model")
-    assert len(model.predict(tab_table)) == tab_table.num_rows
-    # the same config in one process: the same package format, the same steps
-    assert main([*args, "--output", "local"]) == 0
-    assert sorted(p.name for p in (tmp_path / "local" / "model").iterdir()) == \
-        sorted(p.name for p in (tmp_path / "ray" / "model").iterdir())
-
-
 def test_a_bad_setting_on_ray_is_one_clear_line(tmp_path: Path, tab_table: pa.Table, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     pq.write_table(tab_table, tmp_path / "tab.parquet")
@@ -75,7 +52,10 @@ def test_predict_on_ray_matches_local_predict_row_by_row(tmp_path: Path, tab_tab
 
 
 def test_a_ray_fit_killed_mid_run_resumes_on_ray(tmp_path: Path, table: pa.Table, tiny_backbone: Path,
-                                                monkeypatch) -> None:
+                                                monkeypatch, capsys) -> None:
+    """A fit on two Ray Train workers, killed with the machine after step 10, continues on Ray from its
+    checkpoint; the finished run is an ordinary run folder (the same package as a local fit)."""
+    import contextlib
     import signal
     import subprocess
     import sys
@@ -86,7 +66,7 @@ def test_a_ray_fit_killed_mid_run_resumes_on_ray(tmp_path: Path, table: pa.Table
     cmd = [sys.executable, "-m", "hone", "-q", "fit", "reviews.parquet", "--target", "label", "--engine", "ray",
            "--workers", "2", "--output", "run", "--backbone", str(tiny_backbone), "--epochs", "3", "--batch-size", "16",
            "--no-progress", "--no-label-errors", "--checkpoint-every-steps", "5", "--patience", "100",
-           "--set", "evaluate.bootstrap=0"]
+           "--set", "evaluate.bootstrap=0", "--set", "train.keep_checkpoints=true"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     state = tmp_path / "run" / "checkpoints" / "latest" / "state.json"
     deadline = time.time() + 300
@@ -99,16 +79,30 @@ def test_a_ray_fit_killed_mid_run_resumes_on_ray(tmp_path: Path, table: pa.Table
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)  # the machine goes down: the command, Ray and its workers
     _, err = proc.communicate(timeout=60)
-    # Ray's workers outlive their driver by a moment (until Ray sees it gone): wait for them
-    while time.time() < deadline and any(_cwd(p) == tmp_path for p in Path("/proc").glob("[0-9]*")):
+    # Ray's workers run in sessions of their own: they go down with the machine too
+    while time.time() < deadline and (left := [p for p in Path("/proc").glob("[0-9]*") if _cwd(p) == tmp_path]):
+        for p in left:
+            with contextlib.suppress(OSError):
+                os.kill(int(p.name), signal.SIGKILL)
         time.sleep(0.2)
     assert not (tmp_path / "run" / "metrics.json").exists(), err[-2000:]
     at = json.loads(state.read_text())["train_state"]["step"]
+    capsys.readouterr()
     assert main(["-q", "fit", "--resume", "run"]) == 0  # continues on Ray, every worker from that checkpoint
+    assert "model: run/model" in capsys.readouterr().out  # the driver reports what the main worker wrote
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["training"]["resumed_from"] == at >= 10 and m["training"]["world_size"] == 2
     assert m["training"]["steps"] == 3 * 20  # 320 training rows in global batches of 16: 20 steps an epoch
-    assert len(hone.load(tmp_path / "run" / "model").predict(table.slice(0, 5))) == 5
+    state = json.loads((tmp_path / "run" / "checkpoints" / "latest" / "state.json").read_text())
+    assert state["train_state"]["step"] == 60 and state["train_state"]["epoch_finished"]  # kept, as asked
+    resolved = (tmp_path / "run" / "config.resolved.yaml").read_text()
+    assert "kind: ray" in resolved and "workers: 2" in resolved  # the record says how the run was made
+    assert len(hone.load(tmp_path / "run" / "model").predict(table)) == table.num_rows
+    # the same config in one process: the same package format
+    assert main(["-q", "fit", "reviews.parquet", "--target", "label", "--backbone", str(tiny_backbone), "--epochs",
+                 "1", "--no-progress", "--no-label-errors", "--set", "evaluate.bootstrap=0", "--output", "local"]) == 0
+    assert sorted(p.name for p in (tmp_path / "local" / "model").iterdir()) == \
+        sorted(p.name for p in (tmp_path / "run" / "model").iterdir())
 
 
 def _cwd(proc: Path) -> Path | None:

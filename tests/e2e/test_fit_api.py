@@ -14,14 +14,15 @@ import yaml
 import hone
 
 
-@pytest.fixture
-def fitted(tmp_path: Path, table: pa.Table, fast: dict):
-    src = tmp_path / "reviews.parquet"
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory: pytest.TempPathFactory, table: pa.Table, tiny_backbone: Path):
+    """One fitted run shared by the tests that only read it."""
+    root = tmp_path_factory.mktemp("fit-api")
+    src = root / "reviews.parquet"
     pq.write_table(table, src)
-    model = hone.fit(
-        src, target="label", output=tmp_path / "run", epochs=4, **{k: v for k, v in fast.items() if k != "epochs"}
-    )
-    return model, tmp_path / "run", src
+    model = hone.fit(src, target="label", output=root / "run", epochs=4, backbone=str(tiny_backbone), batch_size=32,
+                     show_progress=False, lr=1e-3, **{"train.head_lr": 5e-3})
+    return model, root / "run", src
 
 
 def test_run_directory_contents(fitted) -> None:
