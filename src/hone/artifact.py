@@ -336,30 +336,8 @@ def load(path: str | Path, *, device: str | None = None, precision: str | None =
     Raises:
         ModelDirError: the folder is missing, or is not a hone model, or its files are broken.
     """
-    from safetensors.torch import load_file
-
     root = Path(path)
-    meta_path = root / "hone.json"
-    if not root.is_dir():
-        raise ModelDirError(f"model folder {str(root)!r} not found")
-    if not meta_path.is_file():
-        raise ModelDirError(f"{str(root)!r} is not a hone model folder: it has no hone.json")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelDirError(f"{str(meta_path)!r} is not valid JSON: {err}") from err
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelDirError(f"{str(meta_path)!r} is not a hone model description (no \"format\": \"{FORMAT}\")")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise ModelDirError(f"{str(root)!r} was saved by a newer hone (format {meta['format_version']}); upgrade hone")
-    weights_path = root / "model.safetensors"
-    if not weights_path.is_file():
-        raise ModelDirError(f"{str(root)!r} has no model.safetensors")
-    try:
-        weights = load_file(str(weights_path))
-    except Exception as err:  # safetensors raises its own error type for truncated or corrupt files
-        raise ModelDirError(f"{str(weights_path)!r} is damaged (truncated or not a safetensors file): "
-                            f"{str(err).splitlines()[0][:200]}") from err
+    meta, weights = _read_folder(root)
     try:
         meta, weights, assets = migrate(meta, weights, root)
         for modality in meta["preprocessor"]["modalities"]:
@@ -387,3 +365,31 @@ def load(path: str | Path, *, device: str | None = None, precision: str | None =
     model = Model(net, pre, meta, assets=assets, precision=chosen, baseline=baseline, decision=decision)
     model.use_runtime(runtime, root)
     return model
+
+
+def _read_folder(root: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The description and the weights of a model folder, each checked (a clear error for each fault)."""
+    from safetensors.torch import load_file
+
+    meta_path = root / "hone.json"
+    if not root.is_dir():
+        raise ModelDirError(f"model folder {str(root)!r} not found")
+    if not meta_path.is_file():
+        raise ModelDirError(f"{str(root)!r} is not a hone model folder: it has no hone.json")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelDirError(f"{str(meta_path)!r} is not valid JSON: {err}") from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelDirError(f"{str(meta_path)!r} is not a hone model description (no \"format\": \"{FORMAT}\")")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelDirError(f"{str(root)!r} was saved by a newer hone (format {meta['format_version']}); upgrade hone")
+    weights_path = root / "model.safetensors"
+    if not weights_path.is_file():
+        raise ModelDirError(f"{str(root)!r} has no model.safetensors")
+    try:
+        weights = load_file(str(weights_path))
+    except Exception as err:  # safetensors raises its own error type for truncated or corrupt files
+        raise ModelDirError(f"{str(weights_path)!r} is damaged (truncated or not a safetensors file): "
+                            f"{str(err).splitlines()[0][:200]}") from err
+    return meta, weights
