@@ -75,8 +75,8 @@ def main() -> None:
     )
     print(f"signatures with Any:   {n_any} of {n_sig} ({100 * n_any / n_sig:.0f} %)")
     print(f"busiest module:        {busiest} (imported by {fan[busiest][0]}, imports {fan[busiest][1]})")
-    top_out = max(fan, key=lambda m: fan[m][1])
-    print(f"largest fan-out:       {top_out} (imports {fan[top_out][1]} hone modules)")
+    for m in sorted(fan, key=lambda m: -fan[m][1])[:3]:
+        print(f"largest fan-out:       {m} (imported by {fan[m][0]}, imports {fan[m][1]} hone modules)")
     print(f"import cycles:         {len(cycles)} strongly connected group(s) of modules"
           + (": " + "; ".join(" <-> ".join(sorted(c)[:4]) + (" ..." if len(c) > 4 else "") for c in cycles[:5])
              if cycles else ""))
