@@ -199,6 +199,8 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--runtime", choices=["torch", "onnx", "onnx-int8", "auto"], default="auto",
                     help="scoring engine (default auto: the fastest that passed the export's parity check, else torch)")
     _federate_parsers(sub)
+    # hone federate server|client are reached through `hone federate`: not listed as commands of their own
+    sub._choices_actions = [a for a in sub._choices_actions if a.dest not in ("federate-server", "federate-client")]
     rp = sub.add_parser("report", help="render RUN_DIR/report.html again from the run's files")
     rp.add_argument("run_dir")
     cp = sub.add_parser("compare", help="print runs' test metrics side by side (and render them with --output)")
