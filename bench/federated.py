@@ -81,7 +81,7 @@ def bytes_per_round() -> list[tuple[str, int, int]]:
     from hone.data.schema import ColumnSpec, Schema
     from hone.features.pipeline import Preprocessor
     from hone.federated.local import trainable
-    from hone.pipeline import build_network
+    from hone.pipeline.network import build_network
     from hone.train.placement import Placement
 
     schema = Schema("label", "binary", [ColumnSpec("review", "text", "VARCHAR")], classes=["neg", "pos"])
@@ -186,7 +186,8 @@ def main() -> int:
 
 def _central_test(run: Path, data: Path) -> Path:
     """The pooled table's test split, as hone split it (the rows every model here is scored on)."""
-    from hone.pipeline import make_config, prepare
+    from hone.pipeline.data_stages import prepare
+    from hone.pipeline.runs import make_config
 
     cfg = make_config(str(data), target="vote", overrides={k: v for k, v in SETTINGS.items()})
     (run.parent / "central-split").mkdir(exist_ok=True)

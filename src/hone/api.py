@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from hone.artifact import Model
-    from hone.pipeline import Prepared
+    from hone.pipeline.data_stages import Prepared
     from hone.quality.audit import QualityReport
     from hone.train.callbacks import Callback
 
@@ -57,8 +57,8 @@ def fit(source: DataSource | None = None, *, target: str | None = None, config: 
     Example:
         >>> model = hone.fit("reviews.csv", target="sentiment", epochs=2)   # doctest: +SKIP
     """
-    from hone.pipeline import FitRequest
-    from hone.pipeline import fit as run_fit
+    from hone.pipeline.dispatch import FitRequest
+    from hone.pipeline.dispatch import fit as run_fit
 
     return run_fit(FitRequest(source, target, config, output, overwrite, list(callbacks or ()), resume, track_parent,
                               prepared, command, overrides))
@@ -178,7 +178,7 @@ def audit(source: DataSource, *, target: str, output: str | Path | None = None, 
     :class:`hone.quality.audit.QualityReport`; with ``output``, writes ``output/audit.json`` and
     ``output/audit.html``. The source is never modified."""
     from hone.data.sources import connect, open_table
-    from hone.pipeline import infer_run_schema
+    from hone.pipeline.data_stages import infer_run_schema
     from hone.quality.audit import audit as _audit
 
     cfg = make_config(source, target=target, config=config, overrides=overrides)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import hone
 from hone.config import build_config
 from hone.data.sql import qn
-from hone.pipeline import fit_preprocessor, prepare
+from hone.pipeline.data_stages import fit_preprocessor, prepare
 
 # a float of any magnitude: mantissa in [1, 10) with up to 17 significant digits, exponent -300..299
 magnitudes = st.builds(lambda m, e, s: s * m * 10.0 ** e, st.floats(1, 10, exclude_max=True),

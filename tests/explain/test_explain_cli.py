@@ -140,7 +140,7 @@ def test_bad_input_is_one_clear_line(run: Path, csv_path: Path, tmp_path: Path, 
 
 def test_every_fit_explains_unless_told_not_to(monkeypatch: pytest.MonkeyPatch) -> None:
     from hone.config import resolve
-    from hone.pipeline import make_config
+    from hone.pipeline.runs import make_config
 
     def resolved(**overrides: object) -> bool:
         cfg = make_config("x.csv", target="y", overrides=overrides)

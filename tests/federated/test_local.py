@@ -13,7 +13,7 @@ import pytest
 
 from hone.federated.local import SiloClient, trainable
 from hone.federated.stats import agree_schema, merge
-from hone.pipeline import make_config
+from hone.pipeline.runs import make_config
 
 
 @pytest.fixture(scope="module")

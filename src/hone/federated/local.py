@@ -25,7 +25,8 @@ from hone.evaluation.metrics import HIGHER_IS_BETTER
 from hone.features.pipeline import Preprocessor
 from hone.models.feeding import Feeder
 from hone.models.precision import default_device, resolve_precision
-from hone.pipeline import Prepared, build_network, infer_run_schema, prepare, threads_for
+from hone.pipeline.data_stages import Prepared, infer_run_schema, prepare, threads_for
+from hone.pipeline.network import build_network
 from hone.train.callbacks import Callback
 from hone.train.loop import fit_loop
 from hone.train.placement import Placement

@@ -38,7 +38,7 @@ def finish(outcome: Any, stage: Path, *, pooled_paths: dict[str, Path] | None = 
     report: dict[str, Any] = {}
     metrics: dict[str, Any] = {"validation": record.get("validation", {}), "test": record.get("test", {})}
     if pooled_paths:
-        from hone.pipeline import choose_and_score
+        from hone.pipeline.after import choose_and_score
 
         report = choose_and_score(model, pooled_paths, rcfg, weights)
         metrics = {s: report.pop(s) for s in ("validation", "test") if s in report}

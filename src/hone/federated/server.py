@@ -41,7 +41,7 @@ def run_rounds(grid: Any, cfg: RunConfig, checkpoints: Path) -> Outcome:
     """Every round of the federation on ``grid``; resumes from ``checkpoints`` when it holds a round."""
     from flwr.app import ArrayRecord, ConfigRecord
 
-    from hone.pipeline import build_network
+    from hone.pipeline.network import build_network
     from hone.train.placement import Placement
 
     fed = cfg.federated

@@ -79,7 +79,7 @@ def run_trial(params: dict[str, Any], *, prep: Any, cfg: dict[str, Any], metric:
     from ray import tune
 
     from hone.config import build_config
-    from hone.pipeline import adopt
+    from hone.pipeline.data_stages import adopt
     from hone.search.trials import train_trial, trial_record
 
     os.chdir(cwd)  # Ray Tune moved into the trial's folder: relative paths mean what they meant for the command

@@ -119,7 +119,7 @@ def run_tune(cfg: RunConfig, source: Any, out: Path, *, worker: bool = False, de
     work.mkdir()
     workers: list[subprocess.Popen[bytes]] = []
     try:
-        from hone.pipeline import prepare
+        from hone.pipeline.data_stages import prepare
 
         prep = prepare(cfg, source, work, audit=False)
         rcfg = prep.resolve(cfg)
@@ -399,7 +399,7 @@ def _write_summary(out: Path, summary: dict[str, Any]) -> None:
 def _refit(study: Any, cfg: RunConfig, source: Any, out: Path, deadline: float | None,
            summary: dict[str, Any], parent_run: str | None = None, command: list[str] | None = None) -> dict[str, Any]:
     """Fit the best configuration as an ordinary run in ``out/best``; test is scored there, once."""
-    from hone.pipeline import FitRequest, fit
+    from hone.pipeline.dispatch import FitRequest, fit
 
     best = summary["best"]
     if best is None:

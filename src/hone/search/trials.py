@@ -26,7 +26,8 @@ def train_trial(prep: Any, cfg: RunConfig, params: dict[str, Any], pruning: Any,
     training state. ``pruning``, a callback with ``evals`` and ``pruned``, reports each evaluation to
     the search (and stops a pruned trial);
     with ``parent_run`` the trial is an MLflow run nested under the search's."""
-    from hone.pipeline import fit_preprocessor, train_network
+    from hone.pipeline.data_stages import fit_preprocessor
+    from hone.pipeline.network import train_network
 
     overrides = {dotted(k): v for k, v in params.items()}
     overrides.update({"train.checkpoint": False, "train.show_progress": False})

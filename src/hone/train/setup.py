@@ -11,33 +11,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from hone.config.resolution import ResolvedTrainConfig
 from hone.train.loop import LoopConfig
 from hone.train.optim import class_weights, linear_schedule, make_loss, make_optimizer
-
-
-class TrainSettings(Protocol):
-    """The fields of the resolved ``train`` section this assembly reads."""
-
-    @property
-    def lr(self) -> float: ...
-    @property
-    def head_lr(self) -> float: ...
-    @property
-    def weight_decay(self) -> float: ...
-    @property
-    def warmup_ratio(self) -> float: ...
-    @property
-    def batch_size(self) -> int: ...
-    @property
-    def grad_accum_steps(self) -> int: ...
-    @property
-    def grad_clip(self) -> float | None: ...
-    @property
-    def class_weights(self) -> str: ...
-    @property
-    def metric(self) -> str: ...
-    @property
-    def epochs(self) -> int: ...
 
 
 class _Strategy(Protocol):
@@ -61,7 +37,7 @@ def steps_per_epoch(rows: int, batch_size: int, grad_accum_steps: int) -> int:
     return max(1, -(-batches // grad_accum_steps))
 
 
-def assemble(tr: TrainSettings, net: nn.Module, strategy: _Strategy, *, task: str, class_counts: list[int],
+def assemble(tr: ResolvedTrainConfig, net: nn.Module, strategy: _Strategy, *, task: str, class_counts: list[int],
              rows: int, higher_is_better: bool, device: torch.device | str = "cpu", epochs: int | None = None,
              total_steps: int | None = None, start_step: int = 0, restore_best: bool = True,
              eval_every_steps: int | None = None) -> Setup:
