@@ -9,12 +9,9 @@ resamples of 200,000 test rows take seconds, and of a few hundred rows milliseco
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
-Metric = Callable[[np.ndarray, np.ndarray, np.ndarray], float]  # (y, output, weights) -> value
 
 
 def accuracy(y: np.ndarray, proba: np.ndarray, w: np.ndarray, pred: np.ndarray | None = None) -> float:
@@ -23,7 +20,9 @@ def accuracy(y: np.ndarray, proba: np.ndarray, w: np.ndarray, pred: np.ndarray |
 
 
 def macro_f1(y: np.ndarray, proba: np.ndarray, w: np.ndarray, pred: np.ndarray | None = None) -> float:
-    """Weighted macro-F1 over the classes present (in the truth or the predictions, weight > 0)."""
+    """Weighted macro-F1 over the classes present (in the truth or the predictions, weight > 0). One set of
+    weights in O(rows) (:func:`_batch_classes` scores many resamples at once): threshold searches and
+    permutation importance call it many times."""
     k = proba.shape[1]
     pred = proba.argmax(1) if pred is None else pred
     tp = np.bincount(y[pred == y], weights=w[pred == y], minlength=k)
@@ -42,86 +41,16 @@ def _grouped(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, ends
 
 
-def _group_sums(values: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Sums of ``values`` over each run ending at ``ends`` (cumulative sums: faster than reduceat)."""
-    c = np.cumsum(values)[ends]
-    return np.diff(c, prepend=0.0)
-
-
-def _sorted(
-    y: np.ndarray, proba: np.ndarray, w: np.ndarray, cache: dict | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(positive flags, weights) in descending score order, and the ends of equal-score runs."""
-    if cache is None:
-        cache = {"grouped": _grouped(proba[:, 1])}
-    order, starts = cache["grouped"]
-    if "pos" not in cache:
-        cache["pos"] = (y[order] == 1).astype(np.float64)
-    return cache["pos"], w[order], starts
-
-
-def roc_auc(y: np.ndarray, proba: np.ndarray, w: np.ndarray, _cache: dict | None = None) -> float:
+def roc_auc(y: np.ndarray, proba: np.ndarray, w: np.ndarray) -> float:
     """Weighted ROC-AUC of the positive class (index 1), ties counted as half."""
-    flags, ws, ends = _sorted(y, proba, w, _cache)
-    pos = flags * ws
-    neg = ws - pos
-    P, N = pos.sum(), neg.sum()
-    if P == 0 or N == 0:
-        return float("nan")
-    gp, gn = _group_sums(pos, ends), _group_sums(neg, ends)
-    neg_above = np.cumsum(gn) - gn  # negatives with a strictly higher score
-    # pairs (pos, neg) where the positive scores higher: N - neg_above - gn, ties count half
-    return float(np.sum(gp * (N - neg_above - gn) + 0.5 * gp * gn) / (P * N))
+    return float(_batch_ranking(y, np.asarray(w, dtype=np.float64)[None, :], {"grouped": _grouped(proba[:, 1])})
+                 ["roc_auc"][0])
 
 
-def pr_auc(y: np.ndarray, proba: np.ndarray, w: np.ndarray, _cache: dict | None = None) -> float:
+def pr_auc(y: np.ndarray, proba: np.ndarray, w: np.ndarray) -> float:
     """Weighted average precision of the positive class (index 1), one step per distinct score."""
-    flags, ws, ends = _sorted(y, proba, w, _cache)
-    pos = flags * ws
-    P = pos.sum()
-    if P == 0:
-        return float("nan")
-    gp, gw = _group_sums(pos, ends), _group_sums(ws, ends)
-    tp, seen = np.cumsum(gp), np.cumsum(gw)
-    return float(np.sum(gp / P * tp / np.maximum(seen, 1e-12)))
-
-
-def rmse(y: np.ndarray, pred: np.ndarray, w: np.ndarray) -> float:
-    return float(np.sqrt(np.sum(w * (pred - y) ** 2) / np.sum(w)))
-
-
-def mae(y: np.ndarray, pred: np.ndarray, w: np.ndarray) -> float:
-    return float(np.sum(w * np.abs(pred - y)) / np.sum(w))
-
-
-def r2(y: np.ndarray, pred: np.ndarray, w: np.ndarray) -> float:
-    mean = np.sum(w * y) / np.sum(w)
-    tot = np.sum(w * (y - mean) ** 2)
-    return float(1 - np.sum(w * (pred - y) ** 2) / tot) if tot > 0 else float("nan")
-
-
-CLASSIFICATION: dict[str, Callable[..., float]] = {"accuracy": accuracy, "macro_f1": macro_f1}
-BINARY: dict[str, Callable[..., float]] = {"roc_auc": roc_auc, "pr_auc": pr_auc}
-REGRESSION: dict[str, Callable[..., float]] = {"rmse": rmse, "mae": mae, "r2": r2}
-
-
-def _metrics_for(task: str) -> dict[str, Callable[..., float]]:
-    if task == "regression":
-        return REGRESSION
-    return {**CLASSIFICATION, **(BINARY if task == "binary" else {})}
-
-
-def _values(task: str, y: np.ndarray, out: np.ndarray, w: np.ndarray, pred: np.ndarray | None,
-            cache: dict) -> dict[str, float]:
-    res = {}
-    for name, fn in _metrics_for(task).items():
-        if name in ("accuracy", "macro_f1"):
-            res[name] = fn(y, out, w, pred)
-        elif name in ("roc_auc", "pr_auc"):
-            res[name] = fn(y, out, w, cache)
-        else:
-            res[name] = fn(y, out, w)
-    return res
+    return float(_batch_ranking(y, np.asarray(w, dtype=np.float64)[None, :], {"grouped": _grouped(proba[:, 1])})
+                 ["pr_auc"][0])
 
 
 _BLOCK = 2_000_000  # row counts held at once (resamples x rows): 16 MB
@@ -209,8 +138,9 @@ def bootstrap(task: str, y: np.ndarray, outputs: list[np.ndarray], *, preds: lis
     n = min(n, max(200, 20_000_000 // max(m, 1)))
     preds = preds or [None] * len(outputs)
     caches = [{"grouped": _grouped(o[:, 1])} if task == "binary" else {} for o in outputs]
-    ones = np.ones(m)
-    point = [_values(task, y, o, ones, p, c) for o, p, c in zip(outputs, preds, caches)]
+    ones = np.ones((1, m))
+    point = [{k: float(v[0]) for k, v in _batch_values(task, y, o, ones, p, c).items()}
+             for o, p, c in zip(outputs, preds, caches)]
     rng = np.random.default_rng(seed)
     samples: list[dict[str, list[float]]] = [{k: [] for k in point[0]} for _ in outputs]
     block = max(1, _BLOCK // max(m, 1))
