@@ -289,16 +289,12 @@ def federate_server(config: Any = None, *, listen: str = "0.0.0.0:9092", target:
                     resume: bool = False, overwrite: bool = False, **overrides: Any) -> Model:
     """A real federation's server: start a Flower SuperLink on ``listen`` (HOST:PORT), run the rounds with
     the silos' clients that connect, and return the model saved in ``output``."""
-    from hone.config import FLAGS, build_config
     from hone.federated.deploy import run_server
 
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"--address {listen!r}: expected HOST:PORT, e.g. 0.0.0.0:9092")
-    dotted = {FLAGS.get(k, k): v for k, v in overrides.items()}
-    cfg = build_config(config, {**dotted, "data.target": target} if target is not None else dotted)
-    if cfg.data.target is None:
-        raise ConfigError("the server needs the target column: data.target in --config, or --target")
+    cfg = make_config(target=target, config=config, overrides=overrides, needs_source=False)
     out = output or f"runs/{cfg.name or 'federated'}"
     run_dir = run_server(cfg, out, host=host, port=int(port), test=test, insecure=insecure,
                          certificates=tuple(certificates) if certificates else None,  # type: ignore[arg-type]

@@ -17,9 +17,10 @@ from hone.errors import ConfigError, did_you_mean
 
 
 def make_config(source: Any = None, *, target: str | None = None, config: Any = None,
-                overrides: dict[str, Any] | None = None) -> RunConfig:
+                overrides: dict[str, Any] | None = None, needs_source: bool = True) -> RunConfig:
     """Build and validate the run config from a YAML path/dict/RunConfig plus keyword overrides (the
-    short names of :data:`hone.config.FLAGS` or dotted config fields)."""
+    short names of :data:`hone.config.FLAGS` or dotted config fields). ``needs_source``: False for a
+    federation's server, which holds no rows."""
     dotted: dict[str, Any] = {}
     for k, v in (overrides or {}).items():
         if "." not in k and k not in FLAGS:
@@ -31,7 +32,7 @@ def make_config(source: Any = None, *, target: str | None = None, config: Any = 
     if target is not None:
         dotted["data.target"] = target
     cfg = build_config(config, dotted)
-    if source is None and cfg.data.source is None:
+    if needs_source and source is None and cfg.data.source is None:
         raise ConfigError("no data source: pass a file, a directory, a glob or sql:SELECT ... (or set data.source)")
     if cfg.data.target is None:
         raise ConfigError("no target column: pass --target COLUMN (or set data.target)")
