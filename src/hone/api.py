@@ -6,6 +6,7 @@ export) and returns a real type. Nothing below imports this module."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,11 +58,43 @@ def fit(source: DataSource | None = None, *, target: str | None = None, config: 
     Example:
         >>> model = hone.fit("reviews.csv", target="sentiment", epochs=2)   # doctest: +SKIP
     """
+    from hone.pipeline.budget import process_started
     from hone.pipeline.dispatch import FitRequest
     from hone.pipeline.dispatch import fit as run_fit
 
+    # a time limit counts from the command's start: the process's on the command line, the call's here
+    started = process_started() if command is not None else time.monotonic()
     return run_fit(FitRequest(source, target, config, output, overwrite, list(callbacks or ()), resume, track_parent,
-                              prepared, command, overrides))
+                              prepared, command, overrides, started=started))
+
+
+def auto(source: DataSource | None = None, *, target: str | None = None, config: ConfigSource | None = None,
+         output: str | Path | None = None, overwrite: bool = False, command: list[str] | None = None,
+         **overrides: Setting) -> Model:
+    """The best model for the table in the time it is given (:mod:`hone.automl.planner`).
+
+    Like :func:`fit` (the same run folder, model package and report), within ``time_limit`` (seconds
+    or "10m"; default 10 minutes) for the whole call: a portfolio of boosted trees (LightGBM,
+    XGBoost, CatBoost) and, with text, TF-IDF + linear, combined by greedy ensemble selection on
+    validation, then the fine-tuned network in the time they leave, blended with them when
+    validation says so. ``infer_limit`` (rows per second) keeps only models that score that fast;
+    ``families`` limits the candidates. ``metrics.json`` holds the ``leaderboard``.
+
+    Example:
+        >>> model = hone.auto("churn.csv", target="churned", time_limit="5m")   # doctest: +SKIP
+    """
+    from hone.automl.planner import AutoPlanner
+    from hone.pipeline.budget import process_started
+    from hone.pipeline.dispatch import FitRequest
+    from hone.pipeline.dispatch import fit as run_fit
+
+    if overrides.get("engine", "local") != "local":
+        raise ConfigError("hone auto runs on this machine (engine local); use hone fit --engine ray to scale out")
+    started = process_started() if command is not None else time.monotonic()
+    model = run_fit(FitRequest(source, target, config, output, overwrite, command=command, overrides=overrides,
+                               planner=AutoPlanner(started), started=started))
+    assert model is not None  # one process: it is the main one
+    return model
 
 
 def tune(source: DataSource | None = None, *, target: str | None = None, config: ConfigSource | None = None,
@@ -255,6 +288,35 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     from hone.evaluation.metrics import format_metrics as _format
 
     return _format(metrics)
+
+
+def format_leaderboard(run_dir: str | Path | None) -> str:
+    """``hone auto``'s leaderboard as the console prints it: every candidate with its validation figure,
+    fit seconds, scoring speed and ensemble weight, what was skipped and why, and the stage times."""
+    import json
+
+    metrics = json.loads((Path(run_dir or ".") / "metrics.json").read_text(encoding="utf-8"))
+    board = metrics.get("leaderboard") or []
+    key = next((k for r in board for k in r if k.startswith("validation_") and k != "validation_loss"), None)
+    lines = [f"{'candidate':<16} {'status':<8} {key or 'validation':>18} {'fit s':>7} {'rows/s':>10} {'weight':>7}"]
+    for r in board:
+        status = r.get("status", "fitted")
+        lines.append(f"{r['name']:<16} {status:<8} {_cell(r.get(key) if key else None):>18} "
+                     f"{_cell(r.get('fit_seconds')):>7} {_cell(r.get('scoring_rows_per_second')):>10} "
+                     f"{_cell(r.get('weight')):>7}" + (f"  ({r['why']})" if r.get("why") else "")
+                     + (f"  excluded: {r['excluded']}" if r.get("excluded") else ""))
+    stages = metrics.get("stages") or {}
+    if stages:
+        lines.append("stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()))
+    budget = metrics.get("budget") or {}
+    if budget:
+        lines.append(f"time limit {budget['limit_seconds']:.0f} s" + (f"; cut: {'; '.join(budget['cuts'])}"
+                                                                      if budget.get("cuts") else ""))
+    return "\n".join(lines)
+
+
+def _cell(v: object) -> str:
+    return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def serve(model_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,

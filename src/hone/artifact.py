@@ -37,6 +37,7 @@ from hone.features.base import FEATURES
 from hone.features.pipeline import Preprocessor
 from hone.models.baseline import Baseline
 from hone.models.build import HoneNet, NetSpec, build_model
+from hone.models.ensemble import load_baseline
 from hone.models.inference import iter_outputs
 from hone.models.precision import cpu_has_fast_bf16, default_device, resolve_precision
 
@@ -349,7 +350,7 @@ def load(path: str | Path, *, device: str | None = None, precision: str | None =
         net = build_model(spec, assets, pretrained=False)
         net.load_state_dict(weights, strict=True)
         decision = Decision.from_dict(meta.get("decision"))
-        baseline = Baseline.load(root / "baseline", pre) if (root / "baseline").is_dir() else None
+        baseline = load_baseline(root / "baseline", pre) if (root / "baseline").is_dir() else None
         if decision.uses_baseline and baseline is None:
             raise ModelDirError(
                 f"{str(root)!r} is incomplete: its decision uses the baseline but it has no baseline/ folder"

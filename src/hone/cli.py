@@ -110,6 +110,23 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="any config field, e.g. --set train.weight_decay=0.05 (repeatable)")
 
+    a = sub.add_parser("auto", help="the best model for the table in a time limit (trees, linear, the network, "
+                                    "an ensemble)",
+                       description="Within --time-limit (default 10m, the whole command): a portfolio of boosted "
+                                   "trees (LightGBM, XGBoost, CatBoost) and, with text, TF-IDF + linear, combined by "
+                                   "greedy ensemble selection on validation, then the fine-tuned network in the time "
+                                   "they leave; the same run folder, model and report as hone fit, with a "
+                                   "leaderboard.")
+    a.add_argument("source", nargs="?", help="the labelled table (default: data.source of --config)")
+    a.add_argument("--target", help="column to predict")
+    a.add_argument("--config", help="run config YAML; flags override it")
+    a.add_argument("--output", help="run directory (default: runs/<source name>)")
+    a.add_argument("--overwrite", action="store_true", help="replace an existing --output once the new run succeeds")
+    a.add_argument("--no-track", action="store_true", help="do not log this run to MLflow [tracking.enabled]")
+    _add_config_flags(a, command_flags("auto"))
+    a.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="any config field, e.g. --set auto.ensemble_rounds=50 (repeatable)")
+
     tu = sub.add_parser("tune", help="search the training configuration (Optuna), then refit the best one",
                         description="Search learning rate, epochs, batch size, regularisation (and LoRA rank or "
                                     "trainable layers) on the validation metric, pruning poor trials; the study in "
@@ -295,6 +312,16 @@ def _fit(a: argparse.Namespace) -> int:
     return 0
 
 
+def _auto(a: argparse.Namespace) -> int:
+    from hone import api
+
+    model = api.auto(a.source, target=a.target, config=a.config, output=a.output, overwrite=a.overwrite,
+                     command=a.command_line, **_fit_overrides(a))
+    print(api.format_leaderboard(model.run_dir))
+    _print_model(model)
+    return 0
+
+
 def _print_model(model: _Fitted) -> None:
     print(model.metrics_table())
     print(f"model: {Path(model.run_dir or '.') / 'model'}")
@@ -416,8 +443,8 @@ def _evaluate(a: argparse.Namespace) -> int:
 
 # One small function per command, each calling one hone.api function.
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "fit": _fit, "tune": _tune, "predict": _predict, "explain": _explain, "audit": _audit, "export": _export,
-    "serve": _serve, "federate": _federate, "federate-server": _federate_server,
+    "fit": _fit, "auto": _auto, "tune": _tune, "predict": _predict, "explain": _explain, "audit": _audit,
+    "export": _export, "serve": _serve, "federate": _federate, "federate-server": _federate_server,
     "federate-client": _federate_client, "report": _report, "compare": _compare, "evaluate": _evaluate,
 }
 

@@ -34,6 +34,8 @@ FLAGS: dict[str, str] = {
     "checkpoint_every_steps": "train.checkpoint_every_steps",
     # evaluation
     "model": "evaluate.model", "threshold_objective": "evaluate.threshold_objective",
+    # the clock, and hone auto
+    "time_limit": "auto.time_limit", "infer_limit": "auto.infer_limit", "families": "auto.families",
     # where it runs
     "engine": "engine.kind", "workers": "engine.workers", "address": "engine.address",
     # search (hone tune)
@@ -62,6 +64,9 @@ _AUDIT = ("task", "text", "categorical", "numeric", "ignore", "key", "group", "s
           "encoding", "label_errors", "label_error_threshold", "label_error_rows")
 
 
+_AUTO_ONLY = ("infer_limit", "families")
+
+
 def command_flags(command: str) -> tuple[str, ...]:
     """The short names a command takes as flags (and ``hone.<command>`` as keywords)."""
     def section(name: str) -> str:
@@ -70,10 +75,12 @@ def command_flags(command: str) -> tuple[str, ...]:
     if command == "audit":
         return _AUDIT
     if command == "tune":
-        return tuple(n for n in FLAGS if section(n) != "federated")
+        return tuple(n for n in FLAGS if section(n) not in ("federated", "auto"))
     if command == "federate":
-        return tuple(n for n in FLAGS if section(n) not in ("tune", "engine") and section(n) != "evaluate")
-    return tuple(n for n in FLAGS if section(n) not in ("tune", "federated"))  # fit
+        return tuple(n for n in FLAGS if section(n) not in ("tune", "engine", "evaluate", "auto"))
+    if command == "auto":
+        return tuple(n for n in FLAGS if section(n) not in ("tune", "federated"))
+    return tuple(n for n in FLAGS if section(n) not in ("tune", "federated") and n not in _AUTO_ONLY)  # fit
 
 
 def field_of(dotted: str) -> Any:

@@ -69,7 +69,7 @@ def parse_duration(text: str | float | int) -> float:
         pass
     parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)s)?", t)
     if not t or not parts or not any(parts.groups()):
-        raise ConfigError(f"--timeout {text!r} is not a duration: use e.g. 2h, 90m, 1h30m, 45s or seconds")
+        raise ConfigError(f"{text!r} is not a duration: use e.g. 2h, 90m, 1h30m, 45s or seconds")
     h, m, s = (float(g) if g else 0.0 for g in parts.groups())
     return h * 3600 + m * 60 + s
 
@@ -352,6 +352,34 @@ class EvaluateConfig(_Section):
         return self
 
 
+Family = Literal["lightgbm", "xgboost", "catboost", "linear", "network"]
+FAMILIES: tuple[Family, ...] = ("lightgbm", "xgboost", "catboost", "linear", "network")
+
+
+class AutoConfig(_Section):
+    """The clock and the candidates: ``--time-limit`` for ``hone fit`` and ``hone auto``, and what
+    ``hone auto`` tries (hone.automl)."""
+
+    time_limit: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="Seconds for the whole command, audit and report included (or 2h, 10m, 45s): the "
+                          "shallow models fit first, the network trains in what they leave, and stages are cut "
+                          "(and say so) to end in time. hone auto: default 10m.")
+    infer_limit: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="hone auto: keep only models that score at least this many rows per second, measured "
+                          "on the validation rows.")
+    families: list[Family] = Field(
+        default_factory=lambda: list(FAMILIES),
+        description="hone auto: the candidate families (the trees need their library installed: pip install "
+                    "'hone[auto]'; linear needs a text column).")
+    ensemble_rounds: Annotated[int, Field(ge=1)] = Field(
+        25, description="hone auto: rounds of greedy ensemble selection on validation.")
+
+    @field_validator("time_limit", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        return None if v is None else parse_duration(v)
+
+
 class TuneConfig(_Section):
     """The hyperparameter search of ``hone tune`` (Optuna)."""
 
@@ -459,6 +487,7 @@ class RunConfig(_Section):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
+    auto: AutoConfig = Field(default_factory=AutoConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     federated: FederatedConfig = Field(default_factory=FederatedConfig)

@@ -78,7 +78,7 @@ def _blend_weight(task: str, y: np.ndarray, net: np.ndarray, base: np.ndarray) -
     return best_w
 
 
-def _score(task: str, metric: str, y: np.ndarray, d: Decision, out: np.ndarray) -> float:
+def validation_score(task: str, metric: str, y: np.ndarray, d: Decision, out: np.ndarray) -> float:
     """The selection metric on validation, higher is better."""
     if task == "regression":
         err = out - y
@@ -149,7 +149,7 @@ def decide(task: str, y: np.ndarray, net: np.ndarray | None, base: np.ndarray | 
             out = cal
         else:
             out = raw
-        candidates[name] = (d, _score(task, metric, y, d, out))
+        candidates[name] = (d, validation_score(task, metric, y, d, out))
     order = {"network": 0, "blend": 1, "baseline": 2}  # on a tie: the fine-tuned network first
     # a non-finite validation metric (a diverged network, NaN outputs) is never best
     eligible = {n: s if np.isfinite(s) else -np.inf for n, (_, s) in candidates.items()}

@@ -70,28 +70,15 @@ def attribute_baseline(b: Baseline, batch: pa.Table, target: np.ndarray) -> Base
     sign = np.where(np.asarray(target) == 0, -1.0, 1.0) if task == "binary" else np.ones(n)
     scale = b.pre.target_std if task == "regression" else 1.0
     shift = b.pre.target_mean if task == "regression" else 0.0
+    if b.kind == "ensemble":
+        return _attribute_ensemble(b, batch, target)
     if b.kind == "lightgbm":
         contrib = np.asarray(
             b.booster.predict(x, num_iteration=b.info.get("best_iteration") or None, pred_contrib=True)
         )
-        width = contrib.shape[1] // (len(b.pre.schema.classes) if task == "multiclass" else 1)
-        all_scores = all_expected = None
         if task == "multiclass":  # blocks of (features + bias) per class
-            blocks = contrib.reshape(n, -1, width)
-            all_scores, all_expected = blocks.sum(2), blocks[:, :, -1]
-            contrib = blocks[np.arange(n), np.asarray(target)]
-        contrib = contrib * sign[:, None] * scale
-        values, expected = contrib[:, :-1], contrib[:, -1] + shift
-        names = feature_columns(b)
-        cols = []
-        for row in values:
-            d: dict[str, float] = {}
-            for name, v in zip(names, row):
-                d[name] = d.get(name, 0.0) + float(v)
-            cols.append(d)
-        score = values.sum(1) + expected
-        return BaselineAttribution(score, expected, cols, [],
-                                   *_probabilities(task, score, expected, all_scores, all_expected, np.asarray(target)))
+            contrib = contrib.reshape(n, len(b.pre.schema.classes), -1)
+        return _tree_attribution(b, contrib, target)
     # TF-IDF + linear: the score is x @ coef[k] + intercept[k]
     coef, intercept = b.arrays["coef"], b.arrays["intercept"]
     rows = np.zeros(n, dtype=np.int64) if coef.shape[0] == 1 else np.asarray(target)
@@ -115,3 +102,87 @@ def attribute_baseline(b: Baseline, batch: pa.Table, target: np.ndarray) -> Base
         all_expected = np.broadcast_to(intercept, all_scores.shape)
     return BaselineAttribution(score, expected, cols, terms,
                                *_probabilities(task, score, expected, all_scores, all_expected, np.asarray(target)))
+
+
+def _tree_attribution(b: Baseline, contrib: np.ndarray, target: np.ndarray) -> BaselineAttribution:
+    """Per-column contributions from TreeSHAP values ``[N, F + 1]`` (``[N, K, F + 1]`` for classes) of a
+    model on ``b``'s dense features, for class ``target``."""
+    task, n = b.pre.schema.task, len(contrib)
+    target = np.asarray(target)
+    sign = np.where(target == 0, -1.0, 1.0) if task == "binary" else np.ones(n)
+    scale = b.pre.target_std if task == "regression" else 1.0
+    shift = b.pre.target_mean if task == "regression" else 0.0
+    all_scores = all_expected = None
+    if task == "multiclass":
+        all_scores, all_expected = contrib.sum(2), contrib[:, :, -1]
+        contrib = contrib[np.arange(n), target]
+    contrib = contrib * sign[:, None] * scale
+    values, expected = contrib[:, :-1], contrib[:, -1] + shift
+    names = feature_columns(b)
+    cols = []
+    for row in values:
+        d: dict[str, float] = {}
+        for name, v in zip(names, row):
+            d[name] = d.get(name, 0.0) + float(v)
+        cols.append(d)
+    score = values.sum(1) + expected
+    return BaselineAttribution(score, expected, cols, [],
+                               *_probabilities(task, score, expected, all_scores, all_expected, target))
+
+
+def _attribute_ensemble(e: Baseline, batch: pa.Table, target: np.ndarray) -> BaselineAttribution:
+    """An ensemble averages its members' probabilities (values, for regression). Each member's exact
+    contributions are rescaled to its own change of probability from its expected value, weighted, and
+    expressed in the log-odds of the ensemble's probability: they add up to its score minus its
+    expected value, exactly (values add up as they are)."""
+    from hone.models.ensemble import Ensemble
+
+    assert isinstance(e, Ensemble)
+    task, x = e.pre.schema.task, e._features(batch)
+    parts = []
+    for m, w in zip(e.members, e.weights):
+        if w <= 0:
+            continue
+        if m.tree is not None:
+            a = _tree_attribution(e, m.tree.contributions(x.dense), target)
+        else:
+            assert m.linear is not None
+            linear = Baseline(e.pre, "tfidf-linear", {}, {"idf": e.arrays["idf"], "coef": m.linear.coef,
+                                                          "intercept": m.linear.intercept}, e.vocabulary)
+            a = attribute_baseline(linear, batch, target)
+        parts.append((w, a))
+    n = batch.num_rows
+
+    def mixed(values: list[np.ndarray | None]) -> np.ndarray:
+        return np.sum([w * np.asarray(v, dtype=np.float64) for (w, _), v in zip(parts, values)], axis=0)
+
+    prob: np.ndarray | None = None
+    prob_ref: np.ndarray | None = None
+    if task == "regression":
+        factors = [np.full(n, w) for w, _ in parts]
+        score, expected = mixed([a.score for _, a in parts]), mixed([a.expected for _, a in parts])
+    else:
+        prob, prob_ref = mixed([a.probability for _, a in parts]), mixed([a.probability_ref for _, a in parts])
+        lo = np.log(np.clip(prob, 1e-12, 1 - 1e-12) / np.clip(1 - prob, 1e-12, 1))
+        lo_ref = np.log(np.clip(prob_ref, 1e-12, 1 - 1e-12) / np.clip(1 - prob_ref, 1e-12, 1))
+        to_log_odds = _ratios(lo - lo_ref, prob - prob_ref)
+        factors = [w * _ratios(np.asarray(a.probability) - np.asarray(a.probability_ref), a.score - a.expected)
+                   * to_log_odds for w, a in parts]
+        score, expected = lo, lo_ref
+    cols: list[dict[str, float]] = [{} for _ in range(n)]
+    terms: list[list[tuple[str, float]]] = [[] for _ in range(n)]
+    for f, (_, a) in zip(factors, parts):
+        for i in range(n):
+            for k, v in a.columns[i].items():
+                cols[i][k] = cols[i].get(k, 0.0) + float(f[i] * v)
+            if a.terms:
+                terms[i] = [(t, float(f[i] * v)) for t, v in a.terms[i]]
+    return BaselineAttribution(np.asarray(score, dtype=np.float64), np.asarray(expected, dtype=np.float64), cols,
+                               terms if any(terms) else [], prob, prob_ref)
+
+
+def _ratios(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` where ``den`` is not about zero, else 0 (a row whose part did not move)."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    ok = np.abs(den) > 1e-9
+    return np.where(ok, num / np.where(ok, den, 1.0), 0.0)

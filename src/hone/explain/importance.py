@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from hone.evaluation.bootstrap import macro_f1
+from hone.models.ensemble import Parts
 
 TOP_WORDS = 10
 
@@ -63,7 +64,8 @@ class ShuffledScorer:
 
             b = model.baseline
             self.base_x = b._features(table)
-            names = feature_columns(b) if b.kind == "lightgbm" else [text_key(pre.text.columns)] * self.base_x.shape[1]
+            names = (feature_columns(b) if b.kind in ("lightgbm", "ensemble")
+                     else [text_key(pre.text.columns)] * self.base_x.shape[1])
             self.base_cols = np.array(names, dtype=object)
             if pre.text is not None and len(pre.text.columns) > 1:
                 joined = set(pre.text.columns)
@@ -92,7 +94,18 @@ class ShuffledScorer:
             net_out = to_outputs(head.float(), model.pre)
         if self.base_x is not None:
             x = self.base_x
-            if column is not None:
+            if column is not None and isinstance(x, Parts):  # an ensemble: dense columns, and the TF-IDF rows
+                from hone.explain.baseline import text_key
+
+                dims = np.flatnonzero(self.base_cols == column)
+                dense = x.dense.copy()
+                dense[:, dims] = x.dense[perm][:, dims]
+                text = x.text
+                if text is not None and self.model.pre.text is not None and column == text_key(
+                        self.model.pre.text.columns):
+                    text = text[perm]
+                x = Parts(dense, text)
+            elif column is not None:
                 dims = np.flatnonzero(self.base_cols == column)
                 if len(dims) == x.shape[1]:
                     x = x[perm]

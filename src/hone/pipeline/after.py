@@ -19,8 +19,9 @@ from hone.errors import DataError
 from hone.evaluation.bootstrap import bootstrap
 from hone.evaluation.choice import Decision, decide
 from hone.evaluation.metrics import HIGHER_IS_BETTER, classification_metrics, regression_metrics
-from hone.models.baseline import fit_baseline
+from hone.models.baseline import Baseline, fit_baseline
 from hone.models.inference import iter_outputs
+from hone.pipeline.budget import Planner
 
 logger = get_logger("hone.fit")
 HEADLINE = {"binary": ("macro_f1", "accuracy", "roc_auc", "pr_auc"), "multiclass": ("macro_f1", "accuracy"),
@@ -48,19 +49,27 @@ def _metrics(model: Model, d: Decision, y: np.ndarray, out: np.ndarray) -> dict[
 
 
 def choose_and_score(model: Model, paths: dict[str, Path], cfg: ResolvedRunConfig,
-                     class_weights: np.ndarray | None) -> dict[str, Any]:
-    """Fit the baseline, set ``model.decision`` and ``model.baseline``; returns the metrics.json parts."""
+                     class_weights: np.ndarray | None, *, planner: Planner | None = None,
+                     prefit: Baseline | None = None) -> dict[str, Any]:
+    """Fit the baseline (or take ``prefit``, the one a time-limited ``planner`` fitted before the
+    network), set ``model.decision`` and ``model.baseline``; returns the metrics.json parts."""
     ev, task = cfg.evaluate, model.task
+    planner = planner or Planner()
 
     def net_outputs(path: Path) -> tuple[np.ndarray, np.ndarray]:
         return collect(model, iter_outputs(model.net, model.pre, iter_batches(path, 256), precision=model.precision,
                                             device=model.device))
 
+    t0 = time.perf_counter()
     y_val, net_val = net_outputs(paths["validation"])
+    net_speed = len(y_val) / max(time.perf_counter() - t0, 1e-9)
     y_test, net_test = net_outputs(paths["test"]) if "test" in paths else (None, None)
     base_val = base_test = None
     baseline_seconds = 0.0
-    if ev.baseline:
+    if planner.prefits:
+        model.baseline = prefit
+        baseline_seconds = planner.clock.stages.get("baseline", 0.0)
+    elif ev.baseline:
         t0 = time.perf_counter()
         try:
             model.baseline = fit_baseline(model.pre, paths["train"], paths["validation"], seed=cfg.train.seed,
@@ -78,7 +87,8 @@ def choose_and_score(model: Model, paths: dict[str, Path], cfg: ResolvedRunConfi
         _, base_val = collect(model, model.baseline.iter_outputs(iter_batches(paths["validation"], 4096)))
         if "test" in paths:
             _, base_test = collect(model, model.baseline.iter_outputs(iter_batches(paths["test"], 4096)))
-    chosen, candidates = decide(task, y_val, net_val, base_val, requested=ev.model, metric=cfg.train.metric,
+    requested = planner.requested_model(ev.model, net_speed)
+    chosen, candidates = decide(task, y_val, net_val, base_val, requested=requested, metric=cfg.train.metric,
                                 threshold_objective=ev.threshold_objective, calibrate=ev.calibrate,
                                 class_weights=class_weights)
     model.decision = chosen
@@ -91,6 +101,7 @@ def choose_and_score(model: Model, paths: dict[str, Path], cfg: ResolvedRunConfi
         "blend_weight": chosen.blend_weight if chosen.model == "blend" else None,
         "baseline": model.baseline.kind if model.baseline else None,
         "baseline_seconds": round(baseline_seconds, 2),
+        "network_rows_per_second": round(net_speed, 1),
     }
     out["model"] = summary
     if task != "regression":
@@ -151,8 +162,8 @@ def verdict(task: str, delta: dict[str, Any], baseline_kind: str, level: float) 
     better = HIGHER_IS_BETTER[metric]
     lo, hi = d["ci_low"], d["ci_high"]
     span = f"{d['value']:+.4f} ({100 * level:.0f}% interval {lo:+.4f} to {hi:+.4f})"
-    name = {"lightgbm": "the LightGBM baseline", "tfidf-linear": "the TF-IDF + linear baseline"}.get(baseline_kind,
-                                                                                                   baseline_kind)
+    name = {"lightgbm": "the LightGBM baseline", "tfidf-linear": "the TF-IDF + linear baseline",
+            "ensemble": "the ensemble of shallow models"}.get(baseline_kind, baseline_kind)
     if not np.isfinite(lo) or not np.isfinite(hi):
         return f"The fine-tuned network and {name} differ by {span} in test {metric}."
     if (lo > 0) if better else (hi < 0):

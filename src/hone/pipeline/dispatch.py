@@ -16,6 +16,7 @@ from hone._logging import get_logger
 from hone.artifact import Model, load
 from hone.config import RunConfig, build_config
 from hone.errors import ConfigError, UserError
+from hone.pipeline.budget import Planner
 from hone.pipeline.data_stages import Prepared
 from hone.pipeline.runs import make_config, resume_record, run_dir, seed_everything, write_run
 from hone.train.callbacks import Callback
@@ -38,6 +39,9 @@ class FitRequest:
     prepared: Prepared | None = None
     command: list[str] | None = None  # the command line recorded in environment.json (None: sys.argv)
     overrides: dict[str, Any] = field(default_factory=dict)
+    # the clock of a time limit: the stage order and budgets (None: hone fit's, with auto.time_limit if set)
+    planner: Planner | None = None
+    started: float = field(default_factory=time.monotonic)  # when the command started (time.monotonic())
 
 
 @dataclass
@@ -148,7 +152,8 @@ def _fit_here(req: FitRequest, start: _Start) -> Model:
             stage.mkdir(parents=True)
             try:
                 model, files = fit_in(cfg, src, stage, req.callbacks, checkpoints=checkpoints, record=record,
-                                      resume=resumed, tracker=tracker, prepared=req.prepared)
+                                      resume=resumed, tracker=tracker, prepared=req.prepared,
+                                      planner=_planner(req, cfg))
             finally:
                 shutil.rmtree(stage / ".work", ignore_errors=True)
             files["environment.json"] = environment(started, req.command)
@@ -171,6 +176,17 @@ def _fit_here(req: FitRequest, start: _Start) -> Model:
     model.run_dir = folder
     logger.info("saved run to %s (model in %s)", folder, folder / "model")
     return model
+
+
+def _planner(req: FitRequest, cfg: RunConfig) -> Planner:
+    """The request's planner; else a :class:`TimeLimit` when ``auto.time_limit`` is set."""
+    from hone.pipeline.budget import Clock, TimeLimit
+
+    if req.planner is not None:
+        return req.planner
+    if cfg.auto.time_limit is not None:
+        return TimeLimit(cfg.auto.time_limit, started=req.started)
+    return Planner(Clock(started=req.started))
 
 
 def _write_run(stage: Path, name: str, files: dict[str, Any], checkpoints: Path | None) -> None:

@@ -14,6 +14,7 @@ from hone.config import ResolvedRunConfig, RunConfig, dump_yaml
 from hone.data.split import SplitResult
 from hone.errors import ConfigError
 from hone.pipeline.after import choose_and_score
+from hone.pipeline.budget import Planner
 from hone.pipeline.data_stages import Prepared, adopt, fit_preprocessor, prepare
 from hone.pipeline.network import Trained, train_network
 from hone.train.callbacks import Callback
@@ -24,32 +25,44 @@ logger = get_logger("hone.fit")
 def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callback] = (), *,
            checkpoints: Path | None = None, record: dict[str, Any] | None = None,
            resume: dict[str, Any] | None = None, tracker: Any = None,
-           prepared: Prepared | None = None) -> tuple[Model, dict[str, Any]]:
+           prepared: Prepared | None = None, planner: Planner | None = None) -> tuple[Model, dict[str, Any]]:
     """Run every stage; returns the model (already saved to ``stage/model``) and the run files to write.
 
     ``checkpoints``: the folder the training state is saved to (with ``record``, what a resume needs);
     ``resume``: that folder's ``run.json`` plus ``state`` (the saved state's folder, or None to start
     over) when continuing a killed run; ``tracker``: a :class:`hone.tracking.Tracker` started once the
     data stages passed (a resumed run continues its MLflow run); ``prepared``: the data stages, run
-    already by a Ray driver."""
+    already by a Ray driver; ``planner``: the stage order and budgets (:mod:`hone.pipeline.budget`;
+    default: no time limit)."""
     t_start = time.perf_counter()
+    planner = planner or Planner()
+    clock = planner.clock
     work = stage / ".work"
     work.mkdir()
-    prep = adopt(prepared, cfg, work) if prepared is not None else prepare(cfg, source, work)
+    with clock.stage("data"):
+        prep = adopt(prepared, cfg, work) if prepared is not None else prepare(cfg, source, work)
     rcfg = prep.resolve(cfg)
     if resume is not None:
         _check_same_data(resume.get("fingerprint", {}), prep.split.fingerprint)
     _log_data(prep)
-    pre = fit_preprocessor(prep, rcfg)
-    extra = [*callbacks, *_run_callbacks(prep, rcfg, tracker, checkpoints, dict(record or {}))]
-    trained = train_network(prep, rcfg, pre, extra, resume_state=resume.get("state") if resume else None)
-    model = trained.model
-    # Baseline, model choice, calibration and decision rule on validation; test scored once. The
-    # numbers come from the plain network, exactly as a loaded model computes them.
+    with clock.stage("preprocess"):
+        pre = fit_preprocessor(prep, rcfg)
     paths = {s: p for s, p in prep.split.paths.items() if prep.split.counts.get(s)}
     if "choice" in paths:  # the rows held out from early stopping and the search decide
         paths["validation"] = paths.pop("choice")
-    report = choose_and_score(model, paths, rcfg, trained.weights)
+    prefit = None
+    if planner.prefits:  # a time limit: the shallow models first, the network in the time they leave
+        with clock.stage("baseline"):
+            prefit = planner.shallow(pre, paths, rcfg)
+        rcfg = planner.network(rcfg)
+    extra = [*callbacks, *_run_callbacks(prep, rcfg, tracker, checkpoints, dict(record or {}))]
+    with clock.stage("train"):
+        trained = train_network(prep, rcfg, pre, extra, resume_state=resume.get("state") if resume else None)
+    model = trained.model
+    # Baseline, model choice, calibration and decision rule on validation; test scored once. The
+    # numbers come from the plain network, exactly as a loaded model computes them.
+    with clock.stage("choice"):
+        report = choose_and_score(model, paths, rcfg, trained.weights, planner=planner, prefit=prefit)
     rcfg = rcfg.model_copy(update={"evaluate": rcfg.evaluate.model_copy(update={"model": model.decision.model})})
     metrics: dict[str, Any] = {s: report.pop(s) for s in ("validation", "test") if s in report}
     training = _training_record(prep, rcfg, trained, time.perf_counter() - t_start, resumed=resume is not None)
@@ -59,15 +72,23 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
                   # no figures: they quote test rows, which stay in the run folder, not in the model package
                   "metrics": {**metrics, **{k: v for k, v in report.items() if k != "figures"}},
                   "history": trained.state.history, "data_fingerprint": split.fingerprint}
-    model.save(stage / "model")
+    with clock.stage("save"):
+        model.save(stage / "model")
     logger.info("%s", _summary(training))
-    files = _run_files(prep, rcfg, {**metrics, **report, "training": training}, trained.state.history)
-    if rcfg.evaluate.explain and "validation" in paths:
+    explain_json = None
+    ev = rcfg.evaluate
+    sizes = planner.explanation(ev.explain_rows, ev.explain_examples) if ev.explain and "validation" in paths \
+        else None
+    if sizes is not None:
         from hone.explain.summary import global_explanation
 
-        ev = rcfg.evaluate
-        files["explain.json"] = global_explanation(model, paths["validation"], rows=ev.explain_rows,
-                                                   examples=ev.explain_examples, level=ev.level, seed=rcfg.train.seed)
+        with clock.stage("explain"):
+            explain_json = global_explanation(model, paths["validation"], rows=sizes[0], examples=sizes[1],
+                                              level=ev.level, seed=rcfg.train.seed)
+    files = _run_files(prep, rcfg, {**metrics, **report, "training": training, **planner.record()},
+                       trained.state.history)
+    if explain_json is not None:
+        files["explain.json"] = explain_json
     return model, files
 
 

@@ -1,0 +1,226 @@
+"""The planner of ``hone auto``: within ``--time-limit`` (default 10 minutes, the whole command), fit a
+portfolio of boosted trees (LightGBM, XGBoost, CatBoost) and, with text, TF-IDF + linear; combine them
+by greedy ensemble selection on validation; give the network what they leave; keep only what scores
+fast enough for ``--infer-limit``; record a leaderboard.
+
+How the time is shared:
+- the data stages (audit, split) run first and take what they take;
+- the shallow stage gets a share of what is left: 35 % with a text or image column (where the
+  fine-tuned network usually carries the table), 60 % without one, 90 % when the network is not a
+  candidate. Its candidates run in portfolio order, the library defaults of every family first. Each
+  family's first fit is its pilot: its measured seconds per boosting round price the family's other
+  configurations, and a configuration that would not finish in the stage's time left is skipped (and
+  the leaderboard says so). Every fit stops at the stage's deadline, keeping its best iteration;
+- the network trains in what is left, minus the reserve for scoring, choice, bootstrap and report
+  (:mod:`hone.pipeline.budget`), then the choice blends it with the ensemble on validation.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hone._logging import get_logger
+from hone.config import ResolvedRunConfig
+from hone.features.pipeline import Preprocessor
+from hone.models.baseline import Baseline
+from hone.models.ensemble import Ensemble, Library, Member
+from hone.pipeline.budget import TimeLimit
+
+logger = get_logger("hone.auto")
+DEFAULT_LIMIT = 600.0
+SHALLOW_SHARE = {"with_network_modality": 0.35, "tabular": 0.6, "no_network": 0.9}
+PILOT_ROUNDS = 20
+SMALLEST = 10.0  # seconds: below this much left after the data stages, only one LightGBM is fitted
+
+
+class AutoPlanner(TimeLimit):
+    """The planner ``hone auto`` passes to the pipeline (see the module's docstring)."""
+
+    def __init__(self, started: float | None = None) -> None:
+        super().__init__(DEFAULT_LIMIT, started)
+        self.leaderboard: list[dict[str, Any]] = []
+        self.ensemble_info: dict[str, Any] = {}
+        self.families: list[str] = []
+        self.infer_limit: float | None = None
+        self.network_excluded: str | None = None
+
+    # -- the shallow stage -------------------------------------------------------------------
+    def shallow(self, pre: Preprocessor, paths: dict[str, Path], cfg: ResolvedRunConfig) -> Baseline | None:
+        from hone.shallow.portfolio import available
+
+        au = cfg.auto
+        self.clock.limit = au.time_limit or DEFAULT_LIMIT
+        self.infer_limit = au.infer_limit
+        self.families = [f for f in au.families if f in ("linear", "network") or available(f)]
+        for f in au.families:
+            if f not in self.families:
+                self.leaderboard.append({"name": f, "family": f, "status": "skipped",
+                                         "why": f"{f} is not installed (pip install 'hone[auto]')"})
+        left = self.clock.left()
+        rich = any(m in pre.modalities for m in ("text", "image"))
+        share = SHALLOW_SHARE["no_network" if "network" not in self.families else
+                              "with_network_modality" if rich else "tabular"]
+        small = left < SMALLEST
+        if small:
+            self.cuts.append(f"only {left:.0f} s left after the data stages: one LightGBM, the network "
+                             "kept to a second")
+            logger.warning("the time limit leaves %.0f s after the data stages: too little for more than one "
+                           "LightGBM; the network only gets a second", left)
+        stage_end = time.monotonic() + (left * 0.8 if small else left * share)
+        lib = Library(pre, paths["train"], paths["validation"], seed=cfg.train.seed, threads=cfg.train.num_threads)
+        members = self._fit_candidates(lib, stage_end, only_first=small)
+        if not members:
+            return None
+        return self._select(lib, members, cfg)
+
+    def _queue(self, lib: Library) -> list[tuple[str, dict[str, Any]]]:
+        """Candidates in the order they are fitted: each family's default, then the rest of the portfolio."""
+        from hone.shallow.portfolio import PORTFOLIO
+
+        trees = [f for f in ("lightgbm", "xgboost", "catboost") if f in self.families]
+        queue: list[tuple[str, dict[str, Any]]] = [(f, PORTFOLIO[f][0]) for f in trees]
+        if "linear" in self.families and lib.text is not None:
+            queue.append(("linear", {"name": "tfidf-linear", "params": {}}))
+        depth = max((len(PORTFOLIO[f]) for f in trees), default=0)
+        for i in range(1, depth):
+            queue += [(f, PORTFOLIO[f][i]) for f in trees if i < len(PORTFOLIO[f])]
+        return queue
+
+    def _fit_candidates(self, lib: Library, stage_end: float, *, only_first: bool) -> list[Member]:
+        members: list[Member] = []
+        per_round: dict[str, float] = {}
+        for family, config in self._queue(lib)[:1] if only_first else self._queue(lib):
+            left = stage_end - time.monotonic()
+            row: dict[str, Any] = {"name": config["name"], "family": family}
+            if left <= 0.5:
+                self.leaderboard.append({**row, "status": "skipped", "why": "the shallow stage's time was spent"})
+                continue
+            if family == "linear":
+                m = lib.fit_linear()
+            else:
+                if family not in per_round:  # the pilot: a few rounds price this family on this table
+                    t0 = time.perf_counter()
+                    lib.fit_tree(family, config, deadline=stage_end, max_rounds=PILOT_ROUNDS)
+                    per_round[family] = (time.perf_counter() - t0) / PILOT_ROUNDS
+                    row["pilot_seconds_per_round"] = round(per_round[family], 5)
+                need = per_round[family] * _rounds(config) * _complexity(config)
+                row["estimated_seconds"] = round(need, 2)
+                if need > stage_end - time.monotonic() and members:
+                    self.leaderboard.append({**row, "status": "skipped", "why": f"estimated {need:.1f} s, "
+                                             f"{stage_end - time.monotonic():.1f} s left in the shallow stage"})
+                    continue
+                m = lib.fit_tree(family, config, deadline=stage_end)
+            m.info["validation_outputs"] = lib.validation_scores(m)
+            members.append(m)
+            self.leaderboard.append({**row, "status": "fitted", **{k: v for k, v in m.info.items()
+                                                                   if k != "validation_outputs"}})
+            logger.info("auto: %s fitted in %.1f s", m.name, m.info["fit_seconds"])
+        return members
+
+    def _select(self, lib: Library, members: list[Member], cfg: ResolvedRunConfig) -> Ensemble:
+        from hone.evaluation.ensemble import greedy_selection, selection_loss
+
+        task, metric = lib.task, cfg.train.metric
+        y = lib.y_va * lib.pre.target_std + lib.pre.target_mean if task == "regression" else lib.y_va
+        outs = [m.info.pop("validation_outputs") for m in members]
+        for m, o in zip(members, outs):
+            _board_row(self.leaderboard, m.name)["validation_loss"] = round(selection_loss(task, metric, y, o), 6)
+            _board_row(self.leaderboard, m.name)["validation_" + metric] = _metric_value(task, metric, y, o)
+        keep = list(range(len(members)))
+        while True:
+            sel = greedy_selection(task, metric, y, [outs[i] for i in keep], rounds=cfg.auto.ensemble_rounds)
+            chosen = [members[i] for i, w in zip(keep, sel.weights) if w > 0]
+            weights = [float(w) for w in sel.weights if w > 0]
+            ensemble = lib.ensemble(chosen, weights, {"selection": {"loss": round(sel.loss, 6), "rounds": sel.rounds,
+                                                                    "by": "log loss" if task != "regression"
+                                                                    else "squared error"}})
+            speed, times = _measure(ensemble, lib)
+            if self.infer_limit is None or speed >= self.infer_limit or len(chosen) == 1:
+                break
+            slowest = max(chosen, key=lambda m: times[m.name])
+            _board_row(self.leaderboard, slowest.name)["excluded"] = (
+                f"--infer-limit {self.infer_limit:g} rows/s: the ensemble scored {speed:.0f} rows/s with it")
+            keep = [i for i in keep if members[i].name != slowest.name]
+        for m, w in zip(chosen, weights):
+            _board_row(self.leaderboard, m.name)["weight"] = round(w, 4)
+        for name, t in times.items():
+            _board_row(self.leaderboard, name)["scoring_rows_per_second"] = round(lib.y_va.size / max(t, 1e-9), 1)
+        self.ensemble_info = {"members": [m.name for m in chosen], "weights": [round(w, 4) for w in weights],
+                              "validation_loss": round(sel.loss, 6), "scoring_rows_per_second": round(speed, 1)}
+        if self.infer_limit is not None and speed < self.infer_limit:
+            self.cuts.append(f"no ensemble reaches --infer-limit {self.infer_limit:g} rows/s: the fastest kept "
+                             f"scores {speed:.0f} rows/s")
+        logger.info("auto: ensemble of %s (validation loss %.4f, %.0f rows/s)",
+                    ", ".join(f"{m.name} {w:.2f}" for m, w in zip(chosen, weights)), sel.loss, speed)
+        return ensemble
+
+    # -- the network and the choice ----------------------------------------------------------
+    def network(self, cfg: ResolvedRunConfig) -> ResolvedRunConfig:
+        if "network" not in self.families:
+            self.network_excluded = "not among --families"
+            return cfg.model_copy(update={"train": cfg.train.model_copy(update={"time_budget": 1.0, "epochs": 1})})
+        if self.clock.left() < SMALLEST:
+            self.network_excluded = "no time left for it"
+            self.cuts.append("network: no time left for it (kept to a second, not chosen)")
+            return cfg.model_copy(update={"train": cfg.train.model_copy(update={"time_budget": 1.0, "epochs": 1})})
+        return super().network(cfg)
+
+    def requested_model(self, requested: str, network_rows_per_second: float) -> str:
+        self.network_speed = network_rows_per_second
+        if self.network_excluded is not None:
+            return "baseline"
+        if self.infer_limit is not None and network_rows_per_second < self.infer_limit:
+            self.network_excluded = (f"--infer-limit {self.infer_limit:g} rows/s: the network scored "
+                                     f"{network_rows_per_second:.0f} rows/s")
+            return "baseline"
+        return requested
+
+    def record(self) -> dict[str, Any]:
+        out = super().record()
+        network = {"name": "network", "family": "network",
+                   "scoring_rows_per_second": round(getattr(self, "network_speed", 0.0), 1)}
+        if self.network_excluded:
+            network["excluded"] = self.network_excluded
+        out["leaderboard"] = [*self.leaderboard, network]
+        out["ensemble"] = self.ensemble_info
+        return out
+
+
+def _rounds(config: dict[str, Any]) -> float:
+    """Boosting rounds a configuration is expected to run before early stopping (slower rates, more rounds)."""
+    lr = config["params"].get("learning_rate", 0.1)
+    return min(2000.0, 150.0 * 0.1 / lr)
+
+
+def _complexity(config: dict[str, Any]) -> float:
+    """Cost per round relative to the family's defaults (more leaves or depth, more work)."""
+    p = config["params"]
+    return max(1.0, p.get("num_leaves", 31) / 31) * max(1.0, 2.0 ** (p.get("max_depth", 6) - 6))
+
+
+def _board_row(board: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(r for r in board if r["name"] == name and r.get("status") == "fitted")
+
+
+def _metric_value(task: str, metric: str, y: np.ndarray, out: np.ndarray) -> float:
+    from hone.evaluation.choice import Decision, validation_score
+
+    return round(float(validation_score(task, metric, y, Decision(model="baseline"), out)), 6)
+
+
+def _measure(ensemble: Ensemble, lib: Library) -> tuple[float, dict[str, float]]:
+    """Rows per second of the whole ensemble (features included) on the validation features, and
+    seconds per member, measured."""
+    x = lib.valid_parts
+    times = {}
+    t_all = time.perf_counter()
+    for m in ensemble.members:
+        t0 = time.perf_counter()
+        m.scores(x, lib.task)
+        times[m.name] = time.perf_counter() - t0
+    total = time.perf_counter() - t_all + lib.feature_seconds_per_row * lib.y_va.size
+    return lib.y_va.size / max(total, 1e-9), times

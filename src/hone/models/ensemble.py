@@ -1,0 +1,224 @@
+"""The shallow ensemble of ``hone auto``: gradient-boosted trees (LightGBM, XGBoost, CatBoost) and, with
+text, TF-IDF + linear, each fitted on the training split with early stopping on validation, averaged
+with the weights greedy ensemble selection gave them on validation.
+
+It takes the place of the baseline in the model package (``model.baseline``, kind ``ensemble``), so the
+decision (network, ensemble or a blend of both, calibrated, with its threshold), predict, evaluate,
+serve and explain work unchanged. The trees read the baseline's features (the preprocessed numeric and
+categorical columns, a 64-dimensional SVD of the text's TF-IDF, image thumbnails); the linear member
+reads the TF-IDF itself. Saved without pickle: each library's own model format, arrays as safetensors.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from hone.features.pipeline import Preprocessor
+from hone.models.baseline import _SVD_DIM, _TFIDF_FEATURES, MAX_ROWS, Baseline, _read, _tabular, _texts
+from hone.shallow.linear import LinearFit, fit_tuned, linear_scores
+from hone.shallow.portfolio import TreeModel, fit_tree
+from hone.shallow.text import Tfidf, fit_tfidf
+
+
+@dataclass
+class Parts:
+    """The features of a batch: the trees' dense matrix and the linear member's sparse TF-IDF."""
+
+    dense: np.ndarray
+    text: Any = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.dense.shape[0], self.dense.shape[1]
+
+
+@dataclass
+class Member:
+    """One fitted candidate: a tree model, or a linear fit on the TF-IDF."""
+
+    name: str
+    family: str  # lightgbm | xgboost | catboost | linear
+    tree: TreeModel | None = None
+    linear: LinearFit | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def scores(self, x: Parts, task: str) -> np.ndarray:
+        if self.tree is not None:
+            return self.tree.scores(x.dense)
+        assert self.linear is not None
+        return linear_scores(x.text, self.linear.coef, self.linear.intercept, task)
+
+
+class Ensemble(Baseline):
+    """Members averaged with weights (``info["weights"]``); outputs like a :class:`Baseline`."""
+
+    def __init__(self, pre: Preprocessor, members: list[Member], weights: list[float], *,
+                 arrays: dict[str, np.ndarray] | None = None, vocabulary: dict[str, int] | None = None,
+                 info: dict[str, Any] | None = None) -> None:
+        super().__init__(pre, "ensemble", {**(info or {}), "members": [m.name for m in members],
+                                           "weights": [float(w) for w in weights]}, dict(arrays or {}), vocabulary)
+        self.members = members
+
+    @property
+    def weights(self) -> list[float]:
+        return list(self.info["weights"])
+
+    def _features(self, batch: pa.Table) -> Parts:
+        dense = _tabular(self.pre, batch)
+        text = None
+        if self.vocabulary is not None:
+            text = Tfidf(self.vocabulary, self.arrays["idf"]).transform(_texts(self.pre, batch))
+            if "svd" in self.arrays:
+                dense = np.concatenate([dense, text @ self.arrays["svd"].T], axis=1)
+        return Parts(dense, text)
+
+    def features(self, batch: pa.Table) -> np.ndarray:
+        return np.asarray(self._features(batch).dense, dtype=np.float32)
+
+    def _score(self, x: Any) -> np.ndarray:
+        task = self.pre.schema.task
+        out: np.ndarray | None = None
+        for m, w in zip(self.members, self.weights):
+            if w <= 0:
+                continue
+            s = w * np.asarray(m.scores(x, task), dtype=np.float64)
+            out = s if out is None else out + s
+        assert out is not None
+        return out
+
+    def kept(self, names: list[str], weights: list[float]) -> Ensemble:
+        """The same ensemble with only ``names``, reweighted."""
+        members = [m for m in self.members if m.name in names]
+        w = [weights[names.index(m.name)] for m in members]
+        return Ensemble(self.pre, members, w, arrays=self.arrays, vocabulary=self.vocabulary,
+                        info={k: v for k, v in self.info.items() if k not in ("members", "weights")})
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        from safetensors.numpy import save_file
+
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = dict(self.arrays)
+        records = []
+        for i, m in enumerate(self.members):
+            rec: dict[str, Any] = {"name": m.name, "family": m.family, "info": m.info}
+            if m.tree is not None:
+                rec["file"] = f"member{i}.{ {'lightgbm': 'txt', 'xgboost': 'json', 'catboost': 'cbm'}[m.family]}"
+                (folder / rec["file"]).write_bytes(m.tree.to_bytes())
+                rec["tree_info"] = m.tree.info
+            else:
+                assert m.linear is not None
+                arrays[f"member{i}.coef"], arrays[f"member{i}.intercept"] = m.linear.coef, m.linear.intercept
+                rec["linear"] = {"c": m.linear.c, "model": m.linear.model}
+            records.append(rec)
+        if self.vocabulary is not None:
+            (folder / "vocabulary.json").write_text(json.dumps(self.vocabulary), encoding="utf-8")
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()} or {"none": np.zeros(1)},
+                  str(folder / "arrays.safetensors"))
+        (folder / "baseline.json").write_text(json.dumps({"kind": "ensemble", "info": self.info, "members": records},
+                                                         indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path, pre: Preprocessor) -> Ensemble:
+        from safetensors.numpy import load_file
+
+        meta = json.loads((folder / "baseline.json").read_text(encoding="utf-8"))
+        arrays = {k: v for k, v in load_file(str(folder / "arrays.safetensors")).items() if k != "none"}
+        vocab_file = folder / "vocabulary.json"
+        vocab = json.loads(vocab_file.read_text(encoding="utf-8")) if vocab_file.exists() else None
+        task = pre.schema.task
+        members = []
+        for i, rec in enumerate(meta["members"]):
+            m = Member(rec["name"], rec["family"], info=rec.get("info", {}))
+            if "file" in rec:
+                m.tree = TreeModel.from_bytes(rec["family"], rec["name"], task, (folder / rec["file"]).read_bytes(),
+                                              rec.get("tree_info", {}))
+            else:
+                m.linear = LinearFit(arrays.pop(f"member{i}.coef"), arrays.pop(f"member{i}.intercept"),
+                                     rec["linear"]["c"], rec["linear"]["model"])
+            members.append(m)
+        info = {k: v for k, v in meta["info"].items() if k not in ("members", "weights")}
+        return cls(pre, members, meta["info"]["weights"], arrays=arrays, vocabulary=vocab, info=info)
+
+
+def load_baseline(folder: Path, pre: Preprocessor) -> Baseline:
+    """The package's ``baseline/`` folder: a :class:`Baseline`, or an :class:`Ensemble` (``hone auto``)."""
+    kind = json.loads((folder / "baseline.json").read_text(encoding="utf-8"))["kind"]
+    return Ensemble.load(folder, pre) if kind == "ensemble" else Baseline.load(folder, pre)
+
+
+class Library:
+    """The training and validation features, computed once, and the candidates fitted on them."""
+
+    def __init__(self, pre: Preprocessor, train_path: Path, valid_path: Path, *, seed: int = 0,
+                 threads: int = 0) -> None:
+        t0 = time.perf_counter()
+        self.pre, self.seed, self.threads = pre, seed, threads
+        train, valid = _read(train_path, MAX_ROWS, pre), _read(valid_path, None, pre)
+        self.y, self.y_va = pre.targets(train), pre.targets(valid)
+        self.task, self.n_classes = pre.schema.task, len(pre.schema.classes)
+        self.vocabulary: dict[str, int] | None = None
+        self.arrays: dict[str, np.ndarray] = {}
+        tab = _tabular(pre, train)
+        self.text = None
+        if "text" in pre.modalities:
+            tfidf, self.text = fit_tfidf(_texts(pre, train), max_features=_TFIDF_FEATURES,
+                                         min_df=2 if train.num_rows > 1000 else 1, single_characters=True)
+            self.vocabulary, self.arrays["idf"] = tfidf.vocabulary, tfidf.idf
+            from sklearn.decomposition import TruncatedSVD
+
+            k = max(1, min(_SVD_DIM, self.text.shape[1] - 1, self.text.shape[0] - 1))
+            self.arrays["svd"] = TruncatedSVD(k, random_state=seed).fit(self.text).components_.astype(np.float32)
+            tab = np.concatenate([tab, self.text @ self.arrays["svd"].T], axis=1)
+        self.x = tab
+        # the validation features exactly as the saved ensemble makes them from a batch (timed: the
+        # feature cost of scoring, for --infer-limit)
+        t_va = time.perf_counter()
+        self.valid_parts = self.ensemble([], [], {})._features(valid)
+        self.feature_seconds_per_row = (time.perf_counter() - t_va) / max(valid.num_rows, 1)
+        self.x_va, self.text_va = self.valid_parts.dense, self.valid_parts.text
+        n_num = pre.numbers.width if pre.numbers is not None else 0
+        n_cat = len(pre.categories.features) if pre.categories is not None else 0
+        self.categorical = list(range(n_num, n_num + n_cat))
+        self.seconds = time.perf_counter() - t0
+
+    @property
+    def rows(self) -> int:
+        return len(self.y)
+
+    def fit_tree(self, family: str, config: dict[str, Any], *, deadline: float | None = None,
+                 rows: int | None = None, max_rounds: int | None = None) -> Member:
+        """One tree configuration (on the first ``rows`` training rows when given: a pilot)."""
+        x, y = (self.x, self.y) if rows is None else (self.x[:rows], self.y[:rows])
+        kw = {"max_rounds": max_rounds} if max_rounds else {}
+        t = fit_tree(family, config, x, y, self.x_va, self.y_va, self.task, self.n_classes,
+                     categorical=self.categorical, seed=self.seed, threads=self.threads, deadline=deadline, **kw)
+        return Member(config["name"], family, tree=t, info={"fit_seconds": t.info["fit_seconds"],
+                                                            "best_iteration": t.info["best_iteration"],
+                                                            "stopped_by_deadline": t.info["stopped_by_deadline"]})
+
+    def fit_linear(self) -> Member:
+        """TF-IDF + logistic regression (ridge for numbers), its regularisation tuned on validation."""
+        assert self.text is not None
+        t0 = time.perf_counter()
+        fit = fit_tuned(self.text, self.y, self.text_va, self.y_va, self.task, seed=self.seed)
+        return Member("tfidf-linear", "linear", linear=fit, info={"fit_seconds": round(time.perf_counter() - t0, 3),
+                                                                   "C": fit.c})
+
+    def validation_scores(self, m: Member) -> np.ndarray:
+        """The member's validation outputs in the target's scale (like :meth:`Baseline.outputs`)."""
+        out = np.asarray(m.scores(self.valid_parts, self.task), dtype=np.float64)
+        if self.task == "regression":
+            return out * self.pre.target_std + self.pre.target_mean
+        return out
+
+    def ensemble(self, members: list[Member], weights: list[float], info: dict[str, Any]) -> Ensemble:
+        """The ensemble of ``members`` with ``weights``, reading the features this library fitted."""
+        return Ensemble(self.pre, members, weights, arrays=self.arrays, vocabulary=self.vocabulary, info=info)
