@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from hone.config import FLAGS, command_flags, field_of, flag_of
 
-COMMANDS = ("fit", "tune", "audit", "federate")
+COMMANDS = ("fit", "auto", "tune", "audit", "federate")
 
 
 def table() -> str:

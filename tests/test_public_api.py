@@ -61,6 +61,10 @@ def test_every_exported_name_called_twice(tmp_path: Path, tab_table: pa.Table) -
         called.add("compare")
         assert "fp32" in hone.export(model.run_dir / "model")
         called.add("export")
+        auto = hone.auto(str(data), target="label", output=tmp_path / f"auto{i}", time_limit=20,
+                         families=["lightgbm", "network"], **quick)
+        assert isinstance(auto, hone.Model) and auto.baseline is not None and auto.baseline.kind == "ensemble"
+        called.add("auto")
         with pytest.raises(ConfigError, match="no target column"):  # the search and the federation, reached:
             hone.tune(str(data))                                      # their settings are checked first
         called.add("tune")

@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from hone._version import __version__
 
-__all__ = ["Model", "RunConfig", "__version__", "audit", "compare", "evaluate", "export", "federate", "fit", "load",
-           "predict", "report", "tune"]
+__all__ = ["Model", "RunConfig", "__version__", "audit", "auto", "compare", "evaluate", "export", "federate", "fit",
+           "load", "predict", "report", "tune"]
 
 if TYPE_CHECKING:
-    from hone.api import audit, compare, evaluate, export, federate, fit, load, predict, report, tune
+    from hone.api import audit, auto, compare, evaluate, export, federate, fit, load, predict, report, tune
     from hone.artifact import Model
     from hone.config import RunConfig
 
-_LAZY = {**{name: "hone.api" for name in ("fit", "audit", "predict", "evaluate", "load", "export", "tune", "federate",
-                                          "compare", "report")},
+_LAZY = {**{name: "hone.api" for name in ("fit", "auto", "audit", "predict", "evaluate", "load", "export", "tune",
+                                          "federate", "compare", "report")},
          "Model": "hone.artifact", "RunConfig": "hone.config"}
 
 

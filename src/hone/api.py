@@ -30,7 +30,7 @@ logger = get_logger(__name__)
 def fit(source: DataSource | None = None, *, target: str | None = None, config: ConfigSource | None = None,
         output: str | Path | None = None, overwrite: bool = False, callbacks: list[Callback] | None = None,
         resume: str | Path | None = None, track_parent: str | None = None, prepared: Prepared | None = None,
-        command: list[str] | None = None, **overrides: Setting) -> Model | None:
+        command: list[str] | None = None, started: float | None = None, **overrides: Setting) -> Model | None:
     """Fine-tune a model on a labelled table and write its run directory.
 
     Args:
@@ -49,6 +49,8 @@ def fit(source: DataSource | None = None, *, target: str | None = None, config: 
         prepared: for engines: the data stages (read, audit, split) already run by a Ray driver,
             whose split files this process reads.
         command: the command line to record in ``environment.json`` (the CLI's; default ``sys.argv``).
+        started: when the command started (``time.monotonic()``), which a ``time_limit`` counts from
+            (the CLI's start; default: this call's).
         **overrides: short names (``epochs=3``, ``lr=1e-4``, ``text=["review"]``...) or dotted fields.
 
     Returns:
@@ -58,19 +60,16 @@ def fit(source: DataSource | None = None, *, target: str | None = None, config: 
     Example:
         >>> model = hone.fit("reviews.csv", target="sentiment", epochs=2)   # doctest: +SKIP
     """
-    from hone.pipeline.budget import process_started
     from hone.pipeline.dispatch import FitRequest
     from hone.pipeline.dispatch import fit as run_fit
 
-    # a time limit counts from the command's start: the process's on the command line, the call's here
-    started = process_started() if command is not None else time.monotonic()
     return run_fit(FitRequest(source, target, config, output, overwrite, list(callbacks or ()), resume, track_parent,
-                              prepared, command, overrides, started=started))
+                              prepared, command, overrides, started=started or time.monotonic()))
 
 
 def auto(source: DataSource | None = None, *, target: str | None = None, config: ConfigSource | None = None,
          output: str | Path | None = None, overwrite: bool = False, command: list[str] | None = None,
-         **overrides: Setting) -> Model:
+         started: float | None = None, **overrides: Setting) -> Model:
     """The best model for the table in the time it is given (:mod:`hone.automl.planner`).
 
     Like :func:`fit` (the same run folder, model package and report), within ``time_limit`` (seconds
@@ -78,19 +77,19 @@ def auto(source: DataSource | None = None, *, target: str | None = None, config:
     XGBoost, CatBoost) and, with text, TF-IDF + linear, combined by greedy ensemble selection on
     validation, then the fine-tuned network in the time they leave, blended with them when
     validation says so. ``infer_limit`` (rows per second) keeps only models that score that fast;
-    ``families`` limits the candidates. ``metrics.json`` holds the ``leaderboard``.
+    ``families`` limits the candidates. ``metrics.json`` holds the ``leaderboard``. ``started``: as
+    for :func:`fit`.
 
     Example:
         >>> model = hone.auto("churn.csv", target="churned", time_limit="5m")   # doctest: +SKIP
     """
     from hone.automl.planner import AutoPlanner
-    from hone.pipeline.budget import process_started
     from hone.pipeline.dispatch import FitRequest
     from hone.pipeline.dispatch import fit as run_fit
 
     if overrides.get("engine", "local") != "local":
         raise ConfigError("hone auto runs on this machine (engine local); use hone fit --engine ray to scale out")
-    started = process_started() if command is not None else time.monotonic()
+    started = started or time.monotonic()
     model = run_fit(FitRequest(source, target, config, output, overwrite, command=command, overrides=overrides,
                                planner=AutoPlanner(started), started=started))
     assert model is not None  # one process: it is the main one

@@ -10,6 +10,7 @@ import argparse
 import errno
 import os
 import sys
+import time
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -305,7 +306,8 @@ def _fit(a: argparse.Namespace) -> int:
     from hone import api
 
     how = {"resume": a.resume} if a.resume else {"overwrite": a.overwrite}
-    model = api.fit(a.source, target=a.target, config=a.config, output=a.output, command=a.command_line, **how,
+    model = api.fit(a.source, target=a.target, config=a.config, output=a.output, command=a.command_line,
+                    started=a.started, **how,
                     **_fit_overrides(a))
     if model is not None:  # None: a data-parallel process other than the main one (rank 0 reports)
         _print_model(model)
@@ -316,7 +318,7 @@ def _auto(a: argparse.Namespace) -> int:
     from hone import api
 
     model = api.auto(a.source, target=a.target, config=a.config, output=a.output, overwrite=a.overwrite,
-                     command=a.command_line, **_fit_overrides(a))
+                     command=a.command_line, started=a.started, **_fit_overrides(a))
     print(api.format_leaderboard(model.run_dir))
     _print_model(model)
     return 0
@@ -472,6 +474,7 @@ def format_tune(summary: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hone`` console script."""
+    started = time.monotonic()  # a --time-limit counts from here
     parser = _parser()
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) >= 2 and args[0] == "federate" and args[1] in ("server", "client"):
@@ -493,6 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure(-1 if a.quiet else a.verbose)
     a.command_line = ["hone", *(sys.argv[1:] if argv is None else argv)]  # recorded in environment.json
+    a.started = started
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     try:

@@ -130,25 +130,39 @@ class AutoPlanner(TimeLimit):
         for m, o in zip(members, outs):
             _board_row(self.leaderboard, m.name)["validation_loss"] = round(selection_loss(task, metric, y, o), 6)
             _board_row(self.leaderboard, m.name)["validation_" + metric] = _metric_value(task, metric, y, o)
+        alone = {m.name: _speed(lib, [m]) for m in members}  # each member's own rows/s, features included
         keep = list(range(len(members)))
+        if self.infer_limit is not None:
+            fast = [i for i in keep if alone[members[i].name] >= self.infer_limit]
+            for i in keep:
+                if i not in fast:
+                    _board_row(self.leaderboard, members[i].name)["excluded"] = (
+                        f"--infer-limit {self.infer_limit:g} rows/s: it scores {alone[members[i].name]:.0f} rows/s")
+            if not fast:
+                best = max(keep, key=lambda i: alone[members[i].name])
+                self.cuts.append(f"no model reaches --infer-limit {self.infer_limit:g} rows/s: kept the fastest, "
+                                 f"{members[best].name} ({alone[members[best].name]:.0f} rows/s)")
+                _board_row(self.leaderboard, members[best].name).pop("excluded", None)
+                fast = [best]
+            keep = fast
         while True:
             sel = greedy_selection(task, metric, y, [outs[i] for i in keep], rounds=cfg.auto.ensemble_rounds)
             chosen = [members[i] for i, w in zip(keep, sel.weights) if w > 0]
             weights = [float(w) for w in sel.weights if w > 0]
-            ensemble = lib.ensemble(chosen, weights, {"selection": {"loss": round(sel.loss, 6), "rounds": sel.rounds,
-                                                                    "by": "log loss" if task != "regression"
-                                                                    else "squared error"}})
-            speed, times = _measure(ensemble, lib)
+            speed = _speed(lib, chosen)
             if self.infer_limit is None or speed >= self.infer_limit or len(chosen) == 1:
                 break
-            slowest = max(chosen, key=lambda m: times[m.name])
+            slowest = min(chosen, key=lambda m: alone[m.name])
             _board_row(self.leaderboard, slowest.name)["excluded"] = (
                 f"--infer-limit {self.infer_limit:g} rows/s: the ensemble scored {speed:.0f} rows/s with it")
             keep = [i for i in keep if members[i].name != slowest.name]
+        ensemble = lib.ensemble(chosen, weights, {"selection": {"loss": round(sel.loss, 6), "rounds": sel.rounds,
+                                                                "by": "log loss" if task != "regression"
+                                                                else "squared error"}})
         for m, w in zip(chosen, weights):
             _board_row(self.leaderboard, m.name)["weight"] = round(w, 4)
-        for name, t in times.items():
-            _board_row(self.leaderboard, name)["scoring_rows_per_second"] = round(lib.y_va.size / max(t, 1e-9), 1)
+        for name, v in alone.items():
+            _board_row(self.leaderboard, name)["scoring_rows_per_second"] = round(v, 1)
         self.ensemble_info = {"members": [m.name for m in chosen], "weights": [round(w, 4) for w in weights],
                               "validation_loss": round(sel.loss, 6), "scoring_rows_per_second": round(speed, 1)}
         if self.infer_limit is not None and speed < self.infer_limit:
@@ -212,15 +226,11 @@ def _metric_value(task: str, metric: str, y: np.ndarray, out: np.ndarray) -> flo
     return round(float(validation_score(task, metric, y, Decision(model="baseline"), out)), 6)
 
 
-def _measure(ensemble: Ensemble, lib: Library) -> tuple[float, dict[str, float]]:
-    """Rows per second of the whole ensemble (features included) on the validation features, and
-    seconds per member, measured."""
-    x = lib.valid_parts
-    times = {}
-    t_all = time.perf_counter()
-    for m in ensemble.members:
-        t0 = time.perf_counter()
-        m.scores(x, lib.task)
-        times[m.name] = time.perf_counter() - t0
-    total = time.perf_counter() - t_all + lib.feature_seconds_per_row * lib.y_va.size
-    return lib.y_va.size / max(total, 1e-9), times
+def _speed(lib: Library, members: list[Member]) -> float:
+    """Rows per second of scoring with ``members`` (their features included), measured on the
+    validation rows: the members' own time, plus the features' (timed when the library made them)."""
+    t0 = time.perf_counter()
+    for m in members:
+        m.scores(lib.valid_parts, lib.task)
+    total = time.perf_counter() - t0 + lib.feature_seconds_per_row * lib.y_va.size
+    return lib.y_va.size / max(total, 1e-9)

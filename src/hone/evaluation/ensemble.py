@@ -61,7 +61,7 @@ def greedy_selection(task: str, metric: str, y: np.ndarray, outputs: list[np.nda
     if counts.sum() == 0:
         raise ValueError("no model has finite validation outputs")
     weights = counts / counts.sum()
-    loss = selection_loss(task, metric, y, sum(w * o for w, o in zip(weights, outputs)))
+    loss = selection_loss(task, metric, y, sum(w * o for w, o in zip(weights, outputs) if w > 0))
     return Selection(weights, loss, single, int(counts.sum()))
 
 

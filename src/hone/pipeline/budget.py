@@ -13,7 +13,6 @@ portfolio of boosted trees and an ensemble instead of the one baseline.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,19 +33,7 @@ RESERVE_SECONDS = 3.0
 # example rows (Integrated Gradients, the costly part) only when EXAMPLES_SHARE is left.
 EXPLAIN_SHARE = 0.15
 EXAMPLES_SHARE = 0.3
-# The command's own start: the clock starts when the process did (imports count), not when fit began.
 MARGIN = 0.97  # plan to finish at 97 % of the limit
-
-
-def process_started() -> float:
-    """``time.monotonic()`` at this process's start (Linux: /proc/self/stat), else now."""
-    try:
-        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = float(Path("/proc/uptime").read_text().split()[0])
-        age = boot - ticks / os.sysconf("SC_CLK_TCK")
-        return time.monotonic() - max(0.0, age)
-    except (OSError, ValueError, IndexError):
-        return time.monotonic()
 
 
 class Clock:
@@ -120,7 +107,7 @@ class TimeLimit(Planner):
     prefits = True
 
     def __init__(self, limit: float, started: float | None = None) -> None:
-        super().__init__(Clock(limit, process_started() if started is None else started))
+        super().__init__(Clock(limit, started))
 
     def shallow(self, pre: Preprocessor, paths: dict[str, Path], cfg: ResolvedRunConfig) -> Baseline | None:
         if not cfg.evaluate.baseline:

@@ -1,0 +1,114 @@
+"""hone auto and --time-limit: the whole command within its limit, the ensemble in the model package
+(saved, loaded, scored and explained like any model), --infer-limit, and greedy ensemble selection."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import hone
+from hone.cli import main
+from hone.evaluation.ensemble import greedy_selection
+from hone.testing import make_table
+
+pytest.importorskip("xgboost")
+pytest.importorskip("catboost")
+
+
+def noisy(n: int, seed: int) -> pa.Table:
+    """make_table's rows with 15 % of the labels flipped: no model is perfect, so the candidates differ."""
+    t = make_table(n, seed=seed)
+    rng = np.random.default_rng(seed)
+    labels = np.array(t.column("label").to_pylist())
+    flip = rng.random(n) < 0.15
+    labels[flip] = np.where(labels[flip] == "pos", "neg", "pos")
+    return t.set_column(t.column_names.index("label"), "label", pa.array(labels.tolist()))
+
+
+@pytest.fixture(scope="module")
+def auto_run(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path) -> tuple[Path, float, Path]:
+    root = tmp_path_factory.mktemp("auto")
+    data = root / "rows.parquet"
+    pq.write_table(noisy(900, 0), data)
+    t0 = time.monotonic()
+    assert main(["auto", str(data), "--target", "label", "--time-limit", "20", "--output", str(root / "run"),
+                 "--backbone", str(tiny_backbone), "--epochs", "40", "--no-track", "--no-progress"]) == 0
+    return root / "run", time.monotonic() - t0, data
+
+
+def test_auto_ends_within_its_limit_with_a_leaderboard(auto_run: tuple[Path, float, Path],
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    run, wall, _ = auto_run
+    assert wall <= 1.05 * 20, f"hone auto --time-limit 20 took {wall:.1f} s"
+    metrics = json.loads((run / "metrics.json").read_text())
+    board = metrics["leaderboard"]
+    fitted = [r for r in board if r.get("status") == "fitted" and r["family"] != "network"]
+    assert {r["family"] for r in fitted} >= {"lightgbm", "xgboost", "catboost", "linear"}
+    for r in fitted:
+        assert r["fit_seconds"] >= 0 and 0 <= r["validation_macro_f1"] <= 1
+    weights = [r["weight"] for r in board if "weight" in r]
+    assert weights and abs(sum(weights) - 1) < 1e-3
+    assert metrics["ensemble"]["scoring_rows_per_second"] > 0
+    assert set(metrics["stages"]) >= {"data", "baseline", "train", "choice"}
+    assert metrics["budget"]["limit_seconds"] == 20 and metrics["model"]["baseline"] == "ensemble"
+    assert "test" in metrics and "intervals" in metrics
+
+
+def test_the_ensemble_round_trips_and_explains_additively(auto_run: tuple[Path, float, Path]) -> None:
+    run, _, data = auto_run
+    model = hone.load(run / "model")
+    assert model.baseline is not None and model.baseline.kind == "ensemble"
+    table = pq.read_table(data).slice(0, 60)
+    again = hone.load(run / "model")
+    np.testing.assert_allclose(model.predict_proba(table), again.predict_proba(table), rtol=0, atol=1e-12)
+    # the ensemble alone, as saved, scores what its members give, weighted
+    base = model.baseline
+    x = base._features(table)
+    members = sum(w * m.scores(x, "binary") for m, w in zip(base.members, base.weights))
+    np.testing.assert_allclose(base.outputs(table), members, rtol=1e-9)
+    model.decision.model = "baseline"  # explain the ensemble's part exactly
+    for r in model.explain(table.slice(0, 10)):
+        b = r["baseline"]
+        assert sum(b["columns"].values()) == pytest.approx(b["score"] - b["expected"], abs=1e-6)
+
+
+def test_infer_limit_keeps_only_what_scores_fast_enough(tmp_path: Path, tiny_backbone: Path) -> None:
+    model = hone.auto(noisy(600, 1), target="label", output=tmp_path / "run", time_limit=20,
+                      infer_limit=1e12, backbone=str(tiny_backbone), show_progress=False,
+                      **{"tracking.enabled": False})
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    board = metrics["leaderboard"]
+    assert [r for r in board if "excluded" in r and r["family"] != "network"], "no slow member was excluded"
+    assert len(metrics["ensemble"]["members"]) == 1
+    assert "infer-limit" in next(r for r in board if r["family"] == "network")["excluded"]
+    assert model.decision.model == "baseline"  # the network is slower than the limit: not used
+
+
+def test_fit_time_limit_cuts_training_and_says_so(tmp_path: Path, tiny_backbone: Path) -> None:
+    t0 = time.monotonic()
+    model = hone.fit(noisy(900, 2), target="label", output=tmp_path / "run", time_limit=12, epochs=500, patience=500,
+                     backbone=str(tiny_backbone), show_progress=False, **{"tracking.enabled": False})
+    wall = time.monotonic() - t0
+    assert wall <= 1.05 * 12, f"hone fit --time-limit 12 took {wall:.1f} s"
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["training"]["stop_reason"].startswith("time budget")
+    assert any("network training limited" in c for c in metrics["budget"]["cuts"])
+    assert model.baseline is not None and model.baseline.kind == "lightgbm"  # fitted first, the default one
+
+
+def test_greedy_selection_weights_the_better_model_and_never_a_broken_one() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 500)
+    good = np.stack([1 - (0.3 + 0.4 * y), 0.3 + 0.4 * y], 1)
+    noise = rng.random(500)
+    bad = np.stack([1 - noise, noise], 1)
+    broken = np.full((500, 2), np.nan)
+    sel = greedy_selection("binary", "macro_f1", y, [bad, good, broken])
+    assert sel.weights[1] > sel.weights[0] and sel.weights[2] == 0
+    assert abs(sel.weights.sum() - 1) < 1e-12 and sel.loss <= min(sel.single[:2]) + 1e-12
