@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from _machine import machine_line
 from _measure import peak_rss_mb
 
@@ -88,7 +89,8 @@ def split(df: pd.DataFrame) -> pd.Series:
 AUTOGLUON = """
 import sys, json, numpy as np, pandas as pd
 from autogluon.tabular import TabularPredictor
-train, test, target, task, limit, out = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]), sys.argv[6]
+train, test, target, task, limit, out = sys.argv[1:7]
+limit = float(limit)
 tr, te = pd.read_parquet(train), pd.read_parquet(test)
 p = TabularPredictor(label=target, problem_type=task, path=out + "/ag", verbosity=0).fit(
     tr, presets="best_quality", time_limit=limit)
@@ -104,7 +106,8 @@ else:
 FLAML = """
 import sys, json, numpy as np, pandas as pd
 from flaml import AutoML
-train, test, target, task, limit, out = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]), sys.argv[6]
+train, test, target, task, limit, out = sys.argv[1:7]
+limit = float(limit)
 tr, te = pd.read_parquet(train), pd.read_parquet(test)
 def frame(df):
     x = df.drop(columns=[target])
@@ -288,7 +291,8 @@ def main() -> None:
             if t in tools:
                 walls = [r["tools"][t]["wall_s"] for r in rows if "wall_s" in r["tools"].get(t, {})]
                 if walls:
-                    print(f"  {t:<10} max {max(walls) / a.limit:.2f} x the limit, mean {np.mean(walls) / a.limit:.2f} x")
+                    print(f"  {t:<10} max {max(walls) / a.limit:.2f} x the limit, "
+                          f"mean {np.mean(walls) / a.limit:.2f} x")
     if a.json:
         Path(a.json).write_text(json.dumps({"machine": machine_line(), "limit": a.limit, "rows": rows}, indent=1))
 
