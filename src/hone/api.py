@@ -297,10 +297,10 @@ def format_leaderboard(run_dir: str | Path | None) -> str:
     metrics = json.loads((Path(run_dir or ".") / "metrics.json").read_text(encoding="utf-8"))
     board = metrics.get("leaderboard") or []
     key = next((k for r in board for k in r if k.startswith("validation_") and k != "validation_loss"), None)
-    lines = [f"{'candidate':<16} {'status':<8} {key or 'validation':>18} {'fit s':>7} {'rows/s':>10} {'weight':>7}"]
+    lines = [f"{'candidate':<20} {'status':<8} {key or 'validation':>18} {'fit s':>7} {'rows/s':>10} {'weight':>7}"]
     for r in board:
         status = r.get("status", "fitted")
-        lines.append(f"{r['name']:<16} {status:<8} {_cell(r.get(key) if key else None):>18} "
+        lines.append(f"{r['name']:<20} {status:<8} {_cell(r.get(key) if key else None):>18} "
                      f"{_cell(r.get('fit_seconds')):>7} {_cell(r.get('scoring_rows_per_second')):>10} "
                      f"{_cell(r.get('weight')):>7}" + (f"  ({r['why']})" if r.get("why") else "")
                      + (f"  excluded: {r['excluded']}" if r.get("excluded") else ""))

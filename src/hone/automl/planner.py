@@ -34,6 +34,9 @@ logger = get_logger("hone.auto")
 DEFAULT_LIMIT = 600.0
 SHALLOW_SHARE = {"with_network_modality": 0.35, "tabular": 0.6, "no_network": 0.9}
 PILOT_ROUNDS = 20
+FOLDS = 5  # k-fold bags (AutoGluon's best_quality bags with 8)
+BAGS = 6  # the best configurations bagged, while time allows
+BAG_MAX_ROWS = 50_000  # training + validation rows up to which bags are tried
 SMALLEST = 10.0  # seconds: below this much left after the data stages, only one LightGBM is fitted
 
 
@@ -47,6 +50,7 @@ class AutoPlanner(TimeLimit):
         self.families: list[str] = []
         self.infer_limit: float | None = None
         self.network_excluded: str | None = None
+        self.validation_outputs: np.ndarray | None = None
 
     # -- the shallow stage -------------------------------------------------------------------
     def shallow(self, pre: Preprocessor, paths: dict[str, Path], cfg: ResolvedRunConfig) -> Baseline | None:
@@ -75,7 +79,45 @@ class AutoPlanner(TimeLimit):
         members = self._fit_candidates(lib, stage_end, only_first=small)
         if not members:
             return None
+        if not small:
+            members += self._fit_bags(lib, members, stage_end)
         return self._select(lib, members, cfg)
+
+    def _fit_bags(self, lib: Library, members: list[Member], stage_end: float) -> list[Member]:
+        """k-fold bags of the best tree configurations, while the shallow stage has time for them: every
+        training and validation row trains 4 of the 5 fold models and is predicted by the fifth."""
+        from hone.evaluation.ensemble import selection_loss
+
+        rows = lib.rows + len(lib.y_va)
+        if rows > BAG_MAX_ROWS:
+            self.leaderboard.append({"name": "k-fold bags", "family": "bag", "status": "skipped",
+                                     "why": f"{rows:,} rows: bags only up to {BAG_MAX_ROWS:,}"})
+            return []
+        task = lib.task
+        y = lib.y_va * lib.pre.target_std + lib.pre.target_mean if task == "regression" else lib.y_va
+        trees = [m for m in members if m.family != "linear"]
+        order = sorted(trees, key=lambda m: selection_loss(task, "log_loss", y, m.info["validation_outputs"]))
+        bags = []
+        for m in order[:BAGS]:
+            config = next(c for c in _portfolio(m.family) if c["name"] == m.name)
+            need = FOLDS * m.info["fit_seconds"] * rows / max(lib.rows, 1)
+            left = stage_end - time.monotonic()
+            row: dict[str, Any] = {"name": f"{m.name}-bag{FOLDS}", "family": m.family,
+                                   "estimated_seconds": round(need, 2)}
+            if need > left:
+                self.leaderboard.append({**row, "status": "skipped",
+                                         "why": f"estimated {need:.1f} s, {left:.1f} s left in the shallow stage"})
+                continue
+            bag = lib.fit_bagged(m.family, config, folds=FOLDS, deadline=stage_end)
+            if bag is None:
+                self.leaderboard.append({**row, "status": "skipped", "why": "the deadline came before its last fold"})
+                continue
+            bag.info["validation_outputs"] = lib.validation_scores(bag)
+            bags.append(bag)
+            self.leaderboard.append({**row, "status": "fitted", **{k: v for k, v in bag.info.items()
+                                                                   if k != "validation_outputs"}})
+            logger.info("auto: %s fitted in %.1f s", bag.name, bag.info["fit_seconds"])
+        return bags
 
     def _queue(self, lib: Library) -> list[tuple[str, dict[str, Any]]]:
         """Candidates in the order they are fitted: each family's default, then the rest of the portfolio."""
@@ -163,6 +205,8 @@ class AutoPlanner(TimeLimit):
             _board_row(self.leaderboard, m.name)["weight"] = round(w, 4)
         for name, v in alone.items():
             _board_row(self.leaderboard, name)["scoring_rows_per_second"] = round(v, 1)
+        by_name = {m.name: o for m, o in zip(members, outs)}
+        self.validation_outputs = np.sum([w * by_name[m.name] for m, w in zip(chosen, weights)], axis=0)
         self.ensemble_info = {"members": [m.name for m in chosen], "weights": [round(w, 4) for w in weights],
                               "validation_loss": round(sel.loss, 6), "scoring_rows_per_second": round(speed, 1)}
         if self.infer_limit is not None and speed < self.infer_limit:
@@ -171,6 +215,9 @@ class AutoPlanner(TimeLimit):
         logger.info("auto: ensemble of %s (validation loss %.4f, %.0f rows/s)",
                     ", ".join(f"{m.name} {w:.2f}" for m, w in zip(chosen, weights)), sel.loss, speed)
         return ensemble
+
+    def baseline_validation(self) -> np.ndarray | None:
+        return self.validation_outputs
 
     # -- the network and the choice ----------------------------------------------------------
     def network(self, cfg: ResolvedRunConfig) -> ResolvedRunConfig:
@@ -234,3 +281,9 @@ def _speed(lib: Library, members: list[Member]) -> float:
         m.scores(lib.valid_parts, lib.task)
     total = time.perf_counter() - t0 + lib.feature_seconds_per_row * lib.y_va.size
     return lib.y_va.size / max(total, 1e-9)
+
+
+def _portfolio(family: str) -> list[dict[str, Any]]:
+    from hone.shallow.portfolio import PORTFOLIO
+
+    return PORTFOLIO[family]

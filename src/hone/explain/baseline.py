@@ -143,14 +143,13 @@ def _attribute_ensemble(e: Baseline, batch: pa.Table, target: np.ndarray) -> Bas
     for m, w in zip(e.members, e.weights):
         if w <= 0:
             continue
-        if m.tree is not None:
-            a = _tree_attribution(e, m.tree.contributions(x.dense), target)
-        else:
-            assert m.linear is not None
-            linear = Baseline(e.pre, "tfidf-linear", {}, {"idf": e.arrays["idf"], "coef": m.linear.coef,
-                                                          "intercept": m.linear.intercept}, e.vocabulary)
-            a = attribute_baseline(linear, batch, target)
-        parts.append((w, a))
+        if m.trees:  # a bag averages its fold models: each is a part of weight w / folds
+            parts += [(w / len(m.trees), _tree_attribution(e, t.contributions(x.dense), target)) for t in m.trees]
+            continue
+        assert m.linear is not None
+        linear = Baseline(e.pre, "tfidf-linear", {}, {"idf": e.arrays["idf"], "coef": m.linear.coef,
+                                                      "intercept": m.linear.intercept}, e.vocabulary)
+        parts.append((w, attribute_baseline(linear, batch, target)))
     n = batch.num_rows
 
     def mixed(values: list[np.ndarray | None]) -> np.ndarray:

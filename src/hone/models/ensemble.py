@@ -41,17 +41,27 @@ class Parts:
 
 @dataclass
 class Member:
-    """One fitted candidate: a tree model, or a linear fit on the TF-IDF."""
+    """One fitted candidate: a tree model, a bag of them (k-fold: the mean of the fold models), or a
+    linear fit on the TF-IDF."""
 
     name: str
     family: str  # lightgbm | xgboost | catboost | linear
     tree: TreeModel | None = None
     linear: LinearFit | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    bag: list[TreeModel] = field(default_factory=list)
+
+    @property
+    def trees(self) -> list[TreeModel]:
+        """The tree models whose mean this member outputs (one, or the bag's)."""
+        return self.bag or ([self.tree] if self.tree is not None else [])
 
     def scores(self, x: Parts, task: str) -> np.ndarray:
-        if self.tree is not None:
-            return self.tree.scores(x.dense)
+        if self.trees:
+            out = np.asarray(self.trees[0].scores(x.dense), dtype=np.float64)
+            for t in self.trees[1:]:
+                out = out + t.scores(x.dense)
+            return out / len(self.trees)
         assert self.linear is not None
         return linear_scores(x.text, self.linear.coef, self.linear.intercept, task)
 
@@ -109,10 +119,12 @@ class Ensemble(Baseline):
         records = []
         for i, m in enumerate(self.members):
             rec: dict[str, Any] = {"name": m.name, "family": m.family, "info": m.info}
-            if m.tree is not None:
-                rec["file"] = f"member{i}.{ {'lightgbm': 'txt', 'xgboost': 'json', 'catboost': 'cbm'}[m.family]}"
-                (folder / rec["file"]).write_bytes(m.tree.to_bytes())
-                rec["tree_info"] = m.tree.info
+            if m.trees:
+                ext = {"lightgbm": "txt", "xgboost": "json", "catboost": "cbm"}[m.family]
+                rec["files"] = [f"member{i}.{j}.{ext}" for j in range(len(m.trees))]
+                for name, t in zip(rec["files"], m.trees):
+                    (folder / name).write_bytes(t.to_bytes())
+                rec["tree_info"] = [t.info for t in m.trees]
             else:
                 assert m.linear is not None
                 arrays[f"member{i}.coef"], arrays[f"member{i}.intercept"] = m.linear.coef, m.linear.intercept
@@ -137,9 +149,13 @@ class Ensemble(Baseline):
         members = []
         for i, rec in enumerate(meta["members"]):
             m = Member(rec["name"], rec["family"], info=rec.get("info", {}))
-            if "file" in rec:
-                m.tree = TreeModel.from_bytes(rec["family"], rec["name"], task, (folder / rec["file"]).read_bytes(),
-                                              rec.get("tree_info", {}))
+            if "files" in rec:
+                trees = [TreeModel.from_bytes(rec["family"], rec["name"], task, (folder / name).read_bytes(), info)
+                         for name, info in zip(rec["files"], rec["tree_info"])]
+                if len(trees) == 1:
+                    m.tree = trees[0]
+                else:
+                    m.bag = trees
             else:
                 m.linear = LinearFit(arrays.pop(f"member{i}.coef"), arrays.pop(f"member{i}.intercept"),
                                      rec["linear"]["c"], rec["linear"]["model"])
@@ -204,6 +220,35 @@ class Library:
                                                             "best_iteration": t.info["best_iteration"],
                                                             "stopped_by_deadline": t.info["stopped_by_deadline"]})
 
+    def fit_bagged(self, family: str, config: dict[str, Any], *, folds: int = 5,
+                   deadline: float | None = None) -> Member | None:
+        """``config`` fitted ``folds`` times on the training and validation rows together, each fold model
+        early-stopped on the fold it leaves out; the member outputs their mean. Its validation outputs
+        (``info["oof"]``) are out of fold: each validation row's comes from the model that did not see it.
+        None when the deadline came before every fold was fitted."""
+        x_all, y_all = np.concatenate([self.x, self.x_va]), np.concatenate([self.y, self.y_va])
+        fold = np.random.default_rng(self.seed).permutation(len(y_all)) % folds
+        n_tr, t0 = len(self.y), time.perf_counter()
+        models, oof = [], None
+        for f in range(folds):
+            out = fold == f
+            t = fit_tree(family, config, x_all[~out], y_all[~out], x_all[out], y_all[out], self.task, self.n_classes,
+                         categorical=self.categorical, seed=self.seed + f, threads=self.threads, deadline=deadline)
+            if t.info["stopped_by_deadline"] and f < folds - 1:
+                return None
+            models.append(t)
+            rows = out[n_tr:]
+            pred = np.asarray(t.scores(self.x_va[rows]), dtype=np.float64)
+            if oof is None:
+                oof = np.zeros((len(self.y_va), *pred.shape[1:]))
+            oof[rows] = pred
+        assert oof is not None
+        if self.task == "regression":
+            oof = oof * self.pre.target_std + self.pre.target_mean
+        return Member(f"{config['name']}-bag{folds}", family, bag=models,
+                      info={"fit_seconds": round(time.perf_counter() - t0, 3), "folds": folds,
+                            "best_iteration": [t.info["best_iteration"] for t in models], "oof": oof})
+
     def fit_linear(self) -> Member:
         """TF-IDF + logistic regression (ridge for numbers), its regularisation tuned on validation."""
         assert self.text is not None
@@ -213,7 +258,10 @@ class Library:
                                                                    "C": fit.c})
 
     def validation_scores(self, m: Member) -> np.ndarray:
-        """The member's validation outputs in the target's scale (like :meth:`Baseline.outputs`)."""
+        """The member's validation outputs in the target's scale (like :meth:`Baseline.outputs`); out of
+        fold for a bag."""
+        if "oof" in m.info:
+            return np.asarray(m.info.pop("oof"))
         out = np.asarray(m.scores(self.valid_parts, self.task), dtype=np.float64)
         if self.task == "regression":
             return out * self.pre.target_std + self.pre.target_mean

@@ -84,7 +84,9 @@ def choose_and_score(model: Model, paths: dict[str, Path], cfg: ResolvedRunConfi
             model.baseline = None
         baseline_seconds = time.perf_counter() - t0
     if model.baseline is not None:
-        _, base_val = collect(model, model.baseline.iter_outputs(iter_batches(paths["validation"], 4096)))
+        base_val = planner.baseline_validation() if planner.prefits else None
+        if base_val is None:
+            _, base_val = collect(model, model.baseline.iter_outputs(iter_batches(paths["validation"], 4096)))
         if "test" in paths:
             _, base_test = collect(model, model.baseline.iter_outputs(iter_batches(paths["test"], 4096)))
     requested = planner.requested_model(ev.model, net_speed)

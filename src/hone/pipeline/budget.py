@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hone._logging import get_logger
 from hone.config import ResolvedRunConfig
 from hone.features.pipeline import Preprocessor
@@ -81,6 +83,11 @@ class Planner:
     def network(self, cfg: ResolvedRunConfig) -> ResolvedRunConfig:
         """The network's settings for the time left (its training time budget)."""
         return cfg
+
+    def baseline_validation(self) -> np.ndarray | None:
+        """The prefitted baseline's validation outputs, when they must not be recomputed (a k-fold bag's
+        are out of fold); None: score the validation rows with it."""
+        return None
 
     def requested_model(self, requested: str, network_rows_per_second: float) -> str:
         """``evaluate.model`` for the choice, once the network's scoring speed is measured."""
