@@ -58,6 +58,9 @@ def test_auto_ends_within_its_limit_with_a_leaderboard(auto_run: tuple[Path, flo
     assert set(metrics["stages"]) >= {"data", "baseline", "train", "choice"}
     assert metrics["budget"]["limit_seconds"] == 20 and metrics["model"]["baseline"] == "ensemble"
     assert "test" in metrics and "intervals" in metrics
+    page = (run / "report.html").read_text(encoding="utf-8")
+    assert "Leaderboard (hone auto)" in page and "Time per stage" in page
+    assert "xgboost" in capsys.readouterr().out  # the leaderboard printed before the metrics
 
 
 def test_the_ensemble_round_trips_and_explains_additively(auto_run: tuple[Path, float, Path]) -> None:
@@ -78,7 +81,8 @@ def test_the_ensemble_round_trips_and_explains_additively(auto_run: tuple[Path, 
         assert sum(b["columns"].values()) == pytest.approx(b["score"] - b["expected"], abs=1e-6)
 
 
-def test_infer_limit_keeps_only_what_scores_fast_enough(tmp_path: Path, tiny_backbone: Path) -> None:
+def test_infer_limit_keeps_only_what_scores_fast_enough(tmp_path: Path, tiny_backbone: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     model = hone.auto(noisy(600, 1), target="label", output=tmp_path / "run", time_limit=20,
                       infer_limit=1e12, backbone=str(tiny_backbone), show_progress=False,
                       **{"tracking.enabled": False})
@@ -88,6 +92,10 @@ def test_infer_limit_keeps_only_what_scores_fast_enough(tmp_path: Path, tiny_bac
     assert len(metrics["ensemble"]["members"]) == 1
     assert "infer-limit" in next(r for r in board if r["family"] == "network")["excluded"]
     assert model.decision.model == "baseline"  # the network is slower than the limit: not used
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "run" / "model")]) == 2  # an ensemble has no ONNX graph yet: one line
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "ensemble" in err[0]
 
 
 def test_fit_time_limit_cuts_training_and_says_so(tmp_path: Path, tiny_backbone: Path) -> None:

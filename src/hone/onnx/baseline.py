@@ -20,6 +20,15 @@ def baseline_graph(b: Baseline, width: int, opset: int) -> Any:
     """An ONNX ``ModelProto`` for the fitted baseline ``b`` whose features have ``width`` columns."""
     from onnx import TensorProto, helper, numpy_helper
 
+    if b.kind == "ensemble":
+        from hone.errors import ModelDirError
+
+        members = ", ".join(f"{n} ({f})" for n, f in zip(b.info.get("members", []),
+                                                          [m.family for m in getattr(b, "members", [])]))
+        raise ModelDirError(f"the model's choice uses hone auto's ensemble of shallow models ({members}): no "
+                            "ONNX graph for an ensemble yet (each of LightGBM, XGBoost, CatBoost and linear "
+                            "members converts alone); score it with the default runtime, or use hone fit, whose "
+                            "baseline exports")
     task = b.pre.schema.task
     mean, std = float(b.pre.target_mean), float(b.pre.target_std)
     inp = helper.make_tensor_value_info("baseline", TensorProto.FLOAT, [None, width])

@@ -98,6 +98,8 @@ def render(run: Path, name: str | None = None) -> str:
     out.append("<h2>Metrics</h2>" + _metrics_table(m, headline))
     if m.get("federated"):
         out.append(_federation(m["federated"], cfg.get("train", {}).get("metric", ""), history))
+    if m.get("leaderboard"):
+        out.append(_leaderboard(m))
     out.append("<h2>Plots</h2><div class='plots'>" + _plots(m, history, task, cfg) + "</div>")
     fig = m.get("figures", {})
     if fig.get("confusion_matrix"):
@@ -131,6 +133,8 @@ def render(run: Path, name: str | None = None) -> str:
     search = _read(run, "tune.json")
     if search:
         out.append(_search(search))
+    if m.get("stages"):
+        out.append(_stages(m))
     out.append("<h2>Data</h2>" + _data(schema, fp))
     quality = _read(run, "quality.json")
     if quality and quality.get("findings"):
@@ -151,6 +155,32 @@ def render(run: Path, name: str | None = None) -> str:
     out.append("<h2>Resolved config</h2><pre>" + _e(yaml.safe_dump(cfg, sort_keys=False)) + "</pre>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _leaderboard(m: dict[str, Any]) -> str:
+    """hone auto's candidates: validation figures, costs, weights, and what was skipped or excluded."""
+    board = m["leaderboard"]
+    key = next((k for r in board for k in r if k.startswith("validation_") and k != "validation_loss"), "")
+    rows = [[r["name"], r.get("family", ""), r.get("status", "fitted"), r.get(key, ""), r.get("validation_loss", ""),
+             r.get("fit_seconds", ""), r.get("scoring_rows_per_second", ""), r.get("weight", ""),
+             r.get("why") or r.get("excluded") or ""] for r in board]
+    ens = m.get("ensemble") or {}
+    text = (f"Ensemble: {', '.join(f'{n} ({w:g})' for n, w in zip(ens.get('members', []), ens.get('weights', [])))}; "
+            f"it scores {ens.get('scoring_rows_per_second', 0):,.0f} rows/s on the validation rows." if ens else "")
+    return ("<h2>Leaderboard (hone auto)</h2><p class='muted'>Every candidate on the validation rows (bags: out of "
+            f"fold). {_e(text)}</p>" + _table(["candidate", "family", "status", key, "validation loss", "fit s",
+                                               "rows/s", "weight", "note"], rows))
+
+
+def _stages(m: dict[str, Any]) -> str:
+    """Seconds per stage, and the time limit with what was cut to keep it."""
+    budget = m.get("budget") or {}
+    note = ""
+    if budget:
+        note = (f"<p class='muted'>Time limit {budget['limit_seconds']:g} s (planned end "
+                f"{budget['planned_end_seconds']:g} s). " + _e("; ".join(budget.get("cuts") or ["Nothing was cut."]))
+                + "</p>")
+    return "<h2>Time per stage</h2>" + note + _table(["stage", "seconds"], [[k, v] for k, v in m["stages"].items()])
 
 
 def _metrics_table(m: dict[str, Any], headline: list[str]) -> str:
