@@ -24,7 +24,7 @@ FLAGS: dict[str, str] = {
     # the network
     "name": "name", "preset": "preset", "strategy": "model.strategy", "backbone": "model.backbone",
     "max_length": "model.max_length", "image_backbone": "model.image_backbone", "top_k": "model.top_k",
-    "lora_r": "model.lora_r", "dropout": "model.dropout",
+    "lora_r": "model.lora_r", "dropout": "model.dropout", "init_from": "model.init_from",
     # training
     "epochs": "train.epochs", "batch_size": "train.batch_size", "lr": "train.lr", "head_lr": "train.head_lr",
     "weight_decay": "train.weight_decay", "warmup_ratio": "train.warmup_ratio",

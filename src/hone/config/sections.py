@@ -212,6 +212,9 @@ class ModelConfig(_Section):
         "auto", description="Folder of the frozen strategy's embedding cache; auto = $HONE_CACHE_DIR/embeddings or "
                             "~/.cache/hone/embeddings."
     )
+    init_from: str | None = Field(
+        None, description="An earlier hone model folder to start the network from (warm start): its encoders "
+                          "where the columns are the same, its head too when the target and classes are.")
     max_categories: Annotated[int, Field(ge=1)] = Field(
         10_000, description="Most frequent categories kept per column; the rest share the unknown bucket."
     )

@@ -57,6 +57,11 @@ def build_network(rcfg: ResolvedRunConfig, pre: Preprocessor, placement: Placeme
     folders = {"text": rcfg.model.backbone, "image": rcfg.model.image_backbone}
     assets: dict[str, Path] = {m: Path(folders[m]) for m in ("text", "image") if m in pre.modalities}
     net = build_model(spec, assets, pretrained=True).to(placement.device)
+    warm = None
+    if rcfg.model.init_from:
+        from hone.pipeline.warm import warm_start
+
+        warm = warm_start(net, pre, Path(rcfg.model.init_from))
     if net.text is not None and rcfg.model.backbone_dropout is not None:
         net.text.set_dropout(rcfg.model.backbone_dropout)
     strategy = get_strategy(rcfg.model.strategy)
@@ -68,7 +73,8 @@ def build_network(rcfg: ResolvedRunConfig, pre: Preprocessor, placement: Placeme
         fed = strategy.feeder(net, pre, device=placement.device, precision=placement.precision,
                               cache_dir=Path(rcfg.model.embedding_cache), backbones=assets)
         fed.prefetch = rcfg.train.prefetch
-    return Model(net, pre, {}, assets=assets, precision=placement.precision), strategy, described, fed
+    model = Model(net, pre, {"init_from": warm} if warm else {}, assets=assets, precision=placement.precision)
+    return model, strategy, described, fed
 
 
 def train_network(prep: Prepared, rcfg: ResolvedRunConfig, pre: Preprocessor, callbacks: Iterable[Callback] = (),

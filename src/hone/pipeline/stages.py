@@ -152,7 +152,8 @@ def _training_record(prep: Prepared, rcfg: ResolvedRunConfig, trained: Trained, 
             "device": str(placement.device), "class_weights": trained.weights is not None, "rows": split.counts,
             "skipped_rows": split.skipped, "coerced_cells": schema.coerced, "nonfinite_cells": schema.nonfinite,
             # the step a resumed run continued from (0: its checkpoint was lost, it started over)
-            "resumed_from": trained.resumed_from if resumed else None}
+            "resumed_from": trained.resumed_from if resumed else None,
+            "init_from": trained.model.meta.get("init_from")}
 
 
 def _run_files(prep: Prepared, rcfg: ResolvedRunConfig, metrics: dict[str, Any],
