@@ -112,7 +112,7 @@ tr, te = pd.read_parquet(train), pd.read_parquet(test)
 def frame(df):
     x = df.drop(columns=[target])
     for c in x.columns:
-        if x[c].dtype == object or str(x[c].dtype) == "bool":
+        if not pd.api.types.is_numeric_dtype(x[c]) or pd.api.types.is_bool_dtype(x[c]):
             x[c] = x[c].astype(str).astype("category")
     return x
 a = AutoML()
@@ -174,7 +174,7 @@ def lightgbm_outputs(train: pd.DataFrame, test: pd.DataFrame, target: str, task:
     def frame(df: pd.DataFrame) -> pd.DataFrame:
         x = df.drop(columns=[target, "bench_split"])
         for c in x.columns:
-            if x[c].dtype == object or str(x[c].dtype) == "bool":
+            if not pd.api.types.is_numeric_dtype(x[c]) or pd.api.types.is_bool_dtype(x[c]):
                 x[c] = pd.Categorical(x[c].astype(str), categories=sorted(set(train[c].astype(str))))
         return x
 
