@@ -103,13 +103,6 @@ class Ensemble(Baseline):
         assert out is not None
         return out
 
-    def kept(self, names: list[str], weights: list[float]) -> Ensemble:
-        """The same ensemble with only ``names``, reweighted."""
-        members = [m for m in self.members if m.name in names]
-        w = [weights[names.index(m.name)] for m in members]
-        return Ensemble(self.pre, members, w, arrays=self.arrays, vocabulary=self.vocabulary,
-                        info={k: v for k, v in self.info.items() if k not in ("members", "weights")})
-
     # -- persistence ----------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
         from safetensors.numpy import save_file
