@@ -80,7 +80,7 @@ def load(name: str) -> tuple[pd.DataFrame, str, str]:
 
 def split(df: pd.DataFrame) -> pd.Series:
     """train / validation / test by a hash of the row's values (20 % test, 12 % validation)."""
-    h = df.astype(str).agg("\x1f".join, axis=1).map(lambda s: int(hashlib.sha1(s.encode()).hexdigest()[:8], 16))
+    h = df.map(str).agg("\x1f".join, axis=1).map(lambda s: int(hashlib.sha1(s.encode()).hexdigest()[:8], 16))
     u = h / 0xFFFFFFFF
     return pd.Series(np.where(u < 0.2, "test", np.where(u < 0.32, "validation", "train")), index=df.index)
 
@@ -238,7 +238,8 @@ def bench_table(name: str, tools: list[str], limit: float, peer_python: str, kee
                 row["tools"][tool] = {"wall_s": round(wall, 1), "peak_mb": None if np.isnan(mem) else round(mem),
                                       **scores(task, y, out, pred)}
             except SystemExit as err:  # the tool failed: recorded, the bench goes on
-                row["tools"][tool] = {"failed": str(err)[:400]}
+                lines = str(err).strip().splitlines()  # the command, then its stderr's tail
+                row["tools"][tool] = {"failed": f"{lines[0][:200]} ... {lines[-1][:300]}"}
             print(f"  {name:<11} {tool:<10} {_fmt(row['tools'][tool], task)}", flush=True)
     return row
 
