@@ -113,7 +113,7 @@ def frame(df):
     x = df.drop(columns=[target])
     for c in x.columns:
         if not pd.api.types.is_numeric_dtype(x[c]) or pd.api.types.is_bool_dtype(x[c]):
-            x[c] = x[c].astype(str).astype("category")
+            x[c] = x[c].map(str).astype("category")
     return x
 a = AutoML()
 a.fit(frame(tr), tr[target].astype(str) if task != "regression" else tr[target],
@@ -175,7 +175,7 @@ def lightgbm_outputs(train: pd.DataFrame, test: pd.DataFrame, target: str, task:
         x = df.drop(columns=[target, "bench_split"])
         for c in x.columns:
             if not pd.api.types.is_numeric_dtype(x[c]) or pd.api.types.is_bool_dtype(x[c]):
-                x[c] = pd.Categorical(x[c].astype(str), categories=sorted(set(train[c].astype(str))))
+                x[c] = pd.Categorical(x[c].map(str), categories=sorted(set(train[c].map(str))))
         return x
 
     t0 = time.perf_counter()
@@ -237,7 +237,7 @@ def bench_table(name: str, tools: list[str], limit: float, peer_python: str, kee
                     out = peer_outputs(folder, classes, task)
                 row["tools"][tool] = {"wall_s": round(wall, 1), "peak_mb": None if np.isnan(mem) else round(mem),
                                       **scores(task, y, out, pred)}
-            except SystemExit as err:  # the tool failed: recorded, the bench goes on
+            except (SystemExit, Exception) as err:  # noqa: BLE001 -- the tool failed: recorded, the bench goes on
                 lines = str(err).strip().splitlines()  # the command, then its stderr's tail
                 row["tools"][tool] = {"failed": f"{lines[0][:200]} ... {lines[-1][:300]}"}
             print(f"  {name:<11} {tool:<10} {_fmt(row['tools'][tool], task)}", flush=True)
