@@ -422,7 +422,11 @@ FLAGS = [
     ("tune --jobs 0", ["tune", "{d}/good.csv", "--target", "label", "--jobs", "0"],
      "config field 'tune.jobs': input should be greater than or equal to 1"),
     ("tune --timeout soon", ["tune", "{d}/good.csv", "--target", "label", "--timeout", "soon"],
-     "--timeout 'soon' is not a duration"),
+     "'tune.timeout': 'soon' is not a duration"),
+    ("auto --time-limit soon", ["auto", "{d}/good.csv", "--target", "label", "--time-limit", "soon"],
+     "'auto.time_limit': 'soon' is not a duration"),
+    ("auto --families bogus", ["auto", "{d}/good.csv", "--target", "label", "--families", "lightgbm,bogus"],
+     "config field 'auto.families"),
     (
         "federate --silos 0",
         ["federate", "{d}/good.csv", "--target", "label", "--silos", "0"],
