@@ -48,7 +48,7 @@ def test_a_new_target_keeps_the_encoders_and_trains_a_new_head(first: tuple[Path
     root, table = first
     store = table.column("store").to_pylist()
     t2 = table.append_column("coast", pa.array(["yes" if s in ("east", "west") else "no" for s in store]))
-    hone.fit(t2, target="large", output=root / "c", backbone=str(tiny_backbone), ignore=["label"],
+    hone.fit(t2, target="coast", output=root / "c", backbone=str(tiny_backbone), ignore=["label"],
              init_from=str(root / "a" / "model"), **STILL, **QUIET)
     record = json.loads((root / "c" / "metrics.json").read_text())["training"]["init_from"]
     assert set(record["kept"]) >= {"text", "numeric", "categorical"} and record["new"] == ["head"]
