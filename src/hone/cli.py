@@ -89,6 +89,21 @@ def _add_config_flags(p: argparse.ArgumentParser, names: tuple[str, ...]) -> Non
             p.add_argument(flag, dest=name, choices=_choices(info.annotation), metavar=None, help=help_text)
 
 
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    """The arguments of a command that leaves a run folder (hone fit, hone auto)."""
+    p.add_argument("source", nargs="?", help="the labelled table (default: data.source of --config)")
+    p.add_argument("--target", help="column to predict")
+    p.add_argument("--config", help="run config YAML; flags override it")
+    p.add_argument("--output", help="run directory (default: runs/<source name>)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output once the new run succeeds")
+    p.add_argument("--no-track", action="store_true", help="do not log this run to MLflow [tracking.enabled]")
+
+
+def _add_set(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help=f"any config field, e.g. --set {example} (repeatable)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="hone", description="Fine-tune pretrained models on labelled tables.")
     p.add_argument("--version", action="store_true", help="print the version and exit")
@@ -99,17 +114,11 @@ def _parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fit", help="fine-tune a model on a labelled table",
                        description="Fine-tune a model on SOURCE: a CSV/TSV/Parquet/JSONL file, a glob, a directory, "
                                    "or \"sql:SELECT ...\".")
-    f.add_argument("source", nargs="?", help="the labelled table (default: data.source of --config)")
-    f.add_argument("--target", help="column to predict")
-    f.add_argument("--config", help="run config YAML; flags override it")
-    f.add_argument("--output", help="run directory (default: runs/<source name>)")
-    f.add_argument("--overwrite", action="store_true", help="replace an existing --output once the new run succeeds")
-    f.add_argument("--no-track", action="store_true", help="do not log this run to MLflow [tracking.enabled]")
+    _add_run_args(f)
     f.add_argument("--resume", metavar="RUN_DIR", help="continue a killed or interrupted run from its last checkpoint "
                                                        "(with the config it started with)")
     _add_config_flags(f, command_flags("fit"))
-    f.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="any config field, e.g. --set train.weight_decay=0.05 (repeatable)")
+    _add_set(f, "train.weight_decay=0.05")
 
     a = sub.add_parser("auto", help="the best model for the table in a time limit (trees, linear, the network, "
                                     "an ensemble)",
@@ -118,15 +127,9 @@ def _parser() -> argparse.ArgumentParser:
                                    "greedy ensemble selection on validation, then the fine-tuned network in the time "
                                    "they leave; the same run folder, model and report as hone fit, with a "
                                    "leaderboard.")
-    a.add_argument("source", nargs="?", help="the labelled table (default: data.source of --config)")
-    a.add_argument("--target", help="column to predict")
-    a.add_argument("--config", help="run config YAML; flags override it")
-    a.add_argument("--output", help="run directory (default: runs/<source name>)")
-    a.add_argument("--overwrite", action="store_true", help="replace an existing --output once the new run succeeds")
-    a.add_argument("--no-track", action="store_true", help="do not log this run to MLflow [tracking.enabled]")
+    _add_run_args(a)
     _add_config_flags(a, command_flags("auto"))
-    a.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="any config field, e.g. --set auto.ensemble_rounds=50 (repeatable)")
+    _add_set(a, "auto.ensemble_rounds=50")
 
     tu = sub.add_parser("tune", help="search the training configuration (Optuna), then refit the best one",
                         description="Search learning rate, epochs, batch size, regularisation (and LoRA rank or "

@@ -29,6 +29,7 @@ from hone.features.pipeline import Preprocessor
 from hone.models.baseline import Baseline
 from hone.models.ensemble import Ensemble, Library, Member
 from hone.pipeline.budget import TimeLimit
+from hone.shallow.portfolio import PORTFOLIO, available
 
 logger = get_logger("hone.auto")
 DEFAULT_LIMIT = 600.0
@@ -51,11 +52,10 @@ class AutoPlanner(TimeLimit):
         self.infer_limit: float | None = None
         self.network_excluded: str | None = None
         self.validation_outputs: np.ndarray | None = None
+        self.network_speed = 0.0
 
     # -- the shallow stage -------------------------------------------------------------------
     def shallow(self, pre: Preprocessor, paths: dict[str, Path], cfg: ResolvedRunConfig) -> Baseline | None:
-        from hone.shallow.portfolio import available
-
         au = cfg.auto
         self.clock.limit = au.time_limit or DEFAULT_LIMIT
         self.infer_limit = au.infer_limit
@@ -80,10 +80,10 @@ class AutoPlanner(TimeLimit):
         if not members:
             return None
         if not small:
-            members += self._fit_bags(lib, members, stage_end)
+            members += self._fit_bags(lib, members, stage_end, cfg.train.metric)
         return self._select(lib, members, cfg)
 
-    def _fit_bags(self, lib: Library, members: list[Member], stage_end: float) -> list[Member]:
+    def _fit_bags(self, lib: Library, members: list[Member], stage_end: float, metric: str) -> list[Member]:
         """k-fold bags of the best tree configurations, while the shallow stage has time for them: every
         training and validation row trains 4 of the 5 fold models and is predicted by the fifth."""
         from hone.evaluation.ensemble import selection_loss
@@ -93,13 +93,12 @@ class AutoPlanner(TimeLimit):
             self.leaderboard.append({"name": "k-fold bags", "family": "bag", "status": "skipped",
                                      "why": f"{rows:,} rows: bags only up to {BAG_MAX_ROWS:,}"})
             return []
-        task = lib.task
-        y = lib.y_va * lib.pre.target_std + lib.pre.target_mean if task == "regression" else lib.y_va
         trees = [m for m in members if m.family != "linear"]
-        order = sorted(trees, key=lambda m: selection_loss(task, "log_loss", y, m.info["validation_outputs"]))
+        order = sorted(trees, key=lambda m: selection_loss(lib.task, metric, lib.y_va_target,
+                                                           m.info["validation_outputs"]))
         bags = []
         for m in order[:BAGS]:
-            config = next(c for c in _portfolio(m.family) if c["name"] == m.name)
+            config = next(c for c in PORTFOLIO[m.family] if c["name"] == m.name)
             need = FOLDS * m.info["fit_seconds"] * rows / max(lib.rows, 1)
             left = stage_end - time.monotonic()
             row: dict[str, Any] = {"name": f"{m.name}-bag{FOLDS}", "family": m.family,
@@ -112,17 +111,19 @@ class AutoPlanner(TimeLimit):
             if bag is None:
                 self.leaderboard.append({**row, "status": "skipped", "why": "the deadline came before its last fold"})
                 continue
-            bag.info["validation_outputs"] = lib.validation_scores(bag)
-            bags.append(bag)
-            self.leaderboard.append({**row, "status": "fitted", **{k: v for k, v in bag.info.items()
-                                                                   if k != "validation_outputs"}})
-            logger.info("auto: %s fitted in %.1f s", bag.name, bag.info["fit_seconds"])
+            bags.append(self._fitted(lib, bag, row))
         return bags
+
+    def _fitted(self, lib: Library, m: Member, row: dict[str, Any]) -> Member:
+        """Record a fitted candidate: its validation outputs (kept for the selection) and its leaderboard row."""
+        m.info["validation_outputs"] = lib.validation_scores(m)
+        self.leaderboard.append({**row, "status": "fitted", **{k: v for k, v in m.info.items()
+                                                               if k != "validation_outputs"}})
+        logger.info("auto: %s fitted in %.1f s", m.name, m.info["fit_seconds"])
+        return m
 
     def _queue(self, lib: Library) -> list[tuple[str, dict[str, Any]]]:
         """Candidates in the order they are fitted: each family's default, then the rest of the portfolio."""
-        from hone.shallow.portfolio import PORTFOLIO
-
         trees = [f for f in ("lightgbm", "xgboost", "catboost") if f in self.families]
         queue: list[tuple[str, dict[str, Any]]] = [(f, PORTFOLIO[f][0]) for f in trees]
         if "linear" in self.families and lib.text is not None:
@@ -156,23 +157,23 @@ class AutoPlanner(TimeLimit):
                                              f"{stage_end - time.monotonic():.1f} s left in the shallow stage"})
                     continue
                 m = lib.fit_tree(family, config, deadline=stage_end)
-            m.info["validation_outputs"] = lib.validation_scores(m)
-            members.append(m)
-            self.leaderboard.append({**row, "status": "fitted", **{k: v for k, v in m.info.items()
-                                                                   if k != "validation_outputs"}})
-            logger.info("auto: %s fitted in %.1f s", m.name, m.info["fit_seconds"])
+            members.append(self._fitted(lib, m, row))
         return members
 
     def _select(self, lib: Library, members: list[Member], cfg: ResolvedRunConfig) -> Ensemble:
         from hone.evaluation.ensemble import greedy_selection, selection_loss
 
-        task, metric = lib.task, cfg.train.metric
-        y = lib.y_va * lib.pre.target_std + lib.pre.target_mean if task == "regression" else lib.y_va
+        task, metric, y = lib.task, cfg.train.metric, lib.y_va_target
         outs = [m.info.pop("validation_outputs") for m in members]
         for m, o in zip(members, outs):
             _board_row(self.leaderboard, m.name)["validation_loss"] = round(selection_loss(task, metric, y, o), 6)
             _board_row(self.leaderboard, m.name)["validation_" + metric] = _metric_value(task, metric, y, o)
-        alone = {m.name: _speed(lib, [m]) for m in members}  # each member's own rows/s, features included
+        seconds = {m.name: _scoring_seconds(lib, m) for m in members}  # each member's, measured once
+
+        def speed_of(chosen: list[Member]) -> float:  # rows/s of scoring with these members, features included
+            return lib.y_va.size / max(sum(seconds[m.name] for m in chosen) + lib.feature_seconds, 1e-9)
+
+        alone = {m.name: speed_of([m]) for m in members}
         keep = list(range(len(members)))
         if self.infer_limit is not None:
             fast = [i for i in keep if alone[members[i].name] >= self.infer_limit]
@@ -191,7 +192,7 @@ class AutoPlanner(TimeLimit):
             sel = greedy_selection(task, metric, y, [outs[i] for i in keep], rounds=cfg.auto.ensemble_rounds)
             chosen = [members[i] for i, w in zip(keep, sel.weights) if w > 0]
             weights = [float(w) for w in sel.weights if w > 0]
-            speed = _speed(lib, chosen)
+            speed = speed_of(chosen)
             if self.infer_limit is None or speed >= self.infer_limit or len(chosen) == 1:
                 break
             slowest = min(chosen, key=lambda m: alone[m.name])
@@ -243,7 +244,7 @@ class AutoPlanner(TimeLimit):
     def record(self) -> dict[str, Any]:
         out = super().record()
         network = {"name": "network", "family": "network",
-                   "scoring_rows_per_second": round(getattr(self, "network_speed", 0.0), 1)}
+                   "scoring_rows_per_second": round(self.network_speed, 1)}
         if self.network_excluded:
             network["excluded"] = self.network_excluded
         out["leaderboard"] = [*self.leaderboard, network]
@@ -273,17 +274,8 @@ def _metric_value(task: str, metric: str, y: np.ndarray, out: np.ndarray) -> flo
     return round(float(validation_score(task, metric, y, Decision(model="baseline"), out)), 6)
 
 
-def _speed(lib: Library, members: list[Member]) -> float:
-    """Rows per second of scoring with ``members`` (their features included), measured on the
-    validation rows: the members' own time, plus the features' (timed when the library made them)."""
+def _scoring_seconds(lib: Library, m: Member) -> float:
+    """Seconds ``m`` takes to score the validation rows from their features."""
     t0 = time.perf_counter()
-    for m in members:
-        m.scores(lib.valid_parts, lib.task)
-    total = time.perf_counter() - t0 + lib.feature_seconds_per_row * lib.y_va.size
-    return lib.y_va.size / max(total, 1e-9)
-
-
-def _portfolio(family: str) -> list[dict[str, Any]]:
-    from hone.shallow.portfolio import PORTFOLIO
-
-    return PORTFOLIO[family]
+    m.scores(lib.valid_parts, lib.task)
+    return time.perf_counter() - t0

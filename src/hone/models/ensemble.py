@@ -34,10 +34,6 @@ class Parts:
     dense: np.ndarray
     text: Any = None
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.dense.shape[0], self.dense.shape[1]
-
 
 @dataclass
 class Member:
@@ -191,7 +187,7 @@ class Library:
         # feature cost of scoring, for --infer-limit)
         t_va = time.perf_counter()
         self.valid_parts = self.ensemble([], [], {})._features(valid)
-        self.feature_seconds_per_row = (time.perf_counter() - t_va) / max(valid.num_rows, 1)
+        self.feature_seconds = time.perf_counter() - t_va
         self.x_va, self.text_va = self.valid_parts.dense, self.valid_parts.text
         n_num = pre.numbers.width if pre.numbers is not None else 0
         n_cat = len(pre.categories.features) if pre.categories is not None else 0
@@ -201,6 +197,11 @@ class Library:
     @property
     def rows(self) -> int:
         return len(self.y)
+
+    @property
+    def y_va_target(self) -> np.ndarray:
+        """The validation targets in the target's own scale (what :meth:`validation_scores` compare with)."""
+        return self.y_va * self.pre.target_std + self.pre.target_mean if self.task == "regression" else self.y_va
 
     def fit_tree(self, family: str, config: dict[str, Any], *, deadline: float | None = None,
                  rows: int | None = None, max_rounds: int | None = None) -> Member:

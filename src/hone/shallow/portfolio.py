@@ -80,7 +80,8 @@ class TreeModel:
         best = self.info.get("best_iteration")
         if self.family == "lightgbm":
             c = np.asarray(self.booster.predict(x, num_iteration=best or None, pred_contrib=True))
-            return c.reshape(len(c), -1, c.shape[1] // max(1, self._classes(c))) if self.task == "multiclass" else c
+            classes = int(self.booster.num_model_per_iteration())
+            return c.reshape(len(c), classes, -1) if self.task == "multiclass" else c
         if self.family == "xgboost":
             import xgboost as xgb
 
@@ -91,9 +92,6 @@ class TreeModel:
         cats = self.info.get("categorical_features") or []
         return np.asarray(self.booster.get_feature_importance(Pool(_catboost_frame(x, cats), cat_features=cats or None),
                                                               type="ShapValues"))
-
-    def _classes(self, contrib: np.ndarray) -> int:
-        return int(self.booster.num_model_per_iteration())
 
     def _catboost(self, x: np.ndarray) -> np.ndarray:
         from catboost import Pool
