@@ -12,7 +12,13 @@ How the time is shared:
   configurations, and a configuration that would not finish in the stage's time left is skipped (and
   the leaderboard says so). Every fit stops at the stage's deadline, keeping its best iteration;
 - the network trains in what is left, minus the reserve for scoring, choice, bootstrap and report
-  (:mod:`hone.pipeline.budget`), then the choice blends it with the ensemble on validation.
+  (:mod:`hone.pipeline.budget`);
+- when the network stops early (it usually does on tables without text or images), the time it left
+  goes back to the shallow models (:meth:`AutoPlanner.after_network`), down to a reserve of
+  ``KEEP_SHARE`` of the limit for the stages after: the configurations skipped for time, bags of the
+  configurations not yet bagged, then repeated k-fold bags (new folds, their models added to the bag)
+  of the best, until the time is spent; then the selection again;
+- then the choice blends the network with the ensemble on validation.
 """
 
 from __future__ import annotations
@@ -39,6 +45,10 @@ FOLDS = 5  # k-fold bags (AutoGluon's best_quality bags with 8)
 BAGS = 6  # the best configurations bagged, while time allows
 BAG_MAX_ROWS = 50_000  # training + validation rows up to which bags are tried
 SMALLEST = 10.0  # seconds: below this much left after the data stages, only one LightGBM is fitted
+KEEP_SHARE = 0.2  # of the limit, kept after the refill for choice, bootstrap, explanation and report
+REFILL_MIN = 5.0  # seconds: less than this to spend after the network, no refill
+REPEATS = 4  # at most this many k-fold repeats per bag (20 models: more would slow scoring for little)
+IMPORTANCE_REPEATS = 5  # permutation importance's shuffles per column (hone.explain.summary)
 
 
 class AutoPlanner(TimeLimit):
@@ -53,6 +63,11 @@ class AutoPlanner(TimeLimit):
         self.network_excluded: str | None = None
         self.validation_outputs: np.ndarray | None = None
         self.network_speed = 0.0
+        self.lib: Library | None = None
+        self.cfg: ResolvedRunConfig | None = None
+        self.members: list[Member] = []
+        self.outputs: dict[str, np.ndarray] = {}  # each fitted candidate's validation outputs (out of fold for bags)
+        self.per_round: dict[str, float] = {}  # each tree family's pilot seconds per round
 
     # -- the shallow stage -------------------------------------------------------------------
     def shallow(self, pre: Preprocessor, paths: dict[str, Path], cfg: ResolvedRunConfig) -> Baseline | None:
@@ -76,49 +91,110 @@ class AutoPlanner(TimeLimit):
                            "LightGBM; the network only gets a second", left)
         stage_end = time.monotonic() + (left * 0.8 if small else left * share)
         lib = Library(pre, paths["train"], paths["validation"], seed=cfg.train.seed, threads=cfg.train.num_threads)
-        members = self._fit_candidates(lib, stage_end, only_first=small)
-        if not members:
+        self.lib, self.cfg = lib, cfg
+        self._fit_candidates(lib, stage_end, only_first=small)
+        if not self.members:
             return None
         if not small:
-            members += self._fit_bags(lib, members, stage_end, cfg.train.metric)
-        return self._select(lib, members, cfg)
+            self._fit_bags(lib, stage_end, cfg.train.metric, most=BAGS)
+        return self._select(lib, self.members, cfg)
 
-    def _fit_bags(self, lib: Library, members: list[Member], stage_end: float, metric: str) -> list[Member]:
-        """k-fold bags of the best tree configurations, while the shallow stage has time for them: every
-        training and validation row trains 4 of the 5 fold models and is predicted by the fifth."""
+    def after_network(self, prefit: Baseline | None) -> Baseline | None:
+        """Spend what the network left on more shallow models (see the module's docstring), then select
+        again; ``prefit`` unchanged when there is too little time or nothing new was fitted."""
+        lib, cfg = self.lib, self.cfg
+        if lib is None or cfg is None or prefit is None or self.clock.limit is None:
+            return prefit
+        spend = self.clock.left() - max(KEEP_SHARE * self.clock.limit, REFILL_MIN)
+        if spend < REFILL_MIN:
+            return prefit
+        end = time.monotonic() + spend
+        before = {n: len(m.trees) for n, m in ((m.name, m) for m in self.members)}
+        logger.info("auto: the network left %.0f s: more shallow models", spend)
+        self._fit_candidates(lib, end, only_first=False, again=True)
+        self._fit_bags(lib, end, cfg.train.metric, most=None)
+        self._repeat_bags(lib, end, cfg.train.metric)
+        after = {m.name: len(m.trees) for m in self.members}
+        if after == before:
+            return prefit
+        self.cuts.append(f"the network left {spend:.0f} s to the shallow models: "
+                         f"{len(after) - len(before)} more candidates, "
+                         f"{sum(after.values()) - sum(before.values())} more tree models")
+        return self._select(lib, self.members, cfg)
+
+    def _ranked(self, lib: Library, metric: str, members: list[Member]) -> list[Member]:
         from hone.evaluation.ensemble import selection_loss
 
+        return sorted(members, key=lambda m: selection_loss(lib.task, metric, lib.y_va_target, self.outputs[m.name]))
+
+    def _fit_bags(self, lib: Library, stage_end: float, metric: str, *, most: int | None) -> None:
+        """k-fold bags of the best tree configurations not yet bagged, while there is time for them: every
+        training and validation row trains 4 of the 5 fold models and is predicted by the fifth."""
         rows = lib.rows + len(lib.y_va)
         if rows > BAG_MAX_ROWS:
-            self.leaderboard.append({"name": "k-fold bags", "family": "bag", "status": "skipped",
-                                     "why": f"{rows:,} rows: bags only up to {BAG_MAX_ROWS:,}"})
-            return []
-        trees = [m for m in members if m.family != "linear"]
-        order = sorted(trees, key=lambda m: selection_loss(lib.task, metric, lib.y_va_target,
-                                                           m.info["validation_outputs"]))
-        bags = []
-        for m in order[:BAGS]:
+            if not any(r["name"] == "k-fold bags" for r in self.leaderboard):
+                self.leaderboard.append({"name": "k-fold bags", "family": "bag", "status": "skipped",
+                                         "why": f"{rows:,} rows: bags only up to {BAG_MAX_ROWS:,}"})
+            return
+        names = {m.name for m in self.members}
+        singles = [m for m in self.members if m.family != "linear" and not m.bag
+                   and f"{m.name}-bag{FOLDS}" not in names]
+        for m in self._ranked(lib, metric, singles)[:most]:
             config = next(c for c in PORTFOLIO[m.family] if c["name"] == m.name)
             need = FOLDS * m.info["fit_seconds"] * rows / max(lib.rows, 1)
             left = stage_end - time.monotonic()
             row: dict[str, Any] = {"name": f"{m.name}-bag{FOLDS}", "family": m.family,
                                    "estimated_seconds": round(need, 2)}
             if need > left:
-                self.leaderboard.append({**row, "status": "skipped",
-                                         "why": f"estimated {need:.1f} s, {left:.1f} s left in the shallow stage"})
+                self._skipped(row, f"estimated {need:.1f} s, {left:.1f} s left in the shallow stage")
                 continue
             bag = lib.fit_bagged(m.family, config, folds=FOLDS, deadline=stage_end)
             if bag is None:
-                self.leaderboard.append({**row, "status": "skipped", "why": "the deadline came before its last fold"})
+                self._skipped(row, "the deadline came before its last fold")
                 continue
-            bags.append(self._fitted(lib, bag, row))
-        return bags
+            self._fitted(lib, bag, row)
+
+    def _repeat_bags(self, lib: Library, end: float, metric: str) -> None:
+        """More k-fold repeats of the bags, best first, round after round while the time lasts: each repeat
+        draws new folds; its models join the bag and its out-of-fold outputs are averaged in."""
+        bags = self._ranked(lib, metric, [m for m in self.members if m.bag])[:BAGS]
+        for repeat in range(1, REPEATS):
+            fitted = False
+            for m in bags:
+                if m.info.get("repeats", 1) != repeat:
+                    continue
+                config = next(c for c in PORTFOLIO[m.family] if c["name"] == m.name.rsplit("-bag", 1)[0])
+                need = m.info["fit_seconds"] / repeat
+                if need > end - time.monotonic():
+                    continue
+                more = lib.fit_bagged(m.family, config, folds=FOLDS, deadline=end, repeat=repeat)
+                if more is None:
+                    return
+                oof = np.asarray(more.info.pop("oof"))
+                self.outputs[m.name] = (self.outputs[m.name] * repeat + oof) / (repeat + 1)
+                m.bag += more.bag
+                m.info["repeats"] = repeat + 1
+                m.info["fit_seconds"] = round(m.info["fit_seconds"] + more.info["fit_seconds"], 3)
+                m.info["best_iteration"] = [*m.info["best_iteration"], *more.info["best_iteration"]]
+                _board_row(self.leaderboard, m.name).update(repeats=repeat + 1, fit_seconds=m.info["fit_seconds"],
+                                                            best_iteration=m.info["best_iteration"])
+                fitted = True
+            if not fitted:
+                return
+
+    def _skipped(self, row: dict[str, Any], why: str) -> None:
+        """A leaderboard row for a candidate not fitted (one per name: a later try replaces it)."""
+        self.leaderboard[:] = [r for r in self.leaderboard
+                               if not (r["name"] == row["name"] and r["status"] == "skipped")]
+        self.leaderboard.append({**row, "status": "skipped", "why": why})
 
     def _fitted(self, lib: Library, m: Member, row: dict[str, Any]) -> Member:
-        """Record a fitted candidate: its validation outputs (kept for the selection) and its leaderboard row."""
-        m.info["validation_outputs"] = lib.validation_scores(m)
-        self.leaderboard.append({**row, "status": "fitted", **{k: v for k, v in m.info.items()
-                                                               if k != "validation_outputs"}})
+        """Record a fitted candidate: its validation outputs (kept for the selection) and its leaderboard row
+        (replacing the row that said it was skipped, if an earlier try did)."""
+        self.outputs[m.name] = lib.validation_scores(m)
+        self.members.append(m)
+        self.leaderboard[:] = [r for r in self.leaderboard if r["name"] != m.name]
+        self.leaderboard.append({**row, "status": "fitted", **m.info})
         logger.info("auto: %s fitted in %.1f s", m.name, m.info["fit_seconds"])
         return m
 
@@ -127,23 +203,36 @@ class AutoPlanner(TimeLimit):
         trees = [f for f in ("lightgbm", "xgboost", "catboost") if f in self.families]
         queue: list[tuple[str, dict[str, Any]]] = [(f, PORTFOLIO[f][0]) for f in trees]
         if "linear" in self.families and lib.text is not None:
-            queue.append(("linear", {"name": "tfidf-linear", "params": {}}))
+            queue.append(("linear", {"name": "tfidf-linear", "analyzer": "word"}))
+            queue.append(("linear", {"name": "tfidf-chars-linear", "analyzer": "char_wb"}))
         depth = max((len(PORTFOLIO[f]) for f in trees), default=0)
         for i in range(1, depth):
             queue += [(f, PORTFOLIO[f][i]) for f in trees if i < len(PORTFOLIO[f])]
         return queue
 
-    def _fit_candidates(self, lib: Library, stage_end: float, *, only_first: bool) -> list[Member]:
-        members: list[Member] = []
-        per_round: dict[str, float] = {}
+    def _fit_candidates(self, lib: Library, stage_end: float, *, only_first: bool, again: bool = False) -> None:
+        """The queue's candidates (``again``: those not fitted yet), each priced first where it can be."""
+        per_round = self.per_round
+        members = self.members
+        done = {m.name for m in members}
         for family, config in self._queue(lib)[:1] if only_first else self._queue(lib):
+            if config["name"] in done:
+                continue
             left = stage_end - time.monotonic()
             row: dict[str, Any] = {"name": config["name"], "family": family}
             if left <= 0.5:
-                self.leaderboard.append({**row, "status": "skipped", "why": "the shallow stage's time was spent"})
+                self._skipped(row, "the shallow stage's time was spent")
                 continue
             if family == "linear":
-                m = lib.fit_linear()
+                word = next((m for m in members if m.name == "tfidf-linear"), None)
+                if config["analyzer"] == "char_wb" and word is not None:
+                    # character n-grams: about 4 times the word model's vocabulary, and its own TF-IDF
+                    need = 4 * (word.info["fit_seconds"] + lib.seconds)
+                    row["estimated_seconds"] = round(need, 2)
+                    if need > left:
+                        self._skipped(row, f"estimated {need:.1f} s, {left:.1f} s left in the shallow stage")
+                        continue
+                m = lib.fit_linear(config["analyzer"])
             else:
                 if family not in per_round:  # the pilot: a few rounds price this family on this table
                     t0 = time.perf_counter()
@@ -153,25 +242,30 @@ class AutoPlanner(TimeLimit):
                 need = per_round[family] * _rounds(config) * _complexity(config)
                 row["estimated_seconds"] = round(need, 2)
                 if need > stage_end - time.monotonic() and members:
-                    self.leaderboard.append({**row, "status": "skipped", "why": f"estimated {need:.1f} s, "
-                                             f"{stage_end - time.monotonic():.1f} s left in the shallow stage"})
+                    self._skipped(row, f"estimated {need:.1f} s, {stage_end - time.monotonic():.1f} s left in the "
+                                       "shallow stage")
                     continue
                 m = lib.fit_tree(family, config, deadline=stage_end)
-            members.append(self._fitted(lib, m, row))
-        return members
+            if again:
+                row["fitted_after_the_network"] = True
+            self._fitted(lib, m, row)
 
     def _select(self, lib: Library, members: list[Member], cfg: ResolvedRunConfig) -> Ensemble:
         from hone.evaluation.ensemble import greedy_selection, selection_loss
 
         task, metric, y = lib.task, cfg.train.metric, lib.y_va_target
-        outs = [m.info.pop("validation_outputs") for m in members]
+        outs = [self.outputs[m.name] for m in members]
+        for r in self.leaderboard:  # a selection again (after the network) starts afresh
+            r.pop("weight", None)
+            r.pop("excluded", None)
         for m, o in zip(members, outs):
             _board_row(self.leaderboard, m.name)["validation_loss"] = round(selection_loss(task, metric, y, o), 6)
             _board_row(self.leaderboard, m.name)["validation_" + metric] = _metric_value(task, metric, y, o)
         seconds = {m.name: _scoring_seconds(lib, m) for m in members}  # each member's, measured once
 
         def speed_of(chosen: list[Member]) -> float:  # rows/s of scoring with these members, features included
-            return lib.y_va.size / max(sum(seconds[m.name] for m in chosen) + lib.feature_seconds, 1e-9)
+            chars = lib.char_feature_seconds if any(m.reads == "char_wb" for m in chosen) else 0.0
+            return lib.y_va.size / max(sum(seconds[m.name] for m in chosen) + lib.feature_seconds + chars, 1e-9)
 
         alone = {m.name: speed_of([m]) for m in members}
         keep = list(range(len(members)))
@@ -220,6 +314,28 @@ class AutoPlanner(TimeLimit):
     def baseline_validation(self) -> np.ndarray | None:
         return self.validation_outputs
 
+    def explanation(self, rows: int, examples: int) -> tuple[int, int] | None:
+        """As with ``--time-limit``, and its rows fitted to the time left: permutation importance scores
+        the validation rows once per column and shuffle, at the ensemble's measured speed."""
+        sizes = super().explanation(rows, examples)
+        speed = self.ensemble_info.get("scoring_rows_per_second")
+        if sizes is None or self.lib is None or not speed:
+            return sizes
+        n = min(sizes[0], len(self.lib.y_va))
+        columns = len(self.lib.pre.schema.names())
+        need = (columns * IMPORTANCE_REPEATS + 1) * n / speed
+        have = self.clock.left() - REFILL_MIN  # the report and the run files after it
+        if need <= have:
+            return sizes
+        fit = int(n * max(have, 0.0) / need)
+        if fit < 100:
+            self.cuts.append(f"explanation skipped: {columns} columns at {speed:.0f} rows/s would take about "
+                             f"{need:.0f} s, {self.clock.left():.0f} s were left")
+            return None
+        self.cuts.append(f"explanation on {fit} validation rows of {n} (about {need:.0f} s for all, "
+                         f"{self.clock.left():.0f} s were left)")
+        return fit, sizes[1]
+
     # -- the network and the choice ----------------------------------------------------------
     def network(self, cfg: ResolvedRunConfig) -> ResolvedRunConfig:
         if "network" not in self.families:
@@ -261,7 +377,7 @@ def _rounds(config: dict[str, Any]) -> float:
 def _complexity(config: dict[str, Any]) -> float:
     """Cost per round relative to the family's defaults (more leaves or depth, more work)."""
     p = config["params"]
-    return max(1.0, p.get("num_leaves", 31) / 31) * max(1.0, 2.0 ** (p.get("max_depth", 6) - 6))
+    return max(1.0, p.get("num_leaves", 31) / 31) * max(1.0, 2.0 ** (p.get("max_depth", p.get("depth", 6)) - 6))
 
 
 def _board_row(board: list[dict[str, Any]], name: str) -> dict[str, Any]:

@@ -59,6 +59,10 @@ def feature_columns(b: Baseline) -> list[str]:
     if b.vocabulary is not None and pre.text is not None:
         k = b.arrays["svd"].shape[0] if "svd" in b.arrays else _SVD_DIM
         names += [text_key(pre.text.columns)] * k
+        if b.info.get("text_statistics"):  # an ensemble's trees also read the text's surface statistics
+            from hone.shallow.text import STATISTICS
+
+            names += [text_key(pre.text.columns)] * len(STATISTICS)
     return names
 
 
@@ -147,8 +151,10 @@ def _attribute_ensemble(e: Baseline, batch: pa.Table, target: np.ndarray) -> Bas
             parts += [(w / len(m.trees), _tree_attribution(e, t.contributions(x.dense), target)) for t in m.trees]
             continue
         assert m.linear is not None
-        linear = Baseline(e.pre, "tfidf-linear", {}, {"idf": e.arrays["idf"], "coef": m.linear.coef,
-                                                      "intercept": m.linear.intercept}, e.vocabulary)
+        chars = m.reads == "char_wb"
+        linear = Baseline(e.pre, "tfidf-linear", {"analyzer": m.reads},
+                          {"idf": e.arrays["char_idf" if chars else "idf"], "coef": m.linear.coef,
+                           "intercept": m.linear.intercept}, e.char_vocabulary if chars else e.vocabulary)
         parts.append((w, attribute_baseline(linear, batch, target)))
     n = batch.num_rows
 

@@ -100,11 +100,11 @@ class ShuffledScorer:
                 dims = np.flatnonzero(self.base_cols == column)
                 dense = x.dense.copy()
                 dense[:, dims] = x.dense[perm][:, dims]
-                text = x.text
-                if text is not None and self.model.pre.text is not None and column == text_key(
-                        self.model.pre.text.columns):
-                    text = text[perm]
-                x = Parts(dense, text)
+                text, chars = x.text, x.chars
+                if self.model.pre.text is not None and column == text_key(self.model.pre.text.columns):
+                    text = None if text is None else text[perm]
+                    chars = None if chars is None else chars[perm]
+                x = Parts(dense, text, chars)
             elif column is not None:
                 dims = np.flatnonzero(self.base_cols == column)
                 if len(dims) == x.shape[1]:

@@ -95,7 +95,7 @@ class Baseline:
     # -- features -------------------------------------------------------------------------------
     def _tfidf(self, texts: list[str]) -> Any:
         assert self.vocabulary is not None
-        return Tfidf(self.vocabulary, self.arrays["idf"]).transform(texts)
+        return Tfidf(self.vocabulary, self.arrays["idf"], self.info.get("analyzer", "word")).transform(texts)
 
     def _features(self, batch: pa.Table) -> Any:
         if self.kind == "tfidf-linear":

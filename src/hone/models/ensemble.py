@@ -5,7 +5,8 @@ with the weights greedy ensemble selection gave them on validation.
 It takes the place of the baseline in the model package (``model.baseline``, kind ``ensemble``), so the
 decision (network, ensemble or a blend of both, calibrated, with its threshold), predict, evaluate,
 serve and explain work unchanged. The trees read the baseline's features (the preprocessed numeric and
-categorical columns, a 64-dimensional SVD of the text's TF-IDF, image thumbnails); the linear member
+categorical columns, a 64-dimensional SVD of the text's TF-IDF and the text's surface statistics
+(:func:`hone.shallow.text.statistics`), image thumbnails); the linear member
 reads the TF-IDF itself. Saved without pickle: each library's own model format, arrays as safetensors.
 """
 
@@ -24,15 +25,17 @@ from hone.features.pipeline import Preprocessor
 from hone.models.baseline import _SVD_DIM, _TFIDF_FEATURES, MAX_ROWS, Baseline, _read, _tabular, _texts
 from hone.shallow.linear import LinearFit, fit_tuned, linear_scores
 from hone.shallow.portfolio import TreeModel, fit_tree
-from hone.shallow.text import Tfidf, fit_tfidf
+from hone.shallow.text import Tfidf, fit_tfidf, statistics
 
 
 @dataclass
 class Parts:
-    """The features of a batch: the trees' dense matrix and the linear member's sparse TF-IDF."""
+    """The features of a batch: the trees' dense matrix and the linear members' sparse TF-IDF (words;
+    character n-grams)."""
 
     dense: np.ndarray
     text: Any = None
+    chars: Any = None
 
 
 @dataclass
@@ -46,6 +49,7 @@ class Member:
     linear: LinearFit | None = None
     info: dict[str, Any] = field(default_factory=dict)
     bag: list[TreeModel] = field(default_factory=list)
+    reads: str = "word"  # a linear member's TF-IDF: "word" n-grams or "char_wb" n-grams
 
     @property
     def trees(self) -> list[TreeModel]:
@@ -59,7 +63,8 @@ class Member:
                 out = out + t.scores(x.dense)
             return out / len(self.trees)
         assert self.linear is not None
-        return linear_scores(x.text, self.linear.coef, self.linear.intercept, task)
+        return linear_scores(x.chars if self.reads == "char_wb" else x.text, self.linear.coef, self.linear.intercept,
+                             task)
 
 
 class Ensemble(Baseline):
@@ -67,10 +72,11 @@ class Ensemble(Baseline):
 
     def __init__(self, pre: Preprocessor, members: list[Member], weights: list[float], *,
                  arrays: dict[str, np.ndarray] | None = None, vocabulary: dict[str, int] | None = None,
-                 info: dict[str, Any] | None = None) -> None:
+                 info: dict[str, Any] | None = None, char_vocabulary: dict[str, int] | None = None) -> None:
         super().__init__(pre, "ensemble", {**(info or {}), "members": [m.name for m in members],
                                            "weights": [float(w) for w in weights]}, dict(arrays or {}), vocabulary)
         self.members = members
+        self.char_vocabulary = char_vocabulary
 
     @property
     def weights(self) -> list[float]:
@@ -83,7 +89,12 @@ class Ensemble(Baseline):
             text = Tfidf(self.vocabulary, self.arrays["idf"]).transform(_texts(self.pre, batch))
             if "svd" in self.arrays:
                 dense = np.concatenate([dense, text @ self.arrays["svd"].T], axis=1)
-        return Parts(dense, text)
+            if self.info.get("text_statistics"):
+                dense = np.concatenate([dense, statistics(_texts(self.pre, batch))], axis=1)
+        chars = None
+        if self.char_vocabulary is not None:
+            chars = Tfidf(self.char_vocabulary, self.arrays["char_idf"], "char_wb").transform(_texts(self.pre, batch))
+        return Parts(dense, text, chars)
 
     def features(self, batch: pa.Table) -> np.ndarray:
         return np.asarray(self._features(batch).dense, dtype=np.float32)
@@ -117,10 +128,12 @@ class Ensemble(Baseline):
             else:
                 assert m.linear is not None
                 arrays[f"member{i}.coef"], arrays[f"member{i}.intercept"] = m.linear.coef, m.linear.intercept
-                rec["linear"] = {"c": m.linear.c, "model": m.linear.model}
+                rec["linear"] = {"c": m.linear.c, "model": m.linear.model, "reads": m.reads}
             records.append(rec)
         if self.vocabulary is not None:
             (folder / "vocabulary.json").write_text(json.dumps(self.vocabulary), encoding="utf-8")
+        if self.char_vocabulary is not None:
+            (folder / "char_vocabulary.json").write_text(json.dumps(self.char_vocabulary), encoding="utf-8")
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()} or {"none": np.zeros(1)},
                   str(folder / "arrays.safetensors"))
         (folder / "baseline.json").write_text(json.dumps({"kind": "ensemble", "info": self.info, "members": records},
@@ -134,6 +147,8 @@ class Ensemble(Baseline):
         arrays = {k: v for k, v in load_file(str(folder / "arrays.safetensors")).items() if k != "none"}
         vocab_file = folder / "vocabulary.json"
         vocab = json.loads(vocab_file.read_text(encoding="utf-8")) if vocab_file.exists() else None
+        chars_file = folder / "char_vocabulary.json"
+        chars = json.loads(chars_file.read_text(encoding="utf-8")) if chars_file.exists() else None
         task = pre.schema.task
         members = []
         for i, rec in enumerate(meta["members"]):
@@ -148,9 +163,11 @@ class Ensemble(Baseline):
             else:
                 m.linear = LinearFit(arrays.pop(f"member{i}.coef"), arrays.pop(f"member{i}.intercept"),
                                      rec["linear"]["c"], rec["linear"]["model"])
+                m.reads = rec["linear"].get("reads", "word")
             members.append(m)
         info = {k: v for k, v in meta["info"].items() if k not in ("members", "weights")}
-        return cls(pre, members, meta["info"]["weights"], arrays=arrays, vocabulary=vocab, info=info)
+        return cls(pre, members, meta["info"]["weights"], arrays=arrays, vocabulary=vocab, info=info,
+                   char_vocabulary=chars)
 
 
 def load_baseline(folder: Path, pre: Preprocessor) -> Baseline:
@@ -170,7 +187,9 @@ class Library:
         self.y, self.y_va = pre.targets(train), pre.targets(valid)
         self.task, self.n_classes = pre.schema.task, len(pre.schema.classes)
         self.vocabulary: dict[str, int] | None = None
+        self.char_vocabulary: dict[str, int] | None = None  # fitted with the first character n-gram member
         self.arrays: dict[str, np.ndarray] = {}
+        self.train_table = train if "text" in pre.modalities else None
         tab = _tabular(pre, train)
         self.text = None
         if "text" in pre.modalities:
@@ -181,13 +200,15 @@ class Library:
 
             k = max(1, min(_SVD_DIM, self.text.shape[1] - 1, self.text.shape[0] - 1))
             self.arrays["svd"] = TruncatedSVD(k, random_state=seed).fit(self.text).components_.astype(np.float32)
-            tab = np.concatenate([tab, self.text @ self.arrays["svd"].T], axis=1)
+            tab = np.concatenate([tab, self.text @ self.arrays["svd"].T, statistics(_texts(pre, train))], axis=1)
         self.x = tab
         # the validation features exactly as the saved ensemble makes them from a batch (timed: the
         # feature cost of scoring, for --infer-limit)
         t_va = time.perf_counter()
         self.valid_parts = self.ensemble([], [], {})._features(valid)
+        self.valid_texts = _texts(pre, valid) if "text" in pre.modalities else []
         self.feature_seconds = time.perf_counter() - t_va
+        self.char_feature_seconds = 0.0  # the character n-grams' share, once fitted
         self.x_va, self.text_va = self.valid_parts.dense, self.valid_parts.text
         n_num = pre.numbers.width if pre.numbers is not None else 0
         n_cat = len(pre.categories.features) if pre.categories is not None else 0
@@ -215,19 +236,22 @@ class Library:
                                                             "stopped_by_deadline": t.info["stopped_by_deadline"]})
 
     def fit_bagged(self, family: str, config: dict[str, Any], *, folds: int = 5,
-                   deadline: float | None = None) -> Member | None:
+                   deadline: float | None = None, repeat: int = 0) -> Member | None:
         """``config`` fitted ``folds`` times on the training and validation rows together, each fold model
         early-stopped on the fold it leaves out; the member outputs their mean. Its validation outputs
         (``info["oof"]``) are out of fold: each validation row's comes from the model that did not see it.
-        None when the deadline came before every fold was fitted."""
+        ``repeat`` > 0 draws other folds (a repeated k-fold). None when the deadline came before every
+        fold was fitted."""
         x_all, y_all = np.concatenate([self.x, self.x_va]), np.concatenate([self.y, self.y_va])
-        fold = np.random.default_rng(self.seed).permutation(len(y_all)) % folds
+        fold = np.random.default_rng([self.seed, repeat]).permutation(len(y_all)) % folds if repeat else \
+            np.random.default_rng(self.seed).permutation(len(y_all)) % folds
         n_tr, t0 = len(self.y), time.perf_counter()
         models, oof = [], None
         for f in range(folds):
             out = fold == f
             t = fit_tree(family, config, x_all[~out], y_all[~out], x_all[out], y_all[out], self.task, self.n_classes,
-                         categorical=self.categorical, seed=self.seed + f, threads=self.threads, deadline=deadline)
+                         categorical=self.categorical, seed=self.seed + f + folds * repeat, threads=self.threads,
+                         deadline=deadline)
             if t.info["stopped_by_deadline"] and f < folds - 1:
                 return None
             models.append(t)
@@ -243,13 +267,27 @@ class Library:
                       info={"fit_seconds": round(time.perf_counter() - t0, 3), "folds": folds,
                             "best_iteration": [t.info["best_iteration"] for t in models], "oof": oof})
 
-    def fit_linear(self) -> Member:
-        """TF-IDF + logistic regression (ridge for numbers), its regularisation tuned on validation."""
+    def fit_linear(self, analyzer: str = "word") -> Member:
+        """TF-IDF + logistic regression (ridge for numbers), its regularisation tuned on validation; on
+        word n-grams, or on character n-grams (``analyzer="char_wb"``: their TF-IDF is fitted here, the
+        first time)."""
         assert self.text is not None
         t0 = time.perf_counter()
-        fit = fit_tuned(self.text, self.y, self.text_va, self.y_va, self.task, seed=self.seed)
-        return Member("tfidf-linear", "linear", linear=fit, info={"fit_seconds": round(time.perf_counter() - t0, 3),
-                                                                   "C": fit.c})
+        x, x_va = self.text, self.text_va
+        if analyzer == "char_wb":
+            if self.char_vocabulary is None:
+                assert self.train_table is not None
+                tfidf, self.chars = fit_tfidf(_texts(self.pre, self.train_table), max_features=_TFIDF_FEATURES,
+                                              min_df=2 if self.rows > 1000 else 1, analyzer="char_wb")
+                self.char_vocabulary, self.arrays["char_idf"] = tfidf.vocabulary, tfidf.idf
+                t_va = time.perf_counter()
+                self.valid_parts.chars = tfidf.transform(self.valid_texts)
+                self.char_feature_seconds = time.perf_counter() - t_va
+            x, x_va = self.chars, self.valid_parts.chars
+        fit = fit_tuned(x, self.y, x_va, self.y_va, self.task, seed=self.seed)
+        name = "tfidf-chars-linear" if analyzer == "char_wb" else "tfidf-linear"
+        return Member(name, "linear", linear=fit, reads=analyzer,
+                      info={"fit_seconds": round(time.perf_counter() - t0, 3), "C": fit.c})
 
     def validation_scores(self, m: Member) -> np.ndarray:
         """The member's validation outputs in the target's scale (like :meth:`Baseline.outputs`); out of
@@ -263,4 +301,9 @@ class Library:
 
     def ensemble(self, members: list[Member], weights: list[float], info: dict[str, Any]) -> Ensemble:
         """The ensemble of ``members`` with ``weights``, reading the features this library fitted."""
-        return Ensemble(self.pre, members, weights, arrays=self.arrays, vocabulary=self.vocabulary, info=info)
+        if self.vocabulary is not None:
+            info = {**info, "text_statistics": True}
+        chars = self.char_vocabulary if any(m.reads == "char_wb" for m in members) else None
+        arrays = self.arrays if chars else {k: v for k, v in self.arrays.items() if k != "char_idf"}
+        return Ensemble(self.pre, members, weights, arrays=arrays, vocabulary=self.vocabulary, info=info,
+                        char_vocabulary=chars)

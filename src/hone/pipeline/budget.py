@@ -84,6 +84,11 @@ class Planner:
         """The network's settings for the time left (its training time budget)."""
         return cfg
 
+    def after_network(self, prefit: Baseline | None) -> Baseline | None:
+        """The prefitted baseline again once the network has trained: a planner may use the time the
+        network left (it stopped early) to fit more shallow models and return a better one."""
+        return prefit
+
     def baseline_validation(self) -> np.ndarray | None:
         """The prefitted baseline's validation outputs, when they must not be recomputed (a k-fold bag's
         are out of fold); None: score the validation rows with it."""

@@ -59,6 +59,9 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     with clock.stage("train"):
         trained = train_network(prep, rcfg, pre, extra, resume_state=resume.get("state") if resume else None)
     model = trained.model
+    if planner.prefits:  # the time the network did not use (it stopped early) goes back to the shallow models
+        with clock.stage("baseline"):
+            prefit = planner.after_network(prefit)
     # Baseline, model choice, calibration and decision rule on validation; test scored once. The
     # numbers come from the plain network, exactly as a loaded model computes them.
     with clock.stage("choice"):

@@ -8,7 +8,10 @@ its AutoML applications", 2023), which ranks configurations by how often they si
 ensembles across 200 tables. We keep each family's library defaults first (the configuration that
 wins most often alone), then the one or two configurations that rank highest after it: LightGBM's
 extra-trees and its "large" setting (learning rate 0.03, 128 leaves), XGBoost with deeper trees and
-column sampling, CatBoost's default depth-6 trees. The order is the order the planner fits them in.
+column sampling, CatBoost's default depth-6 trees. A third configuration per family (LightGBM's small
+regularised trees, XGBoost's depth 4 with row and column sampling, CatBoost at depth 8) spans the
+other end of the same ranges; the planner reaches it when the time allows (usually after the network
+stopped early). The order is the order the planner fits them in.
 """
 
 from __future__ import annotations
@@ -29,14 +32,20 @@ PORTFOLIO: dict[str, list[dict[str, Any]]] = {
         {"name": "lightgbm-xt", "params": {"extra_trees": True}},
         {"name": "lightgbm-large", "params": {"learning_rate": 0.03, "num_leaves": 128, "feature_fraction": 0.9,
                                               "min_data_in_leaf": 3}},
+        {"name": "lightgbm-small", "params": {"learning_rate": 0.05, "num_leaves": 16, "min_data_in_leaf": 20,
+                                              "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1,
+                                              "lambda_l2": 1.0}},
     ],
     "xgboost": [
         {"name": "xgboost", "params": {}},
         {"name": "xgboost-deep", "params": {"max_depth": 8, "learning_rate": 0.05, "colsample_bytree": 0.7,
                                             "min_child_weight": 2}},
+        {"name": "xgboost-shallow", "params": {"max_depth": 4, "learning_rate": 0.05, "subsample": 0.8,
+                                               "colsample_bytree": 0.8}},
     ],
     "catboost": [
         {"name": "catboost", "params": {}},
+        {"name": "catboost-deep", "params": {"depth": 8, "learning_rate": 0.06, "l2_leaf_reg": 3}},
     ],
 }
 
