@@ -50,6 +50,11 @@ def test_auto_ends_within_its_limit_with_a_leaderboard(auto_run: tuple[Path, flo
     board = metrics["leaderboard"]
     fitted = [r for r in board if r.get("status") == "fitted" and r["family"] != "network"]
     assert {r["family"] for r in fitted} >= {"lightgbm", "xgboost", "catboost", "linear"}
+    assert {r["name"] for r in fitted} >= {"tfidf-linear", "tfidf-chars-linear"}  # word and character n-grams
+    # the tiny network stops early: the time it leaves goes back to the shallow models (bags fitted again)
+    cuts = metrics["budget"]["cuts"]
+    assert any(c.startswith("the network left") for c in cuts), cuts
+    assert any(r.get("repeats", 1) > 1 or r.get("fitted_after_the_network") for r in fitted)
     for r in fitted:
         assert r["fit_seconds"] >= 0 and 0 <= r["validation_macro_f1"] <= 1
     weights = [r["weight"] for r in board if "weight" in r]
@@ -110,6 +115,16 @@ def test_fit_time_limit_cuts_training_and_says_so(tmp_path: Path, tiny_backbone:
     assert metrics["training"]["stop_reason"].startswith("time budget")
     assert any("network training limited" in c for c in metrics["budget"]["cuts"])
     assert model.baseline is not None and model.baseline.kind == "lightgbm"  # fitted first, the default one
+
+
+def test_text_statistics_count_how_a_text_is_written() -> None:
+    from hone.shallow.text import STATISTICS, statistics
+
+    s = dict(zip(STATISTICS, statistics(["GREAT deal!! http://x.co #win", "", "déjà vu 42"]).T))
+    assert list(s["characters"]) == [29, 0, 10] and list(s["words"]) == [4, 0, 3]
+    assert list(s["count !"]) == [2, 0, 0] and list(s["count #"]) == [1, 0, 0] and list(s["links"]) == [1, 0, 0]
+    assert list(s["capital_words"]) == [1, 0, 0] and list(s["non_ascii"]) == [0, 0, 2]
+    assert s["digit_share"][2] == pytest.approx(2 / 10) and s["upper_share"][0] == pytest.approx(5 / 29)
 
 
 def test_greedy_selection_weights_the_better_model_and_never_a_broken_one() -> None:

@@ -34,7 +34,7 @@ from hone.config import ResolvedRunConfig
 from hone.features.pipeline import Preprocessor
 from hone.models.baseline import Baseline
 from hone.models.ensemble import Ensemble, Library, Member
-from hone.pipeline.budget import TimeLimit
+from hone.pipeline.budget import RESERVE_SECONDS, TimeLimit
 from hone.shallow.portfolio import PORTFOLIO, available
 
 logger = get_logger("hone.auto")
@@ -324,7 +324,7 @@ class AutoPlanner(TimeLimit):
         n = min(sizes[0], len(self.lib.y_va))
         columns = len(self.lib.pre.schema.names())
         need = (columns * IMPORTANCE_REPEATS + 1) * n / speed
-        have = self.clock.left() - REFILL_MIN  # the report and the run files after it
+        have = self.clock.left() - RESERVE_SECONDS  # the report and the run files after it
         if need <= have:
             return sizes
         fit = int(n * max(have, 0.0) / need)
