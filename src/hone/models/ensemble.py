@@ -97,7 +97,29 @@ class Ensemble(Baseline):
         return Parts(dense, text, chars)
 
     def features(self, batch: pa.Table) -> np.ndarray:
-        return np.asarray(self._features(batch).dense, dtype=np.float32)
+        """The ONNX graph's ``baseline`` input: the trees' dense features, then the word TF-IDF and the
+        character TF-IDF where a weighted linear member reads them (dense, as the linear baseline's);
+        :meth:`layout` says which columns are which."""
+        x = self._features(batch)
+        parts = [np.asarray(x.dense, dtype=np.float32)]
+        reads = {m.reads for m, w in zip(self.members, self.weights) if w > 0 and m.linear is not None}
+        for name, sparse in (("word", x.text), ("char_wb", x.chars)):
+            if name in reads and sparse is not None:
+                parts.append(np.asarray(sparse.todense(), dtype=np.float32))
+        return np.concatenate(parts, axis=1)
+
+    def layout(self, width: int) -> dict[str, tuple[int, int]]:
+        """The column ranges of :meth:`features` (``width`` columns in all): ``dense``, and ``word`` /
+        ``char_wb`` where present."""
+        reads = {m.reads for m, w in zip(self.members, self.weights) if w > 0 and m.linear is not None}
+        sparse = [(name, len(vocab)) for name, vocab in (("word", self.vocabulary), ("char_wb", self.char_vocabulary))
+                  if name in reads and vocab is not None]
+        at = width - sum(n for _, n in sparse)
+        out = {"dense": (0, at)}
+        for name, n in sparse:
+            out[name] = (at, at + n)
+            at += n
+        return out
 
     def _score(self, x: Any) -> np.ndarray:
         task = self.pre.schema.task
