@@ -303,7 +303,9 @@ def format_leaderboard(run_dir: str | Path | None) -> str:
         lines.append(f"{r['name']:<20} {status:<8} {_cell(r.get(key) if key else None):>18} "
                      f"{_cell(r.get('fit_seconds')):>7} {_cell(r.get('scoring_rows_per_second')):>10} "
                      f"{_cell(r.get('weight')):>7}" + (f"  ({r['why']})" if r.get("why") else "")
-                     + (f"  excluded: {r['excluded']}" if r.get("excluded") else ""))
+                     + (f"  excluded: {r['excluded']}" if r.get("excluded") else "")
+                     + (f"  ({r['repeats']} k-fold repeats)" if r.get("repeats", 1) > 1 else "")
+                     + ("  (in the time the network left)" if r.get("fitted_after_the_network") else ""))
     stages = metrics.get("stages") or {}
     if stages:
         lines.append("stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()))

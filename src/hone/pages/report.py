@@ -163,13 +163,23 @@ def _leaderboard(m: dict[str, Any]) -> str:
     key = next((k for r in board for k in r if k.startswith("validation_") and k != "validation_loss"), "")
     rows = [[r["name"], r.get("family", ""), r.get("status", "fitted"), r.get(key, ""), r.get("validation_loss", ""),
              r.get("fit_seconds", ""), r.get("scoring_rows_per_second", ""), r.get("weight", ""),
-             r.get("why") or r.get("excluded") or ""] for r in board]
+             r.get("why") or r.get("excluded") or _fit_note(r)] for r in board]
     ens = m.get("ensemble") or {}
     text = (f"Ensemble: {', '.join(f'{n} ({w:g})' for n, w in zip(ens.get('members', []), ens.get('weights', [])))}; "
             f"it scores {ens.get('scoring_rows_per_second', 0):,.0f} rows/s on the validation rows." if ens else "")
     return ("<h2>Leaderboard (hone auto)</h2><p class='muted'>Every candidate on the validation rows (bags: out of "
             f"fold). {_e(text)}</p>" + _table(["candidate", "family", "status", key, "validation loss", "fit s",
                                                "rows/s", "weight", "note"], rows))
+
+
+def _fit_note(r: dict[str, Any]) -> str:
+    """How a fitted candidate came about: its k-fold repeats, and whether the time the network left paid for it."""
+    notes = []
+    if r.get("repeats", 1) > 1:
+        notes.append(f"{r['repeats']} k-fold repeats")
+    if r.get("fitted_after_the_network"):
+        notes.append("fitted in the time the network left")
+    return "; ".join(notes)
 
 
 def _stages(m: dict[str, Any]) -> str:
