@@ -67,6 +67,44 @@ def test_time_budget_stops_training() -> None:
     assert state.step == 1 and "time budget" in state.stop_reason and len(state.history) == 1
 
 
+def test_a_time_budget_too_short_for_the_plan_fits_the_schedule_to_it() -> None:
+    """Steps of ~20 ms, 1,000 planned, a budget of about 30 of them: after the probe the rate's horizon
+    is shortened so that it decays to zero by the budget's end, and training stops there."""
+    import time
+
+    from hone.train.callbacks import Callback
+
+    class Slow(Callback):
+        def on_batch_end(self, state, *, rows, loss):
+            time.sleep(0.02)
+
+    budget = TimeBudget(0.7)
+    model = Line()
+    x, y = _data()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = linear_schedule(opt, 1000, 0.1)
+
+    def batches(epoch):
+        for i in range(4):
+            yield {"x": x[i::4]}, y[i::4], 16
+
+    rates = []
+
+    class Rate(Callback):
+        def on_step_end(self, state):
+            rates.append(opt.param_groups[0]["lr"])
+
+    cfg = LoopConfig(epochs=250, steps_per_epoch=4, metric="rmse", higher_is_better=False, grad_clip=None)
+    t0 = time.perf_counter()
+    state = fit_loop(model, batches=batches, evaluate=lambda: {"rmse": 1.0}, cfg=cfg, optimizer=opt, scheduler=sched,
+                     loss_fn=lambda out, t: nn.functional.mse_loss(out[:, 0], t), callbacks=[Slow(), budget, Rate()])
+    assert time.perf_counter() - t0 < 1.5
+    assert budget.fitted_steps is not None and TimeBudget.PROBE_STEPS < budget.fitted_steps < 60
+    assert sched.horizon[0] == budget.fitted_steps and state.step == budget.fitted_steps
+    assert "schedule was fitted" in state.stop_reason
+    assert rates[-1] < 0.1 * max(rates)  # decayed by the end, not cut while high
+
+
 def test_class_weights_and_param_groups() -> None:
     w, used = class_weights([50, 50], "auto")
     assert not used and w is None

@@ -39,19 +39,62 @@ class EarlyStopping(Callback):
 
 class TimeBudget(Callback):
     """Stop once ``seconds`` of training and evaluation have passed; a resumed fit counts the time
-    spent before the interruption."""
+    spent before the interruption.
 
-    def __init__(self, seconds: float) -> None:
+    When the planned steps cannot fit in the budget, the learning-rate schedule is fitted to it: after
+    ``PROBE_STEPS`` steps, their measured pace says how many more steps fit in the budget (less
+    ``EVAL_SHARE`` of it for evaluations), and the schedule's horizon is shortened to that, so the rate
+    warms up and decays to zero by the budget's end instead of being cut while still high. Training
+    then stops at the new horizon or at the budget, whichever comes first. ``fitted_steps`` records it.
+    """
+
+    PROBE_STEPS = 8
+    EVAL_SHARE = 0.15
+
+    def __init__(self, seconds: float, *, fit_schedule: bool = True) -> None:
         self.seconds = seconds
         self.start = 0.0
+        self.fit_schedule = fit_schedule
+        self.loop: Any = None
+        self.first_step = 0
+        self.fitted_steps: int | None = None
 
     def on_fit_start(self, state: TrainState, *, loop: Any = None) -> None:
         self.start = time.perf_counter() - state.train_seconds - state.eval_seconds
+        self.loop, self.first_step = loop, state.step
 
     def on_batch_end(self, state: TrainState, *, rows: int, loss: float | None) -> None:
-        if time.perf_counter() - self.start >= self.seconds and not state.should_stop:
+        now = time.perf_counter()
+        if now - self.start >= self.seconds and not state.should_stop:
             state.should_stop = True
             state.stop_reason = f"time budget of {self.seconds:g} s reached"
+        if self.fitted_steps is None and self.fit_schedule and state.step - self.first_step >= self.PROBE_STEPS:
+            self._fit(state, now)
+        if self.fitted_steps is not None and state.step >= self.fitted_steps and not state.should_stop:
+            state.should_stop = True
+            state.stop_reason = (f"time budget of {self.seconds:g} s reached (the schedule was fitted to it: "
+                                 f"{self.fitted_steps} steps)")
+
+    def _fit(self, state: TrainState, now: float) -> None:
+        from hone.train.optim import schedule_step
+
+        self.fitted_steps = 0  # tried once
+        sched = getattr(self.loop, "scheduler", None)
+        horizon = getattr(sched, "horizon", None)
+        if horizon is None:
+            self.fitted_steps = None
+            self.fit_schedule = False
+            return
+        pace = (now - self.start - state.eval_seconds) / max(state.step - self.first_step, 1)
+        more = int((self.seconds * (1 - self.EVAL_SHARE) - (now - self.start)) / max(pace, 1e-9))
+        at = schedule_step(sched)
+        if at + more >= horizon[0]:  # the plan fits: nothing to change
+            self.fitted_steps = None
+            self.fit_schedule = False
+            return
+        horizon[0] = at + max(more, 1)
+        self.fitted_steps = state.step + max(more, 1)
+        state.total_steps = self.fitted_steps
 
 
 class ProgressBar(Callback):

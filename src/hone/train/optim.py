@@ -46,13 +46,27 @@ def make_optimizer(groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
 def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float, *,
                     start: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up over ``warmup_ratio`` of the steps, then linear decay to zero; ``start``: the
-    schedule's step this optimiser begins at (a federated round continues the rounds before it)."""
-    warmup = int(total_steps * warmup_ratio)
+    schedule's step this optimiser begins at (a federated round continues the rounds before it).
+
+    The schedule's ``horizon`` (a one-item list: the total steps) may be shortened while it runs: a
+    time budget that cannot fit the planned steps makes the rate decay to zero by the budget's end
+    (:class:`hone.train.callbacks.TimeBudget`); ``schedule_step(sched)`` is its step in the same count."""
+    horizon = [total_steps]
 
     def factor(step: int) -> float:
         step += start
+        total = horizon[0]
+        warmup = int(total * warmup_ratio)
         if step < warmup:
             return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+        return max(0.0, (total - step) / max(1, total - warmup))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    sched = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    sched.horizon = horizon
+    sched.start = start
+    return sched
+
+
+def schedule_step(sched: Any) -> int:
+    """The step a :func:`linear_schedule` is at, in its ``horizon``'s count."""
+    return int(sched.last_epoch) + int(getattr(sched, "start", 0))
