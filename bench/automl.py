@@ -22,6 +22,8 @@ Each tool runs as its own process under /usr/bin/time: wall time is the whole co
 included), peak memory its maximum resident set. The test metrics and their 95 % bootstrap intervals
 (1,000 resamples) are computed here from each tool's test predictions: macro-F1 and ROC-AUC (binary;
 macro-F1 alone for more classes), RMSE for regression. Mean rank: by macro-F1 (RMSE for regression).
+hone auto minus AutoGluon is also printed per table with its paired interval (the same resampled test
+rows for both): an interval holding zero says the difference could be noise.
 
 Peers at their best: AutoGluon 1.6 `presets="best_quality"` with `time_limit`, FLAML `time_budget`.
 Install them in a bench-only venv (never in hone's):
@@ -211,6 +213,7 @@ def bench_table(name: str, tools: list[str], limit: float, peer_python: str, kee
     y = (test[target].to_numpy(dtype=float) if task == "regression"
          else np.array([classes.index(v) for v in test[target]]))
     row: dict = {"table": name, "task": task, "rows": len(df), "test_rows": len(test), "tools": {}}
+    kept: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}  # each tool's test outputs, for the paired difference
     with tempfile.TemporaryDirectory(prefix=f"bench-automl-{name}-") as tmp:
         work = Path(tmp)
         data = work / "data.parquet"
@@ -237,11 +240,29 @@ def bench_table(name: str, tools: list[str], limit: float, peer_python: str, kee
                     out = peer_outputs(folder, classes, task)
                 row["tools"][tool] = {"wall_s": round(wall, 1), "peak_mb": None if np.isnan(mem) else round(mem),
                                       **scores(task, y, out, pred)}
+                kept[tool] = (out, pred)
             except (SystemExit, Exception) as err:  # noqa: BLE001 -- the tool failed: recorded, the bench goes on
                 lines = str(err).strip().splitlines()  # the command, then its stderr's tail
                 row["tools"][tool] = {"failed": f"{lines[0][:200]} ... {lines[-1][:300]}"}
             print(f"  {name:<11} {tool:<10} {_fmt(row['tools'][tool], task)}", flush=True)
+    if "auto" in kept and "autogluon" in kept:
+        row["auto_minus_autogluon"] = paired_difference(task, y, kept["auto"], kept["autogluon"])
+        d = row["auto_minus_autogluon"]
+        print(f"  {name:<11} auto - autogluon: " + "  ".join(f"{k} {v[0]:+.4f} [{v[1]:+.4f}, {v[2]:+.4f}]"
+                                                              for k, v in d.items()), flush=True)
     return row
+
+
+def paired_difference(task: str, y: np.ndarray, a: tuple[np.ndarray, np.ndarray | None],
+                      b: tuple[np.ndarray, np.ndarray | None]) -> dict[str, list[float]]:
+    """``a - b`` per metric, ``[value, ci_low, ci_high]``: the same 1,000 resampled test rows for both (an
+    interval that holds zero says the difference could be noise)."""
+    from hone.evaluation.bootstrap import bootstrap
+
+    preds = [p if p is not None or task == "regression" else o.argmax(1) for o, p in (a, b)]
+    res = bootstrap(task, y, [a[0], b[0]], preds=preds, n=1000, level=0.95, seed=0)["delta"][0]
+    keys = ("rmse",) if task == "regression" else ("macro_f1", "roc_auc") if task == "binary" else ("macro_f1",)
+    return {k: [res[k]["value"], res[k]["ci_low"], res[k]["ci_high"]] for k in keys}
 
 
 def _fmt(r: dict, task: str) -> str:
