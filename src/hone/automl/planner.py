@@ -97,7 +97,11 @@ class AutoPlanner(TimeLimit):
             return None
         if not small:
             self._fit_bags(lib, stage_end, cfg.train.metric, most=BAGS)
-        return self._select(lib, self.members, cfg)
+        ensemble = self._select(lib, self.members, cfg)
+        lib.train_table = None  # the raw training rows were only needed for the character n-grams' TF-IDF
+        if lib.rows + len(lib.y_va) > BAG_MAX_ROWS:
+            self.lib = None  # a big table's features are not held while the network trains: no refill after it
+        return ensemble
 
     def after_network(self, prefit: Baseline | None) -> Baseline | None:
         """Spend what the network left on more shallow models (see the module's docstring), then select
@@ -224,6 +228,9 @@ class AutoPlanner(TimeLimit):
                 self._skipped(row, "the shallow stage's time was spent")
                 continue
             if family == "linear":
+                if config["analyzer"] == "char_wb" and lib.char_vocabulary is None and lib.train_table is None:
+                    self._skipped(row, "only fitted before the network (its TF-IDF reads the raw training rows)")
+                    continue
                 word = next((m for m in members if m.name == "tfidf-linear"), None)
                 if config["analyzer"] == "char_wb" and word is not None:
                     # character n-grams: about 4 times the word model's vocabulary, and its own TF-IDF

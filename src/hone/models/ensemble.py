@@ -211,7 +211,7 @@ class Library:
         self.vocabulary: dict[str, int] | None = None
         self.char_vocabulary: dict[str, int] | None = None  # fitted with the first character n-gram member
         self.arrays: dict[str, np.ndarray] = {}
-        self.train_table = train if "text" in pre.modalities else None
+        self.train_table: pa.Table | None = train if "text" in pre.modalities else None
         tab = _tabular(pre, train)
         self.text = None
         if "text" in pre.modalities:
