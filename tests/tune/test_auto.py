@@ -39,7 +39,7 @@ def auto_run(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path) -> t
     pq.write_table(noisy(900, 0), data)
     t0 = time.monotonic()
     assert main(["auto", str(data), "--target", "label", "--time-limit", "20", "--output", str(root / "run"),
-                 "--backbone", str(tiny_backbone), "--epochs", "40", "--no-track", "--no-progress"]) == 0
+                 "--backbone", str(tiny_backbone), "--epochs", "3", "--no-track", "--no-progress"]) == 0
     return root / "run", time.monotonic() - t0, data
 
 
@@ -51,7 +51,7 @@ def test_auto_ends_within_its_limit_with_a_leaderboard(auto_run: tuple[Path, flo
     fitted = [r for r in board if r.get("status") == "fitted" and r["family"] != "network"]
     assert {r["family"] for r in fitted} >= {"lightgbm", "xgboost", "catboost", "linear"}
     assert {r["name"] for r in fitted} >= {"tfidf-linear", "tfidf-chars-linear"}  # word and character n-grams
-    # the tiny network stops early: the time it leaves goes back to the shallow models (bags fitted again)
+    # the tiny network trains its 3 epochs in seconds: the time it leaves goes back to the shallow models
     cuts = metrics["budget"]["cuts"]
     assert any(c.startswith("the network left") for c in cuts), cuts
     assert any(r.get("repeats", 1) > 1 or r.get("fitted_after_the_network") for r in fitted)
@@ -134,6 +134,17 @@ def test_the_ensemble_exports_to_onnx_and_says_which_member_cannot(auto_run: tup
     with_catboost = lib.ensemble([members[0], lib.fit_tree("catboost", PORTFOLIO["catboost"][0])], [0.5, 0.5], {})
     with pytest.raises(ModelDirError, match=r"members without an ONNX graph: catboost .*these convert: lightgbm-xt"):
         baseline_graph(with_catboost, with_catboost.features(rows).shape[1], OPSET)
+
+
+def test_auto_refuses_ray_in_one_line_and_writes_nothing(auto_run: tuple[Path, float, Path], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, data = auto_run
+    capsys.readouterr()
+    assert main(["auto", str(data), "--target", "label", "--engine", "ray", "--output", str(tmp_path / "run"),
+                 "--no-track", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "--engine ray" in err[0]
+    assert not (tmp_path / "run").exists()
 
 
 def test_fit_time_limit_cuts_training_and_says_so(tmp_path: Path, tiny_backbone: Path) -> None:

@@ -122,6 +122,13 @@ def _resumed(req: FitRequest, dispatch: bool) -> _Start:
 
 def _new(req: FitRequest) -> _Start:
     cfg = make_config(req.source, target=req.target, config=req.config, overrides=req.overrides)
+    on_driver = cfg.engine.kind == "ray" and os.environ.get("HONE_RAY_WORKER") != "1"
+    if req.planner is not None and on_driver:  # checked before the run folder exists: nothing is written
+        raise ConfigError("engine.kind ray (--engine ray) does not combine with hone auto: its planner, portfolio and "
+                          "ensemble run in one process; drop --engine ray (it is for hone fit's data-parallel network)")
+    if cfg.auto.time_limit is not None and on_driver:
+        logger.warning("--time-limit with --engine ray: each Ray worker counts the limit from its own start, after "
+                       "Ray has started, so the command may end later than the limit")
     src = req.source if req.source is not None else cfg.data.source
     return _Start(cfg, src, run_dir(cfg, src, req.output, req.overwrite))
 
