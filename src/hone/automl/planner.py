@@ -48,7 +48,6 @@ SMALLEST = 10.0  # seconds: below this much left after the data stages, only one
 KEEP_SHARE = 0.2  # of the limit, kept after the refill for choice, bootstrap, explanation and report
 REFILL_MIN = 5.0  # seconds: less than this to spend after the network, no refill
 REPEATS = 4  # at most this many k-fold repeats per bag (20 models: more would slow scoring for little)
-IMPORTANCE_REPEATS = 5  # permutation importance's shuffles per column (hone.explain.summary)
 
 
 class AutoPlanner(TimeLimit):
@@ -98,7 +97,7 @@ class AutoPlanner(TimeLimit):
         if not small:
             self._fit_bags(lib, stage_end, cfg.train.metric, most=BAGS)
         ensemble = self._select(lib, self.members, cfg)
-        lib.train_table = None  # the raw training rows were only needed for the character n-grams' TF-IDF
+        lib.train_texts = None  # the training texts were only needed for the character n-grams' TF-IDF
         if lib.rows + len(lib.y_va) > BAG_MAX_ROWS:
             self.lib = None  # a big table's features are not held while the network trains: no refill after it
         return ensemble
@@ -113,7 +112,7 @@ class AutoPlanner(TimeLimit):
         if spend < REFILL_MIN:
             return prefit
         end = time.monotonic() + spend
-        before = {n: len(m.trees) for n, m in ((m.name, m) for m in self.members)}
+        before = {m.name: len(m.trees) for m in self.members}
         logger.info("auto: the network left %.0f s: more shallow models", spend)
         self._fit_candidates(lib, end, only_first=False, again=True)
         self._fit_bags(lib, end, cfg.train.metric, most=None)
@@ -228,8 +227,8 @@ class AutoPlanner(TimeLimit):
                 self._skipped(row, "the shallow stage's time was spent")
                 continue
             if family == "linear":
-                if config["analyzer"] == "char_wb" and lib.char_vocabulary is None and lib.train_table is None:
-                    self._skipped(row, "only fitted before the network (its TF-IDF reads the raw training rows)")
+                if config["analyzer"] == "char_wb" and lib.char_vocabulary is None and lib.train_texts is None:
+                    self._skipped(row, "only fitted before the network (its TF-IDF reads the training texts)")
                     continue
                 word = next((m for m in members if m.name == "tfidf-linear"), None)
                 if config["analyzer"] == "char_wb" and word is not None:
@@ -328,9 +327,11 @@ class AutoPlanner(TimeLimit):
         speed = self.ensemble_info.get("scoring_rows_per_second")
         if sizes is None or self.lib is None or not speed:
             return sizes
+        from hone.explain.importance import REPEATS
+
         n = min(sizes[0], len(self.lib.y_va))
         columns = len(self.lib.pre.schema.names())
-        need = (columns * IMPORTANCE_REPEATS + 1) * n / speed
+        need = (columns * REPEATS + 1) * n / speed
         have = self.clock.left() - RESERVE_SECONDS  # the report and the run files after it
         if need <= have:
             return sizes

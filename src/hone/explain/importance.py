@@ -21,6 +21,7 @@ from hone.evaluation.bootstrap import macro_f1
 from hone.models.ensemble import Parts
 
 TOP_WORDS = 10
+REPEATS = 5  # permutation importance's shuffles per column
 
 
 class ShuffledScorer:
@@ -124,7 +125,7 @@ def _metric(model: Any, y: np.ndarray, out: np.ndarray, w: np.ndarray, pred: np.
     return macro_f1(y, out, w, pred)
 
 
-def permutation_importance(model: Any, table: pa.Table, *, repeats: int = 5, resamples: int = 200,
+def permutation_importance(model: Any, table: pa.Table, *, repeats: int = REPEATS, resamples: int = 200,
                            level: float = 0.95, seed: int = 0, scorer: ShuffledScorer | None = None) -> dict[str, Any]:
     """Permutation importance of every input column of ``table`` (a labelled batch typed as the
     model's schema): ``{"metric", "rows", "score", "columns": [{column, importance, ci_low, ci_high}]}``,

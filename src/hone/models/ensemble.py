@@ -84,41 +84,43 @@ class Ensemble(Baseline):
 
     def _features(self, batch: pa.Table) -> Parts:
         dense = _tabular(self.pre, batch)
-        text = None
+        text = chars = None
+        texts = _texts(self.pre, batch) if self.vocabulary is not None or self.char_vocabulary is not None else []
         if self.vocabulary is not None:
-            text = Tfidf(self.vocabulary, self.arrays["idf"]).transform(_texts(self.pre, batch))
+            text = Tfidf(self.vocabulary, self.arrays["idf"]).transform(texts)
             if "svd" in self.arrays:
                 dense = np.concatenate([dense, text @ self.arrays["svd"].T], axis=1)
             if self.info.get("text_statistics"):
-                dense = np.concatenate([dense, statistics(_texts(self.pre, batch))], axis=1)
-        chars = None
+                dense = np.concatenate([dense, statistics(texts)], axis=1)
         if self.char_vocabulary is not None:
-            chars = Tfidf(self.char_vocabulary, self.arrays["char_idf"], "char_wb").transform(_texts(self.pre, batch))
+            chars = Tfidf(self.char_vocabulary, self.arrays["char_idf"], "char_wb").transform(texts)
         return Parts(dense, text, chars)
+
+    def _linear_reads(self) -> list[str]:
+        """The TF-IDF inputs (``word``, ``char_wb``) that weighted linear members read, in that order."""
+        reads = {m.reads for m, w in zip(self.members, self.weights) if w > 0 and m.linear is not None}
+        vocabularies = (("word", self.vocabulary), ("char_wb", self.char_vocabulary))
+        return [name for name, vocab in vocabularies if name in reads and vocab is not None]
 
     def features(self, batch: pa.Table) -> np.ndarray:
         """The ONNX graph's ``baseline`` input: the trees' dense features, then the word TF-IDF and the
         character TF-IDF where a weighted linear member reads them (dense, as the linear baseline's);
         :meth:`layout` says which columns are which."""
         x = self._features(batch)
-        parts = [np.asarray(x.dense, dtype=np.float32)]
-        reads = {m.reads for m, w in zip(self.members, self.weights) if w > 0 and m.linear is not None}
-        for name, sparse in (("word", x.text), ("char_wb", x.chars)):
-            if name in reads and sparse is not None:
-                parts.append(np.asarray(sparse.todense(), dtype=np.float32))
-        return np.concatenate(parts, axis=1)
+        sparse = {"word": x.text, "char_wb": x.chars}
+        dense = [np.asarray(sparse[name].todense(), dtype=np.float32) for name in self._linear_reads()]
+        return np.concatenate([np.asarray(x.dense, dtype=np.float32), *dense], axis=1)
 
     def layout(self, width: int) -> dict[str, tuple[int, int]]:
         """The column ranges of :meth:`features` (``width`` columns in all): ``dense``, and ``word`` /
         ``char_wb`` where present."""
-        reads = {m.reads for m, w in zip(self.members, self.weights) if w > 0 and m.linear is not None}
-        sparse = [(name, len(vocab)) for name, vocab in (("word", self.vocabulary), ("char_wb", self.char_vocabulary))
-                  if name in reads and vocab is not None]
-        at = width - sum(n for _, n in sparse)
+        sizes = {"word": len(self.vocabulary or {}), "char_wb": len(self.char_vocabulary or {})}
+        reads = self._linear_reads()
+        at = width - sum(sizes[name] for name in reads)
         out = {"dense": (0, at)}
-        for name, n in sparse:
-            out[name] = (at, at + n)
-            at += n
+        for name in reads:
+            out[name] = (at, at + sizes[name])
+            at += sizes[name]
         return out
 
     def _score(self, x: Any) -> np.ndarray:
@@ -211,18 +213,19 @@ class Library:
         self.vocabulary: dict[str, int] | None = None
         self.char_vocabulary: dict[str, int] | None = None  # fitted with the first character n-gram member
         self.arrays: dict[str, np.ndarray] = {}
-        self.train_table: pa.Table | None = train if "text" in pre.modalities else None
+        # the training texts, joined once (kept for the character n-grams' TF-IDF until the planner drops them)
+        self.train_texts: list[str] | None = _texts(pre, train) if "text" in pre.modalities else None
         tab = _tabular(pre, train)
         self.text = None
-        if "text" in pre.modalities:
-            tfidf, self.text = fit_tfidf(_texts(pre, train), max_features=_TFIDF_FEATURES,
+        if self.train_texts is not None:
+            tfidf, self.text = fit_tfidf(self.train_texts, max_features=_TFIDF_FEATURES,
                                          min_df=2 if train.num_rows > 1000 else 1, single_characters=True)
             self.vocabulary, self.arrays["idf"] = tfidf.vocabulary, tfidf.idf
             from sklearn.decomposition import TruncatedSVD
 
             k = max(1, min(_SVD_DIM, self.text.shape[1] - 1, self.text.shape[0] - 1))
             self.arrays["svd"] = TruncatedSVD(k, random_state=seed).fit(self.text).components_.astype(np.float32)
-            tab = np.concatenate([tab, self.text @ self.arrays["svd"].T, statistics(_texts(pre, train))], axis=1)
+            tab = np.concatenate([tab, self.text @ self.arrays["svd"].T, statistics(self.train_texts)], axis=1)
         self.x = tab
         # the validation features exactly as the saved ensemble makes them from a batch (timed: the
         # feature cost of scoring, for --infer-limit)
@@ -298,8 +301,8 @@ class Library:
         x, x_va = self.text, self.text_va
         if analyzer == "char_wb":
             if self.char_vocabulary is None:
-                assert self.train_table is not None
-                tfidf, self.chars = fit_tfidf(_texts(self.pre, self.train_table), max_features=_TFIDF_FEATURES,
+                assert self.train_texts is not None
+                tfidf, self.chars = fit_tfidf(self.train_texts, max_features=_TFIDF_FEATURES,
                                               min_df=2 if self.rows > 1000 else 1, analyzer="char_wb")
                 self.char_vocabulary, self.arrays["char_idf"] = tfidf.vocabulary, tfidf.idf
                 t_va = time.perf_counter()

@@ -31,7 +31,7 @@ def baseline_graph(b: Baseline, width: int, opset: int) -> Any:
     inp = helper.make_tensor_value_info("baseline", TensorProto.FLOAT, [None, width])
     out = helper.make_tensor_value_info("base_out", TensorProto.FLOAT, None)
     if b.kind == "lightgbm":
-        model = _lightgbm(b, width, opset)
+        model = _lightgbm(b.booster, b.info.get("best_iteration"), "baseline", width, opset)
         g = model.graph
         produced = g.output[-1].name if task != "regression" else g.output[0].name  # probabilities / variable
         if task == "regression":
@@ -72,17 +72,18 @@ def baseline_graph(b: Baseline, width: int, opset: int) -> Any:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
-def _lightgbm(b: Baseline, width: int, opset: int) -> Any:
+def _lightgbm(booster: Any, best: int | None, input_name: str, width: int, opset: int) -> Any:
+    """A LightGBM booster's trees up to ``best`` (the ones scoring uses) as an ONNX model reading
+    ``input_name`` ``[N, width]``: probabilities last among its outputs, or the values first."""
     try:
         import lightgbm as lgb
         from onnxmltools import convert_lightgbm
         from onnxmltools.convert.common.data_types import FloatTensorType
     except ImportError as err:
-        raise MissingDependencyError("exporting a model whose choice includes the LightGBM baseline needs onnxmltools; "
+        raise MissingDependencyError("exporting a model whose choice includes LightGBM needs onnxmltools; "
                                      "install it with: pip install 'hone[onnx]'") from err
-    best = b.info.get("best_iteration") or None
-    booster = lgb.Booster(model_str=b.booster.model_to_string(num_iteration=best))  # the trees scoring uses
-    return convert_lightgbm(booster, initial_types=[("baseline", FloatTensorType([None, width]))],
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best or None))
+    return convert_lightgbm(booster, initial_types=[(input_name, FloatTensorType([None, width]))],
                             target_opset=min(opset, 15), zipmap=False)  # its highest; ops valid later too
 
 
@@ -99,12 +100,7 @@ def _tree(t: Any, width: int, opset: int) -> tuple[Any, str]:
     best = t.info.get("best_iteration")
     regression = t.task == "regression"
     if t.family == "lightgbm":
-        import lightgbm as lgb
-        from onnxmltools import convert_lightgbm
-
-        booster = lgb.Booster(model_str=t.booster.model_to_string(num_iteration=best or None))
-        model = convert_lightgbm(booster, initial_types=[("x", FloatTensorType([None, width]))],
-                                 target_opset=min(opset, 15), zipmap=False)
+        model = _lightgbm(t.booster, best, "x", width, opset)
         return model, model.graph.output[0 if regression else -1].name
     if t.family == "xgboost":
         from onnxmltools import convert_xgboost
@@ -157,9 +153,12 @@ def _ensemble(e: Any, width: int, opset: int) -> Any:
         inits.append(numpy_helper.from_array(np.asarray(value, dtype), name))
         return name
 
+    sliced: set[str] = set()
+
     def columns(part: str) -> str:
         out = f"e_{part}"
-        if not any(out in n.output for n in nodes):
+        if out not in sliced:
+            sliced.add(out)
             lo, hi = layout[part]
             nodes.append(helper.make_node("Slice", ["baseline", const(f"{out}_lo", [lo], np.int64),
                                                    const(f"{out}_hi", [hi], np.int64),

@@ -51,10 +51,10 @@ class TimeBudget(Callback):
     PROBE_STEPS = 8
     EVAL_SHARE = 0.15
 
-    def __init__(self, seconds: float, *, fit_schedule: bool = True) -> None:
+    def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.start = 0.0
-        self.fit_schedule = fit_schedule
+        self.fit_schedule = True  # until the probe has been measured
         self.loop: Any = None
         self.first_step = 0
         self.fitted_steps: int | None = None
@@ -68,7 +68,8 @@ class TimeBudget(Callback):
         if now - self.start >= self.seconds and not state.should_stop:
             state.should_stop = True
             state.stop_reason = f"time budget of {self.seconds:g} s reached"
-        if self.fitted_steps is None and self.fit_schedule and state.step - self.first_step >= self.PROBE_STEPS:
+        if self.fit_schedule and state.step - self.first_step >= self.PROBE_STEPS:
+            self.fit_schedule = False  # measured once
             self._fit(state, now)
         if self.fitted_steps is not None and state.step >= self.fitted_steps and not state.should_stop:
             state.should_stop = True
@@ -78,19 +79,14 @@ class TimeBudget(Callback):
     def _fit(self, state: TrainState, now: float) -> None:
         from hone.train.optim import schedule_step
 
-        self.fitted_steps = 0  # tried once
         sched = getattr(self.loop, "scheduler", None)
         horizon = getattr(sched, "horizon", None)
-        if horizon is None:
-            self.fitted_steps = None
-            self.fit_schedule = False
+        if horizon is None:  # not a linear_schedule: nothing to fit
             return
         pace = (now - self.start - state.eval_seconds) / max(state.step - self.first_step, 1)
         more = int((self.seconds * (1 - self.EVAL_SHARE) - (now - self.start)) / max(pace, 1e-9))
         at = schedule_step(sched)
         if at + more >= horizon[0]:  # the plan fits: nothing to change
-            self.fitted_steps = None
-            self.fit_schedule = False
             return
         horizon[0] = at + max(more, 1)
         self.fitted_steps = state.step + max(more, 1)
