@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -91,6 +92,26 @@ def test_an_interrupted_search_resumes_with_the_same_command_and_prunes(tmp_path
     assert (out / "best" / "metrics.json").is_file()
     # a study is resumed only with the data and settings it started with
     assert main(_args(tab, out, 10, "--set", "model.hidden_size=64")) == 2
+
+
+def test_ctrl_c_waits_for_optuna_bookkeeping_but_not_for_training() -> None:
+    from hone.search.study import Interrupts
+
+    interrupts, done = Interrupts(), []
+    with pytest.raises(KeyboardInterrupt), interrupts.installed():
+        os.kill(os.getpid(), signal.SIGINT)  # lands in a storage write: held until it is done
+        done.append("bookkeeping finished")
+    assert done == ["bookkeeping finished"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt), interrupts.installed(), interrupts.unshielded():
+        os.kill(os.getpid(), signal.SIGINT)  # lands in the training: raised at once
+        time.sleep(1)
+        done.append("training went on")
+    assert done == ["bookkeeping finished"]
+    with pytest.raises(KeyboardInterrupt), interrupts.installed():
+        os.kill(os.getpid(), signal.SIGINT)  # held between two trials: the next one never starts
+        with interrupts.unshielded():
+            done.append("next trial")
+    assert done == ["bookkeeping finished"]
 
 
 def test_two_processes_share_one_study(tmp_path: Path, tab: Path) -> None:

@@ -15,8 +15,10 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -37,19 +39,80 @@ REQUEST = ".tune-request.json"  # what worker processes read: the config and the
 FINISHED = ("COMPLETE", "PRUNED")
 
 
+class Interrupts:
+    """Ctrl-C reaches a trial's training, never Optuna's own bookkeeping.
+
+    An interrupt that lands inside a storage write (a trial being created, told or reported) can leave
+    the SQLite study locked, or Optuna's state half-set ("Should not reach."), so that the process hangs
+    or dies with a traceback instead of exiting with its one line. While :meth:`shielded`, a SIGINT is
+    held and raised as ``KeyboardInterrupt`` the moment the shielded code is done; inside
+    :meth:`unshielded` (the training itself) it is raised at once, as usual.
+    """
+
+    def __init__(self) -> None:
+        self.depth, self.pending = 0, False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.depth:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self._handler)
+        try:
+            with self.shielded():
+                yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    @contextlib.contextmanager
+    def shielded(self) -> Any:
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if not self.depth and self.pending:
+                self.pending = False
+                raise KeyboardInterrupt
+
+    def check(self) -> None:
+        """Raise a held interrupt now (between two trials)."""
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def unshielded(self) -> Any:
+        depth, self.depth = self.depth, 0
+        try:
+            self.check()
+            yield
+        finally:
+            self.depth = depth
+
+
 class PruneOnValidation(Callback):
     """Report the validation metric to the trial at each evaluation and stop a trial Optuna prunes."""
 
-    def __init__(self, trial: Any, metric: str) -> None:
+    def __init__(self, trial: Any, metric: str, interrupts: Interrupts | None = None) -> None:
         self.trial, self.metric, self.evals, self.pruned = trial, metric, 0, False
+        self.interrupts = interrupts or Interrupts()
 
     def on_evaluate(self, state: Any, *, metrics: dict[str, Any], is_best: bool) -> None:
         self.evals += 1
         value = float(metrics[self.metric])
         if math.isnan(value):
             return
-        self.trial.report(value, self.evals)
-        if self.trial.should_prune():
+        with self.interrupts.shielded():  # storage writes
+            self.trial.report(value, self.evals)
+            prune = self.trial.should_prune()
+        if prune:
             self.pruned = True
             state.should_stop = True
             state.stop_reason = f"pruned after evaluation {self.evals}"
@@ -317,12 +380,15 @@ def _optimize(study: Any, cfg: RunConfig, prep: Any, space: dict[str, Any], metr
     durations: list[float] = [t.duration.total_seconds() for t in study.get_trials(deepcopy=False)
                               if t.duration and t.state.name == "COMPLETE"]
 
+    interrupts = Interrupts()
+
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, space)
         budget = None if deadline is None else max(1.0, search_end(deadline, durations) - time.time())
-        pruning = PruneOnValidation(trial, metric)
-        st = train_trial(prep, cfg, params, pruning, budget=budget, parent_run=parent_run,
-                         name=f"trial {trial.number}")
+        pruning = PruneOnValidation(trial, metric, interrupts)
+        with interrupts.unshielded():
+            st = train_trial(prep, cfg, params, pruning, budget=budget, parent_run=parent_run,
+                             name=f"trial {trial.number}")
         for k, v in trial_record(st, pruning).items():
             trial.set_user_attr(k, v)
         shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
@@ -335,16 +401,19 @@ def _optimize(study: Any, cfg: RunConfig, prep: Any, space: dict[str, Any], metr
                     st.stop_reason or "completed")
         return float(st.best_metric)
 
-    while _finished(study) < cfg.tune.trials:
-        if deadline is not None and time.time() + (median(durations) or 0.0) > search_end(deadline, durations):
-            logger.info("time budget: the search stops to leave the refit its time (%d trial(s) finished)",
-                        _finished(study))
-            break
-        start = time.time()
-        study.optimize(objective, n_trials=1, catch=())
-        last = study.trials[-1] if study.trials else None
-        if last is not None and last.state.name == "COMPLETE":
-            durations.append(time.time() - start)
+    with interrupts.installed():
+        while _finished(study) < cfg.tune.trials:
+            interrupts.check()
+            if deadline is not None and time.time() + (median(durations) or 0.0) > search_end(deadline, durations):
+                logger.info("time budget: the search stops to leave the refit its time (%d trial(s) finished)",
+                            _finished(study))
+                break
+            start = time.time()
+            study.optimize(objective, n_trials=1, catch=())
+            last = study.trials[-1] if study.trials else None
+            if last is not None and last.state.name == "COMPLETE":
+                durations.append(time.time() - start)
+        interrupts.check()
 
 
 def summarize(study: Any, cfg: RunConfig, space: dict[str, Any], metric: str, seconds: float) -> dict[str, Any]:
