@@ -54,6 +54,8 @@ def test_auto_ends_within_its_limit_with_a_leaderboard(auto_run: tuple[Path, flo
     # the tiny network trains its 3 epochs in seconds: the time it leaves goes back to the shallow models
     cuts = metrics["budget"]["cuts"]
     assert any(c.startswith("the network left") for c in cuts), cuts
+    pace = metrics["budget"]["network_strategy"]  # measured on the table's rows before the network trains
+    assert pace["chosen"] == "full" and pace["seconds_per_row"]["full"] > pace["seconds_per_row"]["forward"] > 0
     assert any(r.get("repeats", 1) > 1 or r.get("fitted_after_the_network") for r in fitted)
     for r in fitted:
         assert r["fit_seconds"] >= 0 and 0 <= r["validation_macro_f1"] <= 1
@@ -85,8 +87,22 @@ def test_the_ensemble_round_trips_and_explains_additively(auto_run: tuple[Path, 
         assert sum(b["columns"].values()) == pytest.approx(b["score"] - b["expected"], abs=1e-6)
 
 
-def test_infer_limit_keeps_only_what_scores_fast_enough(tmp_path: Path, tiny_backbone: Path,
+def test_the_fine_tuning_strategy_is_the_one_the_time_affords() -> None:
+    from hone.pipeline.budget import affordable
+    from hone.pipeline.network import Pace
+
+    pace = Pace(forward=0.001, top_k=0.0015, full=0.008, seconds=2.0)  # seconds per row
+    # 4,000 training rows and 500 validation rows: one pass of full fine-tuning needs 32.5 s, three of
+    # top-k 19.5 s, the frozen backbone's embeddings 5.4 s
+    assert [affordable(pace, t, 4_000, 500)[0] for t in (60, 25, 12, 5)] == ["full", "top-k", "frozen", None]
+    assert "full would need about 32 s" in affordable(pace, 12, 4_000, 500)[1]
+
+
+def test_infer_limit_keeps_only_what_scores_fast_enough(tmp_path: Path, tiny_backbone: Path, monkeypatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from hone.pipeline import budget
+
+    monkeypatch.setattr(budget, "PASSES", {"full": 1e6, "top-k": 1e6})  # no fine-tuning fits: the frozen backbone
     model = hone.auto(noisy(600, 1), target="label", output=tmp_path / "run", time_limit=20,
                       infer_limit=1e12, backbone=str(tiny_backbone), show_progress=False,
                       **{"tracking.enabled": False})
@@ -96,6 +112,9 @@ def test_infer_limit_keeps_only_what_scores_fast_enough(tmp_path: Path, tiny_bac
     assert len(metrics["ensemble"]["members"]) == 1
     assert "infer-limit" in next(r for r in board if r["family"] == "network")["excluded"]
     assert model.decision.model == "baseline"  # the network is slower than the limit: not used
+    chose = metrics["budget"]["network_strategy"]
+    assert chose["chosen"] == "frozen" and "full would need" in chose["why"]
+    assert model.meta["config"]["model"]["strategy"] == "frozen" and model.meta["config"]["train"]["epochs"] == 10
     rows = noisy(60, 5)  # the package as saved predicts what the fitted model predicted
     np.testing.assert_allclose(hone.load(tmp_path / "run" / "model").predict_proba(rows), model.predict_proba(rows),
                                rtol=0, atol=1e-12)

@@ -345,7 +345,19 @@ class AutoPlanner(TimeLimit):
         return fit, sizes[1]
 
     # -- the network and the choice ----------------------------------------------------------
+    network_optional = True
+
+    def strategy(self, cfg: ResolvedRunConfig, pre: Preprocessor, paths: dict[str, Path]) -> str | None:
+        if "network" not in self.families or self.clock.left() < SMALLEST:
+            return cfg.model.strategy  # no network to plan (network() says why)
+        chosen = super().strategy(cfg, pre, paths)
+        if chosen is None:
+            self.network_excluded = "no fine-tuning strategy fits the time left (budget.network_strategy)"
+        return chosen
+
     def network(self, cfg: ResolvedRunConfig) -> ResolvedRunConfig:
+        if self.network_excluded is not None:
+            return cfg.model_copy(update={"train": cfg.train.model_copy(update={"time_budget": 1.0, "epochs": 1})})
         if "network" not in self.families:
             self.network_excluded = "not among --families"
             return cfg.model_copy(update={"train": cfg.train.model_copy(update={"time_budget": 1.0, "epochs": 1})})

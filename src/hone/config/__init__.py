@@ -19,6 +19,7 @@ from hone.config.resolution import (
 )
 from hone.config.sections import (
     DEFAULT_PRESET,
+    FINE_TUNE_ROWS,
     PRESETS,
     STRATEGY_DEFAULTS,
     THRESHOLD_OBJECTIVE,
@@ -45,6 +46,7 @@ __all__ = [
     "FLAGS",
     "PRESETS",
     "SEARCHABLE",
+    "FINE_TUNE_ROWS",
     "STRATEGY_DEFAULTS",
     "THRESHOLD_OBJECTIVE",
     "AugmentConfig",

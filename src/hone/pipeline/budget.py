@@ -36,6 +36,20 @@ RESERVE_SECONDS = 3.0
 EXPLAIN_SHARE = 0.15
 EXAMPLES_SHARE = 0.3
 MARGIN = 0.97  # plan to finish at 97 % of the limit
+# The fine-tuning strategy a time limit affords, when the user left it to hone (``model.strategy`` and
+# the preset on auto) and the network has a pretrained backbone: the most thorough one whose training,
+# at the pace measured on this table's rows (:func:`hone.pipeline.network.measure_pace`), covers
+# PASSES times the rows fine-tuning needs (one epoch, at most FINE_TUNE_ROWS rows) with a validation
+# pass each time, in the network's time; else the frozen backbone, when its one embedding pass over
+# every split (FROZEN_OVERHEAD for the head's epochs) fits; else none.
+# One pass of full fine-tuning is where it overtakes the frozen backbone (docs/automl.md, tweets,
+# hone fit --time-limit): at 35 s the frozen network scored 0.726 test macro-F1 and a full fine-tune
+# cut at half a pass 0.635; at 60 s (1.1 passes) 0.726 against 0.705, its blend with LightGBM 0.786
+# against 0.802; at 120 s (2.7 passes) 0.726 against 0.759. Top-k must afford three passes to be
+# preferred to the frozen backbone: one epoch of top-k reached 0.623, the frozen backbone's 10 epochs
+# 0.657 in half the time (docs/benchmarks.md).
+PASSES = {"full": 1.0, "top-k": 3.0}
+FROZEN_OVERHEAD = 1.2
 
 
 class Clock:
@@ -75,10 +89,15 @@ class Planner:
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or Clock()
         self.cuts: list[str] = []
+        self.strategy_record: dict[str, Any] = {}
 
     def shallow(self, pre: Preprocessor, paths: dict[str, Path], cfg: ResolvedRunConfig) -> Baseline | None:
         """The baseline (or ensemble) fitted before the network, when :attr:`prefits`."""
         return None
+
+    def strategy(self, cfg: ResolvedRunConfig, pre: Preprocessor, paths: dict[str, Path]) -> str | None:
+        """The fine-tuning strategy for the time left, when the user left it to hone; None: no network."""
+        return cfg.model.strategy
 
     def network(self, cfg: ResolvedRunConfig) -> ResolvedRunConfig:
         """The network's settings for the time left (its training time budget)."""
@@ -110,6 +129,8 @@ class Planner:
                              "planned_end_seconds": round(self.clock.limit * MARGIN, 2),
                              "seconds_when_the_run_files_were_made": round(self.clock.elapsed(), 2),
                              "cuts": list(self.cuts)}
+            if self.strategy_record:
+                out["budget"]["network_strategy"] = self.strategy_record
         return out
 
 
@@ -117,6 +138,7 @@ class TimeLimit(Planner):
     """``--time-limit``: the default baseline first, then the network in what is left."""
 
     prefits = True
+    network_optional = False  # True: :meth:`strategy` may answer that no network fits (hone auto)
 
     def __init__(self, limit: float, started: float | None = None) -> None:
         super().__init__(Clock(limit, started))
@@ -133,9 +155,33 @@ class TimeLimit(Planner):
             logger.warning("no baseline for this table (%s: %s)", type(err).__name__, str(err).splitlines()[0])
             return None
 
+    def strategy(self, cfg: ResolvedRunConfig, pre: Preprocessor, paths: dict[str, Path]) -> str | None:
+        from hone.pipeline.network import measure_pace
+
+        pace = measure_pace(cfg, pre, paths["train"])
+        rows = {s: _rows(p) for s, p in paths.items()}
+        chosen, why = affordable(pace, self.network_seconds(), rows["train"], rows.get("validation", 0),
+                                 sum(rows.values()))
+        self.strategy_record = {"chosen": chosen, "why": why, "pilot_seconds": round(pace.seconds, 2),
+                                "embedding_seconds": round(pace.forward * sum(rows.values()), 2),
+                                "seconds_per_row": {"forward": pace.forward, "top-k": pace.top_k, "full": pace.full}}
+        logger.info("time limit: %s (pace measured in %.1f s)", why, pace.seconds)
+        if chosen is None and not self.network_optional:
+            chosen = "top-k"  # hone fit trains a network whatever the time: the cheapest one its time budget stops
+            why += "; top-k trains for what the time allows"
+            self.strategy_record.update(chosen=chosen, why=why)
+        self.cuts.append(f"network strategy {chosen or 'none'}: {why}")
+        return chosen
+
+    def network_seconds(self) -> float:
+        """The network's training time if it started now: what is left minus the reserve."""
+        return max(1.0, self.clock.left() * (1 - RESERVE_SHARE) - RESERVE_SECONDS)
+
     def network(self, cfg: ResolvedRunConfig) -> ResolvedRunConfig:
         left = self.clock.left()
-        budget = max(1.0, left * (1 - RESERVE_SHARE) - RESERVE_SECONDS)
+        budget = self.network_seconds()
+        if cfg.model.strategy == "frozen" and self.strategy_record:  # its embedding pass runs before the training
+            budget = max(1.0, budget - self.strategy_record["embedding_seconds"])
         if cfg.train.time_budget is None or cfg.train.time_budget > budget:
             self.cuts.append(f"network training limited to {budget:.0f} s ({left:.0f} s were left)")
             logger.info("time limit: the network trains for at most %.0f s (%.0f s left of %.0f s)", budget, left,
@@ -153,3 +199,39 @@ class TimeLimit(Planner):
             self.cuts.append(f"explanation without example rows ({left:.0f} s were left)")
             return rows, 0
         return rows, examples
+
+
+def affordable(pace: Any, seconds: float, train_rows: int, validation_rows: int, all_rows: int | None = None
+               ) -> tuple[str | None, str]:
+    """The strategy ``seconds`` of training affords at ``pace`` (see PASSES), and why, in words
+    (``all_rows``: every split's, which the frozen backbone embeds before training).
+
+    Example:
+        >>> from hone.pipeline.network import Pace
+        >>> pace = Pace(forward=0.001, top_k=0.0015, full=0.008, seconds=2.0)
+        >>> [affordable(pace, t, 4_000, 500)[0] for t in (60, 25, 12, 5)]
+        ['full', 'top-k', 'frozen', None]
+    """
+    from hone.config import FINE_TUNE_ROWS
+
+    rows = min(train_rows, FINE_TUNE_ROWS)
+    short = []
+    for name in ("full", "top-k"):
+        need = PASSES[name] * (rows * pace.step(name) + validation_rows * pace.forward)
+        if need <= seconds:
+            passes = f"{PASSES[name]:g} pass{'' if PASSES[name] == 1 else 'es'}"
+            return name, f"{name} fine-tuning ({passes} over {rows:,} rows need about {need:.0f} s " \
+                         f"of the network's {seconds:.0f} s)"
+        short.append(f"{name} would need about {need:.0f} s")
+    need = FROZEN_OVERHEAD * (all_rows or train_rows + validation_rows) * pace.forward
+    if need <= seconds:
+        return "frozen", f"the frozen backbone ({', '.join(short)} of the network's {seconds:.0f} s; its embeddings " \
+                         f"need about {need:.0f} s)"
+    return None, f"no network ({', '.join(short)}, the frozen backbone's embeddings {need:.0f} s, of the " \
+                 f"network's {seconds:.0f} s)"
+
+
+def _rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)

@@ -77,6 +77,64 @@ def build_network(rcfg: ResolvedRunConfig, pre: Preprocessor, placement: Placeme
     return model, strategy, described, fed
 
 
+@dataclass(frozen=True)
+class Pace:
+    """Seconds per row of each fine-tuning strategy's training step, measured on this table's rows
+    and this machine (:func:`measure_pace`); ``forward`` is also a validation pass's and the frozen
+    strategy's one embedding pass."""
+
+    forward: float
+    top_k: float
+    full: float
+    seconds: float  # what measuring took, the network's construction included
+
+    def step(self, strategy: str) -> float:
+        return {"frozen": 0.0, "top-k": self.top_k}.get(strategy, self.full)
+
+
+def measure_pace(rcfg: ResolvedRunConfig, pre: Preprocessor, train: Path, *, rows: int = 64) -> Pace:
+    """Time a forward pass, and a forward and backward pass with the top layers and with every layer
+    training, on ``rows`` training rows drawn at random (sorted by length into batches, as the
+    training's length buckets are), after one warm-up batch."""
+    import pyarrow.parquet as pq
+
+    from hone.models.strategies import TopK
+
+    t0 = time.perf_counter()
+    placement = Placement.local(rcfg.train.precision)
+    plain = rcfg.model_copy(update={"model": rcfg.model.model_copy(update={"strategy": "full", "init_from": None})})
+    model, _, _, _ = build_network(plain, pre, placement, feeder=False)
+    net = model.net
+    table = pq.read_table(train)
+    picked = np.random.default_rng(rcfg.train.seed).choice(table.num_rows, min(rows, table.num_rows), replace=False)
+    sample = table.take(np.sort(picked))
+    lengths = pre.lengths(sample)
+    if lengths is not None:
+        sample = sample.take(np.argsort(lengths, kind="stable"))
+    size = max(1, min(rcfg.train.batch_size, sample.num_rows))
+    batches = [pre.inputs(sample.slice(i, size), placement.device) for i in range(0, sample.num_rows, size)]
+
+    def timed(train: bool, only: list[Any] | None = None) -> float:
+        net.train(train)
+        start = time.perf_counter()
+        for inputs in only or batches:
+            with placement.autocast(), torch.set_grad_enabled(train):
+                out = net(inputs)
+            if train:
+                out.float().sum().backward()
+        net.zero_grad(set_to_none=True)
+        return (time.perf_counter() - start) / sample.num_rows
+
+    timed(False, batches[:1]), timed(True, batches[:1])  # warm-up: first passes allocate and pick kernels
+    forward, full = timed(False), timed(True)
+    if net.backbones():
+        TopK().prepare(net, rcfg.model)
+        top_k = timed(True)
+    else:
+        top_k = full
+    return Pace(forward, top_k, full, time.perf_counter() - t0)
+
+
 def train_network(prep: Prepared, rcfg: ResolvedRunConfig, pre: Preprocessor, callbacks: Iterable[Callback] = (),
                   resume_state: str | Path | None = None, log: bool = True) -> Trained:
     """Build the network for ``rcfg``, train it on the training split with early stopping on

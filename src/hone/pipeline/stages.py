@@ -10,7 +10,7 @@ from typing import Any
 
 from hone._logging import get_logger
 from hone.artifact import Model
-from hone.config import ResolvedRunConfig, RunConfig, dump_yaml
+from hone.config import ResolvedRunConfig, RunConfig, build_config, dump_yaml
 from hone.data.split import SplitResult
 from hone.errors import ConfigError
 from hone.pipeline.after import choose_and_score
@@ -54,6 +54,14 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     if planner.prefits:  # a time limit: the shallow models first, the network in the time they leave
         with clock.stage("baseline"):
             prefit = planner.shallow(pre, paths, rcfg)
+        if _strategy_is_free(cfg, pre, prepared, resume):  # hone picks the fine-tuning strategy the time affords
+            with clock.stage("train"):
+                chosen = planner.strategy(rcfg, pre, paths)
+            if chosen is not None and chosen != rcfg.model.strategy:
+                rcfg = prep.resolve(build_config(cfg, {"model.strategy": chosen}))
+                if record is not None and "config" in record:  # a resume continues with the strategy chosen
+                    asked = record["config"]
+                    record = {**record, "config": {**asked, "model": {**asked.get("model", {}), "strategy": chosen}}}
         rcfg = planner.network(rcfg)
     extra = [*callbacks, *_run_callbacks(prep, rcfg, tracker, checkpoints, dict(record or {}))]
     with clock.stage("train"):
@@ -93,6 +101,16 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
     if explain_json is not None:
         files["explain.json"] = explain_json
     return model, files
+
+
+def _strategy_is_free(cfg: RunConfig, pre: Any, prepared: Prepared | None, resume: dict[str, Any] | None) -> bool:
+    """Whether a time-limited run chooses the fine-tuning strategy: the user left it (and the preset) on
+    auto, the network has a pretrained backbone, and the run trains in this one process from its start
+    (a resumed run keeps the strategy it started with; a Ray run's workers plan on their own)."""
+    import os
+
+    return cfg.model.strategy == "auto" and cfg.preset == "auto" and bool({"text", "image"} & set(pre.modalities)) \
+        and prepared is None and resume is None and int(os.environ.get("WORLD_SIZE", "1")) <= 1
 
 
 def _log_data(prep: Prepared) -> None:
