@@ -305,7 +305,8 @@ def format_leaderboard(run_dir: str | Path | None) -> str:
                      f"{_cell(r.get('weight')):>7}" + (f"  ({r['why']})" if r.get("why") else "")
                      + (f"  excluded: {r['excluded']}" if r.get("excluded") else "")
                      + (f"  ({r['repeats']} k-fold repeats)" if r.get("repeats", 1) > 1 else "")
-                     + ("  (in the time the network left)" if r.get("fitted_after_the_network") else ""))
+                     + ("  (in the time the network left)" if r.get("fitted_after_the_network") else "")
+                     + (f"  (strategy {r['strategy']})" if r.get("strategy") else ""))
     stages = metrics.get("stages") or {}
     if stages:
         lines.append("stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()))

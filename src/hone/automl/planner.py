@@ -381,6 +381,8 @@ class AutoPlanner(TimeLimit):
         out = super().record()
         network = {"name": "network", "family": "network",
                    "scoring_rows_per_second": round(self.network_speed, 1)}
+        if self.strategy_record.get("chosen"):
+            network["strategy"] = self.strategy_record["chosen"]
         if self.network_excluded:
             network["excluded"] = self.network_excluded
         out["leaderboard"] = [*self.leaderboard, network]

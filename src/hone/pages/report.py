@@ -179,6 +179,8 @@ def _fit_note(r: dict[str, Any]) -> str:
         notes.append(f"{r['repeats']} k-fold repeats")
     if r.get("fitted_after_the_network"):
         notes.append("fitted in the time the network left")
+    if r.get("strategy"):
+        notes.append(f"strategy {r['strategy']}, the one the time afforded")
     return "; ".join(notes)
 
 
