@@ -5,14 +5,17 @@ bench/automl.py's splits (the same tables, the same hash split):
     - LightGBM (hone's portfolio default, early-stopped on validation) on the 64-dimensional SVD of
       the word TF-IDF alone, and with the texts' 28 surface statistics (hone.shallow.text.statistics);
     - TF-IDF + logistic regression (hone.shallow.linear.fit_tuned) on word 1-2-grams and on
-      character 2-5-grams (hone's two linear members).
+      character 2-5-grams (hone's two linear members);
+    - with --embeddings, LightGBM with the frozen MiniLM's mean-pooled embeddings added (all 384
+      dimensions, or their 64-dimensional PCA): the "encoder embeddings as tree features" option,
+      measured, with the seconds the encoder takes over the training and validation texts.
   tabular tables (hpc, credit)
     - LightGBM (the portfolio default) against scikit-learn's random forest and extra trees (300
       trees): the families AutoGluon has and hone auto does not yet.
 
 Printed: validation macro-F1 and log loss of each, and fit seconds.
 
-Run:  python bench/shallow_features.py [--tables fine_foods,tweets,hpc,credit]
+Run:  python bench/shallow_features.py [--tables fine_foods,tweets,hpc,credit] [--embeddings]
 """
 
 from __future__ import annotations
@@ -46,7 +49,27 @@ def _lightgbm(x: np.ndarray, y: np.ndarray, x_va: np.ndarray, y_va: np.ndarray, 
     return t.scores(x_va), time.perf_counter() - t0
 
 
-def text_table(name: str, df: pd.DataFrame, target: str, s: pd.Series) -> None:
+def _frozen_embeddings(texts: list[str]) -> np.ndarray:
+    """The bundled MiniLM's mean-pooled embeddings (max length 128, batches sorted by length)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from hone.config import bundled_backbone
+
+    path = bundled_backbone()
+    tok, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    out = np.zeros((len(texts), model.config.hidden_size), np.float32)
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    with torch.inference_mode():
+        for start in range(0, len(texts), 64):
+            idx = order[start:start + 64]
+            enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=128, return_tensors="pt")
+            mask = enc["attention_mask"][..., None].float()
+            out[idx] = ((model(**enc).last_hidden_state * mask).sum(1) / mask.sum(1)).numpy()
+    return out
+
+
+def text_table(name: str, df: pd.DataFrame, target: str, s: pd.Series, embeddings: bool = False) -> None:
     from sklearn.decomposition import TruncatedSVD
 
     from hone.shallow.linear import fit_tuned, linear_scores
@@ -66,8 +89,22 @@ def text_table(name: str, df: pd.DataFrame, target: str, s: pd.Series) -> None:
     s_tr, s_va = x @ svd.components_.T, x_va @ svd.components_.T
     p, sec = _lightgbm(s_tr, y, s_va, y_va, k)
     _report(name, "LightGBM, TF-IDF SVD", y_va, p, sec)
-    p, sec = _lightgbm(np.hstack([s_tr, statistics(t_tr)]), y, np.hstack([s_va, statistics(t_va)]), y_va, k)
+    base_tr, base_va = np.hstack([s_tr, statistics(t_tr)]), np.hstack([s_va, statistics(t_va)])
+    p, sec = _lightgbm(base_tr, y, base_va, y_va, k)
     _report(name, "LightGBM, TF-IDF SVD + surface statistics", y_va, p, sec)
+    if embeddings:
+        from sklearn.decomposition import PCA
+
+        t0 = time.perf_counter()
+        e_tr, e_va = _frozen_embeddings(t_tr), _frozen_embeddings(t_va)
+        print(f"  {name:<11} frozen MiniLM embeddings of {len(t_tr) + len(t_va)} texts: "
+              f"{time.perf_counter() - t0:.1f} s", flush=True)
+        p, sec = _lightgbm(np.hstack([base_tr, e_tr]), y, np.hstack([base_va, e_va]), y_va, k)
+        _report(name, "  the same + frozen embeddings (384)", y_va, p, sec)
+        pca = PCA(64, random_state=0).fit(e_tr)
+        p, sec = _lightgbm(np.hstack([base_tr, pca.transform(e_tr)]), y, np.hstack([base_va, pca.transform(e_va)]),
+                           y_va, k)
+        _report(name, "  the same + frozen embeddings (PCA 64)", y_va, p, sec)
     for analyzer, label in (("word", "linear, word 1-2-grams"), ("char_wb", "linear, character 2-5-grams")):
         t0 = time.perf_counter()
         tf, a = fit_tfidf(t_tr, max_features=100_000, min_df=2, analyzer=analyzer)
@@ -100,6 +137,7 @@ def tabular_table(name: str, df: pd.DataFrame, target: str, s: pd.Series) -> Non
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tables", default="fine_foods,tweets,hpc,credit")
+    ap.add_argument("--embeddings", action="store_true", help="also LightGBM with the frozen encoder's embeddings")
     a = ap.parse_args()
     print(machine_line())
     print("validation rows of bench/automl.py's split")
@@ -110,7 +148,10 @@ def main() -> None:
         df = df[df[target].notna()].reset_index(drop=True)
         df[target] = df[target].astype(str)
         s = split(df)
-        (text_table if name in TEXT_TABLES else tabular_table)(name, df, target, s)
+        if name in TEXT_TABLES:
+            text_table(name, df, target, s, a.embeddings)
+        else:
+            tabular_table(name, df, target, s)
 
 
 if __name__ == "__main__":

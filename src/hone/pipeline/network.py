@@ -77,6 +77,9 @@ def build_network(rcfg: ResolvedRunConfig, pre: Preprocessor, placement: Placeme
     return model, strategy, described, fed
 
 
+PACE_SOURCE_ROWS = 4096
+
+
 @dataclass(frozen=True)
 class Pace:
     """Seconds per row of each fine-tuning strategy's training step, measured on this table's rows
@@ -94,8 +97,8 @@ class Pace:
 
 def measure_pace(rcfg: ResolvedRunConfig, pre: Preprocessor, train: Path, *, rows: int = 64) -> Pace:
     """Time a forward pass, and a forward and backward pass with the top layers and with every layer
-    training, on ``rows`` training rows drawn at random (sorted by length into batches, as the
-    training's length buckets are), after one warm-up batch."""
+    training, on ``rows`` training rows drawn at random from the first PACE_SOURCE_ROWS (sorted by
+    length into batches, as the training's length buckets are), after one warm-up batch."""
     import pyarrow.parquet as pq
 
     from hone.models.strategies import TopK
@@ -105,7 +108,10 @@ def measure_pace(rcfg: ResolvedRunConfig, pre: Preprocessor, train: Path, *, row
     plain = rcfg.model_copy(update={"model": rcfg.model.model_copy(update={"strategy": "full", "init_from": None})})
     model, _, _, _ = build_network(plain, pre, placement, feeder=False)
     net = model.net
-    table = pq.read_table(train)
+    first = next(pq.ParquetFile(train).iter_batches(batch_size=PACE_SOURCE_ROWS), None)  # never the whole split
+    if first is None:
+        raise ValueError(f"{train} has no rows")
+    table = pa.Table.from_batches([first])
     picked = np.random.default_rng(rcfg.train.seed).choice(table.num_rows, min(rows, table.num_rows), replace=False)
     sample = table.take(np.sort(picked))
     lengths = pre.lengths(sample)
