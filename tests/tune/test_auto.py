@@ -159,6 +159,29 @@ def test_the_ensemble_exports_to_onnx_and_says_which_member_cannot(auto_run: tup
         baseline_graph(with_catboost, with_catboost.features(rows).shape[1], OPSET)
 
 
+def test_a_table_without_text_weighs_its_bags_on_every_out_of_fold_row(tmp_path: Path) -> None:
+    t = make_table(900, seed=4, with_text=False)
+    rng = np.random.default_rng(4)
+    labels = np.array(t.column("label").to_pylist())
+    flip = rng.random(len(labels)) < 0.15
+    labels[flip] = np.where(labels[flip] == "pos", "neg", "pos")
+    t = t.set_column(t.column_names.index("label"), "label", pa.array(labels.tolist()))
+    model = hone.auto(t, target="label", output=tmp_path / "run", time_limit=15, families=["lightgbm"],
+                      show_progress=False, **{"tracking.enabled": False})
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    on = metrics["ensemble"]["selected_on"]
+    assert on.endswith("out-of-fold training and validation rows"), metrics["leaderboard"]
+    rows = int(on.split()[0])
+    assert rows >= 5 * metrics["validation"]["n"]  # every training and validation row, not the validation split alone
+    assert all(m.endswith("-bag5") for m in metrics["ensemble"]["members"])
+    # the ensemble alone (no network among the families): its temperature and threshold from those rows
+    assert metrics["model"]["chosen"] == "baseline" and metrics["calibration"]["on"] == f"{rows} out-of-fold rows"
+    again = hone.load(tmp_path / "run" / "model")
+    assert again.decision.threshold == model.decision.threshold and again.decision.temperature == \
+        model.decision.temperature
+    np.testing.assert_allclose(again.predict_proba(t.slice(0, 50)), model.predict_proba(t.slice(0, 50)), atol=1e-12)
+
+
 def test_auto_refuses_ray_in_one_line_and_writes_nothing(auto_run: tuple[Path, float, Path], tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     _, _, data = auto_run

@@ -66,6 +66,8 @@ class AutoPlanner(TimeLimit):
         self.cfg: ResolvedRunConfig | None = None
         self.members: list[Member] = []
         self.outputs: dict[str, np.ndarray] = {}  # each fitted candidate's validation outputs (out of fold for bags)
+        self.outputs_all: dict[str, np.ndarray] = {}  # each bag's out-of-fold outputs on training + validation rows
+        self.rule_rows: tuple[np.ndarray, np.ndarray] | None = None  # (targets, ensemble outputs) out of fold
         self.per_round: dict[str, float] = {}  # each tree family's pilot seconds per round
 
     # -- the shallow stage -------------------------------------------------------------------
@@ -173,8 +175,10 @@ class AutoPlanner(TimeLimit):
                 more = lib.fit_bagged(m.family, config, folds=FOLDS, deadline=end, repeat=repeat)
                 if more is None:
                     return
-                oof = np.asarray(more.info.pop("oof"))
+                oof, every = lib.validation_scores(more), lib.all_scores(more)
                 self.outputs[m.name] = (self.outputs[m.name] * repeat + oof) / (repeat + 1)
+                if every is not None and m.name in self.outputs_all:
+                    self.outputs_all[m.name] = (self.outputs_all[m.name] * repeat + every) / (repeat + 1)
                 m.bag += more.bag
                 m.info["repeats"] = repeat + 1
                 m.info["fit_seconds"] = round(m.info["fit_seconds"] + more.info["fit_seconds"], 3)
@@ -195,6 +199,9 @@ class AutoPlanner(TimeLimit):
         """Record a fitted candidate: its validation outputs (kept for the selection) and its leaderboard row
         (replacing the row that said it was skipped, if an earlier try did)."""
         self.outputs[m.name] = lib.validation_scores(m)
+        every = lib.all_scores(m)
+        if every is not None:
+            self.outputs_all[m.name] = every
         self.members.append(m)
         self.leaderboard[:] = [r for r in self.leaderboard if r["name"] != m.name]
         self.leaderboard.append({**row, "status": "fitted", **m.info})
@@ -288,6 +295,19 @@ class AutoPlanner(TimeLimit):
                 _board_row(self.leaderboard, members[best].name).pop("excluded", None)
                 fast = [best]
             keep = fast
+        # On a table without text, where the bags are the candidates worth having, they are weighted on their
+        # out-of-fold outputs over every training and validation row (as AutoGluon's bagged ensembles are),
+        # several times the validation rows alone; with text, the linear members (fitted once) take part.
+        # Not when a candidate never bagged beats every bag on validation (a fitted-once model's validation
+        # loss flatters it: it early-stopped on those rows; its bag, where there is one, stands for it).
+        bagged = [i for i in keep if members[i].name in self.outputs_all]
+        names = {members[i].name for i in bagged}
+        loss = {i: selection_loss(task, metric, y, outs[i]) for i in keep}
+        best_bag = min((loss[i] for i in bagged), default=np.inf)
+        on_all = bool(bagged) and lib.text is None and not any(
+            loss[i] < best_bag for i in keep if i not in bagged and f"{members[i].name}-bag{FOLDS}" not in names)
+        if on_all:
+            keep, y, outs = bagged, lib.y_all_target, [self.outputs_all.get(m.name, o) for m, o in zip(members, outs)]
         while True:
             sel = greedy_selection(task, metric, y, [outs[i] for i in keep], rounds=cfg.auto.ensemble_rounds)
             chosen = [members[i] for i, w in zip(keep, sel.weights) if w > 0]
@@ -301,21 +321,29 @@ class AutoPlanner(TimeLimit):
             keep = [i for i in keep if members[i].name != slowest.name]
         ensemble = lib.ensemble(chosen, weights, {"selection": {"loss": round(sel.loss, 6), "rounds": sel.rounds,
                                                                 "by": "log loss" if task != "regression"
-                                                                else "squared error"}})
+                                                                else "squared error", "rows": len(y),
+                                                                "on": "out-of-fold training and validation rows"
+                                                                if on_all else "validation rows"}})
         for m, w in zip(chosen, weights):
             _board_row(self.leaderboard, m.name)["weight"] = round(w, 4)
         for name, v in alone.items():
             _board_row(self.leaderboard, name)["scoring_rows_per_second"] = round(v, 1)
-        by_name = {m.name: o for m, o in zip(members, outs)}
-        self.validation_outputs = np.sum([w * by_name[m.name] for m, w in zip(chosen, weights)], axis=0)
+        self.validation_outputs = np.sum([w * self.outputs[m.name] for m, w in zip(chosen, weights)], axis=0)
+        self.rule_rows = (y, np.sum([w * self.outputs_all[m.name] for m, w in zip(chosen, weights)], axis=0)) \
+            if on_all else None
         self.ensemble_info = {"members": [m.name for m in chosen], "weights": [round(w, 4) for w in weights],
-                              "validation_loss": round(sel.loss, 6), "scoring_rows_per_second": round(speed, 1)}
+                              "selection_loss": round(sel.loss, 6), "selected_on": f"{len(y)} "
+                              + ("out-of-fold training and validation rows" if on_all else "validation rows"),
+                              "scoring_rows_per_second": round(speed, 1)}
         if self.infer_limit is not None and speed < self.infer_limit:
             self.cuts.append(f"no ensemble reaches --infer-limit {self.infer_limit:g} rows/s: the fastest kept "
                              f"scores {speed:.0f} rows/s")
         logger.info("auto: ensemble of %s (validation loss %.4f, %.0f rows/s)",
                     ", ".join(f"{m.name} {w:.2f}" for m, w in zip(chosen, weights)), sel.loss, speed)
         return ensemble
+
+    def baseline_rule_rows(self) -> tuple[np.ndarray, np.ndarray] | None:
+        return self.rule_rows
 
     def baseline_validation(self) -> np.ndarray | None:
         return self.validation_outputs

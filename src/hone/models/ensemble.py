@@ -142,7 +142,8 @@ class Ensemble(Baseline):
         arrays = dict(self.arrays)
         records = []
         for i, m in enumerate(self.members):
-            rec: dict[str, Any] = {"name": m.name, "family": m.family, "info": m.info}
+            rec: dict[str, Any] = {"name": m.name, "family": m.family,
+                                   "info": {k: v for k, v in m.info.items() if k not in ("oof", "oof_all")}}
             if m.trees:
                 ext = {"lightgbm": "txt", "xgboost": "json", "catboost": "cbm"}[m.family]
                 rec["files"] = [f"member{i}.{j}.{ext}" for j in range(len(m.trees))]
@@ -249,6 +250,12 @@ class Library:
         """The validation targets in the target's own scale (what :meth:`validation_scores` compare with)."""
         return self.y_va * self.pre.target_std + self.pre.target_mean if self.task == "regression" else self.y_va
 
+    @property
+    def y_all_target(self) -> np.ndarray:
+        """The training then validation targets, in the target's scale: the rows a bag's ``oof_all`` covers."""
+        y = np.concatenate([self.y, self.y_va])
+        return y * self.pre.target_std + self.pre.target_mean if self.task == "regression" else y
+
     def fit_tree(self, family: str, config: dict[str, Any], *, deadline: float | None = None,
                  rows: int | None = None, max_rounds: int | None = None) -> Member:
         """One tree configuration (on the first ``rows`` training rows when given: a pilot)."""
@@ -263,8 +270,9 @@ class Library:
     def fit_bagged(self, family: str, config: dict[str, Any], *, folds: int = 5,
                    deadline: float | None = None, repeat: int = 0) -> Member | None:
         """``config`` fitted ``folds`` times on the training and validation rows together, each fold model
-        early-stopped on the fold it leaves out; the member outputs their mean. Its validation outputs
-        (``info["oof"]``) are out of fold: each validation row's comes from the model that did not see it.
+        early-stopped on the fold it leaves out; the member outputs their mean. Its outputs on every
+        training and validation row (``info["oof_all"]``, in that order; the validation rows' alone in
+        ``info["oof"]``) are out of fold: each row's comes from the model that did not see it.
         ``repeat`` > 0 draws other folds (a repeated k-fold). None when the deadline came before every
         fold was fitted."""
         x_all, y_all = np.concatenate([self.x, self.x_va]), np.concatenate([self.y, self.y_va])
@@ -280,17 +288,17 @@ class Library:
             if t.info["stopped_by_deadline"] and f < folds - 1:
                 return None
             models.append(t)
-            rows = out[n_tr:]
-            pred = np.asarray(t.scores(self.x_va[rows]), dtype=np.float64)
+            pred = np.asarray(t.scores(x_all[out]), dtype=np.float64)
             if oof is None:
-                oof = np.zeros((len(self.y_va), *pred.shape[1:]))
-            oof[rows] = pred
+                oof = np.zeros((len(y_all), *pred.shape[1:]))
+            oof[out] = pred
         assert oof is not None
         if self.task == "regression":
             oof = oof * self.pre.target_std + self.pre.target_mean
         return Member(f"{config['name']}-bag{folds}", family, bag=models,
                       info={"fit_seconds": round(time.perf_counter() - t0, 3), "folds": folds,
-                            "best_iteration": [t.info["best_iteration"] for t in models], "oof": oof})
+                            "best_iteration": [t.info["best_iteration"] for t in models], "oof": oof[n_tr:],
+                            "oof_all": oof})
 
     def fit_linear(self, analyzer: str = "word") -> Member:
         """TF-IDF + logistic regression (ridge for numbers), its regularisation tuned on validation; on
@@ -323,6 +331,11 @@ class Library:
         if self.task == "regression":
             return out * self.pre.target_std + self.pre.target_mean
         return out
+
+    def all_scores(self, m: Member) -> np.ndarray | None:
+        """A bag's out-of-fold outputs on every training and validation row (:attr:`y_all_target`'s
+        rows), in the target's scale; None for a member fitted once (its training rows' are not)."""
+        return np.asarray(m.info.pop("oof_all")) if "oof_all" in m.info else None
 
     def ensemble(self, members: list[Member], weights: list[float], info: dict[str, Any]) -> Ensemble:
         """The ensemble of ``members`` with ``weights``, reading the features this library fitted."""

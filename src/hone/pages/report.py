@@ -166,6 +166,7 @@ def _leaderboard(m: dict[str, Any]) -> str:
              r.get("why") or r.get("excluded") or _fit_note(r)] for r in board]
     ens = m.get("ensemble") or {}
     text = (f"Ensemble: {', '.join(f'{n} ({w:g})' for n, w in zip(ens.get('members', []), ens.get('weights', [])))}; "
+            f"weighted on {ens.get('selected_on', 'the validation rows')}; "
             f"it scores {ens.get('scoring_rows_per_second', 0):,.0f} rows/s on the validation rows." if ens else "")
     return ("<h2>Leaderboard (hone auto)</h2><p class='muted'>Every candidate on the validation rows (bags: out of "
             f"fold). {_e(text)}</p>" + _table(["candidate", "family", "status", key, "validation loss", "fit s",

@@ -93,6 +93,7 @@ def choose_and_score(model: Model, paths: dict[str, Path], cfg: ResolvedRunConfi
     chosen, candidates = decide(task, y_val, net_val, base_val, requested=requested, metric=cfg.train.metric,
                                 threshold_objective=ev.threshold_objective, calibrate=ev.calibrate,
                                 class_weights=class_weights)
+    rule_on = _baseline_rule(planner, candidates, task, cfg, class_weights)
     model.decision = chosen
     out: dict[str, Any] = {"validation": _metrics(model, chosen, y_val, chosen.combine(net_val, base_val))}
     logger.info("model: %s (%s)", chosen.model, chosen.why)
@@ -108,7 +109,8 @@ def choose_and_score(model: Model, paths: dict[str, Path], cfg: ResolvedRunConfi
     out["model"] = summary
     if task != "regression":
         out["calibration"] = {"temperature": chosen.temperature, "ece_before": chosen.validation.get("ece_before"),
-                              "ece_after": chosen.validation.get("ece_after"), "on": "validation"}
+                              "ece_after": chosen.validation.get("ece_after"),
+                              "on": rule_on if chosen.model == "baseline" else "validation"}
     out["threshold"] = chosen.threshold
     if y_test is None:
         return out
@@ -137,6 +139,23 @@ def choose_and_score(model: Model, paths: dict[str, Path], cfg: ResolvedRunConfi
                 task, out["delta"], model.baseline.kind if model.baseline else "baseline", ev.level
             )
     return out
+
+
+def _baseline_rule(planner: Planner, candidates: dict[str, Decision], task: str, cfg: ResolvedRunConfig,
+                   class_weights: np.ndarray | None) -> str:
+    """Refit the baseline's calibration and decision rule on the rows the planner offers (a bagged
+    ensemble's out-of-fold outputs on every training and validation row, several times the validation
+    split); returns the rows it was fitted on, in words."""
+    rows = planner.baseline_rule_rows() if "baseline" in candidates and task != "regression" else None
+    if rows is None:
+        return "validation"
+    ev = cfg.evaluate
+    again, _ = decide(task, rows[0], None, rows[1], requested="baseline", metric=cfg.train.metric,
+                      threshold_objective=ev.threshold_objective, calibrate=ev.calibrate, class_weights=class_weights)
+    base = candidates["baseline"]
+    base.temperature, base.threshold = again.temperature, again.threshold
+    base.validation.update({k: again.validation[k] for k in ("ece_before", "ece_after") if k in again.validation})
+    return f"{len(rows[0])} out-of-fold rows"
 
 
 def _figures(model: Model, test_path: Path, cfg: ResolvedRunConfig, chosen: Decision, y: np.ndarray,

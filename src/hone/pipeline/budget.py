@@ -108,6 +108,11 @@ class Planner:
         network left (it stopped early) to fit more shallow models and return a better one."""
         return prefit
 
+    def baseline_rule_rows(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(targets, outputs)`` of the prefitted baseline on more rows than the validation split (a bagged
+        ensemble's out-of-fold rows), to fit its calibration and decision rule on; None: validation."""
+        return None
+
     def baseline_validation(self) -> np.ndarray | None:
         """The prefitted baseline's validation outputs, when they must not be recomputed (a k-fold bag's
         are out of fold); None: score the validation rows with it."""
