@@ -34,7 +34,7 @@ from hone.config import ResolvedRunConfig
 from hone.features.pipeline import Preprocessor
 from hone.models.baseline import Baseline
 from hone.models.ensemble import Ensemble, Library, Member
-from hone.pipeline.budget import RESERVE_SECONDS, TimeLimit
+from hone.pipeline.budget import RESERVE_SECONDS, RESERVE_SHARE, TimeLimit, affordable, split_rows
 from hone.shallow.portfolio import PORTFOLIO, available
 
 logger = get_logger("hone.auto")
@@ -84,6 +84,8 @@ class AutoPlanner(TimeLimit):
         rich = any(m in pre.modalities for m in ("text", "image"))
         share = SHALLOW_SHARE["no_network" if "network" not in self.families else
                               "with_network_modality" if rich else "tabular"]
+        if "network" in self.families and rich and self.pace is not None and share < SHALLOW_SHARE["no_network"]:
+            share = self._share_without_network(paths, left, share)
         small = left < SMALLEST
         if small:
             self.cuts.append(f"only {left:.0f} s left after the data stages: one LightGBM, the network "
@@ -103,6 +105,21 @@ class AutoPlanner(TimeLimit):
         if lib.rows + len(lib.y_va) > BAG_MAX_ROWS:
             self.lib = None  # a big table's features are not held while the network trains: no refill after it
         return ensemble
+
+    def _share_without_network(self, paths: dict[str, Path], left: float, share: float) -> float:
+        """The shallow stage's share when, at the pace the pilot measured, no fine-tuning strategy would fit
+        in what the stage would leave: then the network is not a candidate and the trees get its time."""
+        rows = {s: split_rows(p) for s, p in paths.items()}
+        seconds = left * (1 - share) * (1 - RESERVE_SHARE) - RESERVE_SECONDS
+        chosen, why = affordable(self.pace, seconds, rows["train"], rows.get("validation", 0), sum(rows.values()))
+        if chosen is not None:
+            return share
+        # the network is still built, kept to a step and scored on validation (twice) and test: its floor
+        floor = self.pace.seconds + (2 * rows.get("validation", 0) + rows.get("test", 0)) * self.pace.forward
+        share = max(share, SHALLOW_SHARE["no_network"] - floor / max(left, 1e-9))
+        self.network_excluded = f"no fine-tuning strategy fits the time the shallow models would leave ({why})"
+        self.cuts.append(f"network: {why}; the shallow models get {share:.0%} of the time")
+        return share
 
     def after_network(self, prefit: Baseline | None) -> Baseline | None:
         """Spend what the network left on more shallow models (see the module's docstring), then select
@@ -376,7 +393,7 @@ class AutoPlanner(TimeLimit):
     network_optional = True
 
     def strategy(self, cfg: ResolvedRunConfig, pre: Preprocessor, paths: dict[str, Path]) -> str | None:
-        if "network" not in self.families or self.clock.left() < SMALLEST:
+        if "network" not in self.families or self.clock.left() < SMALLEST or self.network_excluded is not None:
             return cfg.model.strategy  # no network to plan (network() says why)
         chosen = super().strategy(cfg, pre, paths)
         if chosen is None:

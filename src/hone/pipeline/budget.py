@@ -90,10 +90,15 @@ class Planner:
         self.clock = clock or Clock()
         self.cuts: list[str] = []
         self.strategy_record: dict[str, Any] = {}
+        self.pace: Any = None  # the network's measured cost (:meth:`pilot`), when the strategy is hone's to choose
 
     def shallow(self, pre: Preprocessor, paths: dict[str, Path], cfg: ResolvedRunConfig) -> Baseline | None:
         """The baseline (or ensemble) fitted before the network, when :attr:`prefits`."""
         return None
+
+    def pilot(self, cfg: ResolvedRunConfig, pre: Preprocessor, paths: dict[str, Path]) -> None:
+        """Measure what the network costs on this table, before the shallow stage, when the user left the
+        fine-tuning strategy to hone (:meth:`strategy` then chooses from it)."""
 
     def strategy(self, cfg: ResolvedRunConfig, pre: Preprocessor, paths: dict[str, Path]) -> str | None:
         """The fine-tuning strategy for the time left, when the user left it to hone; None: no network."""
@@ -160,11 +165,17 @@ class TimeLimit(Planner):
             logger.warning("no baseline for this table (%s: %s)", type(err).__name__, str(err).splitlines()[0])
             return None
 
-    def strategy(self, cfg: ResolvedRunConfig, pre: Preprocessor, paths: dict[str, Path]) -> str | None:
+    def pilot(self, cfg: ResolvedRunConfig, pre: Preprocessor, paths: dict[str, Path]) -> None:
         from hone.pipeline.network import measure_pace
 
-        pace = measure_pace(cfg, pre, paths["train"])
-        rows = {s: _rows(p) for s, p in paths.items()}
+        self.pace = measure_pace(cfg, pre, paths["train"])
+
+    def strategy(self, cfg: ResolvedRunConfig, pre: Preprocessor, paths: dict[str, Path]) -> str | None:
+        if self.pace is None:
+            self.pilot(cfg, pre, paths)
+        pace = self.pace
+        assert pace is not None
+        rows = {s: split_rows(p) for s, p in paths.items()}
         chosen, why = affordable(pace, self.network_seconds(), rows["train"], rows.get("validation", 0),
                                  sum(rows.values()))
         self.strategy_record = {"chosen": chosen, "why": why, "pilot_seconds": round(pace.seconds, 2),
@@ -236,7 +247,8 @@ def affordable(pace: Any, seconds: float, train_rows: int, validation_rows: int,
                  f"network's {seconds:.0f} s)"
 
 
-def _rows(path: Path) -> int:
+def split_rows(path: Path) -> int:
+    """Rows of a split file (from its metadata)."""
     import pyarrow.parquet as pq
 
     return int(pq.ParquetFile(path).metadata.num_rows)

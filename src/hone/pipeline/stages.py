@@ -52,9 +52,13 @@ def fit_in(cfg: RunConfig, source: Any, stage: Path, callbacks: Iterable[Callbac
         paths["validation"] = paths.pop("choice")
     prefit = None
     if planner.prefits:  # a time limit: the shallow models first, the network in the time they leave
+        free = _strategy_is_free(cfg, pre, prepared, resume)  # hone picks the fine-tuning strategy the time affords
+        if free:
+            with clock.stage("train"):
+                planner.pilot(rcfg, pre, paths)  # what the network costs, before the shallow stage shares the time
         with clock.stage("baseline"):
             prefit = planner.shallow(pre, paths, rcfg)
-        if _strategy_is_free(cfg, pre, prepared, resume):  # hone picks the fine-tuning strategy the time affords
+        if free:
             with clock.stage("train"):
                 chosen = planner.strategy(rcfg, pre, paths)
             if chosen is not None and chosen != rcfg.model.strategy:
