@@ -34,7 +34,7 @@ from hone.config import ResolvedRunConfig
 from hone.features.pipeline import Preprocessor
 from hone.models.baseline import Baseline
 from hone.models.ensemble import Ensemble, Library, Member
-from hone.pipeline.budget import RESERVE_SECONDS, RESERVE_SHARE, TimeLimit, affordable, split_rows
+from hone.pipeline.budget import RESERVE_SECONDS, TimeLimit
 from hone.shallow.portfolio import PORTFOLIO, available
 
 logger = get_logger("hone.auto")
@@ -85,7 +85,7 @@ class AutoPlanner(TimeLimit):
         share = SHALLOW_SHARE["no_network" if "network" not in self.families else
                               "with_network_modality" if rich else "tabular"]
         if "network" in self.families and rich and self.pace is not None and share < SHALLOW_SHARE["no_network"]:
-            share = self._share_without_network(paths, left, share)
+            share = self._share_without_network(left, share)
         small = left < SMALLEST
         if small:
             self.cuts.append(f"only {left:.0f} s left after the data stages: one LightGBM, the network "
@@ -106,16 +106,14 @@ class AutoPlanner(TimeLimit):
             self.lib = None  # a big table's features are not held while the network trains: no refill after it
         return ensemble
 
-    def _share_without_network(self, paths: dict[str, Path], left: float, share: float) -> float:
+    def _share_without_network(self, left: float, share: float) -> float:
         """The shallow stage's share when, at the pace the pilot measured, no fine-tuning strategy would fit
         in what the stage would leave: then the network is not a candidate and the trees get its time."""
-        rows = {s: split_rows(p) for s, p in paths.items()}
-        seconds = left * (1 - share) * (1 - RESERVE_SHARE) - RESERVE_SECONDS
-        chosen, why = affordable(self.pace, seconds, rows["train"], rows.get("validation", 0), sum(rows.values()))
+        chosen, why = self.afford(self.network_seconds(left * (1 - share)))
         if chosen is not None:
             return share
         # the network is still built, kept to a step and scored on validation (twice) and test: its floor
-        floor = self.pace.seconds + (2 * rows.get("validation", 0) + rows.get("test", 0)) * self.pace.forward
+        floor = self.pace.seconds + (2 * self.rows.get("validation", 0) + self.rows.get("test", 0)) * self.pace.forward
         share = max(share, SHALLOW_SHARE["no_network"] - floor / max(left, 1e-9))
         self.network_excluded = f"no fine-tuning strategy fits the time the shallow models would leave ({why})"
         self.cuts.append(f"network: {why}; the shallow models get {share:.0%} of the time")
@@ -401,16 +399,15 @@ class AutoPlanner(TimeLimit):
         return chosen
 
     def network(self, cfg: ResolvedRunConfig) -> ResolvedRunConfig:
-        if self.network_excluded is not None:
-            return cfg.model_copy(update={"train": cfg.train.model_copy(update={"time_budget": 1.0, "epochs": 1})})
-        if "network" not in self.families:
+        if self.network_excluded is None and "network" not in self.families:
             self.network_excluded = "not among --families"
-            return cfg.model_copy(update={"train": cfg.train.model_copy(update={"time_budget": 1.0, "epochs": 1})})
-        if self.clock.left() < SMALLEST:
+        elif self.network_excluded is None and self.clock.left() < SMALLEST:
             self.network_excluded = "no time left for it"
             self.cuts.append("network: no time left for it (kept to a second, not chosen)")
-            return cfg.model_copy(update={"train": cfg.train.model_copy(update={"time_budget": 1.0, "epochs": 1})})
-        return super().network(cfg)
+        if self.network_excluded is None:
+            return super().network(cfg)
+        # not a candidate: the pipeline still builds it, kept to a second
+        return cfg.model_copy(update={"train": cfg.train.model_copy(update={"time_budget": 1.0, "epochs": 1})})
 
     def requested_model(self, requested: str, network_rows_per_second: float) -> str:
         self.network_speed = network_rows_per_second

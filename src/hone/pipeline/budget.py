@@ -42,12 +42,12 @@ MARGIN = 0.97  # plan to finish at 97 % of the limit
 # PASSES times the rows fine-tuning needs (one epoch, at most FINE_TUNE_ROWS rows) with a validation
 # pass each time, in the network's time; else the frozen backbone, when its one embedding pass over
 # every split (FROZEN_OVERHEAD for the head's epochs) fits; else none.
-# One pass of full fine-tuning is where it overtakes the frozen backbone (docs/automl.md, tweets,
-# hone fit --time-limit): at 35 s the frozen network scored 0.726 test macro-F1 and a full fine-tune
-# cut at half a pass 0.635; at 60 s (1.1 passes) 0.726 against 0.705, its blend with LightGBM 0.786
-# against 0.802; at 120 s (2.7 passes) 0.726 against 0.759. Top-k must afford three passes to be
-# preferred to the frozen backbone: one epoch of top-k reached 0.623, the frozen backbone's 10 epochs
-# 0.657 in half the time (docs/benchmarks.md).
+# One pass of full fine-tuning is where it overtakes the frozen backbone (python bench/strategy_by_time.py,
+# tweets): at 35 s the frozen network scored 0.726 test macro-F1 and a full fine-tune cut at half a pass
+# 0.616; at 60 s (1.1 passes) 0.726 against 0.699, but the blends with LightGBM 0.786 against 0.794;
+# at 120 s (2.4 passes) 0.726 against 0.771. Top-k must afford three passes to be preferred to the
+# frozen backbone: one epoch of top-k reached 0.623, the frozen backbone's 10 epochs 0.657 in half the
+# time (docs/benchmarks.md).
 PASSES = {"full": 1.0, "top-k": 3.0}
 FROZEN_OVERHEAD = 1.2
 
@@ -91,6 +91,7 @@ class Planner:
         self.cuts: list[str] = []
         self.strategy_record: dict[str, Any] = {}
         self.pace: Any = None  # the network's measured cost (:meth:`pilot`), when the strategy is hone's to choose
+        self.rows: dict[str, int] = {}  # rows per split, read with the pace
 
     def shallow(self, pre: Preprocessor, paths: dict[str, Path], cfg: ResolvedRunConfig) -> Baseline | None:
         """The baseline (or ensemble) fitted before the network, when :attr:`prefits`."""
@@ -169,17 +170,18 @@ class TimeLimit(Planner):
         from hone.pipeline.network import measure_pace
 
         self.pace = measure_pace(cfg, pre, paths["train"])
+        self.rows = {s: split_rows(p) for s, p in paths.items()}
+
+    def afford(self, seconds: float) -> tuple[str | None, str]:
+        """:func:`affordable` at the pace the pilot measured, on this run's splits."""
+        rows = self.rows
+        return affordable(self.pace, seconds, rows["train"], rows.get("validation", 0), sum(rows.values()))
 
     def strategy(self, cfg: ResolvedRunConfig, pre: Preprocessor, paths: dict[str, Path]) -> str | None:
-        if self.pace is None:
-            self.pilot(cfg, pre, paths)
-        pace = self.pace
-        assert pace is not None
-        rows = {s: split_rows(p) for s, p in paths.items()}
-        chosen, why = affordable(pace, self.network_seconds(), rows["train"], rows.get("validation", 0),
-                                 sum(rows.values()))
+        pace = self.pace  # measured by :meth:`pilot` before the shallow stage
+        chosen, why = self.afford(self.network_seconds())
         self.strategy_record = {"chosen": chosen, "why": why, "pilot_seconds": round(pace.seconds, 2),
-                                "embedding_seconds": round(pace.forward * sum(rows.values()), 2),
+                                "embedding_seconds": round(pace.forward * sum(self.rows.values()), 2),
                                 "seconds_per_row": {"forward": pace.forward, "top-k": pace.top_k, "full": pace.full}}
         logger.info("time limit: %s (pace measured in %.1f s)", why, pace.seconds)
         if chosen is None and not self.network_optional:
@@ -189,9 +191,9 @@ class TimeLimit(Planner):
         self.cuts.append(f"network strategy {chosen or 'none'}: {why}")
         return chosen
 
-    def network_seconds(self) -> float:
-        """The network's training time if it started now: what is left minus the reserve."""
-        return max(1.0, self.clock.left() * (1 - RESERVE_SHARE) - RESERVE_SECONDS)
+    def network_seconds(self, left: float | None = None) -> float:
+        """The network's training time if it started with ``left`` seconds (default: now): less the reserve."""
+        return max(1.0, (self.clock.left() if left is None else left) * (1 - RESERVE_SHARE) - RESERVE_SECONDS)
 
     def network(self, cfg: ResolvedRunConfig) -> ResolvedRunConfig:
         left = self.clock.left()

@@ -92,7 +92,7 @@ class Pace:
     seconds: float  # what measuring took, the network's construction included
 
     def step(self, strategy: str) -> float:
-        return {"frozen": 0.0, "top-k": self.top_k}.get(strategy, self.full)
+        return self.top_k if strategy == "top-k" else self.full
 
 
 def measure_pace(rcfg: ResolvedRunConfig, pre: Preprocessor, train: Path, *, rows: int = 64) -> Pace:
@@ -131,7 +131,8 @@ def measure_pace(rcfg: ResolvedRunConfig, pre: Preprocessor, train: Path, *, row
         net.zero_grad(set_to_none=True)
         return (time.perf_counter() - start) / sample.num_rows
 
-    timed(False, batches[:1]), timed(True, batches[:1])  # warm-up: first passes allocate and pick kernels
+    timed(False, batches[:1])  # warm-up: the first passes allocate and pick kernels
+    timed(True, batches[:1])
     forward, full = timed(False), timed(True)
     if net.backbones():
         TopK().prepare(net, rcfg.model)

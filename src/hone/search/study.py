@@ -100,9 +100,9 @@ class Interrupts:
 class PruneOnValidation(Callback):
     """Report the validation metric to the trial at each evaluation and stop a trial Optuna prunes."""
 
-    def __init__(self, trial: Any, metric: str, interrupts: Interrupts | None = None) -> None:
+    def __init__(self, trial: Any, metric: str, interrupts: Interrupts) -> None:
         self.trial, self.metric, self.evals, self.pruned = trial, metric, 0, False
-        self.interrupts = interrupts or Interrupts()
+        self.interrupts = interrupts
 
     def on_evaluate(self, state: Any, *, metrics: dict[str, Any], is_best: bool) -> None:
         self.evals += 1
@@ -413,7 +413,6 @@ def _optimize(study: Any, cfg: RunConfig, prep: Any, space: dict[str, Any], metr
             last = study.trials[-1] if study.trials else None
             if last is not None and last.state.name == "COMPLETE":
                 durations.append(time.time() - start)
-        interrupts.check()
 
 
 def summarize(study: Any, cfg: RunConfig, space: dict[str, Any], metric: str, seconds: float) -> dict[str, Any]:
