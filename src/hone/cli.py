@@ -123,10 +123,10 @@ def _parser() -> argparse.ArgumentParser:
     a = sub.add_parser("auto", help="the best model for the table in a time limit (trees, linear, the network, "
                                     "an ensemble)",
                        description="Within --time-limit (default 10m, the whole command): a portfolio of boosted "
-                                   "trees (LightGBM, XGBoost, CatBoost) and, with text, TF-IDF + linear, combined by "
-                                   "greedy ensemble selection on validation, then the fine-tuned network in the time "
-                                   "they leave; the same run folder, model and report as hone fit, with a "
-                                   "leaderboard.")
+                                   "trees (LightGBM, XGBoost, CatBoost), a random forest and extra trees and, with "
+                                   "text, TF-IDF + linear, combined by greedy ensemble selection on validation, then "
+                                   "the fine-tuned network in the time they leave; the same run folder, model and "
+                                   "report as hone fit, with a leaderboard.")
     _add_run_args(a)
     _add_config_flags(a, command_flags("auto"))
     _add_set(a, "auto.ensemble_rounds=50")

@@ -49,7 +49,7 @@ def test_auto_ends_within_its_limit_with_a_leaderboard(auto_run: tuple[Path, flo
     metrics = json.loads((run / "metrics.json").read_text())
     board = metrics["leaderboard"]
     fitted = [r for r in board if r.get("status") == "fitted" and r["family"] != "network"]
-    assert {r["family"] for r in fitted} >= {"lightgbm", "xgboost", "catboost", "linear"}
+    assert {r["family"] for r in fitted} >= {"lightgbm", "xgboost", "catboost", "forest", "linear"}
     assert {r["name"] for r in fitted} >= {"tfidf-linear", "tfidf-chars-linear"}  # word and character n-grams
     # the tiny network trains its 3 epochs in seconds: the time it leaves goes back to the shallow models
     cuts = metrics["budget"]["cuts"]
@@ -145,18 +145,70 @@ def test_the_ensemble_exports_to_onnx_and_says_which_member_cannot(auto_run: tup
     lib = Library(pre, tmp_path / "train.parquet", tmp_path / "valid.parquet")
     bag = lib.fit_bagged("lightgbm", PORTFOLIO["lightgbm"][1], folds=3)
     assert bag is not None
+    forest = lib.fit_forest(PORTFOLIO["forest"][1])
+    assert forest is not None
     members = [bag, lib.fit_tree("xgboost", PORTFOLIO["xgboost"][0]), lib.fit_linear("word"),
-               lib.fit_linear("char_wb")]
-    ensemble = lib.ensemble(members, [0.4, 0.3, 0.2, 0.1], {})
+               lib.fit_linear("char_wb"), forest]
+    ensemble = lib.ensemble(members, [0.3, 0.3, 0.2, 0.1, 0.1], {})
     rows = noisy(50, 13)
     x = ensemble.features(rows)
     session = ort.InferenceSession(baseline_graph(ensemble, x.shape[1], OPSET).SerializeToString())
     got = session.run(["base_out"], {"baseline": x})[0]
-    np.testing.assert_allclose(got, ensemble.outputs(rows), atol=1e-5)  # 3 fold models, trees, word and char n-grams
+    # 3 fold models, boosted trees, word and char n-grams, extra trees
+    np.testing.assert_allclose(got, ensemble.outputs(rows), atol=1e-5)
     # CatBoost's own ONNX export refuses categorical features (the table's "store"): the error names the member
     with_catboost = lib.ensemble([members[0], lib.fit_tree("catboost", PORTFOLIO["catboost"][0])], [0.5, 0.5], {})
     with pytest.raises(ModelDirError, match=r"members without an ONNX graph: catboost .*these convert: lightgbm-xt"):
         baseline_graph(with_catboost, with_catboost.features(rows).shape[1], OPSET)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_a_forest_kept_as_arrays_scores_and_explains_as_scikit_learn_fitted_it(task: str, tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from hone.shallow.forest import Forest, fit_forest, forest_onnx
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(700, 6)).astype(np.float32)
+    x[rng.random(x.shape) < 0.1] = np.nan  # missing values go below every threshold, in both runtimes
+    x[3, 2], x[4, 1] = np.inf, -np.inf
+    signal = np.nan_to_num(x[:, 0]) + np.nan_to_num(x[:, 1]) * np.nan_to_num(x[:, 2], posinf=3)
+    y = {"binary": (signal > 0).astype(np.int64), "multiclass": np.digitize(signal, [-0.5, 0.5]),
+         "regression": signal + rng.normal(scale=0.3, size=700)}[task]
+    k = {"binary": 2, "multiclass": 3, "regression": 1}[task]
+    forest, oob, info = fit_forest({"extra": False}, x[:500], y[:500], task, k, seed=3, threads=1, trees=60)
+    assert forest is not None and info["trees"] == 60 and forest.trees == 60
+    # the out-of-bag outputs are honest: worse on the training rows than the forest's own outputs there
+    own = forest.predict(x[:500])
+    if task == "regression":
+        assert np.mean((oob - y[:500]) ** 2) > 1.5 * np.mean((own[:, 0] - y[:500]) ** 2)
+    else:
+        assert oob.shape == (500, k) and np.allclose(oob.sum(1), 1)
+        assert np.mean(oob.argmax(1) == y[:500]) < np.mean(own.argmax(1) == y[:500])
+    # the same forest, refitted by scikit-learn itself, scores what the arrays score (splits exactly alike)
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    kind = RandomForestRegressor if task == "regression" else RandomForestClassifier
+    ref = kind(n_estimators=60, bootstrap=True, random_state=3, n_jobs=1, max_features=1.0 if task == "regression"
+               else "sqrt", max_leaf_nodes=15_000).fit(np.nan_to_num(x[:500], nan=-1e30, posinf=1e30, neginf=-1e30),
+                                                       y[:500])
+    test = np.nan_to_num(x[500:], nan=-1e30, posinf=1e30, neginf=-1e30)
+    want = ref.predict(test)[:, None] if task == "regression" else ref.predict_proba(test)
+    np.testing.assert_allclose(forest.predict(x[500:]), want, atol=1e-6)
+    # saved as arrays and loaded: the same outputs; arrays that point outside the forest are refused
+    again = Forest.from_bytes(forest.to_bytes())
+    np.testing.assert_array_equal(again.predict(x[500:]), forest.predict(x[500:]))
+    broken = Forest.from_bytes(forest.to_bytes())
+    with pytest.raises(ValueError, match="points outside"):
+        Forest(broken.feature, broken.threshold, broken.left + 10**6, broken.right, broken.value, broken.roots)
+    # ONNX Runtime scores the exported graph alike, missing values included
+    model, out = forest_onnx(forest, task, x.shape[1], 17)
+    session = ort.InferenceSession(model.SerializeToString())
+    got = session.run([out], {"x": x[500:]})[0]
+    np.testing.assert_allclose(got.reshape(want.shape), want, atol=1e-5)
+    # Saabas contributions add up to each row's output exactly
+    c = forest.contributions(x[500:540])
+    np.testing.assert_allclose(c.sum(2), want[:40], atol=1e-6)
 
 
 def test_a_table_without_text_weighs_its_bags_on_every_out_of_fold_row(tmp_path: Path) -> None:

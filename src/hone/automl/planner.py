@@ -1,5 +1,6 @@
 """The planner of ``hone auto``: within ``--time-limit`` (default 10 minutes, the whole command), fit a
-portfolio of boosted trees (LightGBM, XGBoost, CatBoost) and, with text, TF-IDF + linear; combine them
+portfolio of boosted trees (LightGBM, XGBoost, CatBoost), a random forest and extra trees and, with
+text, TF-IDF + linear; combine them
 by greedy ensemble selection on validation; give the network what they leave; keep only what scores
 fast enough for ``--infer-limit``; record a leaderboard.
 
@@ -157,8 +158,8 @@ class AutoPlanner(TimeLimit):
                                          "why": f"{rows:,} rows: bags only up to {BAG_MAX_ROWS:,}"})
             return
         names = {m.name for m in self.members}
-        singles = [m for m in self.members if m.family != "linear" and not m.bag
-                   and f"{m.name}-bag{FOLDS}" not in names]
+        singles = [m for m in self.members if m.family not in ("linear", "forest") and not m.bag
+                   and f"{m.name}-bag{FOLDS}" not in names]  # a forest's out-of-bag outputs are out of fold
         for m in self._ranked(lib, metric, singles)[:most]:
             config = next(c for c in PORTFOLIO[m.family] if c["name"] == m.name)
             need = FOLDS * m.info["fit_seconds"] * rows / max(lib.rows, 1)
@@ -224,14 +225,18 @@ class AutoPlanner(TimeLimit):
         return m
 
     def _queue(self, lib: Library) -> list[tuple[str, dict[str, Any]]]:
-        """Candidates in the order they are fitted: each family's default, then the rest of the portfolio."""
+        """Candidates in the order they are fitted: each boosting family's default, the linear members,
+        the random forest, the boosting families' second configurations, the extra trees, then the rest."""
         trees = [f for f in ("lightgbm", "xgboost", "catboost") if f in self.families]
+        forests = PORTFOLIO["forest"] if "forest" in self.families else []
         queue: list[tuple[str, dict[str, Any]]] = [(f, PORTFOLIO[f][0]) for f in trees]
         if "linear" in self.families and lib.text is not None:
             queue.append(("linear", {"name": "tfidf-linear", "analyzer": "word"}))
             queue.append(("linear", {"name": "tfidf-chars-linear", "analyzer": "char_wb"}))
         depth = max((len(PORTFOLIO[f]) for f in trees), default=0)
-        for i in range(1, depth):
+        for i in range(1, max(depth, 1 + len(forests))):
+            if i - 1 < len(forests):
+                queue.append(("forest", forests[i - 1]))
             queue += [(f, PORTFOLIO[f][i]) for f in trees if i < len(PORTFOLIO[f])]
         return queue
 
@@ -261,6 +266,11 @@ class AutoPlanner(TimeLimit):
                         self._skipped(row, f"estimated {need:.1f} s, {left:.1f} s left in the shallow stage")
                         continue
                 m = lib.fit_linear(config["analyzer"])
+            elif family == "forest":
+                forest = self._forest(lib, config, row, stage_end)
+                if forest is None:
+                    continue
+                m = forest
             else:
                 if family not in per_round:  # the pilot: a few rounds price this family on this table
                     t0 = time.perf_counter()
@@ -277,6 +287,26 @@ class AutoPlanner(TimeLimit):
             if again:
                 row["fitted_after_the_network"] = True
             self._fitted(lib, m, row)
+
+    def _forest(self, lib: Library, config: dict[str, Any], row: dict[str, Any], stage_end: float) -> Member | None:
+        """A random forest or extra trees, on tables up to ``BAG_MAX_ROWS`` rows; the first forest's seconds
+        price the second. None (and the leaderboard says why) when skipped."""
+        rows = lib.rows + len(lib.y_va)
+        if rows > BAG_MAX_ROWS:
+            self._skipped(row, f"{rows:,} rows: forests only up to {BAG_MAX_ROWS:,} (their trees grow with the rows)")
+            return None
+        prior = next((m for m in self.members if m.family == "forest"), None)
+        left = stage_end - time.monotonic()
+        if prior is not None:
+            need = prior.info["fit_seconds"]
+            row["estimated_seconds"] = round(need, 2)
+            if need > left:
+                self._skipped(row, f"estimated {need:.1f} s, {left:.1f} s left in the shallow stage")
+                return None
+        m = lib.fit_forest(config, deadline=stage_end)
+        if m is None:
+            self._skipped(row, "the deadline came before its first 50 trees")
+        return m
 
     def _select(self, lib: Library, members: list[Member], cfg: ResolvedRunConfig) -> Ensemble:
         from hone.evaluation.ensemble import greedy_selection, selection_loss

@@ -355,8 +355,8 @@ class EvaluateConfig(_Section):
         return self
 
 
-Family = Literal["lightgbm", "xgboost", "catboost", "linear", "network"]
-FAMILIES: tuple[Family, ...] = ("lightgbm", "xgboost", "catboost", "linear", "network")
+Family = Literal["lightgbm", "xgboost", "catboost", "forest", "linear", "network"]
+FAMILIES: tuple[Family, ...] = ("lightgbm", "xgboost", "catboost", "forest", "linear", "network")
 
 
 class AutoConfig(_Section):

@@ -44,7 +44,7 @@ class Member:
     linear fit on the TF-IDF."""
 
     name: str
-    family: str  # lightgbm | xgboost | catboost | linear
+    family: str  # lightgbm | xgboost | catboost | forest | linear
     tree: TreeModel | None = None
     linear: LinearFit | None = None
     info: dict[str, Any] = field(default_factory=dict)
@@ -145,7 +145,7 @@ class Ensemble(Baseline):
             rec: dict[str, Any] = {"name": m.name, "family": m.family,
                                    "info": {k: v for k, v in m.info.items() if k not in ("oof", "oof_all")}}
             if m.trees:
-                ext = {"lightgbm": "txt", "xgboost": "json", "catboost": "cbm"}[m.family]
+                ext = {"lightgbm": "txt", "xgboost": "json", "catboost": "cbm", "forest": "safetensors"}[m.family]
                 rec["files"] = [f"member{i}.{j}.{ext}" for j in range(len(m.trees))]
                 for name, t in zip(rec["files"], m.trees):
                     (folder / name).write_bytes(t.to_bytes())
@@ -299,6 +299,23 @@ class Library:
                       info={"fit_seconds": round(time.perf_counter() - t0, 3), "folds": folds,
                             "best_iteration": [t.info["best_iteration"] for t in models], "oof": oof[n_tr:],
                             "oof_all": oof})
+
+    def fit_forest(self, config: dict[str, Any], *, deadline: float | None = None) -> Member | None:
+        """A random forest or extra trees (``config``) on the training and validation rows together: its
+        out-of-bag outputs stand for out-of-fold ones (``info["oof_all"]``, ``info["oof"]`` as a bag's).
+        None when the deadline came before ``MIN_TREES`` trees."""
+        from hone.shallow.forest import fit_forest
+
+        x_all, y_all = np.concatenate([self.x, self.x_va]), np.concatenate([self.y, self.y_va])
+        forest, oob, info = fit_forest(config["params"], x_all, y_all, self.task, self.n_classes, seed=self.seed,
+                                       threads=self.threads, deadline=deadline)
+        if forest is None:
+            return None
+        if self.task == "regression":
+            oob = oob * self.pre.target_std + self.pre.target_mean
+        tree = TreeModel("forest", config["name"], self.task, forest, info)
+        return Member(config["name"], "forest", tree=tree,
+                      info={**info, "out_of_fold": "out of bag", "oof": oob[len(self.y):], "oof_all": oob})
 
     def fit_linear(self, analyzer: str = "word") -> Member:
         """TF-IDF + logistic regression (ridge for numbers), its regularisation tuned on validation; on

@@ -4,7 +4,8 @@ gives it), output ``base_out`` (probabilities ``[B, K]`` or values ``[B]`` in th
 LightGBM converts through ``onnxmltools`` (the trees up to the early-stopping iteration, as scoring
 uses); the TF-IDF linear model is a matrix product and a softmax (or sigmoid). ``hone auto``'s
 ensemble is the weighted sum of its members' graphs, each reading its columns of the input
-(:meth:`hone.models.ensemble.Ensemble.layout`): LightGBM and XGBoost through ``onnxmltools``,
+(:meth:`hone.models.ensemble.Ensemble.layout`): LightGBM and XGBoost through ``onnxmltools``, random
+forests and extra trees as one ``TreeEnsembleRegressor`` built from their arrays,
 CatBoost through its own ONNX export (which refuses categorical features: the error says which
 member), linear members as above. The feature
 extraction (TF-IDF, SVD, the tabular columns) stays in hone's Python code, shared by both runtimes.
@@ -97,6 +98,10 @@ def _tree(t: Any, width: int, opset: int) -> tuple[Any, str]:
     except ImportError as err:
         raise MissingDependencyError("exporting hone auto's ensemble needs onnxmltools; install it with: "
                                      "pip install 'hone[onnx]'") from err
+    if t.family == "forest":
+        from hone.shallow.forest import forest_onnx
+
+        return forest_onnx(t.booster, t.task, width, opset)
     best = t.info.get("best_iteration")
     regression = t.task == "regression"
     if t.family == "lightgbm":

@@ -11,7 +11,9 @@ extra-trees and its "large" setting (learning rate 0.03, 128 leaves), XGBoost wi
 column sampling, CatBoost's default depth-6 trees. A third configuration per family (LightGBM's small
 regularised trees, XGBoost's depth 4 with row and column sampling, CatBoost at depth 8) spans the
 other end of the same ranges; the planner reaches it when the time allows (usually after the network
-stopped early). The order is the order the planner fits them in.
+stopped early). The same portfolio's random forest and extra trees (300 trees each) come from
+scikit-learn (:mod:`hone.shallow.forest`). The order within a family is the order the planner fits
+them in.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from typing import Any
 
 import numpy as np
 
-FAMILIES = ("lightgbm", "xgboost", "catboost")
+from hone.shallow.forest import CONFIGS as FOREST_CONFIGS
+from hone.shallow.forest import Forest
+
+FAMILIES = ("lightgbm", "xgboost", "catboost", "forest")
 MAX_ROUNDS = 2000
 PATIENCE = 50
 
@@ -47,6 +52,7 @@ PORTFOLIO: dict[str, list[dict[str, Any]]] = {
         {"name": "catboost", "params": {}},
         {"name": "catboost-deep", "params": {"depth": 8, "learning_rate": 0.06, "l2_leaf_reg": 3}},
     ],
+    "forest": FOREST_CONFIGS,  # scikit-learn's random forest and extra trees, 300 trees (hone.shallow.forest)
 }
 
 
@@ -54,8 +60,8 @@ def available(family: str) -> bool:
     """True when ``family``'s library imports here (XGBoost and CatBoost come with ``hone[auto]``)."""
     import importlib.util
 
-    return importlib.util.find_spec({"lightgbm": "lightgbm", "xgboost": "xgboost", "catboost": "catboost"}[family]) \
-        is not None
+    module = {"lightgbm": "lightgbm", "xgboost": "xgboost", "catboost": "catboost", "forest": "sklearn"}[family]
+    return importlib.util.find_spec(module) is not None
 
 
 @dataclass
@@ -69,6 +75,9 @@ class TreeModel:
     info: dict[str, Any] = field(default_factory=dict)
 
     def scores(self, x: np.ndarray) -> np.ndarray:
+        if self.family == "forest":
+            out = self.booster.predict(x)
+            return out[:, 0] if self.task == "regression" else out
         if self.family == "lightgbm":
             raw = np.asarray(self.booster.predict(x, num_iteration=self.info.get("best_iteration") or None))
         elif self.family == "xgboost":
@@ -87,6 +96,8 @@ class TreeModel:
         """TreeSHAP values of the raw score (log-odds, class scores, or the value): ``[N, F + 1]``, or
         ``[N, K, F + 1]`` for classes, the last column the expected value."""
         best = self.info.get("best_iteration")
+        if self.family == "forest":
+            return _forest_contributions(self.booster.contributions(x), self.task)
         if self.family == "lightgbm":
             c = np.asarray(self.booster.predict(x, num_iteration=best or None, pred_contrib=True))
             classes = int(self.booster.num_model_per_iteration())
@@ -114,6 +125,8 @@ class TreeModel:
 
     # -- persistence: each library's own format ------------------------------------------------
     def to_bytes(self) -> bytes:
+        if self.family == "forest":
+            return bytes(self.booster.to_bytes())
         if self.family == "lightgbm":
             return str(self.booster.model_to_string()).encode()
         if self.family == "xgboost":
@@ -132,10 +145,12 @@ class TreeModel:
 
     @classmethod
     def from_bytes(cls, family: str, name: str, task: str, data: bytes, info: dict[str, Any]) -> TreeModel:
-        if family == "lightgbm":
+        if family == "forest":
+            booster: Any = Forest.from_bytes(data)
+        elif family == "lightgbm":
             import lightgbm as lgb
 
-            booster: Any = lgb.Booster(model_str=data.decode())
+            booster = lgb.Booster(model_str=data.decode())
         elif family == "xgboost":
             import xgboost as xgb
 
@@ -156,6 +171,28 @@ class TreeModel:
             finally:
                 os.unlink(path)
         return cls(family, name, task, booster, info)
+
+
+def _forest_contributions(c: np.ndarray, task: str) -> np.ndarray:
+    """A forest's Saabas contributions ``[N, K, F + 1]`` (to its class fractions or value) in the raw score
+    the other families' contributions use: the value itself; the log-odds of the second class; each
+    class's log-fraction (whose softmax is the fractions). Each row's contributions are scaled by one
+    factor per class, so they still add up exactly (fractions clipped to [1e-6, 1 - 1e-6])."""
+    if task == "regression":
+        return c[:, 0, :]
+    eps = 1e-6
+    moved_by = c[:, :, :-1].sum(2)  # each class's fraction minus the root's, unclipped
+    p, p0 = np.clip(c.sum(2), eps, 1 - eps), np.clip(c[:, :, -1], eps, 1 - eps)
+    if task == "binary":
+        raw, raw0 = np.log(p[:, 1] / (1 - p[:, 1])), np.log(p0[:, 1] / (1 - p0[:, 1]))
+        d = moved_by[:, 1]
+        moved = np.abs(d) > 1e-12
+        scale = np.where(moved, (raw - raw0) / np.where(moved, d, 1.0), 1.0 / (p0[:, 1] * (1 - p0[:, 1])))
+        return np.concatenate([c[:, 1, :-1] * scale[:, None], raw0[:, None]], axis=1)
+    raw, raw0 = np.log(p), np.log(p0)
+    moved = np.abs(moved_by) > 1e-12
+    scale = np.where(moved, (raw - raw0) / np.where(moved, moved_by, 1.0), 1.0 / p0)
+    return np.concatenate([c[:, :, :-1] * scale[:, :, None], raw0[:, :, None]], axis=2)
 
 
 def _catboost_frame(x: np.ndarray, cats: list[int]) -> Any:
