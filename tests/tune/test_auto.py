@@ -162,6 +162,50 @@ def test_the_ensemble_exports_to_onnx_and_says_which_member_cannot(auto_run: tup
         baseline_graph(with_catboost, with_catboost.features(rows).shape[1], OPSET)
 
 
+def test_the_trees_read_the_frozen_backbones_embeddings_which_the_package_carries(
+        auto_run: tuple[Path, float, Path], tiny_backbone: Path, tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from hone.explain.baseline import attribute_baseline
+    from hone.models.embedder import pretrained_encoder
+    from hone.models.ensemble import Ensemble, Library
+    from hone.onnx.baseline import baseline_graph
+    from hone.onnx.graph import OPSET
+    from hone.shallow.portfolio import EMBEDDED, PORTFOLIO
+
+    run, _, _ = auto_run
+    pre = hone.load(run / "model").pre
+    for name, seed in (("train", 21), ("valid", 22)):
+        pq.write_table(noisy(300, seed), tmp_path / f"{name}.parquet")
+    lib = Library(pre, tmp_path / "train.parquet", tmp_path / "valid.parquet")
+    assert pre.text is not None
+    encoder = pretrained_encoder(tiny_backbone, pre.text.columns)
+    assert "estimated" in (lib.embed(encoder, left=0.0) or "")  # the pilot prices the pass: no time, no embeddings
+    assert lib.embedder is None
+    assert lib.embed(encoder, left=60.0) is None and lib.embedder is not None and lib.x_emb is not None
+    assert lib.x_emb.shape[1] == lib.x.shape[1] + lib.embedder.width
+    embedded = lib.fit_tree("lightgbm", EMBEDDED["lightgbm"])
+    bag = lib.fit_bagged("lightgbm", EMBEDDED["lightgbm"], folds=3)
+    assert embedded.reads == "embeddings" and bag is not None and bag.reads == "embeddings"
+    ensemble = lib.ensemble([embedded, bag, lib.fit_tree("lightgbm", PORTFOLIO["lightgbm"][0])], [0.4, 0.3, 0.3], {})
+    rows = noisy(40, 23)
+    # saved with its backbone (config and weights) and loaded: the same outputs, without the backbone's folder
+    ensemble.save(tmp_path / "baseline")
+    assert (tmp_path / "baseline" / "embedder" / "model.safetensors").is_file()
+    again = Ensemble.load(tmp_path / "baseline", pre)
+    assert again.embedder is not None
+    np.testing.assert_allclose(again.outputs(rows), ensemble.outputs(rows), rtol=0, atol=1e-12)
+    # ONNX: the tree members read their columns of the features (the embeddings after the rest)
+    x = ensemble.features(rows)
+    session = ort.InferenceSession(baseline_graph(ensemble, x.shape[1], OPSET).SerializeToString())
+    np.testing.assert_allclose(session.run(["base_out"], {"baseline": x})[0], ensemble.outputs(rows), atol=1e-5)
+    # the contributions of each text column's embeddings go to that column, and add up exactly
+    a = attribute_baseline(again, rows.slice(0, 8), np.ones(8, dtype=np.int64))
+    for i in range(8):
+        assert sum(a.columns[i].values()) == pytest.approx(a.score[i] - a.expected[i], abs=1e-6)
+    assert any(abs(a.columns[i].get("review", 0.0)) > 0 for i in range(8))
+
+
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
 def test_a_forest_kept_as_arrays_scores_and_explains_as_scikit_learn_fitted_it(task: str, tmp_path: Path) -> None:
     import onnxruntime as ort

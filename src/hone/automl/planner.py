@@ -36,7 +36,7 @@ from hone.features.pipeline import Preprocessor
 from hone.models.baseline import Baseline
 from hone.models.ensemble import Ensemble, Library, Member
 from hone.pipeline.budget import RESERVE_SECONDS, TimeLimit
-from hone.shallow.portfolio import PORTFOLIO, available
+from hone.shallow.portfolio import EMBEDDED, PORTFOLIO, available
 
 logger = get_logger("hone.auto")
 DEFAULT_LIMIT = 600.0
@@ -103,6 +103,7 @@ class AutoPlanner(TimeLimit):
             self._fit_bags(lib, stage_end, cfg.train.metric, most=BAGS)
         ensemble = self._select(lib, self.members, cfg)
         lib.train_texts = None  # the training texts were only needed for the character n-grams' TF-IDF
+        lib.text_tables = None  # and for the backbone's embeddings
         if lib.rows + len(lib.y_va) > BAG_MAX_ROWS:
             self.lib = None  # a big table's features are not held while the network trains: no refill after it
         return ensemble
@@ -161,7 +162,7 @@ class AutoPlanner(TimeLimit):
         singles = [m for m in self.members if m.family not in ("linear", "forest") and not m.bag
                    and f"{m.name}-bag{FOLDS}" not in names]  # a forest's out-of-bag outputs are out of fold
         for m in self._ranked(lib, metric, singles)[:most]:
-            config = next(c for c in PORTFOLIO[m.family] if c["name"] == m.name)
+            config = _config(m.family, m.name)
             need = FOLDS * m.info["fit_seconds"] * rows / max(lib.rows, 1)
             left = stage_end - time.monotonic()
             row: dict[str, Any] = {"name": f"{m.name}-bag{FOLDS}", "family": m.family,
@@ -184,7 +185,7 @@ class AutoPlanner(TimeLimit):
             for m in bags:
                 if m.info.get("repeats", 1) != repeat:
                     continue
-                config = next(c for c in PORTFOLIO[m.family] if c["name"] == m.name.rsplit("-bag", 1)[0])
+                config = _config(m.family, m.name.rsplit("-bag", 1)[0])
                 need = m.info["fit_seconds"] / repeat
                 if need > end - time.monotonic():
                     continue
@@ -233,6 +234,8 @@ class AutoPlanner(TimeLimit):
         if "linear" in self.families and lib.text is not None:
             queue.append(("linear", {"name": "tfidf-linear", "analyzer": "word"}))
             queue.append(("linear", {"name": "tfidf-chars-linear", "analyzer": "char_wb"}))
+        if trees and lib.text is not None and self._backbone() is not None:
+            queue.append((trees[0], EMBEDDED[trees[0]]))
         depth = max((len(PORTFOLIO[f]) for f in trees), default=0)
         for i in range(1, max(depth, 1 + len(forests))):
             if i - 1 < len(forests):
@@ -266,6 +269,8 @@ class AutoPlanner(TimeLimit):
                         self._skipped(row, f"estimated {need:.1f} s, {left:.1f} s left in the shallow stage")
                         continue
                 m = lib.fit_linear(config["analyzer"])
+            elif config.get("embedded") and lib.embedder is None and not self._embed(lib, row, stage_end):
+                continue
             elif family == "forest":
                 forest = self._forest(lib, config, row, stage_end)
                 if forest is None:
@@ -287,6 +292,32 @@ class AutoPlanner(TimeLimit):
             if again:
                 row["fitted_after_the_network"] = True
             self._fitted(lib, m, row)
+
+    def _backbone(self) -> str | None:
+        """The text backbone's folder, when there is one to embed the texts with."""
+        backbone = self.cfg.model.backbone if self.cfg is not None else None
+        return str(backbone) if backbone else None
+
+    def _embed(self, lib: Library, row: dict[str, Any], stage_end: float) -> bool:
+        """The frozen backbone's embeddings for the trees, when a pilot says they fit in half of the stage's
+        time left (the trees on them need the rest); False (and the leaderboard says why) when not."""
+        if lib.text_tables is None:
+            self._skipped(row, "only fitted before the network (the embeddings read the training texts)")
+            return False
+        from hone.models.embedder import pretrained_encoder
+
+        backbone = self._backbone()
+        assert backbone is not None and lib.pre.text is not None
+        t0 = time.perf_counter()
+        why = lib.embed(pretrained_encoder(backbone, lib.pre.text.columns),
+                        left=(stage_end - time.monotonic()) / 2)
+        if why is not None:
+            self._skipped(row, why)
+            lib.text_tables = None  # not tried again after the network
+            return False
+        self.cuts.append(f"the trees also read the frozen backbone's embeddings of the texts "
+                         f"({time.perf_counter() - t0:.1f} s to make)")
+        return True
 
     def _forest(self, lib: Library, config: dict[str, Any], row: dict[str, Any], stage_end: float) -> Member | None:
         """A random forest or extra trees, on tables up to ``BAG_MAX_ROWS`` rows; the first forest's seconds
@@ -323,7 +354,8 @@ class AutoPlanner(TimeLimit):
 
         def speed_of(chosen: list[Member]) -> float:  # rows/s of scoring with these members, features included
             chars = lib.char_feature_seconds if any(m.reads == "char_wb" for m in chosen) else 0.0
-            return lib.y_va.size / max(sum(seconds[m.name] for m in chosen) + lib.feature_seconds + chars, 1e-9)
+            emb = lib.embedding_seconds if any(m.reads == "embeddings" for m in chosen) else 0.0
+            return lib.y_va.size / max(sum(seconds[m.name] for m in chosen) + lib.feature_seconds + chars + emb, 1e-9)
 
         alone = {m.name: speed_of([m]) for m in members}
         keep = list(range(len(members)))
@@ -460,6 +492,11 @@ class AutoPlanner(TimeLimit):
         out["leaderboard"] = [*self.leaderboard, network]
         out["ensemble"] = self.ensemble_info
         return out
+
+
+def _config(family: str, name: str) -> dict[str, Any]:
+    """The portfolio configuration called ``name`` (the embedded variants included)."""
+    return next(c for c in [*PORTFOLIO[family], EMBEDDED.get(family, {})] if c.get("name") == name)
 
 
 def _rounds(config: dict[str, Any]) -> float:

@@ -47,8 +47,9 @@ def text_key(columns: list[str]) -> str:
     return " + ".join(columns)
 
 
-def feature_columns(b: Baseline) -> list[str]:
-    """The input column behind each LightGBM feature, in the feature matrix's order."""
+def feature_columns(b: Baseline, embedded: bool = False) -> list[str]:
+    """The input column behind each LightGBM feature, in the feature matrix's order (``embedded``: then
+    the text backbone's projected embeddings, which an ensemble's embedding members read)."""
     pre, names = b.pre, []
     if "numeric" in pre.modalities:
         names += [f.column for f in pre.numbers.features for _ in (0, 1)]  # type: ignore[union-attr]  # value, missing flag
@@ -63,6 +64,9 @@ def feature_columns(b: Baseline) -> list[str]:
             from hone.shallow.text import STATISTICS
 
             names += [text_key(pre.text.columns)] * len(STATISTICS)
+    embedder = getattr(b, "embedder", None)
+    if embedded and embedder is not None and pre.text is not None:
+        names += [c for c in pre.text.columns for _ in range(embedder.components.shape[1])]
     return names
 
 
@@ -108,7 +112,8 @@ def attribute_baseline(b: Baseline, batch: pa.Table, target: np.ndarray) -> Base
                                *_probabilities(task, score, expected, all_scores, all_expected, np.asarray(target)))
 
 
-def _tree_attribution(b: Baseline, contrib: np.ndarray, target: np.ndarray) -> BaselineAttribution:
+def _tree_attribution(b: Baseline, contrib: np.ndarray, target: np.ndarray, embedded: bool = False
+                      ) -> BaselineAttribution:
     """Per-column contributions from TreeSHAP values ``[N, F + 1]`` (``[N, K, F + 1]`` for classes) of a
     model on ``b``'s dense features, for class ``target``."""
     task, n = b.pre.schema.task, len(contrib)
@@ -122,11 +127,11 @@ def _tree_attribution(b: Baseline, contrib: np.ndarray, target: np.ndarray) -> B
         contrib = contrib[np.arange(n), target]
     contrib = contrib * sign[:, None] * scale
     values, expected = contrib[:, :-1], contrib[:, -1] + shift
-    names = feature_columns(b)
+    names = feature_columns(b, embedded)
     cols = []
     for row in values:
         d: dict[str, float] = {}
-        for name, v in zip(names, row):
+        for name, v in zip(names, row, strict=True):
             d[name] = d.get(name, 0.0) + float(v)
         cols.append(d)
     score = values.sum(1) + expected
@@ -148,7 +153,11 @@ def _attribute_ensemble(e: Baseline, batch: pa.Table, target: np.ndarray) -> Bas
         if w <= 0:
             continue
         if m.trees:  # a bag averages its fold models: each is a part of weight w / folds
-            parts += [(w / len(m.trees), _tree_attribution(e, t.contributions(x.dense), target)) for t in m.trees]
+            embedded = m.reads == "embeddings"
+            dense = x.embedded if embedded else x.dense
+            assert dense is not None
+            parts += [(w / len(m.trees), _tree_attribution(e, t.contributions(dense), target, embedded))
+                      for t in m.trees]
             continue
         assert m.linear is not None
         chars = m.reads == "char_wb"

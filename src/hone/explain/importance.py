@@ -65,7 +65,7 @@ class ShuffledScorer:
 
             b = model.baseline
             self.base_x = b._features(table)
-            names = (feature_columns(b) if b.kind in ("lightgbm", "ensemble")
+            names = (feature_columns(b, embedded=True) if b.kind in ("lightgbm", "ensemble")
                      else [text_key(pre.text.columns)] * self.base_x.shape[1])
             self.base_cols = np.array(names, dtype=object)
             if pre.text is not None and len(pre.text.columns) > 1:
@@ -98,14 +98,20 @@ class ShuffledScorer:
             if column is not None and isinstance(x, Parts):  # an ensemble: dense columns, and the TF-IDF rows
                 from hone.explain.baseline import text_key
 
-                dims = np.flatnonzero(self.base_cols == column)
+                width = x.dense.shape[1]  # the backbone's embeddings (of the text columns) follow the rest
+                dims = np.flatnonzero(self.base_cols[:width] == column)
                 dense = x.dense.copy()
                 dense[:, dims] = x.dense[perm][:, dims]
+                embedded = x.embedded
+                if embedded is not None:
+                    dims = np.flatnonzero(self.base_cols == column)
+                    embedded = embedded.copy()
+                    embedded[:, dims] = x.embedded[perm][:, dims]  # type: ignore[index]
                 text, chars = x.text, x.chars
                 if self.model.pre.text is not None and column == text_key(self.model.pre.text.columns):
                     text = None if text is None else text[perm]
                     chars = None if chars is None else chars[perm]
-                x = Parts(dense, text, chars)
+                x = Parts(dense, text, chars, embedded)
             elif column is not None:
                 dims = np.flatnonzero(self.base_cols == column)
                 if len(dims) == x.shape[1]:

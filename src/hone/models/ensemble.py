@@ -16,7 +16,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +27,9 @@ from hone.shallow.linear import LinearFit, fit_tuned, linear_scores
 from hone.shallow.portfolio import TreeModel, fit_tree
 from hone.shallow.text import Tfidf, fit_tfidf, statistics
 
+if TYPE_CHECKING:
+    from hone.models.embedder import Embedder
+
 
 @dataclass
 class Parts:
@@ -36,6 +39,7 @@ class Parts:
     dense: np.ndarray
     text: Any = None
     chars: Any = None
+    embedded: np.ndarray | None = None  # dense, then the frozen backbone's projected embeddings (hone.models.embedder)
 
 
 @dataclass
@@ -49,7 +53,7 @@ class Member:
     linear: LinearFit | None = None
     info: dict[str, Any] = field(default_factory=dict)
     bag: list[TreeModel] = field(default_factory=list)
-    reads: str = "word"  # a linear member's TF-IDF: "word" n-grams or "char_wb" n-grams
+    reads: str = "word"  # a linear member's TF-IDF ("word" or "char_wb" n-grams); trees: "dense" or "embeddings"
 
     @property
     def trees(self) -> list[TreeModel]:
@@ -58,9 +62,11 @@ class Member:
 
     def scores(self, x: Parts, task: str) -> np.ndarray:
         if self.trees:
-            out = np.asarray(self.trees[0].scores(x.dense), dtype=np.float64)
+            dense = x.embedded if self.reads == "embeddings" else x.dense
+            assert dense is not None, f"{self.name} reads the backbone's embeddings: the ensemble has no embedder"
+            out = np.asarray(self.trees[0].scores(dense), dtype=np.float64)
             for t in self.trees[1:]:
-                out = out + t.scores(x.dense)
+                out = out + t.scores(dense)
             return out / len(self.trees)
         assert self.linear is not None
         return linear_scores(x.chars if self.reads == "char_wb" else x.text, self.linear.coef, self.linear.intercept,
@@ -72,11 +78,13 @@ class Ensemble(Baseline):
 
     def __init__(self, pre: Preprocessor, members: list[Member], weights: list[float], *,
                  arrays: dict[str, np.ndarray] | None = None, vocabulary: dict[str, int] | None = None,
-                 info: dict[str, Any] | None = None, char_vocabulary: dict[str, int] | None = None) -> None:
+                 info: dict[str, Any] | None = None, char_vocabulary: dict[str, int] | None = None,
+                 embedder: Embedder | None = None) -> None:
         super().__init__(pre, "ensemble", {**(info or {}), "members": [m.name for m in members],
                                            "weights": [float(w) for w in weights]}, dict(arrays or {}), vocabulary)
         self.members = members
         self.char_vocabulary = char_vocabulary
+        self.embedder = embedder
 
     @property
     def weights(self) -> list[float]:
@@ -94,7 +102,8 @@ class Ensemble(Baseline):
                 dense = np.concatenate([dense, statistics(texts)], axis=1)
         if self.char_vocabulary is not None:
             chars = Tfidf(self.char_vocabulary, self.arrays["char_idf"], "char_wb").transform(texts)
-        return Parts(dense, text, chars)
+        embedded = np.concatenate([dense, self.embedder.transform(batch)], axis=1) if self.embedder else None
+        return Parts(dense, text, chars, embedded)
 
     def _linear_reads(self) -> list[str]:
         """The TF-IDF inputs (``word``, ``char_wb``) that weighted linear members read, in that order."""
@@ -103,21 +112,25 @@ class Ensemble(Baseline):
         return [name for name, vocab in vocabularies if name in reads and vocab is not None]
 
     def features(self, batch: pa.Table) -> np.ndarray:
-        """The ONNX graph's ``baseline`` input: the trees' dense features, then the word TF-IDF and the
-        character TF-IDF where a weighted linear member reads them (dense, as the linear baseline's);
-        :meth:`layout` says which columns are which."""
+        """The ONNX graph's ``baseline`` input: the trees' dense features (then the backbone's projected
+        embeddings, with an embedder), then the word TF-IDF and the character TF-IDF where a weighted
+        linear member reads them (dense, as the linear baseline's); :meth:`layout` says which columns
+        are which."""
         x = self._features(batch)
         sparse = {"word": x.text, "char_wb": x.chars}
         dense = [np.asarray(sparse[name].todense(), dtype=np.float32) for name in self._linear_reads()]
-        return np.concatenate([np.asarray(x.dense, dtype=np.float32), *dense], axis=1)
+        trees = x.embedded if x.embedded is not None else x.dense
+        return np.concatenate([np.asarray(trees, dtype=np.float32), *dense], axis=1)
 
     def layout(self, width: int) -> dict[str, tuple[int, int]]:
-        """The column ranges of :meth:`features` (``width`` columns in all): ``dense``, and ``word`` /
-        ``char_wb`` where present."""
+        """The column ranges of :meth:`features` (``width`` columns in all): ``dense``, ``embeddings``
+        (dense and the embeddings, with an embedder), and ``word`` / ``char_wb`` where present."""
         sizes = {"word": len(self.vocabulary or {}), "char_wb": len(self.char_vocabulary or {})}
         reads = self._linear_reads()
         at = width - sum(sizes[name] for name in reads)
         out = {"dense": (0, at)}
+        if self.embedder is not None:
+            out = {"dense": (0, at - self.embedder.width), "embeddings": (0, at)}
         for name in reads:
             out[name] = (at, at + sizes[name])
             at += sizes[name]
@@ -142,7 +155,7 @@ class Ensemble(Baseline):
         arrays = dict(self.arrays)
         records = []
         for i, m in enumerate(self.members):
-            rec: dict[str, Any] = {"name": m.name, "family": m.family,
+            rec: dict[str, Any] = {"name": m.name, "family": m.family, "reads": m.reads,
                                    "info": {k: v for k, v in m.info.items() if k not in ("oof", "oof_all")}}
             if m.trees:
                 ext = {"lightgbm": "txt", "xgboost": "json", "catboost": "cbm", "forest": "safetensors"}[m.family]
@@ -159,6 +172,9 @@ class Ensemble(Baseline):
             (folder / "vocabulary.json").write_text(json.dumps(self.vocabulary), encoding="utf-8")
         if self.char_vocabulary is not None:
             (folder / "char_vocabulary.json").write_text(json.dumps(self.char_vocabulary), encoding="utf-8")
+        if self.embedder is not None:
+            self.embedder.save(folder / "embedder")
+            arrays.update(self.embedder.arrays())
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()} or {"none": np.zeros(1)},
                   str(folder / "arrays.safetensors"))
         (folder / "baseline.json").write_text(json.dumps({"kind": "ensemble", "info": self.info, "members": records},
@@ -189,10 +205,18 @@ class Ensemble(Baseline):
                 m.linear = LinearFit(arrays.pop(f"member{i}.coef"), arrays.pop(f"member{i}.intercept"),
                                      rec["linear"]["c"], rec["linear"]["model"])
                 m.reads = rec["linear"].get("reads", "word")
+            m.reads = rec.get("reads", m.reads)
             members.append(m)
         info = {k: v for k, v in meta["info"].items() if k not in ("members", "weights")}
+        embedder = None
+        if (folder / "embedder").is_dir():
+            from hone.models.embedder import Embedder as Embedding
+
+            if pre.text is None:
+                raise ValueError("its ensemble reads text embeddings but the model has no text column")
+            embedder = Embedding.load(folder / "embedder", pre.text, arrays)
         return cls(pre, members, meta["info"]["weights"], arrays=arrays, vocabulary=vocab, info=info,
-                   char_vocabulary=chars)
+                   char_vocabulary=chars, embedder=embedder)
 
 
 def load_baseline(folder: Path, pre: Preprocessor) -> Baseline:
@@ -216,6 +240,12 @@ class Library:
         self.arrays: dict[str, np.ndarray] = {}
         # the training texts, joined once (kept for the character n-grams' TF-IDF until the planner drops them)
         self.train_texts: list[str] | None = _texts(pre, train) if "text" in pre.modalities else None
+        # the text columns' rows, kept until the backbone's embeddings are made (or the planner drops them)
+        self.text_tables: tuple[pa.Table, pa.Table] | None = (
+            (train.select(pre.text.columns), valid.select(pre.text.columns)) if pre.text is not None else None)
+        self.embedder: Embedder | None = None
+        self.x_emb: np.ndarray | None = None
+        self.embedding_seconds = 0.0  # the validation rows' embeddings: part of the scoring cost
         tab = _tabular(pre, train)
         self.text = None
         if self.train_texts is not None:
@@ -256,16 +286,49 @@ class Library:
         y = np.concatenate([self.y, self.y_va])
         return y * self.pre.target_std + self.pre.target_mean if self.task == "regression" else y
 
+    def embed(self, encoder: Any, *, left: float, pilot_rows: int = 256) -> str | None:
+        """The frozen backbone's embeddings of the training and validation rows, projected
+        (:class:`~hone.models.embedder.Embedder`), for the trees that read them (``x_emb``,
+        ``valid_parts.embedded``). A pilot on the first validation rows prices the rest first; None when
+        done, else why not (the estimate would not fit in ``left`` seconds)."""
+        from hone.models.embedder import Embedder, timed_embed
+
+        assert self.text_tables is not None and self.pre.text is not None
+        train, valid = self.text_tables
+        n = min(pilot_rows, valid.num_rows)
+        _, seconds = timed_embed(encoder, self.pre.text, valid.slice(0, n))
+        need = seconds / max(n, 1) * (train.num_rows + valid.num_rows)
+        if need > left:
+            rows = train.num_rows + valid.num_rows
+            return f"estimated {need:.1f} s for the backbone's embeddings of {rows:,} rows, {left:.1f} s left"
+        pooled_va, self.embedding_seconds = timed_embed(encoder, self.pre.text, valid)
+        pooled_tr, _ = timed_embed(encoder, self.pre.text, train)
+        self.embedder = Embedder.fit(encoder, self.pre.text, pooled_tr, seed=self.seed)
+        self.x_emb = np.concatenate([self.x, self.embedder.project(pooled_tr)], axis=1)
+        self.valid_parts.embedded = np.concatenate([self.x_va, self.embedder.project(pooled_va)], axis=1)
+        self.text_tables = None
+        return None
+
+    def _matrices(self, config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The training and validation features a configuration reads: with the embeddings or without."""
+        if config.get("embedded"):
+            assert self.x_emb is not None and self.valid_parts.embedded is not None
+            return self.x_emb, self.valid_parts.embedded
+        return self.x, self.x_va
+
     def fit_tree(self, family: str, config: dict[str, Any], *, deadline: float | None = None,
                  rows: int | None = None, max_rounds: int | None = None) -> Member:
         """One tree configuration (on the first ``rows`` training rows when given: a pilot)."""
-        x, y = (self.x, self.y) if rows is None else (self.x[:rows], self.y[:rows])
+        x, x_va = self._matrices(config)
+        y = self.y
+        if rows is not None:
+            x, y = x[:rows], y[:rows]
         kw = {"max_rounds": max_rounds} if max_rounds else {}
-        t = fit_tree(family, config, x, y, self.x_va, self.y_va, self.task, self.n_classes,
+        t = fit_tree(family, config, x, y, x_va, self.y_va, self.task, self.n_classes,
                      categorical=self.categorical, seed=self.seed, threads=self.threads, deadline=deadline, **kw)
-        return Member(config["name"], family, tree=t, info={"fit_seconds": t.info["fit_seconds"],
-                                                            "best_iteration": t.info["best_iteration"],
-                                                            "stopped_by_deadline": t.info["stopped_by_deadline"]})
+        return Member(config["name"], family, tree=t, reads="embeddings" if config.get("embedded") else "dense",
+                      info={"fit_seconds": t.info["fit_seconds"], "best_iteration": t.info["best_iteration"],
+                            "stopped_by_deadline": t.info["stopped_by_deadline"]})
 
     def fit_bagged(self, family: str, config: dict[str, Any], *, folds: int = 5,
                    deadline: float | None = None, repeat: int = 0) -> Member | None:
@@ -275,7 +338,8 @@ class Library:
         ``info["oof"]``) are out of fold: each row's comes from the model that did not see it.
         ``repeat`` > 0 draws other folds (a repeated k-fold). None when the deadline came before every
         fold was fitted."""
-        x_all, y_all = np.concatenate([self.x, self.x_va]), np.concatenate([self.y, self.y_va])
+        x_tr, x_va = self._matrices(config)
+        x_all, y_all = np.concatenate([x_tr, x_va]), np.concatenate([self.y, self.y_va])
         fold = np.random.default_rng([self.seed, repeat]).permutation(len(y_all)) % folds if repeat else \
             np.random.default_rng(self.seed).permutation(len(y_all)) % folds
         n_tr, t0 = len(self.y), time.perf_counter()
@@ -296,6 +360,7 @@ class Library:
         if self.task == "regression":
             oof = oof * self.pre.target_std + self.pre.target_mean
         return Member(f"{config['name']}-bag{folds}", family, bag=models,
+                      reads="embeddings" if config.get("embedded") else "dense",
                       info={"fit_seconds": round(time.perf_counter() - t0, 3), "folds": folds,
                             "best_iteration": [t.info["best_iteration"] for t in models], "oof": oof[n_tr:],
                             "oof_all": oof})
@@ -314,7 +379,7 @@ class Library:
         if self.task == "regression":
             oob = oob * self.pre.target_std + self.pre.target_mean
         tree = TreeModel("forest", config["name"], self.task, forest, info)
-        return Member(config["name"], "forest", tree=tree,
+        return Member(config["name"], "forest", tree=tree, reads="dense",
                       info={**info, "out_of_fold": "out of bag", "oof": oob[len(self.y):], "oof_all": oob})
 
     def fit_linear(self, analyzer: str = "word") -> Member:
@@ -360,5 +425,6 @@ class Library:
             info = {**info, "text_statistics": True}
         chars = self.char_vocabulary if any(m.reads == "char_wb" for m in members) else None
         arrays = self.arrays if chars else {k: v for k, v in self.arrays.items() if k != "char_idf"}
+        embedder = self.embedder if any(m.reads == "embeddings" for m in members) else None
         return Ensemble(self.pre, members, weights, arrays=arrays, vocabulary=self.vocabulary, info=info,
-                        char_vocabulary=chars)
+                        char_vocabulary=chars, embedder=embedder)

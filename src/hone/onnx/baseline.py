@@ -177,8 +177,9 @@ def _ensemble(e: Any, width: int, opset: int) -> Any:
             nodes += _linear_member(m.linear, columns(m.reads), f"m{i}/", task, const)
             terms.append((f"m{i}/out", float(w)))
             continue
-        x = columns("dense")
-        lo, hi = layout["dense"]
+        part = "embeddings" if m.reads == "embeddings" else "dense"  # the backbone's embeddings follow the rest
+        x = columns(part)
+        lo, hi = layout[part]
         for j, t in enumerate(m.trees):
             try:
                 sub, produced = _tree(t, hi - lo, opset)

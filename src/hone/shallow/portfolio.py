@@ -56,6 +56,12 @@ PORTFOLIO: dict[str, list[dict[str, Any]]] = {
 }
 
 
+# the boosting defaults again, on the trees' features and the frozen text backbone's embeddings
+# (hone.models.embedder): fitted when the table has text, right after the linear members
+EMBEDDED: dict[str, dict[str, Any]] = {
+    f: {"name": f"{f}-embeddings", "params": {}, "embedded": True} for f in ("lightgbm", "xgboost", "catboost")}
+
+
 def available(family: str) -> bool:
     """True when ``family``'s library imports here (XGBoost and CatBoost come with ``hone[auto]``)."""
     import importlib.util
