@@ -62,6 +62,9 @@ def test_auto_ends_within_its_limit_with_a_leaderboard(auto_run: tuple[Path, flo
     weights = [r["weight"] for r in board if "weight" in r]
     assert weights and abs(sum(weights) - 1) < 1e-3
     assert metrics["ensemble"]["scoring_rows_per_second"] > 0
+    # selected again beside the trained network: the weights then are those of the members kept beside it
+    beside = metrics["ensemble"]["beside_network"]
+    assert 0 <= beside["network_weight"] <= 1 and beside["kept"].startswith("the ")
     assert set(metrics["stages"]) >= {"data", "baseline", "train", "choice"}
     assert metrics["budget"]["limit_seconds"] == 20 and metrics["model"]["baseline"] == "ensemble"
     assert "test" in metrics and "intervals" in metrics

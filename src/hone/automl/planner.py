@@ -144,6 +144,49 @@ class AutoPlanner(TimeLimit):
                          f"{sum(after.values()) - sum(before.values())} more tree models")
         return self._select(lib, self.members, cfg)
 
+    def beside_network(self, prefit: Baseline | None, network_validation: np.ndarray) -> Baseline | None:
+        """Greedy selection again on the validation rows, the network's outputs among the candidates: the
+        members kept are those that add to the network (on text, the trees on the backbone's embeddings
+        can repeat what the network knows, where TF-IDF models add to it). The ensemble is those members,
+        their weights renormalised; the choice then blends it with the network as before. Not on tables
+        whose ensemble was weighed on every out-of-fold row (the network has no out-of-fold outputs),
+        with ``--infer-limit`` (the ensemble was chosen for its speed), or when the network is not a
+        candidate."""
+        from hone.evaluation.ensemble import greedy_selection
+
+        lib, cfg = self.lib, self.cfg
+        if (lib is None or cfg is None or prefit is None or self.rule_rows is not None or self.infer_limit is not None
+                or self.network_excluded is not None or not self.members
+                or network_validation.shape != self.outputs[self.members[0].name].shape):
+            return prefit
+        task, metric, y = lib.task, cfg.train.metric, lib.y_va_target
+        members = self.members
+        sel = greedy_selection(task, metric, y, [*(self.outputs[m.name] for m in members), network_validation],
+                               rounds=cfg.auto.ensemble_rounds)
+        share = float(sel.weights[-1])
+        if share <= 0 or share >= 1:  # the network adds nothing to the ensemble, or the ensemble nothing to it
+            self.ensemble_info["beside_network"] = {"network_weight": round(share, 4),
+                                                    "kept": "the ensemble as selected"}
+            return prefit
+        chosen = [m for m, w in zip(members, sel.weights[:-1]) if w > 0]
+        weights = [float(w) / (1 - share) for w in sel.weights[:-1] if w > 0]
+        ensemble = lib.ensemble(chosen, weights, {"selection": {**prefit.info.get("selection", {}),
+                                                                "with_network": round(share, 4)}})
+        for r in self.leaderboard:
+            r.pop("weight", None)
+        for m, w in zip(chosen, weights):
+            _board_row(self.leaderboard, m.name)["weight"] = round(w, 4)
+        self.validation_outputs = np.sum([w * self.outputs[m.name] for m, w in zip(chosen, weights)], axis=0)
+        speed = _speed(lib, chosen, {m.name: _scoring_seconds(lib, m) for m in chosen})
+        self.ensemble_info.update(members=[m.name for m in chosen], weights=[round(w, 4) for w in weights],
+                                  scoring_rows_per_second=round(speed, 1),
+                                  beside_network={"network_weight": round(share, 4),
+                                                  "selection_loss": round(sel.loss, 6),
+                                                  "kept": "the members selected beside the network"})
+        logger.info("auto: selected beside the network (weight %.2f): %s", share,
+                    ", ".join(f"{m.name} {w:.2f}" for m, w in zip(chosen, weights)))
+        return ensemble
+
     def _ranked(self, lib: Library, metric: str, members: list[Member]) -> list[Member]:
         from hone.evaluation.ensemble import selection_loss
 
@@ -352,10 +395,8 @@ class AutoPlanner(TimeLimit):
             _board_row(self.leaderboard, m.name)["validation_" + metric] = _metric_value(task, metric, y, o)
         seconds = {m.name: _scoring_seconds(lib, m) for m in members}  # each member's, measured once
 
-        def speed_of(chosen: list[Member]) -> float:  # rows/s of scoring with these members, features included
-            chars = lib.char_feature_seconds if any(m.reads == "char_wb" for m in chosen) else 0.0
-            emb = lib.embedding_seconds if any(m.reads == "embeddings" for m in chosen) else 0.0
-            return lib.y_va.size / max(sum(seconds[m.name] for m in chosen) + lib.feature_seconds + chars + emb, 1e-9)
+        def speed_of(chosen: list[Member]) -> float:
+            return _speed(lib, chosen, seconds)
 
         alone = {m.name: speed_of([m]) for m in members}
         keep = list(range(len(members)))
@@ -519,6 +560,14 @@ def _metric_value(task: str, metric: str, y: np.ndarray, out: np.ndarray) -> flo
     from hone.evaluation.choice import Decision, validation_score
 
     return round(float(validation_score(task, metric, y, Decision(model="baseline"), out)), 6)
+
+
+def _speed(lib: Library, chosen: list[Member], seconds: dict[str, float]) -> float:
+    """Rows/s of scoring with ``chosen`` (each member's measured ``seconds`` on the validation rows), the
+    features they read included: the TF-IDF, the character n-grams, the backbone's embeddings."""
+    chars = lib.char_feature_seconds if any(m.reads == "char_wb" for m in chosen) else 0.0
+    emb = lib.embedding_seconds if any(m.reads == "embeddings" for m in chosen) else 0.0
+    return lib.y_va.size / max(sum(seconds[m.name] for m in chosen) + lib.feature_seconds + chars + emb, 1e-9)
 
 
 def _scoring_seconds(lib: Library, m: Member) -> float:

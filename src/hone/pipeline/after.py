@@ -67,7 +67,7 @@ def choose_and_score(model: Model, paths: dict[str, Path], cfg: ResolvedRunConfi
     base_val = base_test = None
     baseline_seconds = 0.0
     if planner.prefits:
-        model.baseline = prefit
+        model.baseline = planner.beside_network(prefit, net_val)
         baseline_seconds = planner.clock.stages.get("baseline", 0.0)
     elif ev.baseline:
         t0 = time.perf_counter()

@@ -114,6 +114,12 @@ class Planner:
         network left (it stopped early) to fit more shallow models and return a better one."""
         return prefit
 
+    def beside_network(self, prefit: Baseline | None, network_validation: np.ndarray) -> Baseline | None:
+        """The prefitted baseline to blend with the trained network, given the network's validation outputs:
+        a planner may select its ensemble again with the network among the candidates, so that it keeps
+        the members that add to the network rather than those that repeat it."""
+        return prefit
+
     def baseline_rule_rows(self) -> tuple[np.ndarray, np.ndarray] | None:
         """``(targets, outputs)`` of the prefitted baseline on more rows than the validation split (a bagged
         ensemble's out-of-fold rows), to fit its calibration and decision rule on; None: validation."""
