@@ -106,20 +106,10 @@ def embed(encoder: Any, text: Any, batch: pa.Table) -> list[np.ndarray]:
     """Each text column's pooled embeddings ``[N, H]`` (fp32), in the batch's row order."""
     import torch
 
-    out = []
+    from hone.models.embedding_cache import pooled
+
     with torch.inference_mode():
-        for col in text.columns:
-            order = text.cache_order(batch, col)
-            t = batch.take(order)
-            parts = []
-            for i in range(0, t.num_rows, BATCH):
-                ids, mask = text.column_inputs(t.slice(i, BATCH), col)
-                parts.append(encoder.pool(torch.from_numpy(ids), torch.from_numpy(mask)).float().numpy())
-            pooled = np.empty((batch.num_rows, encoder.hidden), dtype=np.float32)
-            if parts:
-                pooled[order] = np.concatenate(parts)
-            out.append(pooled)
-    return out
+        return [pooled(encoder, text, batch, col, "cpu", BATCH) for col in text.columns]
 
 
 def timed_embed(encoder: Any, text: Any, batch: pa.Table) -> tuple[list[np.ndarray], float]:

@@ -65,6 +65,22 @@ def cached_embeddings(encoder: Any, pre: Any, path: Path, *, backbone_id: str, p
     return out
 
 
+def pooled(encoder: Any, pre: Any, table: pa.Table, col: str, device: torch.device | str,
+           batch_rows: int) -> np.ndarray:
+    """``[N, H]`` float32 pooled embeddings of ``table``'s column ``col``, in its row order: the rows
+    sorted (text: by token count) and cut into batches of ``batch_rows`` (almost no padding), then put
+    back in order. The caller sets inference mode and precision."""
+    order = pre.cache_order(table, col)
+    t = table.take(order)
+    out = np.empty((table.num_rows, encoder.hidden), dtype=np.float32)
+    if not table.num_rows:
+        return out
+    embs = [encoder.pool(*to_tensors(pre.column_inputs(t.slice(i, batch_rows), col), device)).float().cpu().numpy()
+            for i in range(0, t.num_rows, batch_rows)]
+    out[order] = np.concatenate(embs)
+    return out
+
+
 def _compute(encoder: Any, pre: Any, path: Path, col: str, n: int, dest: Path, precision: str,
              device: torch.device, batch_rows: int) -> None:
     """Write the ``[n, H]`` float32 embeddings of ``path``'s column to the ``.npy`` file ``dest``."""
@@ -77,14 +93,8 @@ def _compute(encoder: Any, pre: Any, path: Path, col: str, n: int, dest: Path, p
         # no padding. The chunk's original row order is restored before it is stored.
         for chunk in pq.ParquetFile(path).iter_batches(batch_size=8192, columns=[col]):
             t = pa.Table.from_batches([chunk])
-            order = pre.cache_order(t, col)
-            t = t.take(order)
-            embs = []
-            for i in range(0, t.num_rows, batch_rows):
-                inputs = to_tensors(pre.column_inputs(t.slice(i, batch_rows), col), device)
-                embs.append(encoder.pool(*inputs).float().cpu().numpy())
-            out[done + order] = np.concatenate(embs)  # back in file order
-            done += len(order)
+            out[done:done + t.num_rows] = pooled(encoder, pre, t, col, device, batch_rows)
+            done += t.num_rows
     encoder.train(was_training)
     out.flush()
     del out

@@ -203,8 +203,7 @@ def fit_forest(params: dict[str, Any], x: np.ndarray, y: np.ndarray, task: str, 
         if deadline is not None and time.monotonic() >= deadline and model.n_estimators < trees:
             stopped = True
             break
-    info: dict[str, Any] = {"trees": int(model.n_estimators), "extra_trees": extra, "stopped_by_deadline": stopped,
-                            "best_iteration": int(model.n_estimators)}
+    info: dict[str, Any] = {"trees": int(model.n_estimators), "extra_trees": extra, "stopped_by_deadline": stopped}
     if model.n_estimators < MIN_TREES:
         info["fit_seconds"] = round(time.perf_counter() - t0, 3)
         return None, np.zeros(0), info
